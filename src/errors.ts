@@ -1,0 +1,127 @@
+/**
+ * Typed errors raised by ringkernel-ts. Every failure the library can report is a
+ * {@linkcode RingKernelError}; catch a subclass to handle one kind of failure.
+ *
+ * @module
+ */
+
+/** Options shared by every {@linkcode RingKernelError}. */
+export interface RingKernelErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/** Base class of every error thrown by ringkernel-ts. */
+export class RingKernelError extends Error {
+  /** Creates an error with a message and an optional cause. */
+  constructor(message: string, options?: RingKernelErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A native library or symbol could not be loaded. */
+export class LibraryLoadError extends RingKernelError {
+  /** Every path or name that was tried, in order. */
+  readonly tried: readonly string[];
+  /** Creates the error; `tried` lists what was attempted. */
+  constructor(
+    message: string,
+    tried: readonly string[],
+    options?: RingKernelErrorOptions,
+  ) {
+    super(message, options);
+    this.tried = tried;
+  }
+}
+
+/** A CUDA driver call returned something other than `CUDA_SUCCESS`. */
+export class CudaError extends RingKernelError {
+  /** The driver call that failed, e.g. `cuModuleLoadData`. */
+  readonly call: string;
+  /** The numeric `CUresult`. */
+  readonly code: number;
+  /** The `CUresult` name from `cuGetErrorName`, e.g. `CUDA_ERROR_INVALID_PTX`. */
+  readonly codeName: string;
+  /** Creates the error for one failed call. */
+  constructor(
+    call: string,
+    code: number,
+    codeName: string,
+    detail?: string,
+  ) {
+    super(
+      `${call} failed: ${codeName} (${code})${detail ? `: ${detail}` : ""}`,
+    );
+    this.call = call;
+    this.code = code;
+    this.codeName = codeName;
+  }
+}
+
+/** The requested backend cannot run on this machine; `reason` says why. */
+export class BackendUnavailableError extends RingKernelError {
+  /** The backend that was requested. */
+  readonly backend: string;
+  /** Why it is unavailable, in words. */
+  readonly reason: string;
+  /** Creates the error for one backend. */
+  constructor(
+    backend: string,
+    reason: string,
+    options?: RingKernelErrorOptions,
+  ) {
+    super(`backend "${backend}" is unavailable: ${reason}`, options);
+    this.backend = backend;
+    this.reason = reason;
+  }
+}
+
+/** A queue had no room for a message and the caller asked not to wait (or the wait ran out). */
+export class QueueFullError extends RingKernelError {}
+
+/** An operation was attempted in a lifecycle state that does not allow it. */
+export class InvalidStateError extends RingKernelError {
+  /** The state the object was in. */
+  readonly state: string;
+  /** The operation that was refused. */
+  readonly operation: string;
+  /** Creates the error for one refused operation. */
+  constructor(operation: string, state: string, detail?: string) {
+    super(
+      `cannot ${operation} in state ${state}${detail ? `: ${detail}` : ""}`,
+    );
+    this.operation = operation;
+    this.state = state;
+  }
+}
+
+/** A message is malformed, oversize, or of an unknown type. */
+export class InvalidMessageError extends RingKernelError {}
+
+/** A wait passed its deadline. */
+export class TimeoutError extends RingKernelError {
+  /** The deadline that passed, in milliseconds. */
+  readonly timeoutMs: number;
+  /** Creates the error for one expired wait. */
+  constructor(what: string, timeoutMs: number) {
+    super(`${what} timed out after ${timeoutMs} ms`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** Two hybrid logical clocks are further apart than the permitted skew. */
+export class ClockSkewError extends RingKernelError {
+  /** The observed skew in milliseconds. */
+  readonly skewMs: number;
+  /** The permitted maximum in milliseconds. */
+  readonly maxSkewMs: number;
+  /** Creates the error for one rejected update. */
+  constructor(skewMs: number, maxSkewMs: number) {
+    super(
+      `clock skew of ${skewMs} ms exceeds the maximum of ${maxSkewMs} ms`,
+    );
+    this.skewMs = skewMs;
+    this.maxSkewMs = maxSkewMs;
+  }
+}
