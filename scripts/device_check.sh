@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One-shot verification on a GPU machine: the GPU tests must run (not skip), then
+# the benchmark table. Logs and JSON go to $OUT. Prepare .device/ first with
+# scripts/device_prepare.sh on a machine with network.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/.device/out}"
+mkdir -p "$OUT"
+limit="${RINGKERNEL_CHECK_TIMEOUT:-240}"
+
+if ! command -v deno >/dev/null 2>&1; then
+  scratch="$(mktemp -d)"
+  tar xzf .device/deno-linux-x64-glibc-*.tgz -C "$scratch"
+  export PATH="$scratch/package:$PATH"
+fi
+export DENO_DIR="$PWD/.device/deno_dir"
+deno --version | tee "$OUT/versions.txt"
+nvidia-smi --query-gpu=name,driver_version --format=csv | tee "$OUT/gpu.csv"
+
+status=0
+echo "== GPU test suite (RINGKERNEL_REQUIRE_GPU=1: GPU tests fail instead of skipping)"
+RINGKERNEL_REQUIRE_GPU=1 timeout "$limit" \
+  deno test -A --cached-only --node-modules-dir=none tests/ 2>&1 | tee "$OUT/tests.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+if [ -f bench/gpu_table.ts ]; then
+  echo "== benchmark table"
+  timeout "$limit" deno run -A --cached-only --node-modules-dir=none bench/gpu_table.ts \
+    --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
+echo "== device check finished with status $status"
+exit $status
