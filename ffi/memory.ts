@@ -80,6 +80,8 @@ function isArrayBufferView(value: unknown): value is ArrayBufferView {
  *
  * The address stays valid while the view's buffer is alive and not detached or
  * resized; keep a reference to the view for as long as native code uses it.
+ * Take addresses only through this function: under Bun, a small typed array's
+ * data moves once, and this function makes that happen first.
  *
  * @param view a non-empty view.
  * @throws {RingKernelError} when `view` is not an ArrayBufferView or is empty
@@ -95,6 +97,10 @@ export function addressOf(view: ArrayBufferView): bigint {
     );
   }
   if (requireFfiRuntime() === "bun") {
+    // JavaScriptCore keeps small typed arrays in the GC heap and moves their
+    // data out the first time `.buffer` is read; read it first, so the address
+    // returned stays valid for the view's lifetime.
+    void view.buffer;
     return BigInt(bunFfi().ptr(view));
   }
   return Deno.UnsafePointer.value(

@@ -96,6 +96,17 @@ describe("addressOf", () => {
     assert.deepEqual([...backing.subarray(10, 17)], [0, 0, 7, 7, 7, 0, 0]);
   });
 
+  test("stays valid when the view's buffer is used afterwards", () => {
+    // Small typed arrays may live in the GC heap until their buffer is read.
+    const view = new Uint8Array(16);
+    const address = addressOf(view);
+    void view.buffer;
+    void view.subarray(4);
+    assert.equal(addressOf(view), address);
+    libc.symbols.memset(address, 9, 16);
+    assert.ok(view.every((byte) => byte === 9));
+  });
+
   test("works for other typed arrays and DataView", () => {
     const buffer = new ArrayBuffer(64);
     const floats = new Float64Array(buffer, 16, 2);

@@ -1,0 +1,137 @@
+/**
+ * Gate for tests that need a CUDA GPU.
+ *
+ * Probes once, at import, whether libcuda loads, `cuInit` succeeds and a device
+ * exists. Without a GPU, gated tests are skipped and the reason is printed
+ * once, so CI logs say why. With `RINGKERNEL_REQUIRE_GPU=1` (set by the GPU
+ * machine's check script), gated tests run anyway and fail with the reason.
+ *
+ * @example
+ * ```ts
+ * import { gpuTest } from "./gpu_gate.ts";
+ * gpuTest("launches a kernel", () => { ... });
+ * ```
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { test } from "node:test";
+import { CudaDriver } from "../src/cuda/driver.ts";
+
+/** The environment variable that turns skipped GPU tests into failures. */
+export const REQUIRE_GPU_ENV_VAR = "RINGKERNEL_REQUIRE_GPU";
+
+/** What the probe found. */
+export interface GpuAvailability {
+  /** Whether libcuda loaded, `cuInit` succeeded and a device exists. */
+  readonly available: boolean;
+  /** Why not, when unavailable. */
+  readonly reason?: string;
+  /** Device 0's name, when available. */
+  readonly deviceName?: string;
+  /** The driver's CUDA version, when libcuda initialised. */
+  readonly driverVersion?: number;
+}
+
+function probe(): GpuAvailability {
+  let driver: CudaDriver;
+  try {
+    driver = CudaDriver.open();
+  } catch (error) {
+    return {
+      available: false,
+      reason: error instanceof Error ? error.message : String(error),
+    };
+  }
+  try {
+    const count = driver.deviceCount();
+    if (count === 0) {
+      return {
+        available: false,
+        reason: "the CUDA driver initialised but reports no device",
+        driverVersion: driver.driverVersion,
+      };
+    }
+    return {
+      available: true,
+      deviceName: driver.device(0).name,
+      driverVersion: driver.driverVersion,
+    };
+  } catch (error) {
+    return {
+      available: false,
+      reason: error instanceof Error ? error.message : String(error),
+      driverVersion: driver.driverVersion,
+    };
+  } finally {
+    driver.close();
+  }
+}
+
+function readRequired(): boolean {
+  try {
+    return process.env[REQUIRE_GPU_ENV_VAR] === "1";
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `RINGKERNEL_REQUIRE_GPU=1` asks GPU tests to fail rather than skip. */
+export const gpuRequired: boolean = readRequired();
+
+/** The probe's result, computed once at import. */
+export const gpu: GpuAvailability = probe();
+
+let announced = false;
+
+function announce(): void {
+  if (announced) return;
+  announced = true;
+  if (gpu.available) {
+    console.log(
+      `GPU tests run on ${gpu.deviceName} (CUDA driver ${gpu.driverVersion})`,
+    );
+  } else if (gpuRequired) {
+    console.log(
+      `GPU tests will FAIL (${REQUIRE_GPU_ENV_VAR}=1): ${gpu.reason}`,
+    );
+  } else {
+    console.log(`GPU tests skipped: ${gpu.reason}`);
+  }
+}
+
+/**
+ * Throws the probe's reason when no GPU is available; call it first in a GPU
+ * test registered with {@linkcode gpuTestOptions}.
+ */
+export function requireGpu(): void {
+  if (!gpu.available) {
+    throw new Error(`a CUDA GPU is required but unavailable: ${gpu.reason}`);
+  }
+}
+
+/**
+ * Options for `test(name, gpuTestOptions(), fn)`: `{ skip: reason }` without a
+ * GPU, `{}` with one — and `{}` too when `RINGKERNEL_REQUIRE_GPU=1`, so the
+ * test runs and must fail: start its body with {@linkcode requireGpu}.
+ */
+export function gpuTestOptions(): { skip?: string } {
+  announce();
+  if (gpu.available || gpuRequired) return {};
+  return { skip: gpu.reason ?? "no CUDA GPU" };
+}
+
+/**
+ * Registers a `node:test` test that needs a GPU: skipped (reason printed once)
+ * without one, failing with the reason when `RINGKERNEL_REQUIRE_GPU=1`.
+ */
+export function gpuTest(
+  name: string,
+  fn: () => void | Promise<void>,
+): void {
+  test(name, gpuTestOptions(), async () => {
+    requireGpu();
+    await fn();
+  });
+}
