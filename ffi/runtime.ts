@@ -24,8 +24,15 @@ interface RuntimeGlobals {
   process?: { versions?: { node?: string } };
 }
 
-function detect(): RuntimeName {
-  const g = globalThis as unknown as RuntimeGlobals;
+/**
+ * Names the runtime that a set of globals belongs to: `"bun"` when `Bun` is
+ * defined, `"deno"` when `Deno` is, `"node"` for other runtimes that report a
+ * Node.js version, `"unknown"` otherwise.
+ *
+ * @param globals the global object to inspect; defaults to `globalThis`.
+ */
+export function classifyRuntime(globals: object = globalThis): RuntimeName {
+  const g = globals as RuntimeGlobals;
   // Bun and Deno both also report `process.versions.node`, so check them first.
   if (typeof g.Bun === "object" && g.Bun !== null) return "bun";
   if (typeof g.Deno === "object" && g.Deno !== null) return "deno";
@@ -33,7 +40,7 @@ function detect(): RuntimeName {
   return "unknown";
 }
 
-const DETECTED: RuntimeName = detect();
+const DETECTED: RuntimeName = classifyRuntime();
 
 /**
  * Names the JavaScript runtime executing this module.
@@ -45,18 +52,28 @@ export function detectRuntime(): RuntimeName {
 }
 
 /**
- * Returns the runtime when its FFI is usable, and throws otherwise.
+ * Returns `runtime` when ringkernel-ts can use its FFI, and throws otherwise.
+ *
+ * @throws {BackendUnavailableError} (backend `"ffi"`) for any runtime but Deno
+ *   and Bun, naming it.
+ */
+export function assertFfiRuntime(runtime: RuntimeName): FfiRuntime {
+  if (runtime === "deno" || runtime === "bun") return runtime;
+  throw new BackendUnavailableError(
+    "ffi",
+    `native libraries need Deno or Bun, but this runtime is ${runtime}`,
+  );
+}
+
+/**
+ * Returns the running runtime when its FFI is usable, and throws otherwise.
  *
  * @returns `"deno"` or `"bun"`.
  * @throws {BackendUnavailableError} (backend `"ffi"`) on any other runtime,
  *   naming the runtime that was found.
  */
 export function requireFfiRuntime(): FfiRuntime {
-  if (DETECTED === "deno" || DETECTED === "bun") return DETECTED;
-  throw new BackendUnavailableError(
-    "ffi",
-    `native libraries need Deno or Bun, but this runtime is ${DETECTED}`,
-  );
+  return assertFfiRuntime(DETECTED);
 }
 
 /** A Bun FFI type name, as `bun:ffi` spells it. */

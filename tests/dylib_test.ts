@@ -8,7 +8,7 @@ import {
   toBunSymbolDefinition,
   validateSymbolTable,
 } from "../ffi/dylib.ts";
-import { detectRuntime, requireFfiRuntime } from "../ffi/runtime.ts";
+import { detectRuntime } from "../ffi/runtime.ts";
 import {
   InvalidStateError,
   LibraryLoadError,
@@ -57,14 +57,6 @@ function withEnv<T>(value: string | undefined, body: () => T): T {
     else process.env[ENV_VAR] = previous;
   }
 }
-
-describe("runtime detection", () => {
-  test("names the running runtime", () => {
-    const expected = "Bun" in globalThis ? "bun" : "deno";
-    assert.equal(detectRuntime(), expected);
-    assert.equal(requireFfiRuntime(), expected);
-  });
-});
 
 describe("openLibrary against libc", () => {
   const libc: DynamicLibrary<typeof LIBC_SYMBOLS> = openLibrary(LIBC_SYMBOLS, {
