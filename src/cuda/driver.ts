@@ -152,7 +152,8 @@ export interface ModuleLoadOptions {
 }
 
 /** One closable thing made from a context. */
-interface Resource {
+export interface Resource {
+  /** Releases it. Idempotent. */
   close(): void;
 }
 
@@ -251,11 +252,17 @@ const RESULT_NAMES: ReadonlyMap<number, string> = new Map(
   Object.entries(CuResult).map(([key, code]) => [code, `CUDA_${key}`]),
 );
 
-/** The library and the checks every object shares. */
-class DriverApi {
+/**
+ * The bound library and the result checks that every driver object shares.
+ * Internal to the CUDA backend.
+ */
+export class DriverApi {
+  /** The bound driver functions. */
   readonly cu: LibcudaSymbols;
+  /** Where the library was loaded from. */
   readonly path: string;
 
+  /** Wraps an opened libcuda. */
   constructor(library: LibcudaLike) {
     this.cu = library.symbols;
     this.path = library.path;
@@ -287,6 +294,7 @@ class DriverApi {
     return undefined;
   }
 
+  /** A {@linkcode CudaError} for a failed call, named by the driver. */
   error(call: string, code: number, detail?: string): CudaError {
     return new CudaError(
       call,
@@ -296,10 +304,12 @@ class DriverApi {
     );
   }
 
+  /** Throws a {@linkcode CudaError} unless `code` is `CUDA_SUCCESS`. */
   check(call: string, code: number, detail?: string): void {
     if (code !== CuResult.SUCCESS) throw this.error(call, code, detail);
   }
 
+  /** The error for an optional driver function this driver lacks. */
   missing(symbol: string): LibraryLoadError {
     return new LibraryLoadError(
       `the CUDA driver at ${this.path} does not export ${symbol}`,
@@ -822,13 +832,17 @@ export class CudaContext {
   }
 }
 
-/** Shared lifecycle of everything made from a context. */
-abstract class ContextResource implements Resource {
+/**
+ * Shared lifecycle of everything made from a context: closed once, refusing
+ * use afterwards, and closed with its context.
+ */
+export abstract class ContextResource implements Resource {
   /** The context this was made from. */
   readonly context: CudaContext;
   #closed = false;
   #state: string;
 
+  /** Ties the resource to `context`; `closedState` names it once closed. */
   constructor(context: CudaContext, closedState: string) {
     this.context = context;
     this.#state = closedState;
@@ -839,6 +853,7 @@ abstract class ContextResource implements Resource {
     return this.#closed;
   }
 
+  /** Checks this and its context are open, and makes the context current. */
   protected use(operation: string): DriverApi {
     if (this.#closed) throw new InvalidStateError(operation, this.#state);
     return this.context.use(operation);
@@ -852,6 +867,7 @@ abstract class ContextResource implements Resource {
     release();
   }
 
+  /** Releases the resource. Idempotent. */
   abstract close(): void;
 }
 
