@@ -1,0 +1,307 @@
+/**
+ * The 32-byte envelope at the start of every queue slot (`ENVELOPE` in
+ * `layout.ts`): type id, payload length, flags, correlation id, packed HLC
+ * timestamp, source actor, and the MPSC publication `stamp`. The payload
+ * follows at {@linkcode ENVELOPE_SIZE}.
+ *
+ * Reads and writes happen in place on a `DataView`. Writers never touch
+ * `stamp`: it belongs to the queue protocol (see `ring.ts`).
+ *
+ * @module
+ */
+
+import { InvalidMessageError } from "./errors.ts";
+import { type HlcTimestamp, readHlc, writeHlc } from "./hlc.ts";
+import { ENVELOPE } from "./layout.ts";
+import type { MessageSchema, SchemaRegistry } from "./message.ts";
+
+/** Size of the envelope in bytes; a slot's payload starts here. */
+export const ENVELOPE_SIZE: number = ENVELOPE.size;
+
+/**
+ * Type id of a void slot: an MPSC slot that a producer reserved but did not
+ * fill (e.g. its message failed validation) and published empty so the
+ * consumer can move past it. Never a message; schemas never use it.
+ */
+export const VOID_TYPE_ID = 0;
+
+const F = ENVELOPE.fields;
+const TYPE_ID = F.typeId.offset;
+const PAYLOAD_LENGTH = F.payloadLength.offset;
+const FLAGS = F.flags.offset;
+const CORRELATION_ID = F.correlationId.offset;
+const TIMESTAMP = F.timestamp.offset;
+const SOURCE_ACTOR = F.sourceActor.offset;
+const STAMP = F.stamp.offset;
+const TWO_32 = 0x1_0000_0000;
+
+/** Every envelope field, as read by {@linkcode readEnvelope}. */
+export interface EnvelopeFields {
+  /** Message type id (0 only for void slots). */
+  readonly typeId: number;
+  /** Payload bytes following the envelope (u16). */
+  readonly payloadLength: number;
+  /** Application flags (u16), opaque to the queue. */
+  readonly flags: number;
+  /** Correlation id (u64) matching replies to requests; 0 when unused. */
+  readonly correlationId: bigint;
+  /** Packed HLC timestamp (`physicalMs << 16 | logical`); 0 when unused. */
+  readonly timestamp: bigint;
+  /** Sending actor id (u32). */
+  readonly sourceActor: number;
+  /** Queue publication word (MPSC: ticket + 1); not application data. */
+  readonly stamp: number;
+}
+
+/**
+ * The envelope fields a sender chooses; the queue fills in the type id and
+ * payload length from the schema. Absent fields are written as 0.
+ */
+export interface EnvelopeHeader {
+  /** Application flags (u16). */
+  flags?: number;
+  /** Correlation id: a bigint (u64) or a non-negative safe integer (written without a BigInt). */
+  correlationId?: bigint | number;
+  /** Timestamp: a packed bigint, or an {@linkcode HlcTimestamp} (written without a BigInt). */
+  timestamp?: bigint | HlcTimestamp;
+  /** Sending actor id (u32). */
+  sourceActor?: number;
+}
+
+/** Everything {@linkcode writeEnvelope} writes. */
+export interface EnvelopeInit extends EnvelopeHeader {
+  /** Message type id (u32). */
+  typeId: number;
+  /** Payload length in bytes (u16). */
+  payloadLength: number;
+}
+
+function invalid(message: string): never {
+  throw new InvalidMessageError(message);
+}
+
+function writeU64(
+  view: DataView,
+  at: number,
+  value: bigint | number,
+  what: string,
+): void {
+  if (typeof value === "number") {
+    if (value <= 0xffffffff && (value >>> 0) === value) {
+      view.setUint32(at, value, true);
+      view.setUint32(at + 4, 0, true);
+      return;
+    }
+    if (!Number.isSafeInteger(value) || value < 0) {
+      invalid(`envelope ${what} ${value} is not a non-negative safe integer`);
+    }
+    const low = value % TWO_32;
+    view.setUint32(at, low, true);
+    view.setUint32(at + 4, (value - low) / TWO_32, true);
+    return;
+  }
+  if (typeof value !== "bigint" || value < 0n || value > 0xffffffffffffffffn) {
+    invalid(`envelope ${what} ${String(value)} is not a u64`);
+  }
+  view.setBigUint64(at, value, true);
+}
+
+/**
+ * Writes every envelope field except `stamp` at `offset` (the start of a
+ * slot). Throws {@linkcode InvalidMessageError} on an out-of-range field.
+ */
+export function writeEnvelope(
+  view: DataView,
+  offset: number,
+  init: EnvelopeInit,
+): void {
+  writeEnvelopeParts(view, offset, init.typeId, init.payloadLength, init);
+}
+
+/**
+ * Writes the envelope of a message of `schema` (its type id and size) with the
+ * sender's `header` at `offset`, without building an intermediate object: the
+ * hot path of every enqueue. Throws {@linkcode InvalidMessageError} on an
+ * out-of-range header field.
+ */
+export function writeEnvelopeFor(
+  view: DataView,
+  offset: number,
+  schema: Pick<MessageSchema, "typeId" | "size">,
+  header?: EnvelopeHeader,
+): void {
+  writeEnvelopeParts(view, offset, schema.typeId, schema.size, header);
+}
+
+function writeEnvelopeParts(
+  view: DataView,
+  offset: number,
+  typeId: number,
+  payloadLength: number,
+  header: EnvelopeHeader | undefined,
+): void {
+  if ((typeId >>> 0) !== typeId) {
+    invalid(`envelope typeId ${typeId} is not a u32`);
+  }
+  if ((payloadLength & 0xffff) !== payloadLength) {
+    invalid(`envelope payloadLength ${payloadLength} is not a u16`);
+  }
+  view.setUint32(offset + TYPE_ID, typeId, true);
+  view.setUint16(offset + PAYLOAD_LENGTH, payloadLength, true);
+  if (header === undefined) {
+    // +0.0 is eight zero bytes: two stores clear correlation id and timestamp.
+    view.setUint16(offset + FLAGS, 0);
+    view.setFloat64(offset + CORRELATION_ID, 0);
+    view.setFloat64(offset + TIMESTAMP, 0);
+    view.setUint32(offset + SOURCE_ACTOR, 0);
+    return;
+  }
+  const flags = header.flags ?? 0;
+  const sourceActor = header.sourceActor ?? 0;
+  if ((flags & 0xffff) !== flags) {
+    invalid(`envelope flags ${flags} is not a u16`);
+  }
+  if ((sourceActor >>> 0) !== sourceActor) {
+    invalid(`envelope sourceActor ${sourceActor} is not a u32`);
+  }
+  view.setUint16(offset + FLAGS, flags, true);
+  writeU64(
+    view,
+    offset + CORRELATION_ID,
+    header.correlationId ?? 0,
+    "correlationId",
+  );
+  const ts = header.timestamp;
+  if (ts === undefined) {
+    view.setUint32(offset + TIMESTAMP, 0, true);
+    view.setUint32(offset + TIMESTAMP + 4, 0, true);
+  } else if (typeof ts === "object") {
+    try {
+      writeHlc(view, offset + TIMESTAMP, ts);
+    } catch (cause) {
+      throw new InvalidMessageError(
+        `envelope timestamp is not a valid HLC reading`,
+        { cause },
+      );
+    }
+  } else {
+    writeU64(view, offset + TIMESTAMP, ts, "timestamp");
+  }
+  view.setUint32(offset + SOURCE_ACTOR, sourceActor, true);
+}
+
+/** Reads every envelope field at `offset`. */
+export function readEnvelope(view: DataView, offset: number): EnvelopeFields {
+  return {
+    typeId: view.getUint32(offset + TYPE_ID, true),
+    payloadLength: view.getUint16(offset + PAYLOAD_LENGTH, true),
+    flags: view.getUint16(offset + FLAGS, true),
+    correlationId: view.getBigUint64(offset + CORRELATION_ID, true),
+    timestamp: view.getBigUint64(offset + TIMESTAMP, true),
+    sourceActor: view.getUint32(offset + SOURCE_ACTOR, true),
+    stamp: view.getUint32(offset + STAMP, true),
+  };
+}
+
+/** The type id of the envelope at `offset`. */
+export function readTypeId(view: DataView, offset: number): number {
+  return view.getUint32(offset + TYPE_ID, true);
+}
+
+/** The payload length of the envelope at `offset`. */
+export function readPayloadLength(view: DataView, offset: number): number {
+  return view.getUint16(offset + PAYLOAD_LENGTH, true);
+}
+
+/** The flags of the envelope at `offset`. */
+export function readFlags(view: DataView, offset: number): number {
+  return view.getUint16(offset + FLAGS, true);
+}
+
+/** The source actor of the envelope at `offset`. */
+export function readSourceActor(view: DataView, offset: number): number {
+  return view.getUint32(offset + SOURCE_ACTOR, true);
+}
+
+/**
+ * The correlation id of the envelope at `offset` as a number, without a
+ * BigInt; throws {@linkcode InvalidMessageError} if it exceeds 2^53 - 1.
+ */
+export function readCorrelationNumber(view: DataView, offset: number): number {
+  const hi = view.getUint32(offset + CORRELATION_ID + 4, true);
+  if (hi > 0x1fffff) {
+    invalid(`envelope correlationId exceeds Number.MAX_SAFE_INTEGER`);
+  }
+  return hi * TWO_32 + view.getUint32(offset + CORRELATION_ID, true);
+}
+
+/** The timestamp of the envelope at `offset`, unpacked; `nodeId` is its `sourceActor`. */
+export function readTimestamp(view: DataView, offset: number): HlcTimestamp {
+  return readHlc(
+    view,
+    offset + TIMESTAMP,
+    view.getUint32(offset + SOURCE_ACTOR, true),
+  );
+}
+
+/** What {@linkcode validateEnvelope} checks against. */
+export interface EnvelopeRules {
+  /** Known message types (a registry, or a single schema the slot must hold). */
+  schemas: SchemaRegistry | MessageSchema;
+  /** Slot size of the queue; the payload may use `slotSize - ENVELOPE_SIZE` bytes. */
+  slotSize: number;
+}
+
+/**
+ * Checks an envelope and returns the schema of its payload. Throws
+ * {@linkcode InvalidMessageError} for a void or unknown type id, a payload
+ * larger than the slot, or a payload length other than the schema's size.
+ */
+export function validateEnvelopeFields(
+  envelope: Pick<EnvelopeFields, "typeId" | "payloadLength">,
+  rules: EnvelopeRules,
+): MessageSchema {
+  const { typeId, payloadLength } = envelope;
+  const { schemas, slotSize } = rules;
+  const room = slotSize - ENVELOPE_SIZE;
+  if (typeId === VOID_TYPE_ID) invalid(`envelope has the void type id 0`);
+  let schema: MessageSchema | undefined;
+  if ("typeId" in schemas) {
+    if (typeId !== schemas.typeId) {
+      invalid(
+        `envelope type id 0x${
+          (typeId >>> 0).toString(16)
+        } is not ${schemas.name} (0x${schemas.typeId.toString(16)})`,
+      );
+    }
+    schema = schemas;
+  } else {
+    schema = schemas.get(typeId);
+    if (!schema) {
+      invalid(`unknown message type id 0x${(typeId >>> 0).toString(16)}`);
+    }
+  }
+  if (payloadLength > room) {
+    invalid(
+      `payload of ${payloadLength} bytes exceeds the ${room} bytes of a ${slotSize} B slot`,
+    );
+  }
+  if (payloadLength !== schema.size) {
+    invalid(
+      `payload length ${payloadLength} of ${schema.name} is not its size ${schema.size}`,
+    );
+  }
+  return schema;
+}
+
+/** {@linkcode validateEnvelopeFields} on the envelope at `offset` of `view`. */
+export function validateEnvelope(
+  view: DataView,
+  offset: number,
+  rules: EnvelopeRules,
+): MessageSchema {
+  return validateEnvelopeFields({
+    typeId: view.getUint32(offset + TYPE_ID, true),
+    payloadLength: view.getUint16(offset + PAYLOAD_LENGTH, true),
+  }, rules);
+}
