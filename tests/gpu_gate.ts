@@ -8,8 +8,18 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gpuTest } from "./gpu_gate.ts";
- * gpuTest("launches a kernel", () => { ... });
+ * import { CudaDriver } from "../src/cuda/driver.ts";
+ *
+ * gpuTest("finds a device", () => {
+ *   const driver = CudaDriver.open();
+ *   try {
+ *     assert.ok(driver.deviceCount() > 0);
+ *   } finally {
+ *     driver.close();
+ *   }
+ * });
  * ```
  *
  * @module

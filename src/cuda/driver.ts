@@ -336,13 +336,24 @@ function loadLibrary(options: CudaDriverOptions): LibcudaLike {
  *
  * @example
  * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { CudaDriver } from "./driver.ts";
+ *
  * const driver = CudaDriver.open();
- * const ctx = driver.primaryContext(0);
- * const module = ctx.loadModule(ptxText);
- * const stream = ctx.createStream();
- * module.getFunction("k").launch({ grid: 1, block: 32, stream, args: [] });
- * stream.synchronize();
- * driver.close();
+ * try {
+ *   const ctx = driver.primaryContext(0);
+ *   const module = ctx.loadModule(readFileSync("kernels.ptx", "utf8"));
+ *   const stream = ctx.createStream();
+ *   const out = ctx.allocDevice(4);
+ *   module.getFunction("store_u32").launch({
+ *     block: 1,
+ *     stream,
+ *     args: [{ type: "ptr", value: out }, { type: "u32", value: 7 }],
+ *   });
+ *   await stream.waitIdle({ timeoutMs: 1_000 });
+ * } finally {
+ *   driver.close();
+ * }
  * ```
  */
 export class CudaDriver {
