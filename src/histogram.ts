@@ -14,8 +14,9 @@
  * `count`, `min`, `max` and `mean` are exact. Percentiles use the
  * nearest-rank definition: the value at rank `ceil(p / 100 * count)`.
  *
- * Memory is one `Float64Array` of {@linkcode HISTOGRAM_BUCKET_COUNT} counts
- * (about 18 KB), whatever is recorded.
+ * Memory is fixed whatever is recorded: {@linkcode HISTOGRAM_BUCKET_COUNT}
+ * bucket counts and one count per group of 64 buckets, as `Float64Array`s
+ * (about 18 KB).
  *
  * @module
  */
@@ -36,6 +37,13 @@ const TWO_POW_32 = 4294967296;
 /** Number of buckets (fixed). */
 export const HISTOGRAM_BUCKET_COUNT = LINEAR_LIMIT +
   (MAX_EXPONENT - FIRST_EXPONENT) * SUB_COUNT;
+
+/**
+ * Buckets are also counted in groups of 64 (one octave each above 128 ns), so
+ * a percentile skips whole groups instead of scanning every bucket.
+ */
+const GROUP_SHIFT = SUB_BITS;
+const GROUP_COUNT = HISTOGRAM_BUCKET_COUNT >> GROUP_SHIFT;
 
 /** Largest value, in ns, bucketed within the documented precision (2^40 - 1). */
 export const HISTOGRAM_MAX_VALUE = 2 ** MAX_EXPONENT - 1;
@@ -106,6 +114,7 @@ function checkPercentile(p: number): void {
 /** A latency histogram in nanoseconds; see the module doc for its precision. */
 export class LatencyHistogram {
   #counts = new Float64Array(HISTOGRAM_BUCKET_COUNT);
+  #groups = new Float64Array(GROUP_COUNT);
   #count = 0;
   #sum = 0;
   #min = Infinity;
@@ -151,7 +160,9 @@ export class LatencyHistogram {
     const whole = ns < HISTOGRAM_MAX_VALUE
       ? Math.floor(ns)
       : HISTOGRAM_MAX_VALUE;
-    this.#counts[bucketOf(whole)]++;
+    const bucket = bucketOf(whole);
+    this.#counts[bucket]++;
+    this.#groups[bucket >> GROUP_SHIFT]++;
     this.#count++;
     this.#sum += ns;
     if (ns < this.#min) this.#min = ns;
@@ -170,22 +181,18 @@ export class LatencyHistogram {
     return this.#valuesAtRanks([p])[0];
   }
 
-  /** Values at each percentile of `ps` (ascending), in one pass over the buckets. */
+  /** Values at each percentile of `ps`. */
   #valuesAtRanks(ps: readonly number[]): number[] {
     const count = this.#count;
     const out = new Array<number>(ps.length).fill(0);
     if (count === 0) return out;
-    const counts = this.#counts;
-    let bucket = 0;
-    let seen = counts[0];
     for (let k = 0; k < ps.length; k++) {
       const rank = rankOf(ps[k], count);
       if (rank === count) {
         out[k] = this.#max;
         continue;
       }
-      while (seen < rank) seen += counts[++bucket];
-      const value = middleOf(bucket);
+      const value = middleOf(this.#bucketAtRank(rank));
       out[k] = value < this.#min
         ? this.#min
         : value > this.#max
@@ -193,6 +200,18 @@ export class LatencyHistogram {
         : value;
     }
     return out;
+  }
+
+  /** Index of the bucket holding the value of 1-based `rank`. */
+  #bucketAtRank(rank: number): number {
+    const groups = this.#groups;
+    const counts = this.#counts;
+    let seen = 0;
+    let group = 0;
+    while (seen + groups[group] < rank) seen += groups[group++];
+    let bucket = group << GROUP_SHIFT;
+    while (seen + counts[bucket] < rank) seen += counts[bucket++];
+    return bucket;
   }
 
   /** Adds every value recorded by `other` to this histogram. */
@@ -204,6 +223,9 @@ export class LatencyHistogram {
     const mine = this.#counts;
     const theirs = other.#counts;
     for (let i = 0; i < mine.length; i++) mine[i] += theirs[i];
+    const myGroups = this.#groups;
+    const theirGroups = other.#groups;
+    for (let i = 0; i < myGroups.length; i++) myGroups[i] += theirGroups[i];
     this.#count += other.#count;
     this.#sum += other.#sum;
     if (other.#min < this.#min) this.#min = other.#min;
@@ -213,6 +235,7 @@ export class LatencyHistogram {
   /** Forgets every value. */
   reset(): void {
     this.#counts.fill(0);
+    this.#groups.fill(0);
     this.#count = 0;
     this.#sum = 0;
     this.#min = Infinity;

@@ -8,6 +8,11 @@
  * mapped memory alike. A snapshot reads the fields one by one: each field is
  * exact, but a writer may update some fields between two reads.
  *
+ * The writing view keeps its own copies of the counters it updates, read from
+ * the block at its first write (or set by `reset`), so only one view may
+ * write a block at a time: a new writer (say, after an actor restarts) takes
+ * over where the old one stopped, but two writing at once lose updates.
+ *
  * Unit and representation choices:
  * - Latencies are nanoseconds. `minLatencyNanos` is stored as 2^64 - 1 while
  *   no latency has been recorded, and reported as `undefined`.
@@ -114,13 +119,26 @@ function checkCount(what: string, n: number): void {
   }
 }
 
-function nanos(what: string, ns: number): bigint {
+/** `ns` rounded to whole nanoseconds, after checking it. */
+function nanos(what: string, ns: number): number {
   if (typeof ns !== "number" || !(ns >= 0 && ns <= Number.MAX_SAFE_INTEGER)) {
     throw new RingKernelError(
       `${what} must be a non-negative number of ns, got ${ns}`,
     );
   }
-  return BigInt(Math.round(ns));
+  return Math.round(ns);
+}
+
+/**
+ * The single writer's own copies of the 64-bit counters it updates, so an
+ * update is a few stores rather than BigInt loads, compares and stores.
+ */
+interface WriterShadow {
+  processed: number;
+  total: number;
+  /** Infinity while no latency has been recorded. */
+  min: number;
+  max: number;
 }
 
 /**
@@ -137,6 +155,7 @@ export class TelemetryView {
   readonly #i64: BigInt64Array;
   readonly #i32: Int32Array;
   readonly #clock: () => bigint;
+  #shadow: WriterShadow | undefined = undefined;
 
   /**
    * Views the block at `options.byteOffset` of `buffer`, leaving its contents
@@ -200,6 +219,24 @@ export class TelemetryView {
   reset(): void {
     for (let i = 0; i < WORDS64; i++) Atomics.store(this.#u64, i, 0n);
     Atomics.store(this.#u64, MIN_LATENCY, TELEMETRY_MIN_LATENCY_UNSET);
+    this.#shadow = { processed: 0, total: 0, min: Infinity, max: 0 };
+  }
+
+  /** The writer's copies of the counters, read from the block on first use. */
+  #loadShadow(): WriterShadow {
+    const u64 = this.#u64;
+    const processed = Number(Atomics.load(u64, PROCESSED));
+    const min = Atomics.load(u64, MIN_LATENCY);
+    // A block that was zeroed but never reset reads min 0 with nothing
+    // processed: it has no minimum yet.
+    const unset = processed === 0 || min === TELEMETRY_MIN_LATENCY_UNSET;
+    this.#shadow = {
+      processed,
+      total: Number(Atomics.load(u64, TOTAL_LATENCY)),
+      min: unset ? Infinity : Number(min),
+      max: processed === 0 ? 0 : Number(Atomics.load(u64, MAX_LATENCY)),
+    };
+    return this.#shadow;
   }
 
   /**
@@ -210,40 +247,61 @@ export class TelemetryView {
    * latency (nothing is changed).
    */
   recordProcessed(count: number, batch?: ProcessedBatch): void {
+    this.#record(
+      count,
+      batch?.totalLatencyNs,
+      batch?.minLatencyNs,
+      batch?.maxLatencyNs,
+      batch?.timestampNs,
+    );
+  }
+
+  /**
+   * Counts one processed message that took `latencyNs`. Writer only.
+   *
+   * @throws {RingKernelError} on a bad latency (nothing is changed).
+   */
+  recordMessage(latencyNs: number): void {
+    this.#record(1, latencyNs, latencyNs, latencyNs, undefined);
+  }
+
+  #record(
+    count: number,
+    totalNs: number | undefined,
+    minNs: number | undefined,
+    maxNs: number | undefined,
+    timestampNs: bigint | undefined,
+  ): void {
     checkCount("processed count", count);
     if (count === 0) return;
-    const timestamp = batch?.timestampNs ?? this.#clock();
+    const timestamp = timestampNs ?? this.#clock();
     if (typeof timestamp !== "bigint") {
       throw new RingKernelError(
         `timestampNs must be a bigint, got ${typeof timestamp}`,
       );
     }
     const u64 = this.#u64;
-    const totalNs = batch?.totalLatencyNs;
+    const shadow = this.#shadow ?? this.#loadShadow();
     if (totalNs !== undefined) {
-      // Convert everything before the first store, so bad input changes nothing.
+      // Check everything before the first store, so bad input changes nothing.
       const total = nanos("totalLatencyNs", totalNs);
       const mean = totalNs / count;
-      const min = nanos("minLatencyNs", batch!.minLatencyNs ?? mean);
-      const max = nanos("maxLatencyNs", batch!.maxLatencyNs ?? mean);
-      Atomics.add(u64, TOTAL_LATENCY, total);
-      // A block that was zeroed but never reset reads min 0: the first
-      // recorded latency replaces it whatever it holds.
-      const first = Atomics.load(u64, PROCESSED) === 0n;
-      if (first || min < Atomics.load(u64, MIN_LATENCY)) {
-        Atomics.store(u64, MIN_LATENCY, min);
+      const min = nanos("minLatencyNs", minNs ?? mean);
+      const max = nanos("maxLatencyNs", maxNs ?? mean);
+      shadow.total += total;
+      Atomics.store(u64, TOTAL_LATENCY, BigInt(shadow.total));
+      if (min < shadow.min) {
+        shadow.min = min;
+        Atomics.store(u64, MIN_LATENCY, BigInt(min));
       }
-      if (first || max > Atomics.load(u64, MAX_LATENCY)) {
-        Atomics.store(u64, MAX_LATENCY, max);
+      if (max > shadow.max) {
+        shadow.max = max;
+        Atomics.store(u64, MAX_LATENCY, BigInt(max));
       }
     }
-    Atomics.add(u64, PROCESSED, BigInt(count));
+    shadow.processed += count;
+    Atomics.store(u64, PROCESSED, BigInt(shadow.processed));
     Atomics.store(this.#i64, LAST_TIMESTAMP, timestamp);
-  }
-
-  /** Counts one processed message that took `latencyNs`. Writer only. */
-  recordMessage(latencyNs: number): void {
-    this.recordProcessed(1, { totalLatencyNs: latencyNs });
   }
 
   /**

@@ -29,6 +29,8 @@ const SLASH = 0x2f;
 const PLUS = 0x2b;
 const HASH = 0x23;
 const DOLLAR = 0x24;
+/** Up to this many matched values, duplicates are removed by a linear scan. */
+const SMALL_MATCH = 16;
 
 /** UTF-8 length of one UTF-16 unit that is not part of a surrogate pair. */
 function utf8Width(code: number): number {
@@ -340,11 +342,23 @@ export class TopicTree<T> {
     }
     if (hits.length === 0) return [];
     if (hits.length === 1) return Array.from(hits[0]);
-    const unique = new Set<T>(hits[0]);
-    for (let i = 1; i < hits.length; i++) {
-      for (const value of hits[i]) unique.add(value);
+    let total = 0;
+    for (let i = 0; i < hits.length; i++) total += hits[i].size;
+    if (total > SMALL_MATCH) {
+      const unique = new Set<T>(hits[0]);
+      for (let i = 1; i < hits.length; i++) {
+        for (const value of hits[i]) unique.add(value);
+      }
+      return Array.from(unique);
     }
-    return Array.from(unique);
+    // Few values: a linear scan dedupes faster than building a Set.
+    const out = Array.from(hits[0]);
+    for (let i = 1; i < hits.length; i++) {
+      for (const value of hits[i]) {
+        if (!out.includes(value)) out.push(value);
+      }
+    }
+    return out;
   }
 
   /** Removes every filter and value. */

@@ -146,6 +146,33 @@ for (const kind of ["ArrayBuffer", "SharedArrayBuffer"] as const) {
       assert.equal(telemetry.snapshot().maxLatencyNanos, 300);
     });
 
+    test("a new writer takes over the counts of the previous one", () => {
+      const buffer = make(SIZE);
+      const first = new TelemetryView(buffer, { clock: fixedClock });
+      first.reset();
+      first.recordProcessed(3, {
+        totalLatencyNs: 300,
+        minLatencyNs: 50,
+        maxLatencyNs: 200,
+      });
+      first.recordDropped(1);
+      const second = new TelemetryView(buffer, { clock: fixedClock });
+      second.recordProcessed(2, {
+        totalLatencyNs: 200,
+        minLatencyNs: 60,
+        maxLatencyNs: 140,
+      });
+      second.recordDropped(1);
+      const snapshot = first.snapshot();
+      assert.equal(snapshot.messagesProcessed, 5);
+      assert.equal(snapshot.totalLatencyNanos, 500);
+      assert.equal(snapshot.minLatencyNanos, 50);
+      assert.equal(snapshot.maxLatencyNanos, 200);
+      assert.equal(snapshot.messagesDropped, 2);
+      second.recordMessage(10);
+      assert.equal(first.snapshot().minLatencyNanos, 10);
+    });
+
     test("the default clock gives nanoseconds since the epoch", () => {
       const telemetry = new TelemetryView(make(SIZE));
       const before = BigInt(Date.now() - 1000) * 1_000_000n;

@@ -208,6 +208,18 @@ describe("TopicTree", () => {
     assert.equal(tree.size, 4);
   });
 
+  test("returns each value once when many values match several filters", () => {
+    const tree = new TopicTree<number>();
+    for (let value = 0; value < 20; value++) {
+      tree.add("a/#", value);
+      tree.add("a/+", value);
+      tree.add("#", value);
+    }
+    tree.add("a/b", 99);
+    const expected = [...Array.from({ length: 20 }, (_, i) => i), 99];
+    assert.deepEqual(tree.match("a/b").sort((x, y) => x - y), expected);
+  });
+
   test("add and remove report whether anything changed", () => {
     const tree = new TopicTree<string>();
     assert.equal(tree.add("a/+", "x"), true);
