@@ -11,19 +11,6 @@
 
 import { RingKernelError } from "./errors.ts";
 
-/** Every {@linkcode DeadLetterReason}, in a fixed order. */
-export const DEAD_LETTER_REASONS = Object.freeze(
-  [
-    "queue-full",
-    "actor-terminated",
-    "aborted",
-    "unknown-target",
-    "handler-error",
-    "expired",
-    "invalid-message",
-  ] as const,
-);
-
 /**
  * Why a message could not be delivered:
  * - `queue-full`: the target's queue had no room and the sender would not wait;
@@ -35,7 +22,30 @@ export const DEAD_LETTER_REASONS = Object.freeze(
  * - `expired`: the message passed its deadline before delivery;
  * - `invalid-message`: the message was malformed or could not be encoded.
  */
-export type DeadLetterReason = typeof DEAD_LETTER_REASONS[number];
+export type DeadLetterReason =
+  | "queue-full"
+  | "actor-terminated"
+  | "aborted"
+  | "unknown-target"
+  | "handler-error"
+  | "expired"
+  | "invalid-message";
+
+/** One entry per reason: the compiler checks that none is missing. */
+const REASON_TABLE: Readonly<Record<DeadLetterReason, true>> = {
+  "queue-full": true,
+  "actor-terminated": true,
+  "aborted": true,
+  "unknown-target": true,
+  "handler-error": true,
+  "expired": true,
+  "invalid-message": true,
+};
+
+/** Every {@linkcode DeadLetterReason}, in a fixed order. */
+export const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = Object.freeze(
+  Object.keys(REASON_TABLE) as DeadLetterReason[],
+);
 
 /** One undeliverable message, as stored by {@linkcode DeadLetterQueue}. */
 export interface DeadLetter<M> {

@@ -35,7 +35,7 @@ const MAX_EXPONENT = 40;
 const TWO_POW_32 = 4294967296;
 
 /** Number of buckets (fixed). */
-export const HISTOGRAM_BUCKET_COUNT = LINEAR_LIMIT +
+export const HISTOGRAM_BUCKET_COUNT: number = LINEAR_LIMIT +
   (MAX_EXPONENT - FIRST_EXPONENT) * SUB_COUNT;
 
 /**
