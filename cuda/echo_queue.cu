@@ -21,7 +21,9 @@ __device__ __forceinline__ rk_u32 rk_echo_read_flags(const rk_control_block* cb)
   rk_u32 flags = 0;
   if (threadIdx.x == 0) {
     if (rk_load_volatile(&cb->is_active) != 0) flags |= RK_FLAG_ACTIVE;
-    if (rk_load_volatile(&cb->should_terminate) != 0) flags |= RK_FLAG_TERMINATE;
+    // Acquire: the host sets should_terminate after its last tail store, so a
+    // drain that follows this read sees every message sent before it.
+    if (rk_load_acquire_sys(&cb->should_terminate) != 0) flags |= RK_FLAG_TERMINATE;
     if (rk_load_volatile(&cb->should_abort) != 0) flags |= RK_FLAG_ABORT;
   }
   return rk_block_broadcast(flags);

@@ -231,6 +231,11 @@ __device__ __forceinline__ rk_u32 rk_load_acquire_sys(const rk_u32* p) {
   return v;
 }
 
+/** Acquire load at system scope of a signed word (e.g. a flag that orders what follows it). */
+__device__ __forceinline__ rk_i32 rk_load_acquire_sys(const rk_i32* p) {
+  return static_cast<rk_i32>(rk_load_acquire_sys(reinterpret_cast<const rk_u32*>(p)));
+}
+
 /** Relaxed load at system scope (volatile): always re-read, never cached. */
 __device__ __forceinline__ rk_u32 rk_load_volatile(const rk_u32* p) {
   return *reinterpret_cast<const volatile rk_u32*>(p);

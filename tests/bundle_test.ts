@@ -40,7 +40,11 @@ const nvcc = findNvcc();
 if (!nvcc) {
   console.log("bundle_test: nvcc not found, rebuild comparisons skipped");
 }
-const nvccOptions = nvcc ? {} : { skip: "nvcc not found" };
+/** nvcc builds take a few seconds, more on a loaded machine: beyond Bun's 5 s default. */
+const BUILD_TIMEOUT_MS = 120_000;
+const nvccOptions = nvcc
+  ? { timeout: BUILD_TIMEOUT_MS }
+  : { skip: "nvcc not found" };
 
 const scratch = mkdtempSync(join(tmpdir(), "rk-bundle-test-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));

@@ -272,7 +272,7 @@ describe("cuda/ringkernel.cuh", () => {
 
   test(
     "compiles as CUDA (host and device passes) under nvcc",
-    nvcc ? {} : { skip: "nvcc not found" },
+    nvcc ? { timeout: 120_000 } : { skip: "nvcc not found" },
     () => {
       const result = compileLayoutCheck({
         source: layoutCheckSource(),
