@@ -48,6 +48,12 @@ import {
 import { RingKernelError } from "../src/errors.ts";
 import { ABI_VERSION } from "../src/layout.ts";
 
+export type {
+  BundleManifest,
+  BundleOutput,
+  NvccIdentity,
+} from "../src/cuda/bundle.ts";
+
 /** Name of the module every image of the bundle holds. */
 export const BUNDLE_MODULE = "ringkernel";
 

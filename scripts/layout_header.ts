@@ -33,6 +33,8 @@ import {
   TerminationState,
 } from "../src/layout.ts";
 
+export type { FieldLayout, FieldType, StructLayout } from "../src/layout.ts";
+
 /** Directory holding `ringkernel.cuh`. */
 export const CUDA_DIR: string = fileURLToPath(
   new URL("../cuda/", import.meta.url),
