@@ -1,0 +1,584 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  MAX_RING_CAPACITY,
+  type RejectedSlot,
+  Ring,
+  RING_HEADER_SIZE,
+  ringByteLength,
+  type RingKind,
+} from "../src/ring.ts";
+import {
+  ENVELOPE_SIZE,
+  readEnvelope,
+  readTypeId,
+  VOID_TYPE_ID,
+} from "../src/envelope.ts";
+import { defineMessage, SchemaRegistry, utf8 } from "../src/message.ts";
+import { QUEUE_HEADER, QUEUE_MAGIC, QueueKind } from "../src/layout.ts";
+import {
+  InvalidMessageError,
+  InvalidStateError,
+  QueueFullError,
+  TimeoutError,
+} from "../src/errors.ts";
+import { Prng } from "./workers/prng.ts";
+
+const Item = defineMessage({
+  name: "test.Item",
+  fields: { n: "u32", tag: "u16" },
+});
+const Note = defineMessage({ name: "test.Note", fields: { text: utf8(24) } });
+const Huge = defineMessage({ name: "test.Huge", fields: { text: utf8(100) } });
+const KINDS: readonly RingKind[] = ["spsc", "mpsc"];
+
+function makeRing(
+  kind: RingKind,
+  capacity: number,
+  options: { shared?: boolean; initialIndex?: number; slotSize?: number } = {},
+): Ring {
+  const { shared = false, initialIndex, slotSize } = options;
+  const length = ringByteLength({ capacity, slotSize });
+  const buffer = shared
+    ? new SharedArrayBuffer(length)
+    : new ArrayBuffer(length);
+  return Ring.create(buffer, { capacity, kind, initialIndex, slotSize });
+}
+
+function headerWord(
+  ring: Ring,
+  field: keyof typeof QUEUE_HEADER.fields,
+): number {
+  return ring.view.getUint32(QUEUE_HEADER.fields[field].offset, true);
+}
+
+describe("ring geometry and header", () => {
+  test("byte length is header plus slots", () => {
+    assert.equal(RING_HEADER_SIZE, 512);
+    assert.equal(ringByteLength({ capacity: 8 }), 512 + 8 * 64);
+    assert.equal(
+      ringByteLength({ capacity: 4, slotSize: 4096 }),
+      512 + 4 * 4096,
+    );
+  });
+
+  test("create writes the header declared by QUEUE_HEADER", () => {
+    const buffer = new ArrayBuffer(
+      128 + ringByteLength({ capacity: 8, slotSize: 256 }),
+    );
+    const ring = Ring.create(buffer, {
+      capacity: 8,
+      slotSize: 256,
+      kind: "mpsc",
+      byteOffset: 128,
+      initialIndex: 77,
+    });
+    assert.equal(headerWord(ring, "magic"), QUEUE_MAGIC);
+    assert.equal(headerWord(ring, "kind"), QueueKind.Mpsc);
+    assert.equal(headerWord(ring, "capacity"), 8);
+    assert.equal(headerWord(ring, "slotSize"), 256);
+    assert.equal(headerWord(ring, "head"), 77);
+    assert.equal(headerWord(ring, "tail"), 77);
+    assert.equal(headerWord(ring, "reserve"), 77);
+    assert.equal(headerWord(ring, "dropped"), 0);
+    assert.equal(
+      new DataView(buffer).getUint32(
+        128 + QUEUE_HEADER.fields.magic.offset,
+        true,
+      ),
+      QUEUE_MAGIC,
+    );
+    assert.equal(ring.payloadCapacity, 256 - ENVELOPE_SIZE);
+  });
+
+  test("create rejects bad geometry and placement", () => {
+    const buffer = new ArrayBuffer(1 << 16);
+    const bad: Array<() => unknown> = [
+      () => Ring.create(buffer, { capacity: 0 }),
+      () => Ring.create(buffer, { capacity: 12 }),
+      () => Ring.create(buffer, { capacity: 2.5 }),
+      () => Ring.create(buffer, { capacity: MAX_RING_CAPACITY * 2 }),
+      () => Ring.create(buffer, { capacity: 8, slotSize: 100 }),
+      () => Ring.create(buffer, { capacity: 8, slotSize: 32 }),
+      () => Ring.create(buffer, { capacity: 8, byteOffset: 64 }),
+      () => Ring.create(buffer, { capacity: 8, byteOffset: -128 }),
+      () => Ring.create(buffer, { capacity: 1024 }),
+      () => Ring.create(buffer, { capacity: 8, kind: "spmc" as never }),
+      () => Ring.create(buffer, { capacity: 8, initialIndex: -1 }),
+    ];
+    for (const fn of bad) assert.throws(fn, RangeError);
+  });
+
+  test("attach reads the configuration and checks expectations", () => {
+    const buffer = new SharedArrayBuffer(
+      256 + ringByteLength({ capacity: 16 }),
+    );
+    Ring.create(buffer, { capacity: 16, kind: "mpsc", byteOffset: 256 });
+    const ring = Ring.attach(buffer, {
+      byteOffset: 256,
+      kind: "mpsc",
+      capacity: 16,
+      slotSize: 64,
+    });
+    assert.equal(ring.kind, "mpsc");
+    assert.equal(ring.capacity, 16);
+    assert.equal(ring.shared, true);
+    for (
+      const expect of [{ kind: "spsc" as const }, { capacity: 32 }, {
+        slotSize: 256,
+      }]
+    ) {
+      assert.throws(
+        () => Ring.attach(buffer, { byteOffset: 256, ...expect }),
+        InvalidStateError,
+      );
+    }
+    assert.throws(
+      () => Ring.attach(buffer, { byteOffset: 0 }),
+      InvalidStateError,
+    );
+    assert.throws(() => Ring.attach(new ArrayBuffer(100)), RangeError);
+  });
+
+  test("attach refuses a corrupt header", () => {
+    const ring = makeRing("spsc", 8);
+    const at = (field: keyof typeof QUEUE_HEADER.fields) =>
+      QUEUE_HEADER.fields[field].offset;
+    for (
+      const [field, value] of [["kind", 9], ["capacity", 6], [
+        "capacity",
+        1 << 20,
+      ], ["slotSize", 100]] as const
+    ) {
+      const copy = ring.buffer.slice(0) as ArrayBuffer;
+      new DataView(copy).setUint32(at(field), value, true);
+      assert.throws(
+        () => Ring.attach(copy),
+        InvalidStateError,
+        `${field} = ${value}`,
+      );
+    }
+  });
+});
+
+describe("ring protocol against a model", () => {
+  for (const kind of KINDS) {
+    test(`${kind}: random claims, publishes and releases match a FIFO model across wraparound`, () => {
+      const rng = new Prng(kind === "spsc" ? 101 : 202);
+      for (const capacity of [1, 2, 8, 64]) {
+        const ring = makeRing(kind, capacity, {
+          initialIndex: 2 ** 32 - 3 * capacity - 1,
+        });
+        const producer = ring.producer();
+        const consumer = ring.consumer();
+        const model: number[] = [];
+        let nextValue = 0;
+        for (let step = 0; step < 4000; step++) {
+          if (rng.chance(0.5)) {
+            const want = rng.int(0, capacity + 2);
+            const granted = producer.claim(want);
+            assert.equal(
+              granted,
+              Math.min(want, capacity - model.length),
+              "granted",
+            );
+            const publish = rng.chance(0.8) ? granted : rng.int(0, granted);
+            for (let i = 0; i < publish; i++) {
+              const offset = producer.slotOffset(i);
+              ring.view.setUint32(offset, Item.typeId, true);
+              ring.view.setUint16(offset + 4, Item.size, true);
+              Item.encode(ring.view, offset + ENVELOPE_SIZE, {
+                n: nextValue,
+                tag: 7,
+              });
+              model.push(nextValue++);
+            }
+            producer.publish(publish);
+            // MPSC publishes the unfilled rest of a claim as void slots.
+            if (kind === "mpsc") {
+              for (let i = publish; i < granted; i++) model.push(-1);
+            }
+          } else {
+            // available() re-reads the producer side only when it knows of none.
+            const ready = consumer.available();
+            assert.ok(
+              ready <= model.length && (ready > 0 || model.length === 0),
+              "available",
+            );
+            const take = rng.int(0, ready);
+            for (let i = 0; i < take; i++) {
+              const offset = consumer.slotOffset(i);
+              const expected = model[i];
+              if (expected === -1) {
+                assert.equal(readTypeId(ring.view, offset), VOID_TYPE_ID);
+              } else {
+                assert.equal(
+                  Item.read(ring.view, offset + ENVELOPE_SIZE, "n"),
+                  expected,
+                );
+              }
+            }
+            consumer.release(take);
+            model.splice(0, take);
+          }
+          assert.equal(ring.depth(), model.length, "depth");
+        }
+      }
+    });
+  }
+
+  test("claim and publish misuse is refused", () => {
+    for (const kind of KINDS) {
+      const ring = makeRing(kind, 4);
+      const producer = ring.producer();
+      assert.equal(producer.claim(2), 2);
+      assert.equal(producer.pending, 2);
+      assert.throws(() => producer.claim(1), InvalidStateError);
+      assert.throws(() => producer.slotOffset(2), RangeError);
+      assert.throws(() => producer.publish(3), RangeError);
+      assert.throws(() => producer.claim(-1), InvalidStateError);
+      producer.publish(2);
+      assert.throws(() => producer.claim(-1), RangeError);
+      assert.throws(() => producer.claim(1.5), RangeError);
+      const consumer = ring.consumer();
+      assert.equal(consumer.available(), 2);
+      assert.throws(() => consumer.release(3), RangeError);
+      assert.throws(() => consumer.slotOffset(2), RangeError);
+    }
+  });
+
+  test("a consumer refuses a corrupt tail", () => {
+    const ring = makeRing("spsc", 4);
+    ring.view.setUint32(QUEUE_HEADER.fields.tail.offset, 9, true);
+    assert.throws(() => ring.consumer().available(), InvalidStateError);
+  });
+});
+
+describe("producer conveniences", () => {
+  for (const kind of KINDS) {
+    test(`${kind}: tryEnqueue fills the ring, then returns false; enqueueOrDrop counts drops`, () => {
+      const ring = makeRing(kind, 4);
+      const producer = ring.producer();
+      for (let i = 0; i < 4; i++) {
+        assert.equal(producer.tryEnqueue(Item, { n: i, tag: 1 }), true);
+      }
+      assert.equal(producer.tryEnqueue(Item, { n: 9, tag: 1 }), false);
+      assert.equal(ring.dropped(), 0);
+      assert.equal(producer.enqueueOrDrop(Item, { n: 9, tag: 1 }), false);
+      assert.equal(producer.enqueueOrDrop(Item, { n: 9, tag: 1 }), false);
+      assert.deepEqual(ring.stats(), {
+        capacity: 4,
+        depth: 4,
+        dropped: 2,
+        released: 0,
+      });
+      const consumer = ring.consumer();
+      for (let i = 0; i < 4; i++) {
+        const received = consumer.tryDequeue(Item);
+        assert.ok(received);
+        assert.equal(received.value.n, i);
+      }
+      assert.equal(consumer.tryDequeue(Item), undefined);
+      assert.equal(producer.enqueueOrDrop(Item, { n: 5, tag: 1 }), true);
+    });
+
+    test(`${kind}: bad input is rejected and nothing is published`, () => {
+      const ring = makeRing(kind, 4);
+      const producer = ring.producer();
+      const consumer = ring.consumer();
+      assert.throws(
+        () => producer.tryEnqueue(Item, { n: -1, tag: 1 }),
+        InvalidMessageError,
+      );
+      assert.throws(
+        () => producer.tryEnqueue(Item, { n: 1, tag: 1 }, { flags: 1 << 16 }),
+        InvalidMessageError,
+      );
+      assert.throws(
+        () => producer.tryEnqueue(Huge, { text: "" }),
+        InvalidMessageError,
+      );
+      assert.throws(
+        () =>
+          producer.enqueueBatch(Item, [{ n: 1, tag: 1 }, { n: 2, tag: 70000 }, {
+            n: 3,
+            tag: 1,
+          }]),
+        InvalidMessageError,
+      );
+      assert.throws(
+        () => producer.tryEnqueueRaw({ typeId: 1 }, new Uint8Array(33)),
+        InvalidMessageError,
+      );
+      assert.equal(producer.pending, 0);
+      assert.equal(
+        consumer.tryDequeue(Item),
+        undefined,
+        "no message (void slots are skipped)",
+      );
+      assert.equal(ring.depth(), 0);
+      assert.equal(producer.tryEnqueue(Item, { n: 42, tag: 1 }), true);
+      assert.equal(consumer.tryDequeue(Item)?.value.n, 42);
+    });
+
+    test(`${kind}: enqueueBatch publishes as many as fit, in order`, () => {
+      const ring = makeRing(kind, 8);
+      const producer = ring.producer();
+      const values = Array.from({ length: 12 }, (_, n) => ({ n, tag: 2 }));
+      assert.equal(producer.enqueueBatch(Item, values, { sourceActor: 3 }), 8);
+      assert.equal(producer.enqueueBatch(Item, values), 0);
+      const seen: number[] = [];
+      const consumer = ring.consumer();
+      assert.equal(
+        consumer.dequeueMessages(Item, 100, (received) => {
+          assert.equal(received.envelope.sourceActor, 3);
+          seen.push(received.value.n);
+        }),
+        8,
+      );
+      assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7]);
+    });
+
+    test(`${kind}: envelopes carry the header; raw payloads pass through`, () => {
+      const ring = makeRing(kind, 4);
+      const producer = ring.producer();
+      const ts = { physicalMs: 1_700_000_000_000, logical: 3, nodeId: 9 };
+      producer.tryEnqueue(Note, { text: "héllo" }, {
+        correlationId: 77,
+        flags: 5,
+        timestamp: ts,
+        sourceActor: 9,
+      });
+      const payload = new Uint8Array(Item.size);
+      Item.encode(new DataView(payload.buffer), 0, { n: 123, tag: 4 });
+      assert.equal(
+        producer.tryEnqueueRaw(
+          { typeId: Item.typeId, correlationId: 1n },
+          payload,
+        ),
+        true,
+      );
+      const consumer = ring.consumer();
+      const registry = new SchemaRegistry([Item, Note]);
+      const first = consumer.tryDequeue(registry);
+      assert.ok(first);
+      assert.equal(first.schema, Note);
+      assert.deepEqual(first.value, { text: "héllo" });
+      assert.equal(first.envelope.correlationId, 77n);
+      assert.equal(first.envelope.flags, 5);
+      assert.equal(first.envelope.sourceActor, 9);
+      assert.equal(first.envelope.payloadLength, Note.size);
+      const second = consumer.tryDequeue(registry);
+      assert.equal(second?.schema, Item);
+      assert.deepEqual(second?.value, { n: 123, tag: 4 });
+    });
+  }
+});
+
+describe("consumer conveniences", () => {
+  test("an invalid slot is released and thrown with a copy of its bytes", () => {
+    const ring = makeRing("spsc", 4);
+    const producer = ring.producer();
+    producer.tryEnqueue(Note, { text: "not an item" });
+    producer.tryEnqueue(Item, { n: 1, tag: 1 });
+    const consumer = ring.consumer();
+    assert.throws(() => consumer.tryDequeue(Item), (error: unknown) => {
+      assert.ok(error instanceof InvalidMessageError);
+      const rejected = error.cause as RejectedSlot;
+      assert.ok(rejected.error instanceof InvalidMessageError);
+      assert.equal(rejected.slot.length, ring.slotSize);
+      assert.equal(
+        readEnvelope(new DataView(rejected.slot.buffer), 0).typeId,
+        Note.typeId,
+      );
+      return true;
+    });
+    assert.equal(consumer.tryDequeue(Item)?.value.n, 1);
+  });
+
+  test("with onInvalid, invalid slots go to the hook and decoding goes on", () => {
+    const ring = makeRing("mpsc", 8);
+    const producer = ring.producer();
+    const rejected: RejectedSlot[] = [];
+    const consumer = ring.consumer({ onInvalid: (r) => rejected.push(r) });
+    producer.tryEnqueue(Item, { n: 1, tag: 1 });
+    producer.tryEnqueue(Note, { text: "stray" });
+    producer.tryEnqueue(Item, { n: 2, tag: 1 });
+    producer.tryEnqueue(Note, { text: "stray" });
+    producer.tryEnqueue(Item, { n: 3, tag: 1 });
+    assert.equal(consumer.tryDequeue(Item)?.value.n, 1);
+    assert.equal(consumer.tryDequeue(Item)?.value.n, 2);
+    const rest: number[] = [];
+    assert.equal(
+      consumer.dequeueMessages(Item, 10, (r) => rest.push(r.value.n)),
+      1,
+    );
+    assert.deepEqual(rest, [3]);
+    assert.equal(rejected.length, 2);
+    assert.equal(ring.depth(), 0);
+  });
+
+  test("dequeueMessages without onInvalid releases up to the bad slot and throws", () => {
+    const ring = makeRing("spsc", 8);
+    const producer = ring.producer();
+    producer.tryEnqueue(Item, { n: 1, tag: 1 });
+    producer.tryEnqueue(Note, { text: "stray" });
+    producer.tryEnqueue(Item, { n: 2, tag: 1 });
+    const consumer = ring.consumer();
+    const seen: number[] = [];
+    assert.throws(
+      () => consumer.dequeueMessages(Item, 10, (r) => seen.push(r.value.n)),
+      InvalidMessageError,
+    );
+    assert.deepEqual(seen, [1]);
+    assert.equal(ring.depth(), 1);
+    assert.equal(consumer.tryDequeue(Item)?.value.n, 2);
+  });
+
+  test("a throwing handler leaves its message at the head", () => {
+    for (const kind of KINDS) {
+      const ring = makeRing(kind, 8);
+      const producer = ring.producer();
+      for (let n = 0; n < 5; n++) producer.tryEnqueue(Item, { n, tag: 1 });
+      const consumer = ring.consumer();
+      const seen: number[] = [];
+      assert.throws(() =>
+        consumer.dequeueBatch(10, (view, offset) => {
+          const n = Item.read(view, offset + ENVELOPE_SIZE, "n");
+          if (n === 2) throw new Error("handler failed");
+          seen.push(n);
+        }), /handler failed/);
+      assert.deepEqual(seen, [0, 1]);
+      assert.equal(ring.depth(), 3);
+      assert.throws(() =>
+        consumer.dequeueMessages(Item, 10, () => {
+          throw new Error("again");
+        }), /again/);
+      assert.equal(ring.depth(), 3);
+      assert.equal(consumer.dequeueBatch(10, () => {}), 3);
+      assert.equal(ring.depth(), 0);
+    }
+  });
+});
+
+describe("waiting", () => {
+  for (const shared of [true, false]) {
+    const label = shared ? "SharedArrayBuffer" : "ArrayBuffer";
+
+    test(`${label}: dequeue waits for a message and times out with TimeoutError`, async () => {
+      for (const kind of KINDS) {
+        const ring = makeRing(kind, 4, { shared });
+        const producer = ring.producer();
+        const consumer = ring.consumer();
+        const timer = setTimeout(
+          () => producer.tryEnqueue(Item, { n: 5, tag: 5 }),
+          10,
+        );
+        try {
+          const received = await consumer.dequeue(Item, { timeoutMs: 10_000 });
+          assert.equal(received.value.n, 5);
+        } finally {
+          clearTimeout(timer);
+        }
+        await assert.rejects(
+          consumer.dequeue(Item, { timeoutMs: 20 }),
+          TimeoutError,
+        );
+        await assert.rejects(
+          consumer.dequeue(Item, { timeoutMs: 0 }),
+          TimeoutError,
+        );
+        assert.equal(await consumer.readable({ timeoutMs: 5 }), false);
+      }
+    });
+
+    test(`${label}: dequeue rejects with the abort reason`, async () => {
+      const ring = makeRing("spsc", 4, { shared });
+      const consumer = ring.consumer();
+      const controller = new AbortController();
+      const reason = new Error("stop");
+      const pending = consumer.dequeue(Item, {
+        timeoutMs: 60_000,
+        signal: controller.signal,
+      });
+      const timer = setTimeout(() => controller.abort(reason), 5);
+      try {
+        await assert.rejects(pending, (e) => e === reason);
+      } finally {
+        clearTimeout(timer);
+      }
+      assert.equal(headerWord(ring, "sleeping"), 0);
+    });
+
+    test(`${label}: enqueue waits for space, or fails with QueueFullError`, async () => {
+      for (const kind of KINDS) {
+        const ring = makeRing(kind, 2, { shared });
+        const producer = ring.producer();
+        const consumer = ring.consumer();
+        await producer.enqueue(Item, { n: 1, tag: 0 });
+        await producer.enqueue(Item, { n: 2, tag: 0 });
+        await assert.rejects(
+          producer.enqueue(Item, { n: 3, tag: 0 }, undefined, { timeoutMs: 0 }),
+          QueueFullError,
+        );
+        await assert.rejects(
+          producer.enqueue(Item, { n: 3, tag: 0 }, undefined, {
+            timeoutMs: 15,
+          }),
+          QueueFullError,
+        );
+        await assert.rejects(
+          producer.enqueue(Item, { n: -3, tag: 0 }),
+          InvalidMessageError,
+        );
+        const timer = setTimeout(() => consumer.tryDequeue(Item), 10);
+        try {
+          await producer.enqueue(Item, { n: 3, tag: 0 }, undefined, {
+            timeoutMs: 10_000,
+          });
+        } finally {
+          clearTimeout(timer);
+        }
+        assert.deepEqual([
+          consumer.tryDequeue(Item)?.value.n,
+          consumer.tryDequeue(Item)?.value.n,
+        ], [2, 3]);
+        const controller = new AbortController();
+        await producer.enqueue(Item, { n: 4, tag: 0 });
+        await producer.enqueue(Item, { n: 5, tag: 0 });
+        const reason = new Error("abort");
+        const pending = producer.enqueue(Item, { n: 6, tag: 0 }, undefined, {
+          signal: controller.signal,
+        });
+        controller.abort(reason);
+        await assert.rejects(pending, (e) => e === reason);
+      }
+    });
+
+    test(`${label}: waitReadable blocks until a message or the timeout`, () => {
+      const ring = makeRing("spsc", 4, { shared });
+      const consumer = ring.consumer();
+      assert.equal(consumer.waitReadable(5), false);
+      assert.equal(headerWord(ring, "sleeping"), 0);
+      ring.producer().tryEnqueue(Item, { n: 1, tag: 1 });
+      assert.equal(consumer.waitReadable(5), true);
+    });
+  }
+
+  test("a sleeping consumer is woken through the doorbell", async () => {
+    const ring = makeRing("spsc", 4, { shared: true });
+    const consumer = ring.consumer();
+    const producer = ring.producer();
+    const doorbell = () => headerWord(ring, "doorbell");
+    const before = doorbell();
+    const waiting = consumer.readable({ timeoutMs: 10_000 });
+    assert.equal(headerWord(ring, "sleeping"), 1);
+    producer.tryEnqueue(Item, { n: 1, tag: 1 });
+    assert.equal(await waiting, true);
+    assert.equal(doorbell(), before + 1);
+    assert.equal(headerWord(ring, "sleeping"), 0);
+    // Nobody sleeps now: publishing leaves the doorbell alone.
+    producer.tryEnqueue(Item, { n: 2, tag: 1 });
+    assert.equal(doorbell(), before + 1);
+  });
+});
