@@ -125,3 +125,25 @@ export class ClockSkewError extends RingKernelError {
     this.maxSkewMs = maxSkewMs;
   }
 }
+
+/** A message was addressed to an actor that does not exist (or no longer does). */
+export class UnknownActorError extends RingKernelError {
+  /** The name that was not found. */
+  readonly actor: string;
+  /** Creates the error for one unknown name. */
+  constructor(actor: string, detail?: string) {
+    super(`no actor named "${actor}"${detail ? `: ${detail}` : ""}`);
+    this.actor = actor;
+  }
+}
+
+/** An actor crashed and its supervisor gave up restarting it. */
+export class ActorCrashedError extends RingKernelError {
+  /** The actor's name. */
+  readonly actor: string;
+  /** Creates the error for one crashed actor. */
+  constructor(actor: string, detail: string, options?: RingKernelErrorOptions) {
+    super(`actor "${actor}" crashed: ${detail}`, options);
+    this.actor = actor;
+  }
+}

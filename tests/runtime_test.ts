@@ -1,53 +1,616 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
+import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
+import { AccumulatorAdd, EchoMessage } from "../src/actors/schemas.ts";
 import {
-  assertFfiRuntime,
-  bunFfi,
-  classifyRuntime,
-  detectRuntime,
-  requireFfiRuntime,
-} from "../ffi/runtime.ts";
-import { BackendUnavailableError } from "../src/errors.ts";
+  ActorCrashedError,
+  BackendUnavailableError,
+  InvalidMessageError,
+  InvalidStateError,
+  QueueFullError,
+  TimeoutError,
+  UnknownActorError,
+} from "../src/errors.ts";
+import { pollUntil } from "../src/async.ts";
+import type { Kernel } from "../src/kernel.ts";
+import type { CpuActorHost } from "../src/backend/cpu/cpu_actor.ts";
 
-const RUNNING = "Bun" in globalThis ? "bun" : "deno";
+const fixture = (name: string) => ({
+  module: new URL(`./fixtures/${name}.ts`, import.meta.url),
+});
+const unusableCuda = () =>
+  Promise.resolve({ usable: false, reason: "no GPU in this test" });
 
-describe("runtime detection", () => {
-  test("names the running runtime", () => {
-    assert.equal(detectRuntime(), RUNNING);
-    assert.equal(requireFfiRuntime(), RUNNING);
-    assert.equal(classifyRuntime(), RUNNING);
+async function withRuntime(
+  fn: (rt: RingKernel, events: RuntimeEvent[]) => Promise<void>,
+  options: Parameters<typeof RingKernel.create>[0] = {},
+): Promise<void> {
+  const events: RuntimeEvent[] = [];
+  const rt = await RingKernel.create({
+    backend: "cpu",
+    quiet: true,
+    onEvent: (e) => events.push(e),
+    ...options,
+  });
+  try {
+    await fn(rt, events);
+  } finally {
+    await rt.shutdown({ timeoutMs: 5_000 });
+  }
+}
+
+function echo(seq: number, value = seq, tag = 0) {
+  return { seq: BigInt(seq), value, tag };
+}
+
+/** Waits until every message sent to `kernel` is processed or dead-lettered. */
+async function settled(kernel: Kernel, timeoutMs = 10_000): Promise<void> {
+  await pollUntil(() => kernel.metrics().inFlight === 0, {
+    timeoutMs,
+    what: "settle",
+  });
+}
+
+describe("backend selection", () => {
+  test("cpu is always available", async () => {
+    const rt = await RingKernel.create({ backend: "cpu" });
+    assert.equal(rt.backend, "cpu");
+    assert.equal(rt.fallbackReason, undefined);
+    await rt.shutdown();
   });
 
-  test("classifies other sets of globals", () => {
-    const node = { process: { versions: { node: "22.0.0" } } };
-    assert.equal(classifyRuntime(node), "node");
-    assert.equal(classifyRuntime({}), "unknown");
-    // Bun and Deno also report a Node.js version; they still win.
-    assert.equal(classifyRuntime({ ...node, Bun: {} }), "bun");
-    assert.equal(classifyRuntime({ ...node, Deno: {} }), "deno");
+  test("auto falls back to the CPU and says why", async () => {
+    const rt = await RingKernel.create({
+      backend: "auto",
+      quiet: true,
+      probeCuda: unusableCuda,
+    });
+    assert.equal(rt.backend, "cpu");
+    assert.equal(rt.fallbackReason, "no GPU in this test");
+    await rt.shutdown();
   });
 
-  test("runtimes without FFI get a typed error naming them", () => {
-    assert.equal(assertFfiRuntime("deno"), "deno");
-    assert.equal(assertFfiRuntime("bun"), "bun");
-    for (const other of ["node", "unknown"] as const) {
-      assert.throws(
-        () => assertFfiRuntime(other),
-        (error: unknown) =>
-          error instanceof BackendUnavailableError &&
-          error.backend === "ffi" && error.reason.includes(other),
+  test("cuda without a usable GPU throws BackendUnavailable with the reason", async () => {
+    await assert.rejects(
+      RingKernel.create({ backend: "cuda", probeCuda: unusableCuda }),
+      (e: unknown) =>
+        e instanceof BackendUnavailableError &&
+        e.reason === "no GPU in this test",
+    );
+  });
+
+  test("cuda with the real probe names what was tried when there is no driver", async () => {
+    try {
+      const rt = await RingKernel.create({ backend: "cuda" });
+      // A machine with a GPU: the backend was found usable.
+      assert.equal(rt.backend, "cuda");
+      await rt.shutdown();
+    } catch (error) {
+      assert.ok(error instanceof BackendUnavailableError, String(error));
+      assert.match(error.reason, /libcuda|CUDA|device|FFI|ffi|CPU backend/);
+    }
+  });
+
+  test("an unknown backend name is refused", async () => {
+    await assert.rejects(
+      RingKernel.create({ backend: "tpu" as never }),
+      RangeError,
+    );
+  });
+});
+
+describe("kernel messaging", () => {
+  test("call, send/receive and trySend on the echo actor", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo" });
+      assert.equal(k.state, "active");
+      assert.equal(k.isActive, true);
+      assert.deepEqual(
+        await k.call(echo(1, 2.5, 7), { timeoutMs: 5_000 }),
+        echo(1, 2.5, 7),
       );
-    }
+      await k.send(echo(2));
+      assert.equal(k.trySend(echo(3)), true);
+      assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(2));
+      assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(3));
+      assert.equal(await k.sendBatch([echo(4), echo(5), echo(6)]), 3);
+      for (const seq of [4, 5, 6]) {
+        assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(seq));
+      }
+      await settled(k);
+      const m = k.metrics();
+      assert.equal(m.sent, 6);
+      assert.equal(m.processed, 6);
+      assert.equal(m.deadLettered, 0);
+    });
   });
 
-  test("bun:ffi is loaded under Bun only", () => {
-    if (RUNNING === "bun") {
-      const ffi = bunFfi();
-      assert.equal(typeof ffi.dlopen, "function");
-      assert.equal(typeof ffi.ptr, "function");
-      assert.equal(typeof ffi.toArrayBuffer, "function");
-    } else {
-      assert.throws(() => bunFfi(), BackendUnavailableError);
-    }
+  test("a stateful actor keeps state across messages", async () => {
+    await withRuntime(async (rt) => {
+      const acc = await rt.launch("acc", { actor: "accumulator" });
+      for (let i = 1; i <= 10; i++) await acc.send({ value: i });
+      let last;
+      for (let i = 1; i <= 10; i++) {
+        last = await acc.receive({ timeoutMs: 5_000 });
+      }
+      assert.deepEqual(last, { total: 55, count: 10n });
+      assert.deepEqual(await acc.call({ value: 0.5 }), {
+        total: 55.5,
+        count: 11n,
+      });
+    });
+  });
+
+  test("saxpy runs over 256-byte slots", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("saxpy", { actor: "saxpy" });
+      const x = Float32Array.from({ length: 16 }, (_, i) => i);
+      const y = Float32Array.from({ length: 16 }, () => 1);
+      const reply = await k.call({ a: 2, x, y }) as { out: Float32Array };
+      assert.deepEqual(Array.from(reply.out), Array.from(x, (v) => 2 * v + 1));
+    });
+  });
+
+  test("bad messages are rejected with InvalidMessage before reaching the queue", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo", autoActivate: false });
+      assert.throws(
+        () => k.trySend({ seq: -1n, value: 0, tag: 0 }),
+        InvalidMessageError,
+      );
+      assert.throws(
+        () => k.trySend({ seq: 1n, value: 0, tag: 2 ** 40 }),
+        InvalidMessageError,
+      );
+      await assert.rejects(
+        k.send({ seq: 1n, value: 0 } as never),
+        InvalidMessageError,
+      );
+      assert.equal(k.metrics().inFlight, 0);
+      assert.equal(k.metrics().sent, 0);
+    });
+  });
+
+  test("receive and call honour their deadlines", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo", autoActivate: false });
+      await assert.rejects(k.receive({ timeoutMs: 30 }), TimeoutError);
+      await assert.rejects(k.call(echo(1), { timeoutMs: 30 }), TimeoutError);
+      // The late reply to the expired call is kept as a dead letter, not lost.
+      await k.activate();
+      // Looking for replies finds the late one and files it.
+      await pollUntil(
+        () =>
+          k.tryReceive() === undefined &&
+          rt.deadLetters.countOf("expired") === 1,
+        {
+          timeoutMs: 5_000,
+        },
+      );
+    });
+  });
+
+  test("a full queue applies backpressure: trySend false, send times out with QueueFull", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", {
+        actor: "echo",
+        queueCapacity: 4,
+        autoActivate: false,
+      });
+      for (let i = 0; i < 4; i++) assert.equal(k.trySend(echo(i)), true);
+      assert.equal(k.trySend(echo(99)), false);
+      await assert.rejects(
+        k.send(echo(100), { timeoutMs: 30 }),
+        QueueFullError,
+      );
+      await assert.rejects(k.send(echo(101), { timeoutMs: 0 }), QueueFullError);
+      // Space frees once the actor runs: a waiting send completes.
+      const pending = k.send(echo(5), { timeoutMs: 5_000 });
+      await k.activate();
+      await pending;
+      for (let i = 0; i < 5; i++) await k.receive({ timeoutMs: 5_000 });
+      await settled(k);
+      assert.equal(k.metrics().sent, 5);
+      assert.equal(k.metrics().processed, 5);
+    });
+  });
+});
+
+describe("lifecycle", () => {
+  test("launched → active ⇄ deactivated → terminated, with invalid transitions refused", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo", autoActivate: false });
+      assert.equal(k.state, "launched");
+      await assert.rejects(k.deactivate(), InvalidStateError);
+      await assert.rejects(k.suspend(), InvalidStateError);
+      // Launched: messages queue but are not processed.
+      await k.send(echo(1));
+      await assert.rejects(k.receive({ timeoutMs: 50 }), TimeoutError);
+      assert.equal(k.metrics().inFlight, 1);
+      await k.activate();
+      assert.equal(k.state, "active");
+      assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(1));
+      await assert.rejects(k.activate(), InvalidStateError);
+      await k.suspend();
+      assert.equal(k.state, "deactivated");
+      await k.send(echo(2));
+      await assert.rejects(k.receive({ timeoutMs: 50 }), TimeoutError);
+      await assert.rejects(k.deactivate(), InvalidStateError);
+      await k.resume();
+      assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(2));
+      await k.terminate();
+      assert.equal(k.state, "terminated");
+      await assert.rejects(k.activate(), InvalidStateError);
+      await assert.rejects(k.deactivate(), InvalidStateError);
+      await assert.rejects(k.send(echo(3)), InvalidStateError);
+      assert.throws(() => k.trySend(echo(3)), InvalidStateError);
+      assert.throws(() => k.terminate(), InvalidStateError);
+      assert.deepEqual(rt.listKernels(), []);
+    });
+  });
+
+  test("terminate from launched and from deactivated", async () => {
+    await withRuntime(async (rt) => {
+      const a = await rt.launch("a", { actor: "echo", autoActivate: false });
+      await a.terminate();
+      assert.equal(a.state, "terminated");
+      const b = await rt.launch("b", { actor: "echo" });
+      await b.suspend();
+      await b.terminate();
+      assert.equal(b.state, "terminated");
+    });
+  });
+
+  test("terminate drains queued messages by default", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("slow", {
+        actor: fixture("slow_actor"),
+        autoActivate: false,
+      });
+      for (let i = 0; i < 20; i++) await k.send(echo(i, 1));
+      await k.terminate({ timeoutMs: 10_000 });
+      const m = k.metrics();
+      assert.equal(m.processed, 20);
+      assert.equal(m.deadLettered, 0);
+      assert.equal(m.inFlight, 0);
+      // Replies produced before termination can still be taken.
+      assert.deepEqual(k.tryReceive(), echo(0, 1));
+    });
+  });
+
+  test("terminate({ abort }) stops at once and dead-letters what was queued", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo", autoActivate: false });
+      for (let i = 0; i < 25; i++) await k.send(echo(i));
+      await k.terminate({ abort: true });
+      const m = k.metrics();
+      assert.equal(m.processed, 0);
+      assert.equal(m.deadLettered, 25);
+      assert.equal(rt.deadLetters.countOf("aborted"), 25);
+      const letters = rt.deadLetters.drain();
+      assert.deepEqual(
+        letters.map((l) => (l.message.value as { seq: bigint }).seq),
+        [...Array(25).keys()].map(BigInt),
+      );
+      assert.ok(letters.every((l) => l.actor === "echo"));
+    });
+  });
+
+  test("a kernel that does not stop in time is killed and its queue dead-lettered", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("slow", { actor: fixture("slow_actor") });
+      await k.send(echo(1, 400));
+      await k.send(echo(2, 400));
+      await pollUntil(
+        () => k.metrics().inFlight <= 1 || k.metrics().processed > 0,
+        { timeoutMs: 5_000 },
+      );
+      await k.terminate({ timeoutMs: 50 });
+      const m = k.metrics();
+      assert.equal(m.sent, m.processed + m.deadLettered + m.inFlight);
+      assert.equal(m.inFlight, 0);
+    });
+  });
+});
+
+describe("registry", () => {
+  test("getKernel, listKernels with globs, duplicate and invalid names", async () => {
+    await withRuntime(async (rt) => {
+      await rt.launch("pool/a", { actor: "echo" });
+      await rt.launch("pool/b", { actor: "echo" });
+      await rt.launch("other", { actor: "echo" });
+      assert.deepEqual(rt.listKernels().sort(), ["other", "pool/a", "pool/b"]);
+      assert.deepEqual(rt.listKernels("pool/*").sort(), ["pool/a", "pool/b"]);
+      assert.equal(rt.getKernel("pool/a").name, "pool/a");
+      assert.throws(() => rt.getKernel("nope"), UnknownActorError);
+      await assert.rejects(
+        rt.launch("other", { actor: "echo" }),
+        /already running/,
+      );
+      await assert.rejects(rt.launch("bad name", { actor: "echo" }));
+      await assert.rejects(
+        rt.launch("x", { actor: "no-such-builtin" as never }),
+        UnknownActorError,
+      );
+      await assert.rejects(
+        rt.launch("y", { actor: "echo", queueCapacity: 3 }),
+        RangeError,
+      );
+      await assert.rejects(
+        rt.launch("z", { actor: "saxpy", slotSize: 64 }),
+        RangeError,
+      );
+    });
+  });
+});
+
+describe("K2K", () => {
+  test("a pipeline of three actors passes messages actor to actor", async () => {
+    await withRuntime(async (rt) => {
+      const last = await rt.launch("stage3", {
+        actor: fixture("stage_actor"),
+        config: { add: 100 },
+      });
+      await rt.launch("stage2", {
+        actor: fixture("stage_actor"),
+        config: { add: 10, next: "stage3" },
+      });
+      const first = await rt.launch("stage1", {
+        actor: fixture("stage_actor"),
+        config: { add: 1, next: "stage2" },
+      });
+      for (let i = 0; i < 50; i++) await first.send(echo(i, i));
+      for (let i = 0; i < 50; i++) {
+        assert.deepEqual(await last.receive({ timeoutMs: 5_000 }), {
+          seq: BigInt(i),
+          value: i + 111,
+          tag: 3,
+        });
+      }
+      const totals = rt.metrics().totals;
+      assert.equal(totals.sent, 150);
+      assert.equal(totals.processed, 150);
+    });
+  });
+
+  test("the forwarder built-in sends to its configured target", async () => {
+    await withRuntime(async (rt) => {
+      const sink = await rt.launch("sink", { actor: "echo" });
+      const fwd = await rt.launch("fwd", {
+        actor: "forwarder",
+        config: { target: "sink" },
+      });
+      await fwd.send(echo(9, 1.5));
+      assert.deepEqual(await sink.receive({ timeoutMs: 5_000 }), echo(9, 1.5));
+    });
+  });
+
+  test("sending to an unknown actor fails the handler with UnknownActor, dead-lettered with the reason", async () => {
+    await withRuntime(async (rt, events) => {
+      const k = await rt.launch("lost", {
+        actor: fixture("stage_actor"),
+        config: { add: 1, next: "nobody" },
+        restart: { strategy: "never" },
+      });
+      await k.send(echo(1));
+      await pollUntil(() => rt.deadLetters.countOf("handler-error") === 1, {
+        timeoutMs: 5_000,
+      });
+      const [letter] = rt.deadLetters.drain();
+      assert.match(
+        letter.detail ?? "",
+        /UnknownActorError: no actor named "nobody"/,
+      );
+      assert.equal(events[0]?.type, "crash");
+    });
+  });
+});
+
+describe("pub/sub", () => {
+  test("host subscribers with wildcards, and kernels subscribed by the host", async () => {
+    await withRuntime(async (rt) => {
+      const seen: Array<[string, unknown]> = [];
+      rt.subscribe("sensors/+/temp", (m, topic) => seen.push([topic, m]));
+      rt.subscribe("sensors/#", (_m, topic) => seen.push(["#", topic]));
+      const k = await rt.launch("listener", { actor: "echo" });
+      const sub = rt.subscribeKernel(k, "sensors/a/#");
+      assert.equal(rt.publish("sensors/a/temp", EchoMessage, echo(1)), 3);
+      assert.equal(rt.publish("sensors/b/temp", EchoMessage, echo(2)), 2);
+      assert.equal(rt.publish("sensors", EchoMessage, echo(3)), 1);
+      assert.equal(rt.publish("other/a/temp", EchoMessage, echo(4)), 0);
+      assert.deepEqual(seen, [
+        ["sensors/a/temp", echo(1)],
+        ["#", "sensors/a/temp"],
+        ["sensors/b/temp", echo(2)],
+        ["#", "sensors/b/temp"],
+        ["#", "sensors"],
+      ]);
+      assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(1));
+      sub.unsubscribe();
+      assert.equal(rt.publish("sensors/a/temp", EchoMessage, echo(5)), 2);
+      assert.throws(
+        () => rt.publish("sensors/+", EchoMessage, echo(6)),
+        InvalidMessageError,
+      );
+    });
+  });
+
+  test("actors subscribe and publish", async () => {
+    await withRuntime(async (rt) => {
+      const relay = await rt.launch("relay", {
+        actor: fixture("topic_actor"),
+        config: { filter: "in/#", republish: "out/relay" },
+      });
+      const received: unknown[] = [];
+      rt.subscribe("out/+", (m) => received.push(m));
+      await relay.call(echo(0, 0, 0)); // tag 0: subscribe
+      await pollUntil(
+        () =>
+          rt.publish("in/x", AccumulatorAdd, { value: 1 }) >= 0 &&
+          received.length >= 0,
+        {
+          timeoutMs: 100,
+        },
+      );
+      // The subscription is registered asynchronously: publish until it is.
+      await pollUntil(
+        () => rt.publish("in/probe", EchoMessage, echo(1, 1, 1)) === 1,
+        { timeoutMs: 5_000 },
+      );
+      await pollUntil(() => received.length >= 1, { timeoutMs: 5_000 });
+      assert.deepEqual(received[0], echo(1, 1, 1));
+    });
+  });
+});
+
+describe("supervision", () => {
+  test("a crashing handler is restarted with fresh state and the crash is reported", async () => {
+    await withRuntime(async (rt, events) => {
+      const k = await rt.launch("flaky", { actor: fixture("flaky_actor") });
+      assert.equal((await k.call(echo(1)) as { tag: number }).tag, 1);
+      assert.equal((await k.call(echo(2)) as { tag: number }).tag, 2);
+      await assert.rejects(k.call(echo(3, -1)), ActorCrashedError);
+      // After the restart the actor continues, with fresh state.
+      const after = await k.call(echo(4), { timeoutMs: 5_000 }) as {
+        tag: number;
+      };
+      assert.equal(after.tag, 1);
+      assert.deepEqual(events.map((e) => e.type), ["crash", "restart"]);
+      const m = k.metrics();
+      assert.equal(m.crashes, 1);
+      assert.equal(m.restarts, 1);
+      assert.equal(m.deadLettered, 1);
+      assert.equal(rt.deadLetters.countOf("handler-error"), 1);
+    });
+  });
+
+  test("after max restarts within the window the supervisor gives up and reports it", async () => {
+    await withRuntime(async (rt, events) => {
+      const k = await rt.launch("flaky", {
+        actor: fixture("flaky_actor"),
+        restart: {
+          maxRestarts: 2,
+          withinMs: 60_000,
+          backoff: { initialMs: 0 },
+        },
+      });
+      for (let i = 0; i < 3; i++) {
+        await assert.rejects(
+          k.call(echo(i, -1), { timeoutMs: 5_000 }),
+          ActorCrashedError,
+        );
+        if (i < 2) {
+          await pollUntil(() => k.metrics().restarts === i + 1, {
+            timeoutMs: 5_000,
+          });
+        }
+      }
+      await pollUntil(() => k.state === "terminated", { timeoutMs: 5_000 });
+      const crashes = events.filter((e) => e.type === "crash");
+      assert.equal(crashes.length, 3);
+      const last = crashes[2];
+      assert.ok(last.type === "crash" && last.decision.action === "give-up");
+      assert.throws(() => rt.getKernel("flaky"), UnknownActorError);
+      await assert.rejects(k.send(echo(9)), InvalidStateError);
+    });
+  });
+
+  test("a Worker that dies mid-message is detected, its message accounted, and it is restarted", async () => {
+    await withRuntime(async (rt, events) => {
+      const k = await rt.launch("victim", { actor: fixture("slow_actor") });
+      const host = k.host as CpuActorHost;
+      await k.send(echo(1, 2_000));
+      await pollUntil(() => host.busy, { timeoutMs: 5_000 });
+      await k.send(echo(2, 0));
+      host.injectDeath("killed mid-message by the test");
+      // The supervisor restarts the loop, which takes the next message.
+      assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(2, 0));
+      assert.deepEqual(events.map((e) => e.type), ["crash", "restart"]);
+      const m = k.metrics();
+      assert.equal(m.sent, 2);
+      assert.equal(m.processed, 1);
+      assert.equal(m.deadLettered, 1);
+      assert.equal(m.inFlight, 0);
+      const [letter] = rt.deadLetters.drain();
+      assert.equal(letter.reason, "handler-error");
+      assert.deepEqual(letter.message.value, echo(1, 2_000));
+    });
+  });
+
+  test("accounting holds after a load run with injected crashes: sent = processed + dead-lettered", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("flaky", {
+        actor: fixture("flaky_actor"),
+        queueCapacity: 256,
+        restart: {
+          maxRestarts: 1_000,
+          withinMs: 60_000,
+          backoff: { initialMs: 0 },
+        },
+      });
+      let crashes = 0;
+      let replies = 0;
+      const total = 3_000;
+      for (let i = 0; i < total; i++) {
+        const poison = i % 250 === 17;
+        if (poison) crashes++;
+        await k.send(echo(i, poison ? -1 : i), { timeoutMs: 10_000 });
+        // Take the replies too, or the actor would (rightly) wait for room to reply.
+        while (k.tryReceive() !== undefined) replies++;
+      }
+      await settled(k, 20_000);
+      while (k.tryReceive() !== undefined) replies++;
+      const m = k.metrics();
+      assert.equal(m.sent, total);
+      assert.equal(m.inFlight, 0);
+      assert.equal(m.sent, m.processed + m.deadLettered + m.inFlight);
+      assert.equal(m.deadLettered, crashes);
+      assert.equal(m.processed, total - crashes);
+      assert.equal(replies, total - crashes);
+      assert.equal(m.crashes, crashes);
+      assert.equal(rt.deadLetters.countOf("handler-error"), crashes);
+    });
+  });
+});
+
+describe("telemetry and metrics", () => {
+  test("kernel and runtime metrics read the telemetry blocks", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo" });
+      for (let i = 0; i < 100; i++) await k.call(echo(i));
+      const m = k.metrics();
+      assert.equal(m.telemetry.messagesProcessed, 100);
+      assert.ok(
+        m.telemetry.maxLatencyNanos >= (m.telemetry.minLatencyNanos ?? 0),
+      );
+      assert.ok(m.telemetry.lastProcessedTimestamp > 0n);
+      const r = rt.metrics();
+      assert.equal(r.backend, "cpu");
+      assert.equal(r.kernels.length, 1);
+      assert.equal(r.totals.processed, 100);
+    });
+  });
+
+  test("an idle runtime does not burn a core", async () => {
+    await withRuntime(async (rt) => {
+      for (let i = 0; i < 3; i++) {
+        await rt.launch(`idle${i}`, { actor: "echo" });
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const before = process.cpuUsage();
+      const started = performance.now();
+      await new Promise((r) => setTimeout(r, 2_000));
+      const used = process.cpuUsage(before);
+      const cpuMs = (used.user + used.system) / 1000;
+      const wallMs = performance.now() - started;
+      // Three spinning actors would use ~3 cores; idle ones sleep on their doorbells.
+      assert.ok(
+        cpuMs < wallMs * 0.25,
+        `idle runtime used ${cpuMs.toFixed(0)} ms CPU in ${
+          wallMs.toFixed(0)
+        } ms`,
+      );
+    });
   });
 });

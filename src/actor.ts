@@ -1,0 +1,162 @@
+/**
+ * Actor definitions: what a CPU actor module exports, and the context its
+ * handler receives. The same message schemas describe GPU actors' payloads.
+ *
+ * @module
+ */
+
+import type {
+  DecodedMessage,
+  FieldsSpec,
+  MessageSchema,
+  MessageValue,
+} from "./message.ts";
+
+/** What `ctx.send` reports when a K2K message was accepted by its target's queue. */
+export interface DeliveryReceipt {
+  /** The target actor's name. */
+  readonly target: string;
+  /** The target actor's id. */
+  readonly targetId: number;
+}
+
+/** Options of a K2K send from inside an actor. */
+export interface ActorSendOptions {
+  /** Schema to encode with; defaults to the sending actor's output schema. */
+  schema?: MessageSchema;
+  /** How long to wait for space in the target's queue (default 1000 ms). */
+  timeoutMs?: number;
+}
+
+/** The context passed to an actor's handler. */
+export interface ActorContext<S = unknown> {
+  /** The actor's name. */
+  readonly name: string;
+  /** The actor's numeric id (the `sourceActor` of what it sends). */
+  readonly id: number;
+  /** Per-actor state, created by `init` and kept across messages. */
+  state: S;
+  /** Correlation id of the message being handled (0n when none). */
+  readonly correlationId: bigint;
+  /** Id of the actor that sent the message being handled (0 = the host). */
+  readonly sourceActor: number;
+  /**
+   * Sends a message to another actor by name (K2K). Resolves with a receipt
+   * once the target's queue accepted it; rejects with a typed error for an
+   * unknown target or a queue that stayed full past the deadline.
+   */
+  send(
+    target: string,
+    message: MessageValue<FieldsSpec>,
+    options?: ActorSendOptions,
+  ): Promise<DeliveryReceipt>;
+  /**
+   * Subscribes this actor to a topic filter (MQTT: `+` one level, `#` the
+   * rest); matching publications arrive in its queue. Takes effect shortly
+   * after the call (the host keeps the subscription table).
+   */
+  subscribe(filter: string): void;
+  /** Removes a subscription made with {@linkcode ActorContext.subscribe}. */
+  unsubscribe(filter: string): void;
+  /** Publishes a message on a topic (MQTT-style); subscribers receive a copy. */
+  publish(
+    topic: string,
+    message: MessageValue<FieldsSpec>,
+    schema?: MessageSchema,
+  ): void;
+}
+
+/** A handler's result: a reply (sent to the host), nothing, or a promise of either. */
+export type HandlerResult<O extends FieldsSpec> =
+  | MessageValue<O>
+  | undefined
+  | void
+  | Promise<MessageValue<O> | undefined | void>;
+
+/** What an actor's `init` receives. */
+export interface ActorInitInfo {
+  /** The actor's name. */
+  readonly name: string;
+  /** The actor's id. */
+  readonly id: number;
+  /** The `config` given at launch (structured-cloned), if any. */
+  readonly config: unknown;
+}
+
+/** The definition of a CPU actor; create it with {@linkcode defineActor}. */
+export interface ActorDefinition<
+  I extends FieldsSpec = FieldsSpec,
+  O extends FieldsSpec = FieldsSpec,
+  S = unknown,
+> {
+  /** Schema of the messages the actor receives. */
+  readonly input: MessageSchema<I>;
+  /** Schema of its replies (and default schema of its K2K sends). */
+  readonly output?: MessageSchema<O>;
+  /** Further schemas the actor accepts (e.g. from K2K senders or topics). */
+  readonly accepts?: readonly MessageSchema[];
+  /** Creates the per-actor state; called again after every restart. */
+  readonly init?: (info: ActorInitInfo) => S;
+  /**
+   * Handles one message. Returning a value sends it to the host as a reply
+   * (correlated with the request); throwing counts as a crash, which the
+   * actor's supervisor handles.
+   */
+  readonly handle: (
+    message: DecodedMessage<I>,
+    ctx: ActorContext<S>,
+  ) => HandlerResult<O>;
+}
+
+const ACTOR_BRAND = Symbol.for("ringkernel.actor");
+
+/**
+ * Declares a CPU actor. Export the result from a module so the actor's Worker
+ * can import it, then launch it with `runtime.launch(name, { actor: { module } })`.
+ */
+export function defineActor<I extends FieldsSpec, O extends FieldsSpec, S>(
+  definition: ActorDefinition<I, O, S>,
+): ActorDefinition<I, O, S> {
+  if (typeof definition?.handle !== "function") {
+    throw new TypeError("defineActor: `handle` must be a function");
+  }
+  if (definition.input === undefined) {
+    throw new TypeError("defineActor: `input` schema is required");
+  }
+  return Object.freeze(
+    Object.assign(Object.create(null), definition, { [ACTOR_BRAND]: true }),
+  );
+}
+
+/** True when `value` was created by {@linkcode defineActor}. */
+export function isActorDefinition(value: unknown): value is ActorDefinition {
+  return typeof value === "object" && value !== null &&
+    (value as Record<symbol, unknown>)[ACTOR_BRAND] === true;
+}
+
+/**
+ * Where a CPU actor's definition lives: a module URL (absolute, or a
+ * `file:` URL) and the export name (default `"default"`).
+ */
+export interface ActorModuleRef {
+  /** Module URL, e.g. `new URL("./echo_actor.ts", import.meta.url)`. */
+  module: string | URL;
+  /** Export holding the {@linkcode defineActor} result (default `"default"`). */
+  export?: string;
+}
+
+/** Loads an actor definition from its module; throws a typed error if it is not one. */
+export async function loadActorDefinition(
+  ref: ActorModuleRef,
+): Promise<ActorDefinition> {
+  const url = typeof ref.module === "string" ? ref.module : ref.module.href;
+  const exportName = ref.export ?? "default";
+  const mod = await import(url) as Record<string, unknown>;
+  const definition = mod[exportName];
+  if (!isActorDefinition(definition)) {
+    throw new TypeError(
+      `${url} export "${exportName}" is not an actor (create it with defineActor)`,
+    );
+  }
+  return definition;
+}

@@ -1,0 +1,50 @@
+/**
+ * Message schemas of the built-in actors. The CPU actors and the GPU actors in
+ * the kernel bundle read and write exactly these layouts.
+ *
+ * @module
+ */
+
+import { array, defineMessage } from "../message.ts";
+
+/** Request and reply of the `echo` actor: the reply is the request, unchanged. */
+export const EchoMessage = defineMessage({
+  name: "ringkernel.Echo",
+  typeId: 0x524b0001,
+  fields: { seq: "u64", value: "f64", tag: "u32" },
+});
+
+/** Input of the `accumulator` actor: a value to add to its running total. */
+export const AccumulatorAdd = defineMessage({
+  name: "ringkernel.AccumulatorAdd",
+  typeId: 0x524b0002,
+  fields: { value: "f64" },
+});
+
+/** Reply of the `accumulator` actor: the running total after each add. */
+export const AccumulatorTotal = defineMessage({
+  name: "ringkernel.AccumulatorTotal",
+  typeId: 0x524b0003,
+  fields: { total: "f64", count: "u64" },
+});
+
+/** Length of the vectors carried by {@linkcode SaxpyRequest}. */
+export const SAXPY_LANES = 16;
+
+/** Input of the `saxpy` actor: computes `a * x + y` over `SAXPY_LANES` lanes (needs 256-byte slots). */
+export const SaxpyRequest = defineMessage({
+  name: "ringkernel.SaxpyRequest",
+  typeId: 0x524b0004,
+  fields: {
+    a: "f32",
+    x: array("f32", SAXPY_LANES),
+    y: array("f32", SAXPY_LANES),
+  },
+});
+
+/** Reply of the `saxpy` actor. */
+export const SaxpyResult = defineMessage({
+  name: "ringkernel.SaxpyResult",
+  typeId: 0x524b0005,
+  fields: { out: array("f32", SAXPY_LANES) },
+});

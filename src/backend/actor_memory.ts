@@ -1,0 +1,91 @@
+/**
+ * Where one actor's shared state lives in its memory block: control block,
+ * telemetry, worker words, and its three rings (host input, K2K inbox,
+ * output). Host and actor compute the same plan from the same options.
+ *
+ * @module
+ */
+
+import { CONTROL_BLOCK, QUEUE_LINE, TELEMETRY_BUFFER } from "../layout.ts";
+import { ringByteLength } from "../ring.ts";
+
+/** Sizes of an actor's queues. */
+export interface ActorQueueOptions {
+  /** Slots of the host → actor queue and of the K2K inbox (power of two). */
+  queueCapacity: number;
+  /** Slots of the actor → host queue (power of two). */
+  outputCapacity: number;
+  /** Bytes per slot (one of the slot tiers). */
+  slotSize: number;
+}
+
+/** Byte offsets of every part of an actor's memory block. */
+export interface ActorMemoryPlan extends ActorQueueOptions {
+  /** Offset of the control block. */
+  readonly control: number;
+  /** Offset of the telemetry buffer. */
+  readonly telemetry: number;
+  /** Offset of the worker words (i32). */
+  readonly worker: number;
+  /** Offset of the host → actor ring (SPSC). */
+  readonly input: number;
+  /** Offset of the K2K / pub-sub inbox ring (MPSC). */
+  readonly inbox: number;
+  /** Offset of the actor → host ring (SPSC). */
+  readonly output: number;
+  /** Total bytes. */
+  readonly byteLength: number;
+}
+
+/**
+ * i32 indices of the worker words. `busy` says which queue the message being
+ * handled came from (so a killed worker's message can be accounted);
+ * `mailbox` counts host messages posted to the worker.
+ */
+export const WorkerWord = Object.freeze({
+  /**
+   * 0 idle, 1 handling an input message, 2 handling an inbox message, 3
+   * writing a handled message's reply and counters, -1 taken over by the host.
+   */
+  busy: 0,
+  /** Incremented by the host before each control message it posts. */
+  mailbox: 1,
+  /** Restart generation of the worker currently attached. */
+  generation: 2,
+});
+
+/** Bytes reserved for the worker words. */
+const WORKER_WORDS_BYTES = QUEUE_LINE;
+
+function alignUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+/** Lays out an actor's memory block. */
+export function planActorMemory(options: ActorQueueOptions): ActorMemoryPlan {
+  const control = 0;
+  const telemetry = alignUp(
+    control + CONTROL_BLOCK.size,
+    TELEMETRY_BUFFER.align,
+  );
+  const worker = alignUp(telemetry + TELEMETRY_BUFFER.size, QUEUE_LINE);
+  const input = alignUp(worker + WORKER_WORDS_BYTES, QUEUE_LINE);
+  const queue = { capacity: options.queueCapacity, slotSize: options.slotSize };
+  const inbox = alignUp(input + ringByteLength(queue), QUEUE_LINE);
+  const output = alignUp(inbox + ringByteLength(queue), QUEUE_LINE);
+  const byteLength = output +
+    ringByteLength({
+      capacity: options.outputCapacity,
+      slotSize: options.slotSize,
+    });
+  return Object.freeze({
+    ...options,
+    control,
+    telemetry,
+    worker,
+    input,
+    inbox,
+    output,
+    byteLength,
+  });
+}

@@ -1,0 +1,97 @@
+/**
+ * What a backend provides to the runtime: one {@linkcode ActorHost} per
+ * launched actor, over the shared control block, telemetry and ring layouts.
+ *
+ * @module
+ */
+
+import type { ControlBlockView } from "../control_block.ts";
+import type { DeadLetterReason } from "../dead_letter.ts";
+import type { Ring, RingConsumer, RingProducer } from "../ring.ts";
+import type { TelemetryView } from "../telemetry.ts";
+import type { ActorQueueOptions } from "./actor_memory.ts";
+import type { SerializedError } from "./cpu/protocol.ts";
+
+/** The backends a runtime can use. */
+export type BackendKind = "cpu" | "cuda";
+
+/** Everything a backend needs to start one actor. */
+export interface ActorSpawnSpec {
+  /** Actor name (unique in the runtime). */
+  name: string;
+  /** Actor id (unique in the runtime, never 0: 0 is the host). */
+  id: number;
+  /** Queue sizes. */
+  queue: ActorQueueOptions;
+  /** URL of the module defining the actor. */
+  module: string;
+  /** Export holding the definition. */
+  exportName: string;
+  /** Launch-time configuration handed to the actor's `init`. */
+  config: unknown;
+  /** How long an idle actor spins before sleeping, in µs. */
+  idleSpinMicros: number;
+  /** Most messages handled per queue per loop turn. */
+  batchSize: number;
+}
+
+/** Why an actor loop ended. */
+export type ActorExitReason = "terminated" | "aborted" | "crashed";
+
+/** What an {@linkcode ActorHost} reports to the runtime. */
+export interface ActorHostEvents {
+  /**
+   * A message could not be handled (the slot's bytes: envelope and payload).
+   * `takenByHost` is true when the host took it from a dead loop, so the
+   * actor's own counters do not include it.
+   */
+  onDeadLetter(
+    reason: DeadLetterReason,
+    detail: string,
+    slot: Uint8Array,
+    takenByHost: boolean,
+  ): void;
+  /** The actor crashed (its handler threw, or its thread died). */
+  onCrash(error: SerializedError): void;
+  /** The actor loop ended. */
+  onExit(reason: ActorExitReason): void;
+  /** The actor published a message (envelope and payload). */
+  onPublish(topic: string, slot: Uint8Array): void;
+  /** The actor subscribed (`true`) to or unsubscribed from a topic filter. */
+  onSubscription(filter: string, subscribe: boolean): void;
+}
+
+/** A message that was being handled when its actor's thread died. */
+export interface InFlightMessage {
+  /** Copy of its slot (envelope and payload). */
+  slot: Uint8Array;
+}
+
+/** The host side of one running actor. */
+export interface ActorHost {
+  /** The actor's control block. */
+  readonly control: ControlBlockView;
+  /** The actor's telemetry. */
+  readonly telemetry: TelemetryView;
+  /** Host → actor ring. */
+  readonly inputRing: Ring;
+  /** The host's producer on `inputRing`. */
+  readonly input: RingProducer;
+  /** Actor → host ring. */
+  readonly outputRing: Ring;
+  /** The host's consumer on `outputRing`. */
+  readonly output: RingConsumer;
+  /** K2K / pub-sub inbox ring, where the backend has one. */
+  readonly inboxRing: Ring | undefined;
+  /** Starts (or restarts) the actor loop; resolves once it runs. */
+  start(timeoutMs: number): Promise<void>;
+  /** Wakes a sleeping actor loop to look at its flags and queues. */
+  wake(): void;
+  /**
+   * Stops the actor loop at once without its cooperation; returns the
+   * message it was handling, if any (already removed from its queue).
+   */
+  kill(): InFlightMessage | undefined;
+  /** Releases everything; the actor must not be running. */
+  dispose(): void;
+}

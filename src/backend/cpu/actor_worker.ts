@@ -1,0 +1,474 @@
+/**
+ * The persistent loop of one CPU actor, run in its own Worker: it consumes
+ * the host input ring and the K2K inbox in batches, runs the handler, writes
+ * replies to the output ring, keeps telemetry and the heartbeat, spins
+ * briefly when idle and then sleeps on the input ring's doorbell.
+ *
+ * @module
+ */
+
+import {
+  type ActorContext,
+  type ActorDefinition,
+  type DeliveryReceipt,
+  loadActorDefinition,
+} from "../../actor.ts";
+import { ControlBlockView } from "../../control_block.ts";
+import {
+  ENVELOPE_SIZE,
+  readSourceActor,
+  readTypeId,
+  validateEnvelope,
+  VOID_TYPE_ID,
+  writeEnvelopeFor,
+} from "../../envelope.ts";
+import {
+  InvalidMessageError,
+  QueueFullError,
+  UnknownActorError,
+} from "../../errors.ts";
+import { HybridClock } from "../../hlc.ts";
+import { ENVELOPE, QUEUE_HEADER, TerminationState } from "../../layout.ts";
+import {
+  type FieldsSpec,
+  type MessageSchema,
+  type MessageValue,
+  SchemaRegistry,
+} from "../../message.ts";
+import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
+import { TelemetryView } from "../../telemetry.ts";
+import { validateFilter, validateTopic } from "../../topic.ts";
+import { sleepSync } from "../../async.ts";
+import type { DeadLetterReason } from "../../dead_letter.ts";
+import { WorkerWord } from "../actor_memory.ts";
+import {
+  type HostToWorker,
+  type RouteEntry,
+  serializeError,
+  type StartMessage,
+  type WorkerToHost,
+} from "./protocol.ts";
+
+interface WorkerScope {
+  onmessage: ((event: MessageEvent<HostToWorker>) => void) | null;
+  postMessage(message: WorkerToHost, transfer?: Transferable[]): void;
+  close(): void;
+}
+const scope = globalThis as unknown as WorkerScope;
+
+const DOORBELL = QUEUE_HEADER.fields.doorbell.offset >> 2;
+const SLEEPING = QUEUE_HEADER.fields.sleeping.offset >> 2;
+/** Longest single sleep: bounds how late a missed wake-up could be noticed. */
+const MAX_SLEEP_MS = 100;
+const CORRELATION_ID = ENVELOPE.fields.correlationId.offset;
+/** `busy` while a handled message's reply and counters are being written. */
+const BUSY_FINISHING = 3;
+
+interface Route {
+  id: number;
+  producer: RingProducer;
+  wakeRing: Ring;
+}
+
+let mailboxHandled = 0;
+let routes = new Map<string, Route>();
+
+function buildRoutes(entries: RouteEntry[]): Map<string, Route> {
+  const table = new Map<string, Route>();
+  for (const entry of entries) {
+    const previous = routes.get(entry.name);
+    if (previous !== undefined && previous.id === entry.id) {
+      table.set(entry.name, previous);
+      continue;
+    }
+    const inbox = Ring.attach(entry.memory, {
+      byteOffset: entry.plan.inbox,
+      kind: "mpsc",
+    });
+    const wakeRing = Ring.attach(entry.memory, {
+      byteOffset: entry.plan.input,
+    });
+    table.set(entry.name, {
+      id: entry.id,
+      producer: inbox.producer(),
+      wakeRing,
+    });
+  }
+  return table;
+}
+
+function post(message: WorkerToHost, transfer?: Transferable[]): void {
+  scope.postMessage(message, transfer);
+}
+
+function macrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+scope.onmessage = (event) => {
+  const message = event.data;
+  if (message.kind === "start") {
+    mailboxHandled++;
+    start(message).catch((error) => {
+      post({ kind: "start-failed", error: serializeError(error) });
+      scope.close();
+    });
+  } else if (message.kind === "routes") {
+    routes = buildRoutes(message.routes);
+    mailboxHandled++;
+  }
+};
+
+async function start(init: StartMessage): Promise<void> {
+  const definition = await loadActorDefinition({
+    module: init.module,
+    export: init.exportName,
+  });
+  routes = buildRoutes(init.routes);
+  const loop = new ActorLoop(init, definition);
+  post({ kind: "ready" });
+  const reason = await loop.run();
+  post({ kind: "exited", reason });
+  scope.close();
+}
+
+class ActorLoop {
+  readonly #init: StartMessage;
+  readonly #definition: ActorDefinition;
+  readonly #control: ControlBlockView;
+  readonly #telemetry: TelemetryView;
+  readonly #words: Int32Array;
+  readonly #inputRing: Ring;
+  readonly #input: RingConsumer;
+  readonly #inbox: RingConsumer;
+  readonly #output: RingProducer;
+  readonly #outputRing: Ring;
+  readonly #accepts: SchemaRegistry;
+  readonly #clock: HybridClock;
+  readonly #ctx: ActorContext & { correlationId: bigint; sourceActor: number };
+  readonly #slotSize: number;
+
+  constructor(init: StartMessage, definition: ActorDefinition) {
+    this.#init = init;
+    this.#definition = definition;
+    const { memory, plan } = init;
+    this.#control = new ControlBlockView(memory, plan.control);
+    this.#telemetry = new TelemetryView(memory, { byteOffset: plan.telemetry });
+    this.#words = new Int32Array(memory, plan.worker, 8);
+    this.#inputRing = Ring.attach(memory, {
+      byteOffset: plan.input,
+      kind: "spsc",
+    });
+    this.#input = this.#inputRing.consumer();
+    this.#inbox = Ring.attach(memory, { byteOffset: plan.inbox, kind: "mpsc" })
+      .consumer();
+    this.#outputRing = Ring.attach(memory, {
+      byteOffset: plan.output,
+      kind: "spsc",
+    });
+    this.#output = this.#outputRing.producer();
+    this.#slotSize = plan.slotSize;
+    this.#clock = new HybridClock({ nodeId: init.id & 0xffff });
+    this.#accepts = new SchemaRegistry([
+      definition.input,
+      ...(definition.accepts ?? []),
+    ]);
+    const state = definition.init?.({
+      name: init.name,
+      id: init.id,
+      config: init.config,
+    });
+    this.#ctx = {
+      name: init.name,
+      id: init.id,
+      state,
+      correlationId: 0n,
+      sourceActor: 0,
+      send: (target, message, options) => this.#send(target, message, options),
+      publish: (topic, message, schema) =>
+        this.#publish(topic, message, schema),
+      subscribe: (filter) => {
+        validateFilter(filter);
+        post({ kind: "subscribe", filter });
+      },
+      unsubscribe: (filter) => post({ kind: "unsubscribe", filter }),
+    };
+  }
+
+  /** Runs until terminated, aborted or crashed. */
+  async run(): Promise<"terminated" | "aborted" | "crashed"> {
+    const control = this.#control;
+    const spinMs = this.#init.idleSpinMicros / 1000;
+    let lastWork = performance.now();
+    let turns = 0;
+    this.#heartbeat();
+    for (;;) {
+      if (control.shouldAbort) return this.#exit("aborted");
+      if (Atomics.load(this.#words, WorkerWord.mailbox) !== mailboxHandled) {
+        await this.#catchUpMailbox();
+      }
+      const terminating = control.shouldTerminate;
+      if (control.isActive || terminating) {
+        if (control.shouldAbort) return this.#exit("aborted");
+        const fromInput = await this.#drain(this.#input, 1);
+        if (fromInput < 0) return this.#exit("crashed");
+        const fromInbox = await this.#drain(this.#inbox, 2);
+        if (fromInbox < 0) return this.#exit("crashed");
+        if (fromInput + fromInbox > 0) {
+          lastWork = performance.now();
+          // Let host control messages in now and then even under load.
+          if ((++turns & 1023) === 0) await macrotask();
+          continue;
+        }
+        if (terminating) return this.#exit("terminated");
+      }
+      if (performance.now() - lastWork < spinMs) continue;
+      this.#heartbeat();
+      this.#sleep();
+      lastWork = performance.now() - spinMs;
+      await macrotask();
+    }
+  }
+
+  #exit(
+    reason: "terminated" | "aborted" | "crashed",
+  ): "terminated" | "aborted" | "crashed" {
+    this.#heartbeat();
+    this.#control.hasTerminated = reason === "terminated"
+      ? TerminationState.Terminated
+      : TerminationState.Relaunchable;
+    return reason;
+  }
+
+  #heartbeat(): void {
+    this.#control.lastActivityTicks = BigInt(
+      Math.round(performance.now() * 1e6),
+    );
+    this.#telemetry.setQueueDepth(this.#inputRing.depth());
+  }
+
+  /** Sleeps on the input ring's doorbell until a producer or the host rings it. */
+  #sleep(): void {
+    const signals = this.#inputRing.signals;
+    const bell = Atomics.load(signals, DOORBELL);
+    Atomics.store(signals, SLEEPING, 1);
+    const control = this.#control;
+    const ready = this.#input.available() > 0 || this.#inbox.available() > 0;
+    const flagged = control.shouldAbort || control.shouldTerminate ||
+      Atomics.load(this.#words, WorkerWord.mailbox) !== mailboxHandled;
+    if (!(ready && control.isActive) && !flagged) {
+      Atomics.wait(signals, DOORBELL, bell, MAX_SLEEP_MS);
+    }
+    Atomics.store(signals, SLEEPING, 0);
+  }
+
+  async #catchUpMailbox(): Promise<void> {
+    for (let i = 0; i < 1000; i++) {
+      if (Atomics.load(this.#words, WorkerWord.mailbox) === mailboxHandled) {
+        return;
+      }
+      await macrotask();
+    }
+  }
+
+  /**
+   * Handles up to one batch from `consumer`; returns how many messages were
+   * taken, or -1 after a crash. Each slot is released as soon as it is
+   * accounted for (processed or dead-lettered), so a Worker that dies loses
+   * at most the one message it was handling, and the host knows which.
+   */
+  async #drain(consumer: RingConsumer, source: number): Promise<number> {
+    let n = consumer.available();
+    if (n === 0) return 0;
+    if (n > this.#init.batchSize) n = this.#init.batchSize;
+    const view = consumer.view;
+    const words = this.#words;
+    const ctx = this.#ctx;
+    const control = this.#control;
+    const started = performance.now();
+    let processed = 0;
+    for (let i = 0; i < n; i++) {
+      if (control.shouldAbort) break;
+      const offset = consumer.slotOffset(0);
+      if (readTypeId(view, offset) === VOID_TYPE_ID) {
+        consumer.release(1);
+        continue;
+      }
+      let message: unknown;
+      try {
+        const schema = validateEnvelope(view, offset, {
+          schemas: this.#accepts,
+          slotSize: this.#slotSize,
+        });
+        message = schema.decode(view, offset + ENVELOPE_SIZE);
+      } catch (error) {
+        this.#deadLetter(consumer, offset, "invalid-message", error);
+        continue;
+      }
+      ctx.correlationId = view.getBigUint64(offset + CORRELATION_ID, true);
+      ctx.sourceActor = readSourceActor(view, offset);
+      if (Atomics.compareExchange(words, WorkerWord.busy, 0, source) !== 0) {
+        return -1;
+      }
+      let reply;
+      try {
+        reply = this.#definition.handle(message as never, ctx);
+        if (
+          reply !== undefined &&
+          typeof (reply as Promise<unknown>).then === "function"
+        ) {
+          reply = await reply;
+        }
+      } catch (error) {
+        if (
+          Atomics.compareExchange(words, WorkerWord.busy, source, 0) !== source
+        ) return -1;
+        this.#deadLetter(consumer, offset, "handler-error", error);
+        control.recordError(1);
+        this.#telemetry.setErrorCode(1);
+        this.#flushProcessed(processed, started);
+        post({ kind: "crash", error: serializeError(error) });
+        return -1;
+      }
+      // The host may have killed this loop and taken the message over.
+      if (
+        Atomics.compareExchange(
+          words,
+          WorkerWord.busy,
+          source,
+          BUSY_FINISHING,
+        ) !== source
+      ) {
+        return -1;
+      }
+      if (reply !== undefined && this.#definition.output !== undefined) {
+        this.#reply(
+          this.#definition.output,
+          reply as MessageValue<FieldsSpec>,
+          ctx.correlationId,
+        );
+      }
+      processed++;
+      // Count before releasing: sent = processed + dead-lettered + in flight holds at every instant.
+      control.addOneProcessed();
+      consumer.release(1);
+      Atomics.compareExchange(words, WorkerWord.busy, BUSY_FINISHING, 0);
+    }
+    this.#flushProcessed(processed, started);
+    return n;
+  }
+
+  #flushProcessed(processed: number, started: number): void {
+    if (processed === 0) return;
+    const latencyNs = (performance.now() - started) * 1e6 / processed;
+    this.#telemetry.recordProcessed(processed, {
+      totalLatencyNs: latencyNs * processed,
+      minLatencyNs: latencyNs,
+      maxLatencyNs: latencyNs,
+    });
+  }
+
+  #deadLetter(
+    consumer: RingConsumer,
+    offset: number,
+    reason: DeadLetterReason,
+    error: unknown,
+  ): void {
+    const slot = consumer.view.buffer instanceof SharedArrayBuffer
+      ? new Uint8Array(
+        consumer.view.buffer,
+        consumer.view.byteOffset + offset,
+        this.#slotSize,
+      ).slice()
+      : new Uint8Array(this.#slotSize);
+    this.#telemetry.recordDropped(1);
+    consumer.release(1);
+    const detail = error instanceof Error
+      ? `${error.name}: ${error.message}`
+      : String(error);
+    post({ kind: "dead-letter", reason, detail, slot }, [slot.buffer]);
+  }
+
+  /** Writes a reply, waiting (backpressure) while the host has not made room. */
+  #reply(
+    schema: MessageSchema,
+    value: MessageValue<FieldsSpec>,
+    correlationId: bigint,
+  ): void {
+    const header = { correlationId, sourceActor: this.#init.id };
+    let sleepMs = 0.02;
+    while (!this.#output.tryEnqueue(schema, value, header)) {
+      if (this.#control.shouldAbort) return;
+      sleepSync(sleepMs);
+      sleepMs = Math.min(1, sleepMs * 2);
+    }
+    this.#outputRing.ringDoorbell();
+  }
+
+  async #send(
+    target: string,
+    message: MessageValue<FieldsSpec>,
+    options: { schema?: MessageSchema; timeoutMs?: number } = {},
+  ): Promise<DeliveryReceipt> {
+    let route = routes.get(target);
+    if (
+      route === undefined &&
+      Atomics.load(this.#words, WorkerWord.mailbox) !== mailboxHandled
+    ) {
+      await this.#catchUpMailbox();
+      route = routes.get(target);
+    }
+    if (route === undefined) throw new UnknownActorError(target);
+    const schema = options.schema ?? this.#definition.output;
+    if (schema === undefined) {
+      throw new InvalidMessageError(
+        `actor "${this.#init.name}" has no output schema; pass options.schema`,
+      );
+    }
+    const header = { sourceActor: this.#init.id, timestamp: this.#clock.now() };
+    if (!route.producer.tryEnqueue(schema, message, header)) {
+      try {
+        await route.producer.enqueue(schema, message, header, {
+          timeoutMs: options.timeoutMs ?? 1000,
+        });
+      } catch (error) {
+        if (error instanceof QueueFullError) {
+          throw new QueueFullError(
+            `K2K send to "${target}": ${error.message}`,
+            { cause: error },
+          );
+        }
+        throw error;
+      }
+    }
+    route.wakeRing.ringDoorbell();
+    return { target, targetId: route.id };
+  }
+
+  #publish(
+    topic: string,
+    message: MessageValue<FieldsSpec>,
+    schema?: MessageSchema,
+  ): void {
+    validateTopic(topic);
+    const use = schema ?? this.#definition.output;
+    if (use === undefined) {
+      throw new InvalidMessageError(
+        `actor "${this.#init.name}" has no output schema; pass a schema`,
+      );
+    }
+    if (use.size > this.#slotSize - ENVELOPE_SIZE) {
+      throw new InvalidMessageError(
+        `${use.name} (${use.size} B) does not fit a ${this.#slotSize} B slot`,
+      );
+    }
+    const slot = new Uint8Array(ENVELOPE_SIZE + use.size);
+    const view = new DataView(slot.buffer);
+    writeEnvelopeFor(view, 0, use, {
+      sourceActor: this.#init.id,
+      timestamp: this.#clock.now(),
+    });
+    use.encode(view, ENVELOPE_SIZE, message);
+    post({ kind: "publish", topic, slot }, [slot.buffer]);
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * The host side of one CPU actor: its memory block (a SharedArrayBuffer with
+ * the same control block, telemetry and ring layouts as a GPU actor) and the
+ * Worker that runs its loop.
+ *
+ * @module
+ */
+
+import { ControlBlockView } from "../../control_block.ts";
+import { RingKernelError, TimeoutError } from "../../errors.ts";
+import { ABI_VERSION } from "../../layout.ts";
+import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
+import { TelemetryView } from "../../telemetry.ts";
+import {
+  type ActorMemoryPlan,
+  planActorMemory,
+  WorkerWord,
+} from "../actor_memory.ts";
+import type {
+  ActorHost,
+  ActorHostEvents,
+  ActorSpawnSpec,
+  InFlightMessage,
+} from "../backend.ts";
+import type { RouteEntry, SerializedError, WorkerToHost } from "./protocol.ts";
+
+const WORKER_URL = new URL("./actor_worker.ts", import.meta.url);
+/** `busy` values: a loop writing a handled message's results; the host's claim. */
+const FINISHING = 3;
+const TAKEN = -1;
+/** How long a kill waits for a loop that is finishing a message. */
+const CLAIM_WAIT_MS = 100;
+
+/** One CPU actor: shared memory plus the Worker running its loop. */
+export class CpuActorHost implements ActorHost {
+  readonly control: ControlBlockView;
+  readonly telemetry: TelemetryView;
+  readonly inputRing: Ring;
+  readonly input: RingProducer;
+  readonly outputRing: Ring;
+  readonly output: RingConsumer;
+  readonly inboxRing: Ring;
+  /** The actor's memory block. */
+  readonly memory: SharedArrayBuffer;
+  /** Offsets within {@linkcode CpuActorHost.memory}. */
+  readonly plan: ActorMemoryPlan;
+  readonly #spec: ActorSpawnSpec;
+  readonly #events: ActorHostEvents;
+  readonly #routes: () => RouteEntry[];
+  readonly #words: Int32Array;
+  #worker: Worker | undefined;
+  #generation = 0;
+
+  /** Lays out the actor's memory; {@linkcode CpuActorHost.start} runs it. */
+  constructor(
+    spec: ActorSpawnSpec,
+    events: ActorHostEvents,
+    routes: () => RouteEntry[],
+  ) {
+    this.#spec = spec;
+    this.#events = events;
+    this.#routes = routes;
+    this.plan = planActorMemory(spec.queue);
+    this.memory = new SharedArrayBuffer(this.plan.byteLength);
+    const { plan, memory } = this;
+    this.control = new ControlBlockView(memory, plan.control);
+    this.control.initialise({ abiVersion: ABI_VERSION, actorId: spec.id });
+    this.telemetry = new TelemetryView(memory, { byteOffset: plan.telemetry });
+    this.telemetry.reset();
+    this.#words = new Int32Array(memory, plan.worker, 8);
+    const slotSize = plan.slotSize;
+    this.inputRing = Ring.create(memory, {
+      byteOffset: plan.input,
+      capacity: plan.queueCapacity,
+      slotSize,
+      kind: "spsc",
+    });
+    this.inboxRing = Ring.create(memory, {
+      byteOffset: plan.inbox,
+      capacity: plan.queueCapacity,
+      slotSize,
+      kind: "mpsc",
+    });
+    this.outputRing = Ring.create(memory, {
+      byteOffset: plan.output,
+      capacity: plan.outputCapacity,
+      slotSize,
+      kind: "spsc",
+    });
+    this.input = this.inputRing.producer();
+    this.output = this.outputRing.consumer();
+  }
+
+  /** This actor's entry in other actors' routing tables. */
+  route(): RouteEntry {
+    return {
+      name: this.#spec.name,
+      id: this.#spec.id,
+      memory: this.memory,
+      plan: this.plan,
+    };
+  }
+
+  start(timeoutMs: number): Promise<void> {
+    if (this.#worker !== undefined) {
+      throw new RingKernelError(
+        `actor "${this.#spec.name}" is already running`,
+      );
+    }
+    const generation = ++this.#generation;
+    Atomics.store(this.#words, WorkerWord.generation, generation);
+    Atomics.store(this.#words, WorkerWord.busy, 0);
+    // A fresh Worker has handled no host message yet.
+    Atomics.store(this.#words, WorkerWord.mailbox, 0);
+    this.control.hasTerminated = 0;
+    const worker = new Worker(WORKER_URL.href, {
+      type: "module",
+      name: `ringkernel:${this.#spec.name}`,
+    });
+    this.#worker = worker;
+    return new Promise<void>((resolve, reject) => {
+      let started = false;
+      const timer = setTimeout(() => {
+        if (started) return;
+        started = true;
+        this.kill();
+        reject(
+          new TimeoutError(`starting actor "${this.#spec.name}"`, timeoutMs),
+        );
+      }, timeoutMs);
+      worker.onmessage = (event: MessageEvent<WorkerToHost>) => {
+        if (this.#worker !== worker) return;
+        const message = event.data;
+        if (!started) {
+          if (message.kind === "ready") {
+            started = true;
+            clearTimeout(timer);
+            resolve();
+            return;
+          }
+          if (message.kind === "start-failed") {
+            started = true;
+            clearTimeout(timer);
+            this.#worker = undefined;
+            worker.terminate();
+            reject(
+              new RingKernelError(
+                `actor "${this.#spec.name}" failed to start: ${message.error.message}`,
+              ),
+            );
+            return;
+          }
+        }
+        this.#onWorkerMessage(worker, message);
+      };
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault?.();
+        if (this.#worker !== worker) return;
+        const error: SerializedError = {
+          name: "WorkerError",
+          message: event.message ?? "the actor's Worker failed",
+        };
+        if (!started) {
+          started = true;
+          clearTimeout(timer);
+          this.#worker = undefined;
+          worker.terminate();
+          reject(
+            new RingKernelError(
+              `actor "${this.#spec.name}" failed to start: ${error.message}`,
+            ),
+          );
+          return;
+        }
+        this.#died(error);
+      };
+      Atomics.add(this.#words, WorkerWord.mailbox, 1);
+      worker.postMessage({
+        kind: "start",
+        name: this.#spec.name,
+        id: this.#spec.id,
+        memory: this.memory,
+        plan: this.plan,
+        module: this.#spec.module,
+        exportName: this.#spec.exportName,
+        config: this.#spec.config,
+        routes: this.#routes(),
+        idleSpinMicros: this.#spec.idleSpinMicros,
+        batchSize: this.#spec.batchSize,
+      });
+    });
+  }
+
+  #onWorkerMessage(worker: Worker, message: WorkerToHost): void {
+    switch (message.kind) {
+      case "dead-letter":
+        this.#events.onDeadLetter(
+          message.reason,
+          message.detail,
+          message.slot,
+          false,
+        );
+        break;
+      case "crash":
+        this.#events.onCrash(message.error);
+        break;
+      case "publish":
+        this.#events.onPublish(message.topic, message.slot);
+        break;
+      case "subscribe":
+      case "unsubscribe":
+        this.#events.onSubscription(
+          message.filter,
+          message.kind === "subscribe",
+        );
+        break;
+      case "exited":
+        if (this.#worker === worker) this.#worker = undefined;
+        worker.terminate();
+        this.#events.onExit(message.reason);
+        break;
+    }
+  }
+
+  /** The loop's thread is gone: account for its message, then report the crash. */
+  #died(error: SerializedError): void {
+    const inFlight = this.kill();
+    if (inFlight !== undefined) {
+      this.#events.onDeadLetter(
+        "handler-error",
+        `the Worker died: ${error.message}`,
+        inFlight.slot,
+        true,
+      );
+    }
+    this.#events.onCrash(error);
+  }
+
+  /**
+   * @internal Fault injection: kills the Worker as if its thread had died
+   * (mid-message, if it was handling one) and reports it like a real death.
+   */
+  injectDeath(reason = "killed by fault injection"): void {
+    this.#died({ name: "WorkerKilled", message: reason });
+  }
+
+  /** Whether the loop is handling a message right now. */
+  get busy(): boolean {
+    const busy = Atomics.load(this.#words, WorkerWord.busy);
+    return busy === 1 || busy === 2 || busy === FINISHING;
+  }
+
+  /** Sends the current routing table to the running Worker. */
+  updateRoutes(routes: RouteEntry[]): void {
+    const worker = this.#worker;
+    if (worker === undefined) return;
+    Atomics.add(this.#words, WorkerWord.mailbox, 1);
+    worker.postMessage({ kind: "routes", routes });
+    this.wake();
+  }
+
+  /** Whether a Worker is attached. */
+  get running(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  wake(): void {
+    this.inputRing.ringDoorbell();
+  }
+
+  kill(): InFlightMessage | undefined {
+    const worker = this.#worker;
+    this.#worker = undefined;
+    worker?.terminate();
+    const busy = this.#claimBusy();
+    if (busy !== 1 && busy !== 2) return undefined;
+    // The dead loop was handling the message at the head of that ring; the
+    // host takes it out so it can be accounted for.
+    const ring = busy === 1 ? this.inputRing : this.inboxRing;
+    const consumer = ring.consumer();
+    if (consumer.available() === 0) return undefined;
+    const offset = consumer.slotOffset(0);
+    const slot = ring.bytes.slice(offset, offset + ring.slotSize);
+    consumer.release(1);
+    return { slot };
+  }
+
+  /**
+   * Takes the `busy` word from a stopping loop: returns which ring's head
+   * message it was handling (1 input, 2 inbox) once the host owns it, or 0.
+   * A loop that is writing a finished message's results gets a moment to end.
+   */
+  #claimBusy(): number {
+    const words = this.#words;
+    const deadline = performance.now() + CLAIM_WAIT_MS;
+    for (;;) {
+      const busy = Atomics.load(words, WorkerWord.busy);
+      if (busy === FINISHING && performance.now() < deadline) continue;
+      if (
+        Atomics.compareExchange(words, WorkerWord.busy, busy, TAKEN) === busy
+      ) return busy;
+    }
+  }
+
+  dispose(): void {
+    this.kill();
+  }
+}

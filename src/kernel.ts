@@ -1,0 +1,661 @@
+/**
+ * The handle of one launched actor ("kernel"): lifecycle, sending,
+ * receiving, request/response, and metrics. Backend-independent: it drives
+ * the actor through its control block and rings.
+ *
+ * @module
+ */
+
+import type { ActorDefinition } from "./actor.ts";
+import type {
+  ActorExitReason,
+  ActorHost,
+  BackendKind,
+} from "./backend/backend.ts";
+import type { DeadLetterReason } from "./dead_letter.ts";
+import {
+  ENVELOPE_SIZE,
+  readCorrelationNumber,
+  readTypeId,
+} from "./envelope.ts";
+import {
+  ActorCrashedError,
+  InvalidMessageError,
+  InvalidStateError,
+  QueueFullError,
+  TimeoutError,
+} from "./errors.ts";
+import { type KernelState, nextState } from "./lifecycle.ts";
+import type {
+  DecodedMessage,
+  FieldsSpec,
+  MessageSchema,
+  MessageValue,
+} from "./message.ts";
+import type { TelemetrySnapshot } from "./telemetry.ts";
+import { DEFAULT_TIMEOUT_MS, pollUntil } from "./async.ts";
+
+/** Options of {@linkcode Kernel.send} and {@linkcode Kernel.call}. */
+export interface SendOptions {
+  /** How long to wait for queue space (default 30 000 ms; 0 = do not wait). */
+  timeoutMs?: number;
+  /** Aborting rejects the wait with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Kernel.call}. */
+export interface CallOptions {
+  /** Deadline for the reply, including the wait for queue space (default 30 000 ms). */
+  timeoutMs?: number;
+}
+
+/** Options of {@linkcode Kernel.receive}. */
+export interface ReceiveOptions {
+  /** How long to wait for a message (default 30 000 ms). */
+  timeoutMs?: number;
+}
+
+/** Options of {@linkcode Kernel.terminate}. */
+export interface TerminateOptions {
+  /**
+   * Stop at once instead of draining: queued messages are dead-lettered
+   * (reason `aborted`). Default false: queued messages are processed first.
+   */
+  abort?: boolean;
+  /** How long to wait for the actor to stop before it is killed (default 10 000 ms). */
+  timeoutMs?: number;
+}
+
+/** Counters of one kernel; see {@linkcode Kernel.metrics}. */
+export interface KernelMetrics {
+  /** Kernel name. */
+  readonly name: string;
+  /** Lifecycle state. */
+  readonly state: KernelState;
+  /** Messages accepted into the actor's queues (from the host, other actors and topics). */
+  readonly sent: number;
+  /** Messages the actor handled. */
+  readonly processed: number;
+  /** Messages that went to the dead-letter queue instead. */
+  readonly deadLettered: number;
+  /** Messages accepted but neither processed nor dead-lettered yet. */
+  readonly inFlight: number;
+  /** Replies waiting for the host to receive them. */
+  readonly pendingReplies: number;
+  /** Times the actor crashed. */
+  readonly crashes: number;
+  /** Times its supervisor restarted it. */
+  readonly restarts: number;
+  /** The actor's telemetry block. */
+  readonly telemetry: TelemetrySnapshot;
+}
+
+/** What the runtime provides to a kernel. */
+export interface KernelServices {
+  /** Records an undeliverable message. */
+  deadLetter(
+    kernel: Kernel,
+    reason: DeadLetterReason,
+    detail: string,
+    slot: Uint8Array,
+  ): void;
+  /** Called after the actor loop ended and the kernel is terminated. */
+  terminated(kernel: Kernel): void;
+}
+
+interface PendingCall {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface Receiver {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Messages other actors and topics put in the actor's inbox (its ring's free-running counters). */
+function inboxAccepted(host: ActorHost): number {
+  const inbox = host.inboxRing;
+  if (inbox === undefined) return 0;
+  const { released, depth } = inbox.stats();
+  return released + depth;
+}
+
+/** How long the host spins for a reply before it waits asynchronously. */
+const CALL_SPIN_MS = 0.2;
+const PUMP_WAIT_MS = 50;
+
+/**
+ * A launched actor. Obtain one from `runtime.launch()`; its message types are
+ * those of the actor definition.
+ */
+export class Kernel<
+  I extends FieldsSpec = FieldsSpec,
+  O extends FieldsSpec = FieldsSpec,
+> {
+  /** The kernel's name (unique in its runtime). */
+  readonly name: string;
+  /** The kernel's numeric id (the `sourceActor` of its messages). */
+  readonly id: number;
+  /** The backend running it. */
+  readonly backend: BackendKind;
+  /** Schema of the messages it receives. */
+  readonly inputSchema: MessageSchema<I>;
+  /** Schema of its replies, if it replies. */
+  readonly outputSchema: MessageSchema<O> | undefined;
+  readonly #host: ActorHost;
+  readonly #services: KernelServices;
+  #state: KernelState = "launched";
+  #stopping: Promise<void> | undefined;
+  #exitWaiters: Array<(reason: ActorExitReason) => void> = [];
+  #hostSent = 0;
+  #hostDeadLettered = 0;
+  #crashes = 0;
+  #restarts = 0;
+  #nextCorrelation = 1;
+  readonly #pending = new Map<number, PendingCall>();
+  readonly #replies: unknown[] = [];
+  readonly #receivers: Receiver[] = [];
+  #pumping = false;
+
+  /** @internal Created by the runtime. */
+  constructor(
+    init: {
+      name: string;
+      id: number;
+      backend: BackendKind;
+      definition: ActorDefinition<I, O, unknown>;
+      host: ActorHost;
+      services: KernelServices;
+    },
+  ) {
+    this.name = init.name;
+    this.id = init.id;
+    this.backend = init.backend;
+    this.inputSchema = init.definition.input;
+    this.outputSchema = init.definition.output;
+    this.#host = init.host;
+    this.#services = init.services;
+  }
+
+  /** The lifecycle state. */
+  get state(): KernelState {
+    return this.#state;
+  }
+
+  /** Whether the actor is processing messages. */
+  get isActive(): boolean {
+    return this.#state === "active";
+  }
+
+  /** Activates a launched or deactivated kernel; rejects with {@linkcode InvalidStateError} otherwise. */
+  async activate(): Promise<void> {
+    this.#transition("activate");
+    this.#host.control.isActive = true;
+    this.#host.wake();
+    await Promise.resolve();
+  }
+
+  /** Pauses processing (messages keep queueing); rejects with {@linkcode InvalidStateError} unless active. */
+  async deactivate(): Promise<void> {
+    this.#transition("deactivate");
+    this.#host.control.isActive = false;
+    await Promise.resolve();
+  }
+
+  /** Alias of {@linkcode Kernel.deactivate}. */
+  suspend(): Promise<void> {
+    return this.deactivate();
+  }
+
+  /** Alias of {@linkcode Kernel.activate}. */
+  resume(): Promise<void> {
+    return this.activate();
+  }
+
+  #transition(operation: "activate" | "deactivate" | "terminate"): void {
+    if (this.#stopping !== undefined && this.#state !== "terminated") {
+      throw new InvalidStateError(operation, "terminating");
+    }
+    this.#state = nextState(this.#state, operation);
+  }
+
+  /**
+   * Stops the actor. By default it first processes everything queued; with
+   * `abort` it stops at once and queued messages are dead-lettered. Resolves
+   * once the actor has stopped; an actor that does not stop within
+   * `timeoutMs` is killed and its queued messages dead-lettered.
+   */
+  terminate(options: TerminateOptions = {}): Promise<void> {
+    if (this.#stopping !== undefined && this.#state !== "terminated") {
+      return this.#stopping;
+    }
+    nextState(this.#state, "terminate");
+    const { abort = false, timeoutMs = 10_000 } = options;
+    this.#stopping = this.#stop(abort, timeoutMs);
+    return this.#stopping;
+  }
+
+  async #stop(abort: boolean, timeoutMs: number): Promise<void> {
+    const control = this.#host.control;
+    const running = this.#isRunning();
+    if (abort) {
+      control.shouldAbort = true;
+    } else {
+      // Draining processes the queue even when the kernel was deactivated.
+      control.isActive = true;
+    }
+    control.shouldTerminate = true;
+    this.#host.wake();
+    if (running) {
+      const exited = await this.#waitExit(timeoutMs);
+      if (exited === undefined) {
+        const inFlight = this.#host.kill();
+        if (inFlight) {
+          this.#deadLetterSlot(
+            "actor-terminated",
+            "killed: did not stop in time",
+            inFlight.slot,
+          );
+        }
+      }
+    }
+    this.#state = "terminated";
+    this.#deadLetterQueued(abort ? "aborted" : "actor-terminated");
+    this.#dispatch();
+    this.#failWaiters(
+      (what) =>
+        new InvalidStateError(
+          what,
+          "terminated",
+          `kernel "${this.name}" stopped`,
+        ),
+    );
+    this.#services.terminated(this);
+  }
+
+  #isRunning(): boolean {
+    return (this.#host as { running?: boolean }).running !== false;
+  }
+
+  #waitExit(timeoutMs: number): Promise<ActorExitReason | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#exitWaiters = this.#exitWaiters.filter((w) => w !== waiter);
+        resolve(undefined);
+      }, timeoutMs);
+      const waiter = (reason: ActorExitReason) => {
+        clearTimeout(timer);
+        resolve(reason);
+      };
+      this.#exitWaiters.push(waiter);
+    });
+  }
+
+  /** Takes everything left in the actor's queues into the dead-letter queue. */
+  #deadLetterQueued(reason: DeadLetterReason): void {
+    for (const ring of [this.#host.inputRing, this.#host.inboxRing]) {
+      if (ring === undefined) continue;
+      const consumer = ring.consumer();
+      consumer.dequeueBatch(ring.capacity, (_view, offset) => {
+        this.#deadLetterSlot(
+          reason,
+          `left in the queue of "${this.name}"`,
+          ring.bytes.slice(offset, offset + ring.slotSize),
+        );
+      });
+    }
+  }
+
+  #deadLetterSlot(
+    reason: DeadLetterReason,
+    detail: string,
+    slot: Uint8Array,
+  ): void {
+    this.#hostDeadLettered++;
+    this.#services.deadLetter(this, reason, detail, slot);
+  }
+
+  #assertSendable(): void {
+    if (this.#stopping !== undefined || this.#state === "terminated") {
+      throw new InvalidStateError(
+        "send",
+        this.#stopping ? "terminating" : this.#state,
+      );
+    }
+  }
+
+  /**
+   * Enqueues a message without waiting. Returns false, changing nothing, when
+   * the queue is full; throws {@linkcode InvalidMessageError} for a bad message.
+   */
+  trySend(message: MessageValue<I>): boolean {
+    this.#assertSendable();
+    if (!this.#host.input.tryEnqueue(this.inputSchema, message)) return false;
+    this.#hostSent++;
+    this.#host.wake();
+    return true;
+  }
+
+  /**
+   * Enqueues a message, waiting for space while the queue is full
+   * (backpressure). Rejects with {@linkcode QueueFullError} when no space
+   * frees up within `timeoutMs`.
+   */
+  async send(
+    message: MessageValue<I>,
+    options: SendOptions = {},
+  ): Promise<void> {
+    if (this.trySend(message)) return;
+    await this.#waitForSpace(() => this.trySend(message), options);
+  }
+
+  /**
+   * Enqueues many messages, publishing each run that fits at once, and waits
+   * for space as needed. Resolves with the count (all of them) or rejects
+   * with {@linkcode QueueFullError}, after which `error.cause` is untouched
+   * and the messages before the failing one were sent.
+   */
+  async sendBatch(
+    messages: ArrayLike<MessageValue<I>>,
+    options: SendOptions = {},
+  ): Promise<number> {
+    this.#assertSendable();
+    let done = 0;
+    const producer = this.#host.input;
+    while (done < messages.length) {
+      const rest = done === 0
+        ? messages
+        : Array.prototype.slice.call(messages, done);
+      const n = producer.enqueueBatch(this.inputSchema, rest);
+      if (n > 0) {
+        done += n;
+        this.#hostSent += n;
+        this.#host.wake();
+        continue;
+      }
+      await this.#waitForSpace(
+        () => this.#host.inputRing.depth() < this.#host.inputRing.capacity,
+        options,
+      );
+    }
+    return done;
+  }
+
+  async #waitForSpace(
+    attempt: () => boolean,
+    options: SendOptions,
+  ): Promise<void> {
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options;
+    if (timeoutMs <= 0) {
+      throw new QueueFullError(
+        `queue of "${this.name}" is full (${this.#host.inputRing.capacity} slots)`,
+      );
+    }
+    try {
+      await pollUntil(() => {
+        this.#assertSendable();
+        return attempt();
+      }, { timeoutMs, signal, what: `send to "${this.name}"` });
+    } catch (error) {
+      if (error instanceof TimeoutError) {
+        throw new QueueFullError(
+          `queue of "${this.name}" stayed full for ${timeoutMs} ms`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Takes the next reply that is not the answer to a {@linkcode Kernel.call}, if one is ready. */
+  tryReceive(): DecodedMessage<O> | undefined {
+    this.#dispatch();
+    return this.#replies.shift() as DecodedMessage<O> | undefined;
+  }
+
+  /**
+   * Waits for the next reply that is not the answer to a
+   * {@linkcode Kernel.call}; rejects with {@linkcode TimeoutError} after `timeoutMs`.
+   */
+  receive(options: ReceiveOptions = {}): Promise<DecodedMessage<O>> {
+    this.#requireOutput("receive");
+    const ready = this.tryReceive();
+    if (ready !== undefined) return Promise.resolve(ready);
+    if (this.#state === "terminated") {
+      return Promise.reject(
+        new InvalidStateError("receive", "terminated", "no replies left"),
+      );
+    }
+    const { timeoutMs = DEFAULT_TIMEOUT_MS } = options;
+    return new Promise((resolve, reject) => {
+      const receiver: Receiver = {
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        timer: setTimeout(() => {
+          const i = this.#receivers.indexOf(receiver);
+          if (i >= 0) this.#receivers.splice(i, 1);
+          reject(new TimeoutError(`receive from "${this.name}"`, timeoutMs));
+        }, timeoutMs),
+      };
+      this.#receivers.push(receiver);
+      this.#pump();
+    });
+  }
+
+  /**
+   * Sends a request and resolves with the actor's reply to it (matched by
+   * correlation id). Rejects with {@linkcode TimeoutError} when no reply
+   * arrives within `timeoutMs`, or {@linkcode ActorCrashedError} when the
+   * actor crashed handling it.
+   */
+  async call(
+    message: MessageValue<I>,
+    options: CallOptions = {},
+  ): Promise<DecodedMessage<O>> {
+    this.#requireOutput("call");
+    this.#assertSendable();
+    const { timeoutMs = DEFAULT_TIMEOUT_MS } = options;
+    const started = performance.now();
+    const id = this.#nextCorrelation++;
+    const header = { correlationId: id };
+    const producer = this.#host.input;
+    if (!producer.tryEnqueue(this.inputSchema, message, header)) {
+      await this.#waitForSpace(
+        () => producer.tryEnqueue(this.inputSchema, message, header),
+        { timeoutMs },
+      );
+    }
+    this.#hostSent++;
+    this.#host.wake();
+    const reply = new Promise<DecodedMessage<O>>((resolve, reject) => {
+      const left = Math.max(0, timeoutMs - (performance.now() - started));
+      this.#pending.set(id, {
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        timer: setTimeout(() => {
+          this.#pending.delete(id);
+          reject(new TimeoutError(`call to "${this.name}"`, timeoutMs));
+        }, left),
+      });
+    });
+    // A resident actor usually answers within microseconds: look before sleeping.
+    const spinEnd = performance.now() + CALL_SPIN_MS;
+    const output = this.#host.output;
+    while (this.#pending.has(id) && performance.now() < spinEnd) {
+      if (output.available() > 0) this.#dispatch();
+    }
+    if (this.#pending.has(id)) this.#pump();
+    return await reply;
+  }
+
+  #requireOutput(operation: string): void {
+    if (this.outputSchema === undefined) {
+      throw new InvalidStateError(
+        operation,
+        this.#state,
+        `actor "${this.name}" has no output schema`,
+      );
+    }
+  }
+
+  /** Moves every ready reply to its call, its receiver, or the reply queue. */
+  #dispatch(): void {
+    const schema = this.outputSchema;
+    if (schema === undefined) return;
+    const output = this.#host.output;
+    const ring = this.#host.outputRing;
+    output.dequeueBatch(ring.capacity, (view, offset) => {
+      const correlation = readCorrelationNumber(view, offset);
+      let value: unknown;
+      try {
+        if (readTypeId(view, offset) !== schema.typeId) {
+          throw new InvalidMessageError(`reply type id is not ${schema.name}`);
+        }
+        value = schema.decode(view, offset + ENVELOPE_SIZE);
+      } catch (error) {
+        this.#services.deadLetter(
+          this,
+          "invalid-message",
+          String(error),
+          ring.bytes.slice(offset, offset + ring.slotSize),
+        );
+        return;
+      }
+      if (correlation !== 0) {
+        const call = this.#pending.get(correlation);
+        if (call !== undefined) {
+          this.#pending.delete(correlation);
+          clearTimeout(call.timer);
+          call.resolve(value);
+          return;
+        }
+        if (correlation < this.#nextCorrelation) {
+          // The caller gave up waiting; the late reply is kept, with its reason.
+          this.#services.deadLetter(
+            this,
+            "expired",
+            `reply to call ${correlation} after its deadline`,
+            ring.bytes.slice(offset, offset + ring.slotSize),
+          );
+          return;
+        }
+      }
+      this.#replies.push(value);
+    });
+    while (this.#receivers.length > 0 && this.#replies.length > 0) {
+      const receiver = this.#receivers.shift()!;
+      clearTimeout(receiver.timer);
+      receiver.resolve(this.#replies.shift());
+    }
+  }
+
+  /** Polls the output ring while someone waits for a reply. */
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#pending.size > 0 || this.#receivers.length > 0) {
+        this.#dispatch();
+        if (this.#pending.size === 0 && this.#receivers.length === 0) break;
+        if (this.#state === "terminated") break;
+        await this.#host.output.readable({ timeoutMs: PUMP_WAIT_MS });
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #failWaiters(error: (what: string) => Error): void {
+    for (const [id, call] of this.#pending) {
+      this.#pending.delete(id);
+      clearTimeout(call.timer);
+      call.reject(error("call"));
+    }
+    for (const receiver of this.#receivers.splice(0)) {
+      clearTimeout(receiver.timer);
+      receiver.reject(error("receive"));
+    }
+  }
+
+  /** @internal The actor gave up on a message: fails the call waiting for it, if any. */
+  onDeadLetter(
+    reason: DeadLetterReason,
+    detail: string,
+    slot: Uint8Array,
+  ): void {
+    if (reason !== "handler-error") return;
+    const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+    const correlation = readCorrelationNumber(view, 0);
+    const call = this.#pending.get(correlation);
+    if (call === undefined) return;
+    this.#pending.delete(correlation);
+    clearTimeout(call.timer);
+    call.reject(new ActorCrashedError(this.name, detail));
+  }
+
+  /** @internal The actor loop ended. */
+  onExit(reason: ActorExitReason): void {
+    for (const waiter of this.#exitWaiters.splice(0)) waiter(reason);
+  }
+
+  /** @internal Counts a crash; the runtime decides about the restart. */
+  noteCrash(): void {
+    this.#crashes++;
+  }
+
+  /** @internal Counts a restart. */
+  noteRestart(): void {
+    this.#restarts++;
+  }
+
+  /**
+   * @internal The supervisor gave up: the kernel is terminated, its queued
+   * messages dead-lettered, and waiting calls fail with the crash.
+   */
+  giveUp(detail: string): void {
+    if (this.#state === "terminated") return;
+    this.#stopping ??= Promise.resolve();
+    this.#state = "terminated";
+    this.#deadLetterQueued("actor-terminated");
+    this.#failWaiters(() => new ActorCrashedError(this.name, detail));
+    this.#services.terminated(this);
+  }
+
+  /** @internal Whether the kernel is stopping or stopped. */
+  get stopping(): boolean {
+    return this.#stopping !== undefined;
+  }
+
+  /** @internal The host side of the actor. */
+  get host(): ActorHost {
+    return this.#host;
+  }
+
+  /** @internal Records a message the host dead-lettered on this kernel's behalf. */
+  countHostDeadLetter(): void {
+    this.#hostDeadLettered++;
+  }
+
+  /** Reads the kernel's counters; at rest, `sent = processed + deadLettered + inFlight`. */
+  metrics(): KernelMetrics {
+    this.#dispatch();
+    const host = this.#host;
+    const telemetry = host.telemetry.snapshot();
+    const inFlight = host.inputRing.depth() + (host.inboxRing?.depth() ?? 0);
+    return {
+      name: this.name,
+      state: this.#state,
+      sent: this.#hostSent + inboxAccepted(host),
+      processed: Number(host.control.messagesProcessed),
+      deadLettered: telemetry.messagesDropped + this.#hostDeadLettered,
+      inFlight,
+      pendingReplies: this.#replies.length + host.outputRing.depth(),
+      crashes: this.#crashes,
+      restarts: this.#restarts,
+      telemetry,
+    };
+  }
+}

@@ -1,0 +1,690 @@
+/**
+ * The runtime: creates and supervises kernels (actors), routes K2K messages
+ * and topics, and keeps the dead-letter queue.
+ *
+ * @module
+ */
+
+import { type ActorModuleRef, loadActorDefinition } from "./actor.ts";
+import {
+  BUILTIN_ACTORS,
+  type BuiltinActorName,
+  isBuiltinActor,
+} from "./actors/builtins.ts";
+import type {
+  ActorHost,
+  ActorHostEvents,
+  BackendKind,
+} from "./backend/backend.ts";
+import { CpuActorHost } from "./backend/cpu/cpu_actor.ts";
+import type { RouteEntry, SerializedError } from "./backend/cpu/protocol.ts";
+import {
+  type BackendRequest,
+  chooseBackend,
+  type CudaProbe,
+} from "./backend/select.ts";
+import { DeadLetterQueue, type DeadLetterReason } from "./dead_letter.ts";
+import { ENVELOPE_SIZE, readEnvelope, writeEnvelopeFor } from "./envelope.ts";
+import {
+  InvalidStateError,
+  RingKernelError,
+  UnknownActorError,
+} from "./errors.ts";
+import { HybridClock } from "./hlc.ts";
+import { Kernel, type KernelMetrics } from "./kernel.ts";
+import {
+  type DecodedMessage,
+  type FieldsSpec,
+  type MessageSchema,
+  type MessageValue,
+  SchemaRegistry,
+} from "./message.ts";
+import { PubSub, type Subscription } from "./pubsub.ts";
+import { ActorRegistry, validateActorName } from "./registry.ts";
+import {
+  type RestartPolicyOptions,
+  Supervisor,
+  type SupervisorDecision,
+} from "./supervisor.ts";
+import { SLOT_TIERS } from "./layout.ts";
+
+/** Options of {@linkcode RingKernel.create}. */
+export interface RingKernelOptions {
+  /** `"auto"` (default: CUDA when usable, else CPU), `"cpu"` or `"cuda"`. */
+  backend?: BackendRequest;
+  /** Restart policy of every kernel without its own. */
+  restart?: RestartPolicyOptions;
+  /** How many dead letters to keep (older ones are counted, then evicted). Default 1024. */
+  deadLetterCapacity?: number;
+  /** Receives crash, restart and give-up events. */
+  onEvent?: (event: RuntimeEvent) => void;
+  /** Do not print the one-line notice when `"auto"` falls back to the CPU. */
+  quiet?: boolean;
+  /** @internal Replaces the CUDA probe (tests). */
+  probeCuda?: () => Promise<CudaProbe>;
+}
+
+/** Options of {@linkcode RingKernel.launch}. */
+export interface LaunchOptions {
+  /**
+   * The actor: a built-in's name (`"echo"`, `"accumulator"`, `"saxpy"`,
+   * `"forwarder"`), or the module exporting a `defineActor` result.
+   */
+  actor: BuiltinActorName | ActorModuleRef;
+  /** Slots of the input queue (power of two; default 1024). */
+  queueCapacity?: number;
+  /** Slots of the reply queue (power of two; default `queueCapacity`). */
+  outputCapacity?: number;
+  /** Bytes per slot: 64, 256, 1024 or 4096 (default: the smallest that fits the schemas). */
+  slotSize?: number;
+  /** Activate at launch (default true); otherwise call `activate()`. */
+  autoActivate?: boolean;
+  /** Configuration passed to the actor's `init` (structured-cloned). */
+  config?: unknown;
+  /** This kernel's restart policy. */
+  restart?: RestartPolicyOptions;
+  /** How long an idle actor spins before sleeping, in µs (default 100). */
+  idleSpinMicros?: number;
+  /** Most messages handled per queue per loop turn (default 256). */
+  batchSize?: number;
+  /** How long the actor may take to start (default 10 000 ms). */
+  startTimeoutMs?: number;
+}
+
+/** Something the runtime reports: a crash and what the supervisor decided. */
+export type RuntimeEvent =
+  | {
+    /** A kernel crashed. */
+    readonly type: "crash";
+    /** Its name. */
+    readonly kernel: string;
+    /** What it crashed with. */
+    readonly error: SerializedError;
+    /** What its supervisor decided. */
+    readonly decision: SupervisorDecision;
+  }
+  | {
+    /** A crashed kernel was restarted and runs again. */
+    readonly type: "restart";
+    /** Its name. */
+    readonly kernel: string;
+    /** Consecutive restart number. */
+    readonly attempt: number;
+  }
+  | {
+    /** A kernel could not be restarted. */
+    readonly type: "restart-failed";
+    /** Its name. */
+    readonly kernel: string;
+    /** Why. */
+    readonly error: SerializedError;
+  };
+
+/** A dead letter's message: the envelope fields and the payload, decoded when its schema is known. */
+export interface UndeliveredMessage {
+  /** Message type id. */
+  readonly typeId: number;
+  /** Correlation id (0n when none). */
+  readonly correlationId: bigint;
+  /** Sending actor id (0 = the host). */
+  readonly sourceActor: number;
+  /** The payload bytes. */
+  readonly payload: Uint8Array;
+  /** The decoded payload, when the type is known and decodes. */
+  readonly value?: unknown;
+}
+
+/** Counters of a whole runtime; see {@linkcode RingKernel.metrics}. */
+export interface RuntimeMetrics {
+  /** The backend in use. */
+  readonly backend: BackendKind;
+  /** Each live kernel's metrics. */
+  readonly kernels: readonly KernelMetrics[];
+  /** Sums over live and terminated kernels. */
+  readonly totals: {
+    /** Messages accepted into actor queues. */
+    readonly sent: number;
+    /** Messages handled. */
+    readonly processed: number;
+    /** Messages dead-lettered instead. */
+    readonly deadLettered: number;
+    /** Messages neither yet. */
+    readonly inFlight: number;
+  };
+  /** Dead letters by reason (all ever recorded, including evicted ones). */
+  readonly deadLetters: Readonly<Record<DeadLetterReason, number>>;
+}
+
+/** A subscriber on the host: receives each matching message, decoded. */
+export type TopicHandler = (message: unknown, topic: string) => void;
+
+interface TopicMessage {
+  slot: Uint8Array;
+}
+
+let fallbackNoticePrinted = false;
+
+function pickSlotSize(
+  requested: number | undefined,
+  schemas: readonly MessageSchema[],
+): number {
+  const need = ENVELOPE_SIZE + Math.max(0, ...schemas.map((s) => s.size));
+  if (requested !== undefined) {
+    if (!SLOT_TIERS.includes(requested)) {
+      throw new RangeError(
+        `slotSize ${requested} must be one of ${SLOT_TIERS.join(", ")}`,
+      );
+    }
+    if (requested < need) {
+      throw new RangeError(
+        `slotSize ${requested} is too small: the actor's messages need ${need} bytes`,
+      );
+    }
+    return requested;
+  }
+  const tier = SLOT_TIERS.find((t) => t >= need);
+  if (tier === undefined) {
+    throw new RangeError(
+      `the actor's messages need ${need} bytes, more than the largest slot`,
+    );
+  }
+  return tier;
+}
+
+function checkCapacity(what: string, n: number): number {
+  if (!Number.isInteger(n) || n < 2 || (n & (n - 1)) !== 0 || n > 2 ** 20) {
+    throw new RangeError(`${what} ${n} must be a power of two within 2..2^20`);
+  }
+  return n;
+}
+
+/**
+ * A ringkernel runtime. Create one with {@linkcode RingKernel.create}, launch
+ * actors with {@linkcode RingKernel.launch}, and shut it down with
+ * {@linkcode RingKernel.shutdown} (or `await using`).
+ *
+ * @example
+ * ```ts
+ * import { RingKernel } from "./runtime.ts";
+ * await using rt = await RingKernel.create({ backend: "cpu" });
+ * const echo = await rt.launch("echo", { actor: "echo" });
+ * const reply = await echo.call({ seq: 1n, value: 2.5, tag: 7 });
+ * ```
+ */
+export class RingKernel implements AsyncDisposable {
+  /** The backend this runtime uses. */
+  readonly backend: BackendKind;
+  /** Why `"auto"` did not choose CUDA, when it did not. */
+  readonly fallbackReason: string | undefined;
+  readonly #kernels = new ActorRegistry<Kernel>();
+  readonly #deadLetters: DeadLetterQueue<UndeliveredMessage>;
+  readonly #supervisor: Supervisor;
+  readonly #broker: PubSub<TopicMessage>;
+  readonly #schemas = new SchemaRegistry();
+  readonly #clock = new HybridClock({ nodeId: 0 });
+  readonly #listeners = new Set<(event: RuntimeEvent) => void>();
+  readonly #retired = { sent: 0, processed: 0, deadLettered: 0 };
+  #nextId = 1;
+  #closed = false;
+
+  private constructor(
+    backend: BackendKind,
+    fallbackReason: string | undefined,
+    options: RingKernelOptions,
+  ) {
+    this.backend = backend;
+    this.fallbackReason = fallbackReason;
+    this.#deadLetters = new DeadLetterQueue({
+      capacity: options.deadLetterCapacity,
+    });
+    this.#supervisor = new Supervisor({ policy: options.restart });
+    this.#broker = new PubSub<TopicMessage>({
+      onError: (error, context) => {
+        console.error(
+          `ringkernel: subscriber of "${context.topic}" failed:`,
+          error,
+        );
+      },
+    });
+    if (options.onEvent) this.#listeners.add(options.onEvent);
+  }
+
+  /**
+   * Creates a runtime on the requested backend. With `"auto"` it uses CUDA
+   * when usable and otherwise the CPU backend, printing why once per process
+   * (unless `quiet`); with `"cuda"` it throws
+   * {@linkcode BackendUnavailableError} with the reason.
+   */
+  static async create(options: RingKernelOptions = {}): Promise<RingKernel> {
+    const choice = await chooseBackend(
+      options.backend ?? "auto",
+      options.probeCuda,
+    );
+    if (
+      choice.fallbackReason !== undefined && !options.quiet &&
+      !fallbackNoticePrinted
+    ) {
+      fallbackNoticePrinted = true;
+      console.info(
+        `ringkernel: using the CPU backend (${choice.fallbackReason})`,
+      );
+    }
+    return new RingKernel(choice.kind, choice.fallbackReason, options);
+  }
+
+  /** Listens to crash and restart events; returns a function that stops listening. */
+  onEvent(listener: (event: RuntimeEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(event: RuntimeEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        console.error("ringkernel: event listener failed:", error);
+      }
+    }
+  }
+
+  /**
+   * Launches an actor under `name` and resolves with its kernel once it runs
+   * (active unless `autoActivate: false`).
+   */
+  async launch<
+    I extends FieldsSpec = FieldsSpec,
+    O extends FieldsSpec = FieldsSpec,
+  >(
+    name: string,
+    options: LaunchOptions,
+  ): Promise<Kernel<I, O>> {
+    if (this.#closed) throw new InvalidStateError("launch", "shut down");
+    validateActorName(name);
+    if (this.#kernels.has(name)) {
+      throw new RingKernelError(`a kernel named "${name}" is already running`);
+    }
+    const ref = typeof options.actor === "string"
+      ? this.#builtin(options.actor)
+      : options.actor;
+    const definition = await loadActorDefinition(ref);
+    const schemas = [definition.input, ...(definition.accepts ?? [])];
+    if (definition.output) schemas.push(definition.output);
+    for (const schema of schemas) {
+      if (!this.#schemas.has(schema.typeId)) this.#schemas.register(schema);
+    }
+    const queueCapacity = checkCapacity(
+      "queueCapacity",
+      options.queueCapacity ?? 1024,
+    );
+    const outputCapacity = checkCapacity(
+      "outputCapacity",
+      options.outputCapacity ?? queueCapacity,
+    );
+    const slotSize = pickSlotSize(options.slotSize, schemas);
+    const id = this.#nextId++;
+    // The kernel exists before its host, and the host's events need the kernel.
+    const bound: { kernel?: Kernel<I, O> } = {};
+    const events: ActorHostEvents = {
+      onDeadLetter: (reason, detail, slot, takenByHost) => {
+        if (takenByHost) bound.kernel?.countHostDeadLetter();
+        this.#recordDeadLetter(name, reason, detail, slot);
+        bound.kernel?.onDeadLetter(reason, detail, slot);
+      },
+      onCrash: (error) =>
+        bound.kernel && this.#onCrash(bound.kernel as Kernel, error),
+      onExit: (reason) => bound.kernel?.onExit(reason),
+      onPublish: (topic, slot) => this.#publishSlot(topic, slot),
+      onSubscription: (filter, subscribe) => {
+        const kernel = bound.kernel as Kernel | undefined;
+        if (kernel === undefined) return;
+        if (subscribe) this.#subscribeKernel(kernel, filter);
+        else this.#unsubscribeKernel(kernel, filter);
+      },
+    };
+    const host = new CpuActorHost(
+      {
+        name,
+        id,
+        queue: { queueCapacity, outputCapacity, slotSize },
+        module: typeof ref.module === "string" ? ref.module : ref.module.href,
+        exportName: ref.export ?? "default",
+        config: options.config,
+        idleSpinMicros: options.idleSpinMicros ?? 100,
+        batchSize: options.batchSize ?? 256,
+      },
+      events,
+      () => this.#routesFor(name),
+    );
+    const kernel = new Kernel<I, O>({
+      name,
+      id,
+      backend: this.backend,
+      definition: definition as never,
+      host,
+      services: {
+        deadLetter: (k, reason, detail, slot) =>
+          this.#recordDeadLetter(k.name, reason, detail, slot),
+        terminated: (k) => this.#retire(k),
+      },
+    });
+    bound.kernel = kernel;
+    this.#supervisor.setPolicy(name, options.restart);
+    host.control.isActive = options.autoActivate !== false;
+    await host.start(options.startTimeoutMs ?? 10_000);
+    if (options.autoActivate !== false) await kernel.activate();
+    this.#supervisor.started(name);
+    this.#kernels.register(name, kernel as unknown as Kernel);
+    this.#broadcastRoutes();
+    return kernel;
+  }
+
+  #builtin(name: string): ActorModuleRef {
+    if (!isBuiltinActor(name)) {
+      throw new UnknownActorError(
+        name,
+        `not a built-in actor (built-ins: ${
+          Object.keys(BUILTIN_ACTORS).join(", ")
+        }); ` +
+          `pass { module } for your own`,
+      );
+    }
+    return { module: BUILTIN_ACTORS[name].module };
+  }
+
+  #routesFor(except: string): RouteEntry[] {
+    const routes: RouteEntry[] = [];
+    for (const [name, kernel] of this.#kernels) {
+      if (name === except || kernel.stopping) continue;
+      routes.push((kernel.host as CpuActorHost).route());
+    }
+    return routes;
+  }
+
+  #broadcastRoutes(): void {
+    for (const [name, kernel] of this.#kernels) {
+      if (kernel.stopping) continue;
+      (kernel.host as CpuActorHost).updateRoutes(this.#routesFor(name));
+    }
+  }
+
+  #onCrash(kernel: Kernel, error: SerializedError): void {
+    kernel.noteCrash();
+    if (kernel.stopping) return;
+    const decision = this.#supervisor.onFailure(kernel.name, error);
+    this.#emit({ type: "crash", kernel: kernel.name, error, decision });
+    const host = kernel.host;
+    const inFlight = host.kill();
+    if (inFlight !== undefined) {
+      kernel.countHostDeadLetter();
+      this.#recordDeadLetter(
+        kernel.name,
+        "handler-error",
+        `crashed: ${error.message}`,
+        inFlight.slot,
+      );
+    }
+    if (decision.action === "give-up") {
+      kernel.giveUp(`${error.message}; ${decision.reason}`);
+      return;
+    }
+    setTimeout(() => {
+      if (kernel.stopping || this.#closed) return;
+      host.start(10_000).then(() => {
+        kernel.noteRestart();
+        this.#supervisor.started(kernel.name);
+        this.#emit({
+          type: "restart",
+          kernel: kernel.name,
+          attempt: decision.attempt,
+        });
+      }, (startError: unknown) => {
+        const serialized = {
+          name: startError instanceof Error ? startError.name : "Error",
+          message: startError instanceof Error
+            ? startError.message
+            : String(startError),
+        };
+        this.#emit({
+          type: "restart-failed",
+          kernel: kernel.name,
+          error: serialized,
+        });
+        kernel.giveUp(`restart failed: ${serialized.message}`);
+      });
+    }, decision.delayMs);
+  }
+
+  #recordDeadLetter(
+    actor: string,
+    reason: DeadLetterReason,
+    detail: string,
+    slot: Uint8Array,
+  ): void {
+    const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+    const envelope = readEnvelope(view, 0);
+    const end = Math.min(
+      slot.byteLength,
+      ENVELOPE_SIZE + envelope.payloadLength,
+    );
+    const payload = slot.slice(ENVELOPE_SIZE, end);
+    let value: unknown;
+    const schema = this.#schemas.get(envelope.typeId);
+    if (schema !== undefined && payload.byteLength === schema.size) {
+      try {
+        value = schema.decode(new DataView(payload.buffer), 0);
+      } catch {
+        value = undefined;
+      }
+    }
+    this.#deadLetters.push({
+      actor,
+      reason,
+      detail,
+      message: {
+        typeId: envelope.typeId,
+        correlationId: envelope.correlationId,
+        sourceActor: envelope.sourceActor,
+        payload,
+        value,
+      },
+    });
+  }
+
+  #retire(kernel: Kernel): void {
+    if (this.#kernels.get(kernel.name) === kernel) {
+      const m = kernel.metrics();
+      this.#retired.sent += m.sent;
+      this.#retired.processed += m.processed;
+      this.#retired.deadLettered += m.deadLettered;
+      this.#kernels.unregister(kernel.name);
+      this.#broker.unsubscribeAll(kernel.name);
+      this.#supervisor.remove(kernel.name);
+      this.#broadcastRoutes();
+    }
+  }
+
+  /** The kernel named `name`; throws {@linkcode UnknownActorError} when there is none. */
+  getKernel<
+    I extends FieldsSpec = FieldsSpec,
+    O extends FieldsSpec = FieldsSpec,
+  >(
+    name: string,
+  ): Kernel<I, O> {
+    const kernel = this.#kernels.get(name);
+    if (kernel === undefined) throw new UnknownActorError(name);
+    return kernel as unknown as Kernel<I, O>;
+  }
+
+  /**
+   * Names of the live kernels, optionally only those matching a glob (`*`
+   * any run without `/`, `**` anything, `?` one character).
+   */
+  listKernels(pattern?: string): string[] {
+    if (pattern === undefined) return this.#kernels.names();
+    return this.#kernels.find(pattern).map(([name]) => name);
+  }
+
+  /** Dead letters recorded so far (bounded; the oldest are evicted first). */
+  get deadLetters(): DeadLetterQueue<UndeliveredMessage> {
+    return this.#deadLetters;
+  }
+
+  /**
+   * Subscribes a host handler to a topic filter (MQTT: `+` one level, `#`
+   * the rest, including the parent). Messages arrive decoded.
+   */
+  subscribe(filter: string, handler: TopicHandler): Subscription {
+    return this.#broker.subscribe(filter, (message, topic) => {
+      handler(this.#decodeTopicMessage(message.slot), topic);
+    });
+  }
+
+  /** Subscribes a kernel: matching messages are delivered to its queue. */
+  subscribeKernel(kernel: Kernel | string, filter: string): Subscription {
+    const target = typeof kernel === "string" ? this.getKernel(kernel) : kernel;
+    return this.#subscribeKernel(target, filter);
+  }
+
+  #subscribeKernel(kernel: Kernel, filter: string): Subscription {
+    return this.#broker.subscribe(
+      filter,
+      (message) => this.#deliver(kernel, message.slot),
+      {
+        subscriberId: kernel.name,
+      },
+    );
+  }
+
+  #unsubscribeKernel(kernel: Kernel, filter: string): void {
+    for (const subscription of this.#broker.subscriptionsOf(kernel.name)) {
+      if (subscription.filter === filter) subscription.unsubscribe();
+    }
+  }
+
+  #deliver(kernel: Kernel, slot: Uint8Array): void {
+    const inbox = kernel.host.inboxRing;
+    const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+    const envelope = readEnvelope(view, 0);
+    if (inbox === undefined || kernel.stopping) {
+      this.#recordDeadLetter(
+        kernel.name,
+        "actor-terminated",
+        "topic delivery to a stopped kernel",
+        slot,
+      );
+      return;
+    }
+    const producer = this.#inboxProducer(kernel);
+    const accepted = producer.tryEnqueueRaw(
+      {
+        typeId: envelope.typeId,
+        flags: envelope.flags,
+        correlationId: envelope.correlationId,
+        timestamp: envelope.timestamp,
+        sourceActor: envelope.sourceActor,
+      },
+      slot.subarray(ENVELOPE_SIZE, ENVELOPE_SIZE + envelope.payloadLength),
+    );
+    if (!accepted) {
+      this.#recordDeadLetter(
+        kernel.name,
+        "queue-full",
+        "topic delivery found the queue full",
+        slot,
+      );
+      return;
+    }
+    kernel.host.wake();
+  }
+
+  readonly #inboxProducers = new WeakMap<
+    Kernel,
+    ReturnType<NonNullable<ActorHost["inboxRing"]>["producer"]>
+  >();
+
+  #inboxProducer(kernel: Kernel) {
+    let producer = this.#inboxProducers.get(kernel);
+    if (producer === undefined) {
+      producer = kernel.host.inboxRing!.producer();
+      this.#inboxProducers.set(kernel, producer);
+    }
+    return producer;
+  }
+
+  /**
+   * Publishes a message on a topic: host subscribers receive it decoded,
+   * subscribed kernels receive it in their queue. Returns the number of
+   * subscriptions it reached.
+   */
+  publish<F extends FieldsSpec>(
+    topic: string,
+    schema: MessageSchema<F>,
+    message: MessageValue<F>,
+  ): number {
+    if (!this.#schemas.has(schema.typeId)) this.#schemas.register(schema);
+    const slot = new Uint8Array(ENVELOPE_SIZE + schema.size);
+    const view = new DataView(slot.buffer);
+    writeEnvelopeFor(view, 0, schema, { timestamp: this.#clock.now() });
+    schema.encode(view, ENVELOPE_SIZE, message);
+    return this.#broker.publish(topic, { slot });
+  }
+
+  #publishSlot(topic: string, slot: Uint8Array): void {
+    try {
+      this.#broker.publish(topic, { slot });
+    } catch (error) {
+      console.error(
+        `ringkernel: an actor published to an invalid topic:`,
+        error,
+      );
+    }
+  }
+
+  #decodeTopicMessage(slot: Uint8Array): unknown {
+    const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+    const envelope = readEnvelope(view, 0);
+    const schema = this.#schemas.get(envelope.typeId);
+    if (schema === undefined) return slot.slice(ENVELOPE_SIZE);
+    return schema.decode(view, ENVELOPE_SIZE) as DecodedMessage<FieldsSpec>;
+  }
+
+  /** Counters of every kernel, their sums, and the dead letters by reason. */
+  metrics(): RuntimeMetrics {
+    const kernels = this.#kernels.values().map((k) => k.metrics());
+    const totals = { ...this.#retired, inFlight: 0 };
+    for (const m of kernels) {
+      totals.sent += m.sent;
+      totals.processed += m.processed;
+      totals.deadLettered += m.deadLettered;
+      totals.inFlight += m.inFlight;
+    }
+    return {
+      backend: this.backend,
+      kernels,
+      totals,
+      deadLetters: this.#deadLetters.counts(),
+    };
+  }
+
+  /**
+   * Terminates every kernel (draining their queues, each within
+   * `timeoutMs`) and closes the runtime. Idempotent.
+   */
+  async shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const kernels = this.#kernels.values();
+    await Promise.all(
+      kernels.map((k) =>
+        k.terminate({ timeoutMs: options.timeoutMs ?? 10_000 })
+      ),
+    );
+    this.#broker.clear();
+  }
+
+  /** Shuts the runtime down (for `await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}
