@@ -9,14 +9,30 @@ import {
 } from "../src/lifecycle.ts";
 import { InvalidStateError } from "../src/errors.ts";
 
-const STATES: KernelState[] = ["launched", "active", "deactivated", "terminated"];
+const STATES: KernelState[] = [
+  "launched",
+  "active",
+  "deactivated",
+  "terminated",
+];
 const OPS: LifecycleOperation[] = ["activate", "deactivate", "terminate"];
 
 // The seed's diagram, written out as the full table of expected outcomes.
-const EXPECTED: Record<KernelState, Record<LifecycleOperation, KernelState | null>> = {
+const EXPECTED: Record<
+  KernelState,
+  Record<LifecycleOperation, KernelState | null>
+> = {
   launched: { activate: "active", deactivate: null, terminate: "terminated" },
-  active: { activate: null, deactivate: "deactivated", terminate: "terminated" },
-  deactivated: { activate: "active", deactivate: null, terminate: "terminated" },
+  active: {
+    activate: null,
+    deactivate: "deactivated",
+    terminate: "terminated",
+  },
+  deactivated: {
+    activate: "active",
+    deactivate: null,
+    terminate: "terminated",
+  },
   terminated: { activate: null, deactivate: null, terminate: null },
 };
 
