@@ -14,10 +14,11 @@ import {
 import type {
   ActorHost,
   ActorHostEvents,
+  Backend,
   BackendKind,
 } from "./backend/backend.ts";
-import { CpuActorHost } from "./backend/cpu/cpu_actor.ts";
-import type { RouteEntry, SerializedError } from "./backend/cpu/protocol.ts";
+import { CpuBackend } from "./backend/cpu/cpu_backend.ts";
+import type { SerializedError } from "./backend/cpu/protocol.ts";
 import {
   type BackendRequest,
   chooseBackend,
@@ -214,6 +215,7 @@ function checkCapacity(what: string, n: number): number {
 export class RingKernel implements AsyncDisposable {
   /** The backend this runtime uses. */
   readonly backend: BackendKind;
+  readonly #backend: Backend;
   /** Why `"auto"` did not choose CUDA, when it did not. */
   readonly fallbackReason: string | undefined;
   readonly #kernels = new ActorRegistry<Kernel>();
@@ -233,6 +235,7 @@ export class RingKernel implements AsyncDisposable {
     options: RingKernelOptions,
   ) {
     this.backend = backend;
+    this.#backend = new CpuBackend();
     this.fallbackReason = fallbackReason;
     this.#deadLetters = new DeadLetterQueue({
       capacity: options.deadLetterCapacity,
@@ -342,7 +345,7 @@ export class RingKernel implements AsyncDisposable {
         else this.#unsubscribeKernel(kernel, filter);
       },
     };
-    const host = new CpuActorHost(
+    const host = this.#backend.spawn(
       {
         name,
         id,
@@ -354,7 +357,6 @@ export class RingKernel implements AsyncDisposable {
         batchSize: options.batchSize ?? 256,
       },
       events,
-      () => this.#routesFor(name),
     );
     const kernel = new Kernel<I, O>({
       name,
@@ -392,20 +394,12 @@ export class RingKernel implements AsyncDisposable {
     return { module: BUILTIN_ACTORS[name].module };
   }
 
-  #routesFor(except: string): RouteEntry[] {
-    const routes: RouteEntry[] = [];
-    for (const [name, kernel] of this.#kernels) {
-      if (name === except || kernel.stopping) continue;
-      routes.push((kernel.host as CpuActorHost).route());
-    }
-    return routes;
-  }
-
   #broadcastRoutes(): void {
+    const live = new Map<string, ActorHost>();
     for (const [name, kernel] of this.#kernels) {
-      if (kernel.stopping) continue;
-      (kernel.host as CpuActorHost).updateRoutes(this.#routesFor(name));
+      if (!kernel.stopping) live.set(name, kernel.host);
     }
+    this.#backend.updateRoutes(live);
   }
 
   #onCrash(kernel: Kernel, error: SerializedError): void {

@@ -95,3 +95,15 @@ export interface ActorHost {
   /** Releases everything; the actor must not be running. */
   dispose(): void;
 }
+
+/** A backend: creates the host side of actors and keeps their K2K routes. */
+export interface Backend {
+  /** Which backend this is. */
+  readonly kind: BackendKind;
+  /** Creates (but does not start) the host side of one actor. */
+  spawn(spec: ActorSpawnSpec, events: ActorHostEvents): ActorHost;
+  /** The live actors changed: update the K2K routes every actor sees. */
+  updateRoutes(actors: ReadonlyMap<string, ActorHost>): void;
+  /** Releases what the backend holds; every actor must have stopped. */
+  close(): Promise<void>;
+}
