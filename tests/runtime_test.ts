@@ -501,6 +501,8 @@ describe("supervision", () => {
         tag: number;
       };
       assert.equal(after.tag, 1);
+      // Events arrive on the host's event loop, possibly after the reply.
+      await pollUntil(() => events.length >= 2, { timeoutMs: 5_000 });
       assert.deepEqual(events.map((e) => e.type), ["crash", "restart"]);
       const m = k.metrics();
       assert.equal(m.crashes, 1);
@@ -551,6 +553,8 @@ describe("supervision", () => {
       host.injectDeath("killed mid-message by the test");
       // The supervisor restarts the loop, which takes the next message.
       assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(2, 0));
+      // Events arrive on the host's event loop, possibly after the reply.
+      await pollUntil(() => events.length >= 2, { timeoutMs: 5_000 });
       assert.deepEqual(events.map((e) => e.type), ["crash", "restart"]);
       await settled(k);
       const m = k.metrics();
