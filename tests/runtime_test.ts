@@ -427,7 +427,8 @@ describe("K2K", () => {
         letter.detail ?? "",
         /UnknownActorError: no actor named "nobody"/,
       );
-      assert.equal(events[0]?.type, "crash");
+      await pollUntil(() => events.length >= 1, { timeoutMs: 5_000 });
+      assert.equal(events[0].type, "crash");
     });
   });
 });
