@@ -17,7 +17,7 @@ import type {
   Backend,
   BackendKind,
 } from "./backend/backend.ts";
-import { CpuBackend } from "./backend/cpu/cpu_backend.ts";
+import { createBackend } from "./backend/create.ts";
 import type { SerializedError } from "./backend/cpu/protocol.ts";
 import {
   type BackendRequest,
@@ -230,12 +230,12 @@ export class RingKernel implements AsyncDisposable {
   #closed = false;
 
   private constructor(
-    backend: BackendKind,
+    backend: Backend,
     fallbackReason: string | undefined,
     options: RingKernelOptions,
   ) {
-    this.backend = backend;
-    this.#backend = new CpuBackend();
+    this.backend = backend.kind;
+    this.#backend = backend;
     this.fallbackReason = fallbackReason;
     this.#deadLetters = new DeadLetterQueue({
       capacity: options.deadLetterCapacity,
@@ -272,7 +272,11 @@ export class RingKernel implements AsyncDisposable {
         `ringkernel: using the CPU backend (${choice.fallbackReason})`,
       );
     }
-    return new RingKernel(choice.kind, choice.fallbackReason, options);
+    return new RingKernel(
+      await createBackend(choice.kind),
+      choice.fallbackReason,
+      options,
+    );
   }
 
   /** Listens to crash and restart events; returns a function that stops listening. */
