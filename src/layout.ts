@@ -57,7 +57,9 @@ export function defineLayout<F extends string>(
   fields: { readonly [K in F]: readonly [offset: number, type: FieldType] },
 ): StructLayout<F> {
   if (size % align !== 0) {
-    throw new RangeError(`${cName}: size ${size} is not a multiple of ${align}`);
+    throw new RangeError(
+      `${cName}: size ${size} is not a multiple of ${align}`,
+    );
   }
   const out = {} as { [K in F]: FieldLayout };
   const spans: Array<[number, number, string]> = [];
@@ -91,47 +93,104 @@ export const TerminationState = Object.freeze({
   Relaunchable: 2,
 });
 
+/** Field names of the control block. */
+export type ControlBlockField =
+  | "isActive"
+  | "shouldTerminate"
+  | "hasTerminated"
+  | "errorsEncountered"
+  | "messagesProcessed"
+  | "lastActivityTicks"
+  | "inputQueueHeadPtr"
+  | "inputQueueTailPtr"
+  | "inputQueueBufferPtr"
+  | "inputQueueCapacity"
+  | "inputQueueMessageSize"
+  | "outputQueueHeadPtr"
+  | "outputQueueTailPtr"
+  | "outputQueueBufferPtr"
+  | "outputQueueCapacity"
+  | "outputQueueMessageSize"
+  | "abiVersion"
+  | "actorId"
+  | "shouldAbort"
+  | "lastErrorCode";
+
 /**
  * Per-actor control block (128 B, 128-aligned), in the seed's field order.
  * The host writes the flags; the actor writes counters and `hasTerminated`.
  */
-export const CONTROL_BLOCK = defineLayout("rk_control_block", 128, 128, {
-  isActive: [0, "i32"],
-  shouldTerminate: [4, "i32"],
-  hasTerminated: [8, "i32"],
-  errorsEncountered: [12, "i32"],
-  messagesProcessed: [16, "i64"],
-  lastActivityTicks: [24, "i64"],
-  inputQueueHeadPtr: [32, "u64"],
-  inputQueueTailPtr: [40, "u64"],
-  inputQueueBufferPtr: [48, "u64"],
-  inputQueueCapacity: [56, "i32"],
-  inputQueueMessageSize: [60, "i32"],
-  outputQueueHeadPtr: [64, "u64"],
-  outputQueueTailPtr: [72, "u64"],
-  outputQueueBufferPtr: [80, "u64"],
-  outputQueueCapacity: [88, "i32"],
-  outputQueueMessageSize: [92, "i32"],
-  abiVersion: [96, "u32"],
-  actorId: [100, "u32"],
-  shouldAbort: [104, "i32"],
-  lastErrorCode: [108, "i32"],
-});
+export const CONTROL_BLOCK: StructLayout<ControlBlockField> = defineLayout(
+  "rk_control_block",
+  128,
+  128,
+  {
+    isActive: [0, "i32"],
+    shouldTerminate: [4, "i32"],
+    hasTerminated: [8, "i32"],
+    errorsEncountered: [12, "i32"],
+    messagesProcessed: [16, "i64"],
+    lastActivityTicks: [24, "i64"],
+    inputQueueHeadPtr: [32, "u64"],
+    inputQueueTailPtr: [40, "u64"],
+    inputQueueBufferPtr: [48, "u64"],
+    inputQueueCapacity: [56, "i32"],
+    inputQueueMessageSize: [60, "i32"],
+    outputQueueHeadPtr: [64, "u64"],
+    outputQueueTailPtr: [72, "u64"],
+    outputQueueBufferPtr: [80, "u64"],
+    outputQueueCapacity: [88, "i32"],
+    outputQueueMessageSize: [92, "i32"],
+    abiVersion: [96, "u32"],
+    actorId: [100, "u32"],
+    shouldAbort: [104, "i32"],
+    lastErrorCode: [108, "i32"],
+  },
+);
+
+/** Field names of the telemetry buffer. */
+export type TelemetryField =
+  | "messagesProcessed"
+  | "messagesDropped"
+  | "lastProcessedTimestamp"
+  | "queueDepth"
+  | "totalLatencyNanos"
+  | "maxLatencyNanos"
+  | "minLatencyNanos"
+  | "errorCode";
 
 /** Per-actor telemetry (64 B, 64-aligned), in the seed's field order. */
-export const TELEMETRY_BUFFER = defineLayout("rk_telemetry", 64, 64, {
-  messagesProcessed: [0, "u64"],
-  messagesDropped: [8, "u64"],
-  lastProcessedTimestamp: [16, "i64"],
-  queueDepth: [24, "i32"],
-  totalLatencyNanos: [32, "u64"],
-  maxLatencyNanos: [40, "u64"],
-  minLatencyNanos: [48, "u64"],
-  errorCode: [56, "i32"],
-});
+export const TELEMETRY_BUFFER: StructLayout<TelemetryField> = defineLayout(
+  "rk_telemetry",
+  64,
+  64,
+  {
+    messagesProcessed: [0, "u64"],
+    messagesDropped: [8, "u64"],
+    lastProcessedTimestamp: [16, "i64"],
+    queueDepth: [24, "i32"],
+    totalLatencyNanos: [32, "u64"],
+    maxLatencyNanos: [40, "u64"],
+    minLatencyNanos: [48, "u64"],
+    errorCode: [56, "i32"],
+  },
+);
 
 /** Bytes in one cache line as the queues use it (an H100/H200 L2 line is 128 B). */
 export const QUEUE_LINE = 128;
+
+/** Field names of the queue header. */
+export type QueueHeaderField =
+  | "head"
+  | "tail"
+  | "dropped"
+  | "reserve"
+  | "capacity"
+  | "slotSize"
+  | "kind"
+  | "magic"
+  | "doorbell"
+  | "sleeping";
 
 /**
  * Queue header (512 B). `head` is written only by the consumer and `tail` only
@@ -139,18 +198,23 @@ export const QUEUE_LINE = 128;
  * from `reserve` on a third line; configuration and the doorbell share the
  * fourth. Slots follow the header.
  */
-export const QUEUE_HEADER = defineLayout("rk_queue_header", 512, 128, {
-  head: [0, "u32"],
-  tail: [128, "u32"],
-  dropped: [132, "u32"],
-  reserve: [256, "u32"],
-  capacity: [384, "u32"],
-  slotSize: [388, "u32"],
-  kind: [392, "u32"],
-  magic: [396, "u32"],
-  doorbell: [400, "i32"],
-  sleeping: [404, "i32"],
-});
+export const QUEUE_HEADER: StructLayout<QueueHeaderField> = defineLayout(
+  "rk_queue_header",
+  512,
+  128,
+  {
+    head: [0, "u32"],
+    tail: [128, "u32"],
+    dropped: [132, "u32"],
+    reserve: [256, "u32"],
+    capacity: [384, "u32"],
+    slotSize: [388, "u32"],
+    kind: [392, "u32"],
+    magic: [396, "u32"],
+    doorbell: [400, "i32"],
+    sleeping: [404, "i32"],
+  },
+);
 
 /** `QUEUE_HEADER.magic` of an initialised queue ("RKQ1"). */
 export const QUEUE_MAGIC = 0x31514b52;
@@ -163,22 +227,42 @@ export const QueueKind = Object.freeze({
   Mpsc: 2,
 });
 
+/** Field names of the envelope. */
+export type EnvelopeField =
+  | "typeId"
+  | "payloadLength"
+  | "flags"
+  | "correlationId"
+  | "timestamp"
+  | "sourceActor"
+  | "stamp";
+
 /**
  * Envelope at the start of every slot (32 B). `stamp` is the MPSC publication
  * word: a producer writes it last, so a consumer never reads a half-written slot.
  */
-export const ENVELOPE = defineLayout("rk_envelope", 32, 8, {
-  typeId: [0, "u32"],
-  payloadLength: [4, "u16"],
-  flags: [6, "u16"],
-  correlationId: [8, "u64"],
-  timestamp: [16, "u64"],
-  sourceActor: [24, "u32"],
-  stamp: [28, "u32"],
-});
+export const ENVELOPE: StructLayout<EnvelopeField> = defineLayout(
+  "rk_envelope",
+  32,
+  8,
+  {
+    typeId: [0, "u32"],
+    payloadLength: [4, "u16"],
+    flags: [6, "u16"],
+    correlationId: [8, "u64"],
+    timestamp: [16, "u64"],
+    sourceActor: [24, "u32"],
+    stamp: [28, "u32"],
+  },
+);
 
 /** Slot sizes a queue may use; 64 B is the default. */
-export const SLOT_TIERS: readonly number[] = Object.freeze([64, 256, 1024, 4096]);
+export const SLOT_TIERS: readonly number[] = Object.freeze([
+  64,
+  256,
+  1024,
+  4096,
+]);
 
 /** Every shared layout, for checks and header generation. */
 export const ALL_LAYOUTS: readonly StructLayout[] = Object.freeze([

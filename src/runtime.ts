@@ -6,6 +6,13 @@
  */
 
 import { type ActorModuleRef, loadActorDefinition } from "./actor.ts";
+import type {
+  AccumulatorAddFields,
+  AccumulatorTotalFields,
+  EchoFields,
+  SaxpyRequestFields,
+  SaxpyResultFields,
+} from "./actors/schemas.ts";
 import {
   BUILTIN_ACTORS,
   type BuiltinActorName,
@@ -90,6 +97,18 @@ export interface LaunchOptions {
   batchSize?: number;
   /** How long the actor may take to start (default 10 000 ms). */
   startTimeoutMs?: number;
+}
+
+/** Input and output field specs of each built-in actor, for typed kernels. */
+export interface BuiltinKernelTypes {
+  /** `echo`: replies with what it receives. */
+  echo: [EchoFields, EchoFields];
+  /** `accumulator`: adds values, replies with the running total. */
+  accumulator: [AccumulatorAddFields, AccumulatorTotalFields];
+  /** `saxpy`: replies with `a * x + y`. */
+  saxpy: [SaxpyRequestFields, SaxpyResultFields];
+  /** `forwarder`: forwards to `config.target`. */
+  forwarder: [EchoFields, EchoFields];
 }
 
 /** Something the runtime reports: a crash and what the supervisor decided. */
@@ -299,13 +318,22 @@ export class RingKernel implements AsyncDisposable {
    * Launches an actor under `name` and resolves with its kernel once it runs
    * (active unless `autoActivate: false`).
    */
-  async launch<
-    I extends FieldsSpec = FieldsSpec,
-    O extends FieldsSpec = FieldsSpec,
-  >(
+  launch<A extends BuiltinActorName>(
+    name: string,
+    options: LaunchOptions & { actor: A },
+  ): Promise<Kernel<BuiltinKernelTypes[A][0], BuiltinKernelTypes[A][1]>>;
+  /**
+   * Launches an actor from its module; give its input and output field specs
+   * as type arguments for typed messages.
+   */
+  launch<I extends FieldsSpec = FieldsSpec, O extends FieldsSpec = FieldsSpec>(
     name: string,
     options: LaunchOptions,
-  ): Promise<Kernel<I, O>> {
+  ): Promise<Kernel<I, O>>;
+  async launch(
+    name: string,
+    options: LaunchOptions,
+  ): Promise<Kernel> {
     if (this.#closed) throw new InvalidStateError("launch", "shut down");
     validateActorName(name);
     if (this.#kernels.has(name)) {
@@ -331,7 +359,7 @@ export class RingKernel implements AsyncDisposable {
     const slotSize = pickSlotSize(options.slotSize, schemas);
     const id = this.#nextId++;
     // The kernel exists before its host, and the host's events need the kernel.
-    const bound: { kernel?: Kernel<I, O> } = {};
+    const bound: { kernel?: Kernel } = {};
     const events: ActorHostEvents = {
       onDeadLetter: (reason, detail, slot, takenByHost) => {
         if (takenByHost) bound.kernel?.countHostDeadLetter();
@@ -343,7 +371,7 @@ export class RingKernel implements AsyncDisposable {
       onExit: (reason) => bound.kernel?.onExit(reason),
       onPublish: (topic, slot) => this.#publishSlot(topic, slot),
       onSubscription: (filter, subscribe) => {
-        const kernel = bound.kernel as Kernel | undefined;
+        const kernel = bound.kernel;
         if (kernel === undefined) return;
         if (subscribe) this.#subscribeKernel(kernel, filter);
         else this.#unsubscribeKernel(kernel, filter);
@@ -362,7 +390,7 @@ export class RingKernel implements AsyncDisposable {
       },
       events,
     );
-    const kernel = new Kernel<I, O>({
+    const kernel = new Kernel({
       name,
       id,
       backend: this.backend,
@@ -380,7 +408,7 @@ export class RingKernel implements AsyncDisposable {
     await host.start(options.startTimeoutMs ?? 10_000);
     if (options.autoActivate !== false) await kernel.activate();
     this.#supervisor.started(name);
-    this.#kernels.register(name, kernel as unknown as Kernel);
+    this.#kernels.register(name, kernel);
     this.#broadcastRoutes();
     return kernel;
   }

@@ -60,6 +60,10 @@ const DOORBELL = QUEUE_HEADER.fields.doorbell.offset >> 2;
 const SLEEPING = QUEUE_HEADER.fields.sleeping.offset >> 2;
 /** Longest single sleep: bounds how late a missed wake-up could be noticed. */
 const MAX_SLEEP_MS = 100;
+/** How often a busy loop stamps its heartbeat. */
+const HEARTBEAT_MS = 10;
+/** How often a busy loop lets its own timers and promises run. */
+const YIELD_MS = 50;
 const CORRELATION_ID = ENVELOPE.fields.correlationId.offset;
 /** `busy` while a handled message's reply and counters are being written. */
 const BUSY_FINISHING = 3;
@@ -200,7 +204,8 @@ class ActorLoop {
     const control = this.#control;
     const spinMs = this.#init.idleSpinMicros / 1000;
     let lastWork = performance.now();
-    let turns = 0;
+    let lastBeat = lastWork;
+    let lastYield = lastWork;
     this.#heartbeat();
     for (;;) {
       if (control.shouldAbort) return this.#exit("aborted");
@@ -216,17 +221,30 @@ class ActorLoop {
         if (fromInbox < 0) return this.#exit("crashed");
         if (fromInput + fromInbox > 0) {
           lastWork = performance.now();
-          // Let host control messages in now and then even under load.
-          if ((++turns & 1023) === 0) await macrotask();
+          if (lastWork - lastBeat >= HEARTBEAT_MS) {
+            lastBeat = lastWork;
+            this.#heartbeat();
+          }
+          // The actor's own timers and promises need the event loop now and
+          // then, even under sustained load.
+          if (lastWork - lastYield >= YIELD_MS) {
+            lastYield = lastWork;
+            await macrotask();
+          }
           continue;
         }
         if (terminating) return this.#exit("terminated");
       }
       if (performance.now() - lastWork < spinMs) continue;
       this.#heartbeat();
-      this.#sleep();
-      lastWork = performance.now() - spinMs;
-      await macrotask();
+      const timedOut = this.#sleep();
+      lastWork = lastBeat = performance.now() - spinMs;
+      // Only a quiet spell yields to the event loop: a wake-up goes straight
+      // back to the queues.
+      if (timedOut) {
+        lastYield = lastWork;
+        await macrotask();
+      }
     }
   }
 
@@ -240,15 +258,19 @@ class ActorLoop {
     return reason;
   }
 
+  /** Stamps the heartbeat (ns since the Unix epoch, comparable across threads). */
   #heartbeat(): void {
     this.#control.lastActivityTicks = BigInt(
-      Math.round(performance.now() * 1e6),
+      Math.round((performance.timeOrigin + performance.now()) * 1e6),
     );
     this.#telemetry.setQueueDepth(this.#inputRing.depth());
   }
 
-  /** Sleeps on the input ring's doorbell until a producer or the host rings it. */
-  #sleep(): void {
+  /**
+   * Sleeps on the input ring's doorbell until a producer or the host rings
+   * it; returns true when the sleep ran out with nobody ringing.
+   */
+  #sleep(): boolean {
     const signals = this.#inputRing.signals;
     const bell = Atomics.load(signals, DOORBELL);
     Atomics.store(signals, SLEEPING, 1);
@@ -256,10 +278,12 @@ class ActorLoop {
     const ready = this.#input.available() > 0 || this.#inbox.available() > 0;
     const flagged = control.shouldAbort || control.shouldTerminate ||
       Atomics.load(this.#words, WorkerWord.mailbox) !== mailboxHandled;
+    let result = "not-equal";
     if (!(ready && control.isActive) && !flagged) {
-      Atomics.wait(signals, DOORBELL, bell, MAX_SLEEP_MS);
+      result = Atomics.wait(signals, DOORBELL, bell, MAX_SLEEP_MS);
     }
     Atomics.store(signals, SLEEPING, 0);
+    return result === "timed-out";
   }
 
   async #catchUpMailbox(): Promise<void> {

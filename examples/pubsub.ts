@@ -1,0 +1,58 @@
+/**
+ * Pub/sub with MQTT wildcards: `+` matches one level, `#` the rest
+ * (including the parent). Host handlers and actors subscribe; an actor's
+ * subscription delivers into its queue.
+ *
+ * Run: `deno run -A examples/pubsub.ts` or `bun examples/pubsub.ts`
+ *
+ * @module
+ */
+
+import { type BackendRequest, EchoMessage, RingKernel } from "../mod.ts";
+
+/** What the example did, for its test. */
+export interface PubSubResult {
+  /** What each host subscription saw, as `filter <- topic`. */
+  seen: string[];
+  /** Sequence numbers the subscribed actor received. */
+  actorReceived: bigint[];
+}
+
+/** Runs the example on `backend` (default `"auto"`). */
+export async function main(
+  backend: BackendRequest = "auto",
+): Promise<PubSubResult> {
+  await using rt = await RingKernel.create({ backend });
+  const seen: string[] = [];
+  rt.subscribe(
+    "sensors/+/temperature",
+    (_m, topic) => seen.push(`sensors/+/temperature <- ${topic}`),
+  );
+  rt.subscribe("sensors/#", (_m, topic) => seen.push(`sensors/# <- ${topic}`));
+
+  // An actor subscribed to one room: matching messages arrive in its queue.
+  const kitchen = await rt.launch("kitchen", { actor: "echo" });
+  rt.subscribeKernel(kitchen, "sensors/kitchen/#");
+
+  let seq = 0n;
+  for (
+    const topic of [
+      "sensors/kitchen/temperature",
+      "sensors/hall/temperature",
+      "sensors/kitchen",
+      "sensors",
+    ]
+  ) {
+    rt.publish(topic, EchoMessage, { seq: seq++, value: 21.5, tag: 0 });
+  }
+  const actorReceived: bigint[] = [];
+  for (let i = 0; i < 2; i++) {
+    actorReceived.push((await kitchen.receive({ timeoutMs: 5_000 })).seq);
+  }
+
+  for (const line of seen) console.log(line);
+  console.log(`kitchen actor received messages ${actorReceived.join(", ")}`);
+  return { seen, actorReceived };
+}
+
+if (import.meta.main) await main();

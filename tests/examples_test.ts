@@ -1,0 +1,54 @@
+// Every example runs here, on the backend "auto" picks (the CPU backend
+// without a GPU), and its observable results are checked.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { main as hello } from "../examples/hello.ts";
+import { main as pipeline } from "../examples/pipeline.ts";
+import { main as pubsub } from "../examples/pubsub.ts";
+import { main as supervision } from "../examples/supervision.ts";
+import { main as demo } from "../examples/demo.ts";
+
+describe("examples", () => {
+  test("hello: call, send and receive", async () => {
+    const result = await hello("auto");
+    assert.deepEqual(result.echoed, { seq: 1n, value: 3.14, tag: 42 });
+    assert.deepEqual(result.totals, [1, 3, 6, 10]);
+  });
+
+  test("pipeline: three actors, K2K, in order", async () => {
+    const result = await pipeline("auto", 200);
+    assert.deepEqual(result.sequence, [...Array(200).keys()].map(BigInt));
+    assert.deepEqual(result.processed, { sink: 200, middle: 200, head: 200 });
+  });
+
+  test("pubsub: wildcards for host handlers and actors", async () => {
+    const result = await pubsub("auto");
+    assert.deepEqual(result.seen, [
+      "sensors/+/temperature <- sensors/kitchen/temperature",
+      "sensors/# <- sensors/kitchen/temperature",
+      "sensors/+/temperature <- sensors/hall/temperature",
+      "sensors/# <- sensors/hall/temperature",
+      "sensors/# <- sensors/kitchen",
+      "sensors/# <- sensors",
+    ]);
+    assert.deepEqual(result.actorReceived, [0n, 2n]);
+  });
+
+  test("supervision: crash, restart with fresh state, dead letter", async () => {
+    const result = await supervision();
+    assert.deepEqual(result.events, ["crash (restart)", "restart"]);
+    assert.deepEqual(result.tags, [1, 2, 1]);
+    assert.equal(result.deadLetters.length, 1);
+    assert.match(
+      result.deadLetters[0],
+      /^handler-error: Error: negative value -1/,
+    );
+  });
+
+  test("demo: runs end to end and accounts for every message", async () => {
+    const result = await demo({ calls: 200, piped: 1_000 });
+    assert.equal(result.calls, 200);
+    assert.ok(result.p50Micros > 0);
+    assert.equal(result.accounted, true);
+  });
+});
