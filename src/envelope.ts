@@ -11,7 +11,7 @@
  */
 
 import { InvalidMessageError } from "./errors.ts";
-import { type HlcTimestamp, readHlc, writeHlc } from "./hlc.ts";
+import { HLC_MAX_PHYSICAL_MS, type HlcTimestamp, readHlc } from "./hlc.ts";
 import { ENVELOPE } from "./layout.ts";
 import type { MessageSchema, SchemaRegistry } from "./message.ts";
 
@@ -95,9 +95,10 @@ function writeU64(
     if (!Number.isSafeInteger(value) || value < 0) {
       invalid(`envelope ${what} ${value} is not a non-negative safe integer`);
     }
-    const low = value % TWO_32;
-    view.setUint32(at, low, true);
-    view.setUint32(at + 4, (value - low) / TWO_32, true);
+    // Math.floor, not %: a double modulo is a slow library call.
+    const high = Math.floor(value / TWO_32);
+    view.setUint32(at, value - high * TWO_32, true);
+    view.setUint32(at + 4, high, true);
     return;
   }
   if (typeof value !== "bigint" || value < 0n || value > 0xffffffffffffffffn) {
@@ -130,7 +131,18 @@ export function writeEnvelopeFor(
   schema: Pick<MessageSchema, "typeId" | "size">,
   header?: EnvelopeHeader,
 ): void {
-  writeEnvelopeParts(view, offset, schema.typeId, schema.size, header);
+  if (header !== undefined) {
+    writeEnvelopeParts(view, offset, schema.typeId, schema.size, header);
+    return;
+  }
+  // A schema's type id and size are valid by construction; small enough to inline.
+  view.setUint32(offset + TYPE_ID, schema.typeId, true);
+  view.setUint16(offset + PAYLOAD_LENGTH, schema.size, true);
+  // +0.0 is eight zero bytes: two stores clear correlation id and timestamp.
+  view.setUint16(offset + FLAGS, 0);
+  view.setFloat64(offset + CORRELATION_ID, 0);
+  view.setFloat64(offset + TIMESTAMP, 0);
+  view.setUint32(offset + SOURCE_ACTOR, 0);
 }
 
 function writeEnvelopeParts(
@@ -149,7 +161,6 @@ function writeEnvelopeParts(
   view.setUint32(offset + TYPE_ID, typeId, true);
   view.setUint16(offset + PAYLOAD_LENGTH, payloadLength, true);
   if (header === undefined) {
-    // +0.0 is eight zero bytes: two stores clear correlation id and timestamp.
     view.setUint16(offset + FLAGS, 0);
     view.setFloat64(offset + CORRELATION_ID, 0);
     view.setFloat64(offset + TIMESTAMP, 0);
@@ -176,14 +187,24 @@ function writeEnvelopeParts(
     view.setUint32(offset + TIMESTAMP, 0, true);
     view.setUint32(offset + TIMESTAMP + 4, 0, true);
   } else if (typeof ts === "object") {
-    try {
-      writeHlc(view, offset + TIMESTAMP, ts);
-    } catch (cause) {
-      throw new InvalidMessageError(
-        `envelope timestamp is not a valid HLC reading`,
-        { cause },
+    // Packed as in hlc.ts (physical << 16 | logical), two u32 stores, no BigInt.
+    const p = ts.physicalMs;
+    const l = ts.logical;
+    if (
+      (l & 0xffff) !== l || !(p >= 0 && p <= HLC_MAX_PHYSICAL_MS) ||
+      Math.floor(p) !== p
+    ) {
+      invalid(
+        `envelope timestamp {physicalMs: ${p}, logical: ${l}} is not a 48+16-bit HLC reading`,
       );
     }
+    const high = Math.floor(p / 0x10000);
+    view.setUint32(
+      offset + TIMESTAMP,
+      (p - high * 0x10000) * 0x10000 + l,
+      true,
+    );
+    view.setUint32(offset + TIMESTAMP + 4, high, true);
   } else {
     writeU64(view, offset + TIMESTAMP, ts, "timestamp");
   }

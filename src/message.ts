@@ -247,6 +247,9 @@ export const SCALAR_SIZE: Readonly<Record<ScalarType, number>> = Object.freeze({
   f64: 8,
 });
 
+/** Largest encoded size of a message: the envelope's payload length is a u16. */
+export const MAX_MESSAGE_SIZE = 0xffff;
+
 /** Largest capacity of a bytes or string field (its length prefix is a u16). */
 export const MAX_VARIABLE_CAPACITY = 0xffff;
 
@@ -518,6 +521,10 @@ function readBytes(
   return new Uint8Array(view.buffer, view.byteOffset + offset + 2, n).slice();
 }
 
+function notObject(name: string, value: unknown): never {
+  invalid(`message ${name}: expected an object, got ${describe(value)}`);
+}
+
 function fail(field: string, type: string, value: unknown): never {
   invalid(`field ${field}: ${describe(value)} is not a valid ${type}`);
 }
@@ -532,6 +539,7 @@ function failArray(field: string, length: number, value: unknown): never {
 
 /** Helpers passed to generated code (by position). */
 const HELPER_NAMES = [
+  "notObject",
   "fail",
   "failArray",
   "writeString",
@@ -540,6 +548,7 @@ const HELPER_NAMES = [
   "readBytes",
 ];
 const HELPERS = [
+  notObject,
   fail,
   failArray,
   writeString,
@@ -680,8 +689,15 @@ export function defineMessage<const F extends FieldsSpec>(
     align = Math.max(align, layout.align);
   }
   const size = Math.ceil(offset / align) * align;
+  if (size > MAX_MESSAGE_SIZE) {
+    invalid(
+      `message ${name}: size ${size} exceeds ${MAX_MESSAGE_SIZE} (the envelope's u16 payload length)`,
+    );
+  }
 
-  let encodeBody = "let x, a;\n";
+  let encodeBody = `if (v === null || typeof v !== "object") notObject(${
+    JSON.stringify(name)
+  }, v);\nlet x, a;\n`;
   let end = 0;
   for (const f of infos) {
     encodeBody += zeroCode(end, f.offset);
@@ -728,11 +744,6 @@ export function defineMessage<const F extends FieldsSpec>(
   };
 
   const scratch = new DataView(new ArrayBuffer(Math.max(size, 1)));
-  const checkValue = (value: unknown): void => {
-    if (value === null || typeof value !== "object") {
-      invalid(`message ${name}: expected an object, got ${describe(value)}`);
-    }
-  };
 
   const schema: MessageSchema<F> = {
     name,
@@ -741,10 +752,7 @@ export function defineMessage<const F extends FieldsSpec>(
     align,
     fields: Object.freeze(infos),
     spec,
-    encode(view, at, value) {
-      if (value === null || typeof value !== "object") checkValue(value);
-      encodeRaw(view, at, value);
-    },
+    encode: encodeRaw,
     decode,
     read(view, at, fieldName) {
       return accessor(fieldName).get(view, at) as never;
@@ -756,7 +764,6 @@ export function defineMessage<const F extends FieldsSpec>(
       return accessor(fieldName) as never;
     },
     validate(value) {
-      checkValue(value);
       encodeRaw(scratch, 0, value);
     },
     encodeMany(view, at, stride, values) {
@@ -765,9 +772,7 @@ export function defineMessage<const F extends FieldsSpec>(
       }
       const n = values.length;
       for (let i = 0; i < n; i++) {
-        const value = values[i];
-        if (value === null || typeof value !== "object") checkValue(value);
-        encodeRaw(view, at + i * stride, value);
+        encodeRaw(view, at + i * stride, values[i]);
       }
       return n;
     },

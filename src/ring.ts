@@ -32,7 +32,9 @@
  * - Producers take tickets from `reserve` with a compare-and-swap loop that
  *   never lets `reserve - head` exceed `capacity` (reading `head` fresh each
  *   time: a cached `head` could be a whole 2^32 lap stale in a long run), so a
- *   ticket's slot is free before it is written.
+ *   ticket's slot is free before it is written. The CAS expects the last
+ *   `reserve` this producer saw; a stale guess only fails the CAS, which
+ *   returns the current value for the next try.
  * - A producer writes the slot of ticket `t`, then publishes that slot alone
  *   with `Atomics.store(stamp, t + 1)`; the stamp is the last write.
  * - The consumer, at `head = h`, takes the slot only when its stamp equals
@@ -162,6 +164,15 @@ export interface RingStats {
   readonly dropped: number;
   /** Free-running count of released slots (u32, wraps). */
   readonly released: number;
+}
+
+/** Polls before a consumer goes to sleep; see {@linkcode RingConsumer.waitReadable}. */
+export const DEFAULT_SPIN = 2048;
+
+/** Options of {@linkcode RingConsumer.waitReadable}. */
+export interface SpinOptions {
+  /** Polls before sleeping (default {@linkcode DEFAULT_SPIN}). */
+  spin?: number;
 }
 
 /** Options of the awaitable producer and consumer calls. */
@@ -474,6 +485,14 @@ function checkCount(n: number, what: string): void {
   }
 }
 
+function checkFits(ring: Ring, schema: MessageSchema): void {
+  if (schema.size > ring.payloadCapacity) {
+    throw new InvalidMessageError(
+      `${schema.name} needs ${schema.size} B of payload; a ${ring.slotSize} B slot holds ${ring.payloadCapacity} B`,
+    );
+  }
+}
+
 /**
  * The writing side of a ring. Encode in place: `claim(n)` grants up to `n`
  * slots, `slotOffset(i)` locates the i-th, the caller writes the envelope and
@@ -514,14 +533,6 @@ export abstract class RingProducer {
     return this.claimed;
   }
 
-  #checkFits(schema: MessageSchema): void {
-    if (schema.size > this.ring.payloadCapacity) {
-      throw new InvalidMessageError(
-        `${schema.name} needs ${schema.size} B of payload; a ${this.ring.slotSize} B slot holds ${this.ring.payloadCapacity} B`,
-      );
-    }
-  }
-
   /**
    * Encodes one message in place and publishes it. Returns false, changing
    * nothing, when the ring is full. Throws {@linkcode InvalidMessageError}
@@ -534,7 +545,7 @@ export abstract class RingProducer {
     value: MessageValue<F>,
     header?: EnvelopeHeader,
   ): boolean {
-    if (schema.size > this.ring.payloadCapacity) this.#checkFits(schema);
+    if (schema.size > this.ring.payloadCapacity) checkFits(this.ring, schema);
     if (this.claim(1) === 0) return false;
     const offset = this.slotOffset(0);
     try {
@@ -572,7 +583,7 @@ export abstract class RingProducer {
     values: ArrayLike<MessageValue<F>>,
     header?: EnvelopeHeader,
   ): number {
-    this.#checkFits(schema);
+    checkFits(this.ring, schema);
     const granted = this.claim(values.length);
     const { view } = this;
     try {
@@ -658,13 +669,13 @@ export abstract class RingProducer {
 }
 
 class SpscProducer extends RingProducer {
-  #tail: number;
-  #headCache: number;
+  private tailIndex: number;
+  private cachedHead: number;
 
   constructor(ring: Ring) {
     super(ring);
-    this.#tail = Atomics.load(ring.words, TAIL);
-    this.#headCache = Atomics.load(ring.words, HEAD);
+    this.tailIndex = Atomics.load(ring.words, TAIL);
+    this.cachedHead = Atomics.load(ring.words, HEAD);
   }
 
   claim(n: number): number {
@@ -677,10 +688,10 @@ class SpscProducer extends RingProducer {
     }
     checkCount(n, "claim count");
     const ring = this.ring;
-    let free = ring.capacity - ((this.#tail - this.#headCache) >>> 0);
+    let free = ring.capacity - ((this.tailIndex - this.cachedHead) >>> 0);
     if (free < n) {
-      this.#headCache = Atomics.load(ring.words, HEAD);
-      free = ring.capacity - ((this.#tail - this.#headCache) >>> 0);
+      this.cachedHead = Atomics.load(ring.words, HEAD);
+      free = ring.capacity - ((this.tailIndex - this.cachedHead) >>> 0);
     }
     return this.claimed = n < free ? n : free;
   }
@@ -690,7 +701,32 @@ class SpscProducer extends RingProducer {
       throw new RangeError(`slot ${i} is not claimed (${this.claimed} are)`);
     }
     const ring = this.ring;
-    return RING_HEADER_SIZE + ((this.#tail + i) & ring.mask) * ring.slotSize;
+    return RING_HEADER_SIZE +
+      ((this.tailIndex + i) & ring.mask) * ring.slotSize;
+  }
+
+  // Same contract as the base method, specialised: one slot needs no claim
+  // bookkeeping and no rollback (nothing is visible until the tail store).
+  override tryEnqueue<F extends FieldsSpec>(
+    schema: MessageSchema<F>,
+    value: MessageValue<F>,
+    header?: EnvelopeHeader,
+  ): boolean {
+    const ring = this.ring;
+    if (schema.size > ring.payloadCapacity) checkFits(ring, schema);
+    if (this.claimed !== 0) this.claim(1); // throws: a claim is open
+    const tail = this.tailIndex;
+    if (((tail - this.cachedHead) >>> 0) >= ring.capacity) {
+      this.cachedHead = Atomics.load(ring.words, HEAD);
+      if (((tail - this.cachedHead) >>> 0) >= ring.capacity) return false;
+    }
+    const offset = RING_HEADER_SIZE + (tail & ring.mask) * ring.slotSize;
+    writeEnvelopeFor(this.view, offset, schema, header);
+    schema.encode(this.view, offset + ENVELOPE_SIZE, value);
+    this.tailIndex = (tail + 1) >>> 0;
+    Atomics.store(ring.words, TAIL, this.tailIndex);
+    ring.ringDoorbell();
+    return true;
   }
 
   publish(n: number): void {
@@ -701,14 +737,21 @@ class SpscProducer extends RingProducer {
     }
     this.claimed = 0;
     if (n === 0) return;
-    this.#tail = (this.#tail + n) >>> 0;
-    Atomics.store(this.ring.words, TAIL, this.#tail);
+    this.tailIndex = (this.tailIndex + n) >>> 0;
+    Atomics.store(this.ring.words, TAIL, this.tailIndex);
     this.ring.ringDoorbell();
   }
 }
 
 class MpscProducer extends RingProducer {
-  #ticket = 0;
+  private firstTicket = 0;
+  /** Our guess of `reserve` for the next compare-and-swap (the last value we saw). */
+  private expectedReserve: number;
+
+  constructor(ring: Ring) {
+    super(ring);
+    this.expectedReserve = Atomics.load(ring.words, RESERVE);
+  }
 
   claim(n: number): number {
     if (this.claimed !== 0) {
@@ -721,25 +764,35 @@ class MpscProducer extends RingProducer {
     checkCount(n, "claim count");
     if (n === 0) return 0;
     const { words, capacity } = this.ring;
+    // The guess saves a load when uncontended; a wrong guess only fails the
+    // CAS, which returns the real value. `head` is always read fresh.
+    let reserve = this.expectedReserve;
     for (;;) {
-      const reserve = Atomics.load(words, RESERVE);
       const used = (reserve - Atomics.load(words, HEAD)) >>> 0;
-      // head read after a stale reserve can be ahead of it: read both again.
-      if (used > capacity) continue;
+      if (used > capacity) {
+        // The guess is behind head: read the real value.
+        reserve = Atomics.load(words, RESERVE);
+        continue;
+      }
       const free = capacity - used;
-      if (free === 0) return 0;
+      if (free === 0) {
+        const actual = Atomics.load(words, RESERVE);
+        if (actual === reserve) {
+          this.expectedReserve = reserve;
+          return 0;
+        }
+        reserve = actual;
+        continue;
+      }
       const granted = n < free ? n : free;
-      if (
-        Atomics.compareExchange(
-          words,
-          RESERVE,
-          reserve,
-          (reserve + granted) >>> 0,
-        ) === reserve
-      ) {
-        this.#ticket = reserve;
+      const next = (reserve + granted) >>> 0;
+      const witnessed = Atomics.compareExchange(words, RESERVE, reserve, next);
+      if (witnessed === reserve) {
+        this.firstTicket = reserve;
+        this.expectedReserve = next;
         return this.claimed = granted;
       }
+      reserve = witnessed;
     }
   }
 
@@ -748,7 +801,8 @@ class MpscProducer extends RingProducer {
       throw new RangeError(`slot ${i} is not claimed (${this.claimed} are)`);
     }
     const ring = this.ring;
-    return RING_HEADER_SIZE + ((this.#ticket + i) & ring.mask) * ring.slotSize;
+    return RING_HEADER_SIZE +
+      ((this.firstTicket + i) & ring.mask) * ring.slotSize;
   }
 
   publish(n: number): void {
@@ -759,7 +813,7 @@ class MpscProducer extends RingProducer {
     if (claimed === 0) return;
     const ring = this.ring;
     const { words, view, mask, slotSize } = ring;
-    const ticket = this.#ticket;
+    const ticket = this.firstTicket;
     for (let i = 0; i < claimed; i++) {
       const index = (ticket + i) >>> 0;
       const slot = index & mask;
@@ -793,12 +847,15 @@ export abstract class RingConsumer {
   readonly view: DataView;
   /** @internal */
   protected readonly onInvalid?: (rejected: RejectedSlot) => void;
+  /** @internal Local copy of `head`: this consumer is its only writer. */
+  protected headIndex: number;
 
   /** @internal */
   constructor(ring: Ring, options: ConsumerOptions) {
     this.ring = ring;
     this.view = ring.view;
     this.onInvalid = options.onInvalid;
+    this.headIndex = Atomics.load(ring.words, HEAD);
   }
 
   /**
@@ -826,10 +883,12 @@ export abstract class RingConsumer {
   ): number {
     let n = this.available();
     if (n > max) n = max;
-    const view = this.view;
+    const { view, ring } = this;
+    const { mask, slotSize } = ring;
+    const head = this.headIndex;
     let seen = 0;
     for (let i = 0; i < n; i++) {
-      const offset = this.slotOffset(i);
+      const offset = RING_HEADER_SIZE + ((head + i) & mask) * slotSize;
       if (readTypeId(view, offset) === VOID_TYPE_ID) continue;
       try {
         fn(view, offset, seen);
@@ -939,12 +998,15 @@ export abstract class RingConsumer {
 
   /**
    * Blocks the calling thread until a slot is ready or `timeoutMs` passes;
-   * returns whether one is. For Worker loops: on a SharedArrayBuffer it sleeps
-   * on the doorbell (`Atomics.wait`) after a short spin; on other memory it
-   * polls, sleeping with a backoff from 50 µs to 1 ms.
+   * returns whether one is. For Worker loops: it first polls `spin` times
+   * (a few microseconds by default: a producer in mid-batch is usually that
+   * close, and sleeping costs a futex round trip per batch); then, on a
+   * SharedArrayBuffer, it sleeps on the doorbell (`Atomics.wait`); on other
+   * memory it polls, sleeping with a backoff from 50 µs to 1 ms.
    */
-  waitReadable(timeoutMs: number): boolean {
-    for (let i = 0; i < 64; i++) if (this.available() > 0) return true;
+  waitReadable(timeoutMs: number, options: SpinOptions = {}): boolean {
+    const { spin = DEFAULT_SPIN } = options;
+    for (let i = 0; i < spin; i++) if (this.available() > 0) return true;
     const end = performance.now() + timeoutMs;
     const { signals } = this.ring;
     let sleepMs = 0.05;
@@ -1062,28 +1124,26 @@ export abstract class RingConsumer {
 }
 
 class SpscConsumer extends RingConsumer {
-  #head: number;
-  #tailCache: number;
+  private cachedTail: number;
 
   constructor(ring: Ring, options: ConsumerOptions) {
     super(ring, options);
-    this.#head = Atomics.load(ring.words, HEAD);
-    this.#tailCache = this.#head;
+    this.cachedTail = this.headIndex;
   }
 
   available(): number {
-    let n = (this.#tailCache - this.#head) >>> 0;
+    let n = (this.cachedTail - this.headIndex) >>> 0;
     if (n === 0) {
-      this.#tailCache = Atomics.load(this.ring.words, TAIL);
-      n = (this.#tailCache - this.#head) >>> 0;
+      this.cachedTail = Atomics.load(this.ring.words, TAIL);
+      n = (this.cachedTail - this.headIndex) >>> 0;
       if (n > this.ring.capacity) {
-        this.#tailCache = this.#head;
+        this.cachedTail = this.headIndex;
         throw new InvalidStateError(
           "read queue",
           "corrupt",
           `tail ${
             Atomics.load(this.ring.words, TAIL)
-          } is ${n} slots past head ${this.#head}`,
+          } is ${n} slots past head ${this.headIndex}`,
         );
       }
     }
@@ -1091,41 +1151,36 @@ class SpscConsumer extends RingConsumer {
   }
 
   slotOffset(i: number): number {
-    if ((i >>> 0) >= ((this.#tailCache - this.#head) >>> 0)) {
+    if ((i >>> 0) >= ((this.cachedTail - this.headIndex) >>> 0)) {
       throw new RangeError(`slot ${i} is not ready`);
     }
     const ring = this.ring;
-    return RING_HEADER_SIZE + ((this.#head + i) & ring.mask) * ring.slotSize;
+    return RING_HEADER_SIZE +
+      ((this.headIndex + i) & ring.mask) * ring.slotSize;
   }
 
   release(n: number): void {
-    if ((n >>> 0) !== n || n > ((this.#tailCache - this.#head) >>> 0)) {
+    if ((n >>> 0) !== n || n > ((this.cachedTail - this.headIndex) >>> 0)) {
       throw new RangeError(
         `cannot release ${n} slots: ${
-          (this.#tailCache - this.#head) >>> 0
+          (this.cachedTail - this.headIndex) >>> 0
         } are ready`,
       );
     }
     if (n === 0) return;
-    this.#head = (this.#head + n) >>> 0;
-    Atomics.store(this.ring.words, HEAD, this.#head);
+    this.headIndex = (this.headIndex + n) >>> 0;
+    Atomics.store(this.ring.words, HEAD, this.headIndex);
   }
 }
 
 class MpscConsumer extends RingConsumer {
-  #head: number;
-  #ready = 0;
-
-  constructor(ring: Ring, options: ConsumerOptions) {
-    super(ring, options);
-    this.#head = Atomics.load(ring.words, HEAD);
-  }
+  private readyCount = 0;
 
   available(): number {
-    if (this.#ready !== 0) return this.#ready;
+    if (this.readyCount !== 0) return this.readyCount;
     const ring = this.ring;
     const { words, mask, slotSize, capacity } = ring;
-    const head = this.#head;
+    const head = this.headIndex;
     let k = 0;
     while (k < capacity) {
       const index = (head + k) >>> 0;
@@ -1134,26 +1189,27 @@ class MpscConsumer extends RingConsumer {
       if (Atomics.load(words, stampWord) !== ((index + 1) >>> 0)) break;
       k++;
     }
-    return this.#ready = k;
+    return this.readyCount = k;
   }
 
   slotOffset(i: number): number {
-    if ((i >>> 0) >= this.#ready) {
+    if ((i >>> 0) >= this.readyCount) {
       throw new RangeError(`slot ${i} is not ready`);
     }
     const ring = this.ring;
-    return RING_HEADER_SIZE + ((this.#head + i) & ring.mask) * ring.slotSize;
+    return RING_HEADER_SIZE +
+      ((this.headIndex + i) & ring.mask) * ring.slotSize;
   }
 
   release(n: number): void {
-    if ((n >>> 0) !== n || n > this.#ready) {
+    if ((n >>> 0) !== n || n > this.readyCount) {
       throw new RangeError(
-        `cannot release ${n} slots: ${this.#ready} are ready`,
+        `cannot release ${n} slots: ${this.readyCount} are ready`,
       );
     }
     if (n === 0) return;
-    this.#head = (this.#head + n) >>> 0;
-    this.#ready -= n;
-    Atomics.store(this.ring.words, HEAD, this.#head);
+    this.headIndex = (this.headIndex + n) >>> 0;
+    this.readyCount -= n;
+    Atomics.store(this.ring.words, HEAD, this.headIndex);
   }
 }
