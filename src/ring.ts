@@ -849,6 +849,8 @@ export abstract class RingConsumer {
   protected readonly onInvalid?: (rejected: RejectedSlot) => void;
   /** @internal Local copy of `head`: this consumer is its only writer. */
   protected headIndex: number;
+  /** @internal Pending `readable()` sleeps on the doorbell. */
+  private asyncSleepers = 0;
 
   /** @internal */
   constructor(ring: Ring, options: ConsumerOptions) {
@@ -1068,6 +1070,8 @@ export abstract class RingConsumer {
       Atomics.notify(signals, DOORBELL);
     };
     signal?.addEventListener("abort", onAbort, { once: true });
+    // Several awaits may sleep on one consumer; the last one out clears `sleeping`.
+    this.asyncSleepers++;
     try {
       for (;;) {
         const left = end - performance.now();
@@ -1089,12 +1093,11 @@ export abstract class RingConsumer {
             clearTimeout(timer);
           }
         }
-        Atomics.store(signals, SLEEPING, 0);
         if (signal?.aborted) throw signal.reason;
         if (this.available() > 0) return true;
       }
     } finally {
-      Atomics.store(signals, SLEEPING, 0);
+      if (--this.asyncSleepers === 0) Atomics.store(signals, SLEEPING, 0);
       signal?.removeEventListener("abort", onAbort);
     }
   }

@@ -22,6 +22,7 @@ import {
   QueueFullError,
   TimeoutError,
 } from "../src/errors.ts";
+import { delay } from "../src/async.ts";
 import { Prng } from "./workers/prng.ts";
 
 const Item = defineMessage({
@@ -564,6 +565,21 @@ describe("waiting", () => {
       assert.equal(consumer.waitReadable(5), true);
     });
   }
+
+  test("concurrent dequeues on one consumer are all woken", async () => {
+    const ring = makeRing("spsc", 4, { shared: true });
+    const consumer = ring.consumer();
+    const producer = ring.producer();
+    const first = consumer.dequeue(Item, { timeoutMs: 10_000 });
+    const second = consumer.dequeue(Item, { timeoutMs: 10_000 });
+    await delay(1);
+    producer.tryEnqueue(Item, { n: 1, tag: 1 });
+    await delay(5);
+    producer.tryEnqueue(Item, { n: 2, tag: 1 });
+    const values = (await Promise.all([first, second])).map((r) => r.value.n);
+    assert.deepEqual(values.sort(), [1, 2]);
+    assert.equal(headerWord(ring, "sleeping"), 0);
+  });
 
   test("a sleeping consumer is woken through the doorbell", async () => {
     const ring = makeRing("spsc", 4, { shared: true });
