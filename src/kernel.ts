@@ -159,6 +159,10 @@ export class Kernel<
   readonly #replies: unknown[] = [];
   readonly #receivers: Receiver[] = [];
   #pumping = false;
+  /** Correlation id a `call` is spinning for (0: none), and what it caught. */
+  #spinningFor = 0;
+  #spinCaught = false;
+  #spinValue: unknown = undefined;
 
   /** @internal Created by the runtime. */
   constructor(
@@ -470,6 +474,26 @@ export class Kernel<
     }
     this.#hostSent++;
     this.#host.wake();
+    // A resident actor usually answers within microseconds: look for the
+    // reply before paying for a timer and a promise.
+    const spinEnd = performance.now() + CALL_SPIN_MS;
+    const output = this.#host.output;
+    this.#spinningFor = id;
+    try {
+      do {
+        if (output.available() > 0) {
+          this.#dispatch();
+          if (this.#spinCaught) {
+            const value = this.#spinValue as DecodedMessage<O>;
+            this.#spinCaught = false;
+            this.#spinValue = undefined;
+            return value;
+          }
+        }
+      } while (performance.now() < spinEnd);
+    } finally {
+      this.#spinningFor = 0;
+    }
     const reply = new Promise<DecodedMessage<O>>((resolve, reject) => {
       const left = Math.max(0, timeoutMs - (performance.now() - started));
       this.#pending.set(id, {
@@ -481,13 +505,7 @@ export class Kernel<
         }, left),
       });
     });
-    // A resident actor usually answers within microseconds: look before sleeping.
-    const spinEnd = performance.now() + CALL_SPIN_MS;
-    const output = this.#host.output;
-    while (this.#pending.has(id) && performance.now() < spinEnd) {
-      if (output.available() > 0) this.#dispatch();
-    }
-    if (this.#pending.has(id)) this.#pump();
+    this.#pump();
     return await reply;
   }
 
@@ -505,52 +523,60 @@ export class Kernel<
   #dispatch(): void {
     const schema = this.outputSchema;
     if (schema === undefined) return;
-    const output = this.#host.output;
-    const ring = this.#host.outputRing;
-    output.dequeueBatch(ring.capacity, (view, offset) => {
-      const correlation = readCorrelationNumber(view, offset);
-      let value: unknown;
-      try {
-        if (readTypeId(view, offset) !== schema.typeId) {
-          throw new InvalidMessageError(`reply type id is not ${schema.name}`);
-        }
-        value = schema.decode(view, offset + ENVELOPE_SIZE);
-      } catch (error) {
-        this.#services.deadLetter(
-          this,
-          "invalid-message",
-          String(error),
-          ring.bytes.slice(offset, offset + ring.slotSize),
-        );
-        return;
-      }
-      if (correlation !== 0) {
-        const call = this.#pending.get(correlation);
-        if (call !== undefined) {
-          this.#pending.delete(correlation);
-          clearTimeout(call.timer);
-          call.resolve(value);
-          return;
-        }
-        if (correlation < this.#nextCorrelation) {
-          // The caller gave up waiting; the late reply is kept, with its reason.
-          this.#services.deadLetter(
-            this,
-            "expired",
-            `reply to call ${correlation} after its deadline`,
-            ring.bytes.slice(offset, offset + ring.slotSize),
-          );
-          return;
-        }
-      }
-      this.#replies.push(value);
-    });
+    this.#host.output.dequeueBatch(this.#host.outputRing.capacity, this.#route);
     while (this.#receivers.length > 0 && this.#replies.length > 0) {
       const receiver = this.#receivers.shift()!;
       clearTimeout(receiver.timer);
       receiver.resolve(this.#replies.shift());
     }
   }
+
+  /** Routes one reply (in the output ring at `offset`) to whoever waits for it. */
+  readonly #route = (view: DataView, offset: number): void => {
+    const schema = this.outputSchema!;
+    const ring = this.#host.outputRing;
+    const correlation = readCorrelationNumber(view, offset);
+    let value: unknown;
+    try {
+      if (readTypeId(view, offset) !== schema.typeId) {
+        throw new InvalidMessageError(`reply type id is not ${schema.name}`);
+      }
+      value = schema.decode(view, offset + ENVELOPE_SIZE);
+    } catch (error) {
+      this.#services.deadLetter(
+        this,
+        "invalid-message",
+        String(error),
+        ring.bytes.slice(offset, offset + ring.slotSize),
+      );
+      return;
+    }
+    if (correlation !== 0) {
+      if (correlation === this.#spinningFor) {
+        this.#spinCaught = true;
+        this.#spinValue = value;
+        return;
+      }
+      const call = this.#pending.get(correlation);
+      if (call !== undefined) {
+        this.#pending.delete(correlation);
+        clearTimeout(call.timer);
+        call.resolve(value);
+        return;
+      }
+      if (correlation < this.#nextCorrelation) {
+        // The caller gave up waiting; the late reply is kept, with its reason.
+        this.#services.deadLetter(
+          this,
+          "expired",
+          `reply to call ${correlation} after its deadline`,
+          ring.bytes.slice(offset, offset + ring.slotSize),
+        );
+        return;
+      }
+    }
+    this.#replies.push(value);
+  };
 
   /** Polls the output ring while someone waits for a reply. */
   async #pump(): Promise<void> {
