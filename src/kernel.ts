@@ -33,6 +33,7 @@ import type {
   MessageValue,
 } from "./message.ts";
 import type { TelemetrySnapshot } from "./telemetry.ts";
+import { type HistogramSnapshot, LatencyHistogram } from "./histogram.ts";
 import { DEFAULT_TIMEOUT_MS, pollUntil } from "./async.ts";
 
 /** Options of {@linkcode Kernel.send} and {@linkcode Kernel.call}. */
@@ -88,6 +89,8 @@ export interface KernelMetrics {
   readonly restarts: number;
   /** The actor's telemetry block. */
   readonly telemetry: TelemetrySnapshot;
+  /** Round-trip latency of completed {@linkcode Kernel.call}s, host → actor → host, in ns. */
+  readonly callLatency: HistogramSnapshot;
 }
 
 /** What the runtime provides to a kernel. */
@@ -163,6 +166,7 @@ export class Kernel<
   #spinningFor = 0;
   #spinCaught = false;
   #spinValue: unknown = undefined;
+  readonly #callLatency = new LatencyHistogram();
 
   /** @internal Created by the runtime. */
   constructor(
@@ -487,6 +491,9 @@ export class Kernel<
             const value = this.#spinValue as DecodedMessage<O>;
             this.#spinCaught = false;
             this.#spinValue = undefined;
+            this.#callLatency.record(
+              Math.round((performance.now() - started) * 1e6),
+            );
             return value;
           }
         }
@@ -506,7 +513,9 @@ export class Kernel<
       });
     });
     this.#pump();
-    return await reply;
+    const value = await reply;
+    this.#callLatency.record(Math.round((performance.now() - started) * 1e6));
+    return value;
   }
 
   #requireOutput(operation: string): void {
@@ -682,6 +691,7 @@ export class Kernel<
       crashes: this.#crashes,
       restarts: this.#restarts,
       telemetry,
+      callLatency: this.#callLatency.snapshot(),
     };
   }
 }

@@ -616,6 +616,10 @@ describe("telemetry and metrics", () => {
         m.telemetry.maxLatencyNanos >= (m.telemetry.minLatencyNanos ?? 0),
       );
       assert.ok(m.telemetry.lastProcessedTimestamp > 0n);
+      assert.equal(m.callLatency.count, 100);
+      assert.ok(
+        m.callLatency.p50 > 0 && m.callLatency.p50 <= m.callLatency.p99,
+      );
       const r = rt.metrics();
       assert.equal(r.backend, "cpu");
       assert.equal(r.kernels.length, 1);
