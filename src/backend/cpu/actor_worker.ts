@@ -16,6 +16,7 @@ import {
 import { ControlBlockView } from "../../control_block.ts";
 import {
   ENVELOPE_SIZE,
+  type EnvelopeRules,
   readSourceActor,
   readTypeId,
   validateEnvelope,
@@ -65,6 +66,13 @@ const HEARTBEAT_MS = 10;
 /** How often a busy loop lets its own timers and promises run. */
 const YIELD_MS = 50;
 const CORRELATION_ID = ENVELOPE.fields.correlationId.offset;
+
+/** The correlation id at `offset`: a number when it fits (the usual case), else a bigint. */
+function readCorrelation(view: DataView, offset: number): number | bigint {
+  const high = view.getUint32(offset + CORRELATION_ID + 4, true);
+  if (high === 0) return view.getUint32(offset + CORRELATION_ID, true);
+  return view.getBigUint64(offset + CORRELATION_ID, true);
+}
 /** `busy` while a handled message's reply and counters are being written. */
 const BUSY_FINISHING = 3;
 
@@ -151,6 +159,11 @@ class ActorLoop {
   readonly #clock: HybridClock;
   readonly #ctx: ActorContext & { correlationId: bigint; sourceActor: number };
   readonly #slotSize: number;
+  readonly #rules: EnvelopeRules;
+  readonly #replyHeader: {
+    correlationId: number | bigint;
+    sourceActor: number;
+  };
 
   constructor(init: StartMessage, definition: ActorDefinition) {
     this.#init = init;
@@ -172,11 +185,13 @@ class ActorLoop {
     });
     this.#output = this.#outputRing.producer();
     this.#slotSize = plan.slotSize;
+    this.#replyHeader = { correlationId: 0, sourceActor: init.id };
     this.#clock = new HybridClock({ nodeId: init.id & 0xffff });
     this.#accepts = new SchemaRegistry([
       definition.input,
       ...(definition.accepts ?? []),
     ]);
+    this.#rules = { schemas: this.#accepts, slotSize: this.#slotSize };
     const state = definition.init?.({
       name: init.name,
       id: init.id,
@@ -215,9 +230,14 @@ class ActorLoop {
       const terminating = control.shouldTerminate;
       if (control.isActive || terminating) {
         if (control.shouldAbort) return this.#exit("aborted");
-        const fromInput = await this.#drain(this.#input, 1);
+        // Look before awaiting: an empty queue costs no promise.
+        const fromInput = this.#input.available() > 0
+          ? await this.#drain(this.#input, 1)
+          : 0;
         if (fromInput < 0) return this.#exit("crashed");
-        const fromInbox = await this.#drain(this.#inbox, 2);
+        const fromInbox = this.#inbox.available() > 0
+          ? await this.#drain(this.#inbox, 2)
+          : 0;
         if (fromInbox < 0) return this.#exit("crashed");
         if (fromInput + fromInbox > 0) {
           lastWork = performance.now();
@@ -320,16 +340,16 @@ class ActorLoop {
       }
       let message: unknown;
       try {
-        const schema = validateEnvelope(view, offset, {
-          schemas: this.#accepts,
-          slotSize: this.#slotSize,
-        });
+        const schema = validateEnvelope(view, offset, this.#rules);
         message = schema.decode(view, offset + ENVELOPE_SIZE);
       } catch (error) {
         this.#deadLetter(consumer, offset, "invalid-message", error);
         continue;
       }
-      ctx.correlationId = view.getBigUint64(offset + CORRELATION_ID, true);
+      const correlation = readCorrelation(view, offset);
+      ctx.correlationId = typeof correlation === "bigint"
+        ? correlation
+        : BigInt(correlation);
       ctx.sourceActor = readSourceActor(view, offset);
       if (Atomics.compareExchange(words, WorkerWord.busy, 0, source) !== 0) {
         return -1;
@@ -369,7 +389,7 @@ class ActorLoop {
         this.#reply(
           this.#definition.output,
           reply as MessageValue<FieldsSpec>,
-          ctx.correlationId,
+          correlation,
         );
       }
       processed++;
@@ -417,9 +437,10 @@ class ActorLoop {
   #reply(
     schema: MessageSchema,
     value: MessageValue<FieldsSpec>,
-    correlationId: bigint,
+    correlationId: number | bigint,
   ): void {
-    const header = { correlationId, sourceActor: this.#init.id };
+    const header = this.#replyHeader;
+    header.correlationId = correlationId;
     let sleepMs = 0.02;
     while (!this.#output.tryEnqueue(schema, value, header)) {
       if (this.#control.shouldAbort) return;
