@@ -40,6 +40,11 @@ export async function main(
     sequence.push((await sink.receive({ timeoutMs: 5_000 })).seq);
   }
 
+  // Each stage counts a message just after passing it on: let the counters settle.
+  const settleBy = performance.now() + 5_000;
+  while (rt.metrics().totals.inFlight > 0 && performance.now() < settleBy) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
   const processed: Record<string, number> = {};
   for (const m of rt.metrics().kernels) processed[m.name] = m.processed;
   console.log(

@@ -393,6 +393,10 @@ describe("K2K", () => {
           tag: 3,
         });
       }
+      // Counters are updated just after each reply is written: let them settle.
+      await pollUntil(() => rt.metrics().totals.inFlight === 0, {
+        timeoutMs: 5_000,
+      });
       const totals = rt.metrics().totals;
       assert.equal(totals.sent, 150);
       assert.equal(totals.processed, 150);
@@ -610,6 +614,10 @@ describe("telemetry and metrics", () => {
     await withRuntime(async (rt) => {
       const k = await rt.launch("echo", { actor: "echo" });
       for (let i = 0; i < 100; i++) await k.call(echo(i));
+      // Telemetry is written once per batch, just after the batch's replies.
+      await pollUntil(() => k.metrics().telemetry.messagesProcessed === 100, {
+        timeoutMs: 5_000,
+      });
       const m = k.metrics();
       assert.equal(m.telemetry.messagesProcessed, 100);
       assert.ok(
