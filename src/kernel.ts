@@ -343,7 +343,6 @@ export class Kernel<
     this.#assertSendable();
     if (!this.#host.input.tryEnqueue(this.inputSchema, message)) return false;
     this.#hostSent++;
-    this.#host.wake();
     return true;
   }
 
@@ -381,7 +380,6 @@ export class Kernel<
       if (n > 0) {
         done += n;
         this.#hostSent += n;
-        this.#host.wake();
         continue;
       }
       await this.#waitForSpace(
@@ -477,7 +475,6 @@ export class Kernel<
       );
     }
     this.#hostSent++;
-    this.#host.wake();
     // A resident actor usually answers within microseconds: look for the
     // reply before paying for a timer and a promise.
     const spinEnd = performance.now() + CALL_SPIN_MS;

@@ -84,7 +84,9 @@ export function defineLayout<F extends string>(
 export const ABI_VERSION = 1;
 
 /** Values of `ControlBlock.hasTerminated`. */
-export const TerminationState = Object.freeze({
+export const TerminationState: Readonly<
+  { Running: 0; Terminated: 1; Relaunchable: 2 }
+> = Object.freeze({
   /** The actor loop is running. */
   Running: 0,
   /** The actor loop exited and will not run again. */
@@ -220,7 +222,7 @@ export const QUEUE_HEADER: StructLayout<QueueHeaderField> = defineLayout(
 export const QUEUE_MAGIC = 0x31514b52;
 
 /** `QUEUE_HEADER.kind` values. */
-export const QueueKind = Object.freeze({
+export const QueueKind: Readonly<{ Spsc: 1; Mpsc: 2 }> = Object.freeze({
   /** One producer, one consumer. */
   Spsc: 1,
   /** Many producers (ticketed), one consumer. */

@@ -447,7 +447,6 @@ class ActorLoop {
       sleepSync(sleepMs);
       sleepMs = Math.min(1, sleepMs * 2);
     }
-    this.#outputRing.ringDoorbell();
   }
 
   async #send(
