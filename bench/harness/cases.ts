@@ -1,0 +1,422 @@
+/**
+ * The measurements themselves, run inside a fresh child process: the actor
+ * round trip through `call()`, the `postMessage` and `MessageChannel`
+ * ping-pong baselines, `sendBatch` throughput, and the sustained run with
+ * its message accounting. Each returns a {@linkcode ChildResult}.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import type { EchoMessage } from "../../src/actors/schemas.ts";
+import { RingKernelError, TimeoutError } from "../../src/errors.ts";
+import type { Kernel } from "../../src/kernel.ts";
+import { RingKernel } from "../../src/runtime.ts";
+import {
+  type Accounting,
+  type CaseName,
+  CASES,
+  type ChildResult,
+} from "./catalog.ts";
+
+type Echo = typeof EchoMessage.spec;
+type EchoValue = { seq: bigint; value: number; tag: number };
+
+/** Options of {@linkcode runCase}. */
+export interface CaseOptions {
+  /** Latency: timed round trips. Throughput: timed rounds. Sustained: ignored. */
+  samples: number;
+  /** Latency: untimed round trips first. Throughput: untimed rounds. Sustained: untimed messages. */
+  warmup: number;
+  /** Messages per `sendBatch` (batched cases). */
+  batch?: number;
+  /** Messages per timed round (throughput cases; a multiple of `batch` is used). */
+  messagesPerRound?: number;
+  /** Duration of a sustained run, in seconds. */
+  seconds?: number;
+  /** Slots of the actor's queues (default 8192). */
+  queueCapacity?: number;
+}
+
+/** Longest wait for any single reply or drain inside a case. */
+const STEP_TIMEOUT_MS = 30_000;
+
+/** The runtime running this process, and its version. */
+export function currentRuntime(): { name: string; version: string } {
+  const versions = process.versions as Record<string, string | undefined>;
+  if (versions.bun !== undefined) return { name: "bun", version: versions.bun };
+  if (versions.deno !== undefined) {
+    return { name: "deno", version: versions.deno };
+  }
+  return { name: "node", version: versions.node ?? "unknown" };
+}
+
+function checkPositiveInteger(
+  name: string,
+  value: number | undefined,
+  min = 1,
+): number {
+  if (value === undefined || !Number.isInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer ≥ ${min}, got ${value}`);
+  }
+  return value;
+}
+
+function checkEcho(sent: EchoValue, reply: { seq: bigint }): void {
+  if (reply.seq !== sent.seq) {
+    throw new RingKernelError(
+      `reply carries seq ${reply.seq}, expected ${sent.seq}`,
+    );
+  }
+}
+
+/** Times `warmup` untimed and then `samples` timed calls of `roundTrip`, in µs each. */
+async function timeRoundTrips(
+  roundTrip: (message: EchoValue) => Promise<void>,
+  options: CaseOptions,
+): Promise<number[]> {
+  const message: EchoValue = { seq: 0n, value: 0.5, tag: 7 };
+  for (let i = 0; i < options.warmup; i++) {
+    message.seq = BigInt(i);
+    await roundTrip(message);
+  }
+  const samples = new Array<number>(options.samples);
+  for (let i = 0; i < options.samples; i++) {
+    message.seq = BigInt(options.warmup + i);
+    const start = performance.now();
+    await roundTrip(message);
+    samples[i] = (performance.now() - start) * 1000;
+  }
+  return samples;
+}
+
+/** Rejects with a {@linkcode TimeoutError} when `promise` is not settled within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(what, ms)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function withRuntime<T>(
+  body: (rt: RingKernel) => Promise<T>,
+): Promise<T> {
+  const rt = await RingKernel.create({ backend: "cpu", quiet: true });
+  try {
+    return await body(rt);
+  } finally {
+    await rt.shutdown({ timeoutMs: 10_000 });
+  }
+}
+
+function launchEcho(
+  rt: RingKernel,
+  queueCapacity = 1024,
+): Promise<Kernel<Echo, Echo>> {
+  return rt.launch<Echo, Echo>("echo", { actor: "echo", queueCapacity });
+}
+
+async function actorCall(options: CaseOptions): Promise<number[]> {
+  return await withRuntime(async (rt) => {
+    const kernel = await launchEcho(rt);
+    return await timeRoundTrips(async (message) => {
+      checkEcho(
+        message,
+        await kernel.call(message, { timeoutMs: STEP_TIMEOUT_MS }),
+      );
+    }, options);
+  });
+}
+
+/** A one-at-a-time ping-pong over anything with `postMessage` and `onmessage`. */
+function pingPong(
+  send: (message: EchoValue) => void,
+  listen: (handler: (event: MessageEvent) => void) => void,
+): (message: EchoValue) => Promise<void> {
+  let pending: ((reply: EchoValue) => void) | undefined;
+  listen((event) => {
+    const resolve = pending;
+    pending = undefined;
+    resolve?.(event.data as EchoValue);
+  });
+  return (message) =>
+    within(
+      new Promise<EchoValue>((resolve) => {
+        pending = resolve;
+        send(message);
+      }),
+      STEP_TIMEOUT_MS,
+      "ping-pong reply",
+    ).then((reply) => checkEcho(message, reply));
+}
+
+const PING_WORKER = new URL("./ping_worker.ts", import.meta.url);
+
+async function workerPostMessage(options: CaseOptions): Promise<number[]> {
+  const worker = new Worker(PING_WORKER, { type: "module" });
+  try {
+    const roundTrip = pingPong(
+      (message) => worker.postMessage(message),
+      (handler) => (worker.onmessage = handler),
+    );
+    return await timeRoundTrips(roundTrip, options);
+  } finally {
+    worker.terminate();
+  }
+}
+
+async function channelWorker(options: CaseOptions): Promise<number[]> {
+  const worker = new Worker(PING_WORKER, { type: "module" });
+  const channel = new MessageChannel();
+  try {
+    const ready = new Promise<void>((resolve) => {
+      worker.onmessage = () => resolve();
+    });
+    worker.postMessage({ port: channel.port2 }, [channel.port2]);
+    await within(ready, STEP_TIMEOUT_MS, "Worker start");
+    const roundTrip = pingPong(
+      (message) => channel.port1.postMessage(message),
+      (handler) => (channel.port1.onmessage = handler),
+    );
+    return await timeRoundTrips(roundTrip, options);
+  } finally {
+    channel.port1.close();
+    worker.terminate();
+  }
+}
+
+async function channelLocal(options: CaseOptions): Promise<number[]> {
+  const channel = new MessageChannel();
+  try {
+    channel.port2.onmessage = (event) => channel.port2.postMessage(event.data);
+    const roundTrip = pingPong(
+      (message) => channel.port1.postMessage(message),
+      (handler) => (channel.port1.onmessage = handler),
+    );
+    return await timeRoundTrips(roundTrip, options);
+  } finally {
+    channel.port1.close();
+    channel.port2.close();
+  }
+}
+
+function makeBatch(size: number): EchoValue[] {
+  return Array.from(
+    { length: size },
+    (_, i) => ({ seq: BigInt(i), value: i * 0.5, tag: 7 }),
+  );
+}
+
+/** Spins on `tryReceive` until `count` replies arrived, checking their order; returns `count`. */
+function drainReplies(
+  kernel: Kernel<Echo, Echo>,
+  batch: readonly EchoValue[],
+  count: number,
+): number {
+  const deadline = performance.now() + STEP_TIMEOUT_MS;
+  let got = 0;
+  while (got < count) {
+    const reply = kernel.tryReceive();
+    if (reply === undefined) {
+      if (performance.now() > deadline) {
+        throw new TimeoutError("echo replies", STEP_TIMEOUT_MS);
+      }
+      continue;
+    }
+    checkEcho(batch[got], reply);
+    got++;
+  }
+  return got;
+}
+
+/** Runs `warmup` untimed and `samples` timed rounds; each sample is messages per second. */
+async function timeRounds(
+  options: CaseOptions,
+  round: () => Promise<number>,
+): Promise<number[]> {
+  for (let i = 0; i < options.warmup; i++) await round();
+  const samples: number[] = [];
+  for (let i = 0; i < options.samples; i++) {
+    const start = performance.now();
+    const messages = await round();
+    samples.push(messages / ((performance.now() - start) / 1000));
+  }
+  return samples;
+}
+
+function roundSize(options: CaseOptions): { batch: number; perRound: number } {
+  const batch = checkPositiveInteger("batch", options.batch);
+  const wanted = checkPositiveInteger(
+    "messagesPerRound",
+    options.messagesPerRound ?? 32_768,
+  );
+  return {
+    batch,
+    perRound: Math.max(batch, Math.ceil(wanted / batch) * batch),
+  };
+}
+
+async function sendBatchSink(
+  options: CaseOptions,
+): Promise<{ samples: number[]; perRound: number }> {
+  const { batch: size, perRound } = roundSize(options);
+  return await withRuntime(async (rt) => {
+    const kernel = await rt.launch<Echo, Echo>("sink", {
+      actor: { module: new URL("./sink_actor.ts", import.meta.url) },
+      queueCapacity: options.queueCapacity ?? 8192,
+    });
+    const batch = makeBatch(size);
+    let target = 0;
+    const samples = await timeRounds(options, async () => {
+      for (let sent = 0; sent < perRound; sent += size) {
+        await kernel.sendBatch(batch, { timeoutMs: STEP_TIMEOUT_MS });
+      }
+      target += perRound;
+      const deadline = performance.now() + STEP_TIMEOUT_MS;
+      while (kernel.metrics().processed < target) {
+        if (performance.now() > deadline) {
+          throw new TimeoutError("sink drain", STEP_TIMEOUT_MS);
+        }
+      }
+      return perRound;
+    });
+    return { samples, perRound };
+  });
+}
+
+async function sendBatchEcho(
+  options: CaseOptions,
+): Promise<{ samples: number[]; perRound: number }> {
+  const { batch: size, perRound } = roundSize(options);
+  return await withRuntime(async (rt) => {
+    const kernel = await launchEcho(rt, options.queueCapacity ?? 8192);
+    const batch = makeBatch(size);
+    const samples = await timeRounds(options, async () => {
+      for (let sent = 0; sent < perRound; sent += size) {
+        await kernel.sendBatch(batch, { timeoutMs: STEP_TIMEOUT_MS });
+        drainReplies(kernel, batch, size);
+      }
+      return perRound;
+    });
+    return { samples, perRound };
+  });
+}
+
+/** Result of the sustained run. */
+interface SustainedOutcome {
+  samples: number[];
+  intervals: number[];
+  accounting: Accounting;
+}
+
+async function sustained(options: CaseOptions): Promise<SustainedOutcome> {
+  const size = checkPositiveInteger("batch", options.batch);
+  const seconds = options.seconds ?? 60;
+  if (!(seconds >= 1)) {
+    throw new RangeError(`seconds must be ≥ 1, got ${seconds}`);
+  }
+  return await withRuntime(async (rt) => {
+    const kernel = await launchEcho(rt, options.queueCapacity ?? 8192);
+    const batch = makeBatch(size);
+    let received = 0;
+    while (received < options.warmup) {
+      await kernel.sendBatch(batch, { timeoutMs: STEP_TIMEOUT_MS });
+      received += drainReplies(kernel, batch, size);
+    }
+    const samples: number[] = [];
+    const intervals: number[] = [];
+    const start = performance.now();
+    const end = start + seconds * 1000;
+    let markTime = start;
+    let markCount = received;
+    let now = start;
+    while (now < end) {
+      await kernel.sendBatch(batch, { timeoutMs: STEP_TIMEOUT_MS });
+      received += drainReplies(kernel, batch, size);
+      now = performance.now();
+      if (now - markTime >= 1000) {
+        const elapsed = (now - markTime) / 1000;
+        samples.push((received - markCount) / elapsed);
+        intervals.push(elapsed);
+        markTime = now;
+        markCount = received;
+      }
+    }
+    const m = kernel.metrics();
+    const unaccounted = m.sent - m.processed - m.deadLettered - m.inFlight;
+    const lostReplies = m.processed - received;
+    return {
+      samples,
+      intervals,
+      accounting: {
+        sent: m.sent,
+        processed: m.processed,
+        deadLettered: m.deadLettered,
+        inFlight: m.inFlight,
+        received,
+        unaccounted,
+        lostReplies,
+        ok: unaccounted === 0 && m.inFlight === 0 && lostReplies === 0 &&
+          m.deadLettered === 0,
+      },
+    };
+  });
+}
+
+/** Runs one case in this process and returns its result. */
+export async function runCase(
+  name: CaseName,
+  options: CaseOptions,
+): Promise<ChildResult> {
+  const info = CASES[name];
+  if (info === undefined) throw new RangeError(`unknown case "${name}"`);
+  if (info.kind !== "sustained") {
+    checkPositiveInteger("samples", options.samples);
+  }
+  checkPositiveInteger("warmup", options.warmup, 0);
+  const runtime = currentRuntime();
+  const base = {
+    case: name,
+    runtime: runtime.name,
+    version: runtime.version,
+    warmup: options.warmup,
+  };
+  switch (name) {
+    case "actor-call":
+      return { ...base, samples: await actorCall(options), opsPerSample: 1 };
+    case "worker-postmessage":
+      return {
+        ...base,
+        samples: await workerPostMessage(options),
+        opsPerSample: 1,
+      };
+    case "channel-worker":
+      return {
+        ...base,
+        samples: await channelWorker(options),
+        opsPerSample: 1,
+      };
+    case "channel-local":
+      return { ...base, samples: await channelLocal(options), opsPerSample: 1 };
+    case "sendbatch-sink": {
+      const { samples, perRound } = await sendBatchSink(options);
+      return { ...base, batch: options.batch, samples, opsPerSample: perRound };
+    }
+    case "sendbatch-echo": {
+      const { samples, perRound } = await sendBatchEcho(options);
+      return { ...base, batch: options.batch, samples, opsPerSample: perRound };
+    }
+    case "sustained": {
+      const outcome = await sustained(options);
+      return {
+        ...base,
+        batch: options.batch,
+        samples: outcome.samples,
+        opsPerSample: 0,
+        intervalSeconds: outcome.intervals,
+        accounting: outcome.accounting,
+      };
+    }
+  }
+}

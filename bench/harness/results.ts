@@ -1,0 +1,240 @@
+/**
+ * The results document a run writes (`bench/results/<date>-<machine>.json`)
+ * and the report is generated from: its types, and reading and writing it.
+ *
+ * @module
+ */
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { RingKernelError } from "../../src/errors.ts";
+import type { Accounting, CaseKind, CaseName } from "./catalog.ts";
+import type { GpuInfo, MachineInfo } from "./machine.ts";
+import type { RuntimeBinary } from "./spawn.ts";
+import type { RobustSummary, WelchResult } from "./stats.ts";
+import type { MicroReport } from "../micro.bench.ts";
+
+/** Identifies the format; bumped when it changes incompatibly. */
+export const RESULTS_SCHEMA = "ringkernel-bench/1";
+
+/** The repository root (two levels above this file). */
+export const REPO_ROOT: string = dirname(
+  dirname(dirname(fileURLToPath(import.meta.url))),
+);
+
+/** Where results files go, relative to the repository root. */
+export const RESULTS_DIR = "bench/results";
+
+/** One fresh process's contribution to a benchmark. */
+export interface TrialRecord {
+  /** Trial number (0-based). */
+  readonly trial: number;
+  /** The trial's median sample: the value compared across processes. */
+  readonly value: number;
+  /** Samples it took. */
+  readonly n: number;
+  /** Wall-clock time of the whole process, start-up included, ms. */
+  readonly wallMs: number;
+}
+
+/** Percentile → value pairs of the pooled samples, for plots. */
+export type PercentileCurve = Array<[percentile: number, value: number]>;
+
+/** One case on one runtime (and one batch size), over all its trials. */
+export interface BenchmarkResult {
+  /** `<runtime>/<case>` or `<runtime>/<case>@<batch>`. */
+  readonly id: string;
+  /** Runtime that ran it. */
+  readonly runtime: string;
+  /** The case. */
+  readonly case: CaseName;
+  /** Batch size, for batched cases. */
+  readonly batch?: number;
+  /** Latency or throughput. */
+  readonly kind: CaseKind;
+  /** Unit of every figure. */
+  readonly unit: string;
+  /** Short name. */
+  readonly short: string;
+  /** What is measured. */
+  readonly measures: string;
+  /** Per-operation (latency) or per-round (throughput) samples of all trials, pooled. */
+  readonly samples: RobustSummary | null;
+  /** Each process's median. */
+  readonly trials: TrialRecord[];
+  /** The per-process medians summarized (n = trials): the between-process spread. */
+  readonly trialValues: RobustSummary | null;
+  /** Pooled percentile curve. */
+  readonly curve: PercentileCurve;
+  /** Trials that failed, with the reason. */
+  readonly failures: string[];
+}
+
+/** A side-by-side comparison of two benchmarks from the same run. */
+export interface ComparisonResult {
+  /** Stable id. */
+  readonly id: string;
+  /** What is compared, in words. */
+  readonly label: string;
+  /** Benchmark id of A. */
+  readonly a: string;
+  /** Benchmark id of B. */
+  readonly b: string;
+  /** How many times better A is than B (lower latency or higher throughput), from the per-process medians' means. */
+  readonly ratio: number;
+  /** Welch's t-test of A's against B's per-process medians (null with fewer than 2 trials each). */
+  readonly welch: WelchResult | null;
+  /** Cohen's d of the same (A − B). */
+  readonly cohensD: number | null;
+  /** Cohen's label for |d|. */
+  readonly effect: string;
+  /** A project target this ratio is held to, if any. */
+  readonly target?: {
+    /** The ratio A must reach. */
+    readonly minRatio: number;
+    /** Whether it did in this run. */
+    readonly met: boolean;
+    /** Where the target comes from. */
+    readonly source: string;
+  };
+}
+
+/** The sustained run on one runtime. */
+export interface SustainedResult {
+  /** Runtime. */
+  readonly runtime: string;
+  /** Requested duration, s. */
+  readonly seconds: number;
+  /** sendBatch size. */
+  readonly batch: number;
+  /** What is measured. */
+  readonly measures: string;
+  /** Messages per second in each interval. */
+  readonly perSecond: number[];
+  /** Each interval's length, s. */
+  readonly intervalSeconds: number[];
+  /** Summary of `perSecond` (its CV is the run's stability). */
+  readonly summary: RobustSummary | null;
+  /** Message accounting at the end. */
+  readonly accounting: Accounting | null;
+  /** Why it failed, if it did. */
+  readonly failure?: string;
+}
+
+/** The GPU section: the GPU table's output, or why it did not run. */
+export interface GpuSection {
+  /** What happened. */
+  readonly status: "ran" | "skipped" | "failed";
+  /** Why, in words. */
+  readonly reason: string;
+  /** The command that ran, if any. */
+  readonly command?: string;
+  /** The JSON `bench/gpu_table.ts --out` wrote. */
+  readonly table?: unknown;
+}
+
+/** Microbenchmark results of one runtime, or why there are none. */
+export interface MicroSection {
+  /** Runtime. */
+  readonly runtime: string;
+  /** The report `bench/micro.bench.ts --json` printed. */
+  readonly report?: MicroReport;
+  /** Why it failed, if it did. */
+  readonly failure?: string;
+}
+
+/** Settings a run used (recorded so that it can be repeated). */
+export interface RunSettings {
+  /** Fresh processes per benchmark and runtime. */
+  readonly trials: number;
+  /** Timed round trips per latency trial. */
+  readonly latencySamples: number;
+  /** Untimed round trips before them. */
+  readonly latencyWarmup: number;
+  /** Timed rounds per throughput trial. */
+  readonly throughputRounds: number;
+  /** Untimed rounds before them. */
+  readonly throughputWarmup: number;
+  /** Messages per throughput round. */
+  readonly messagesPerRound: number;
+  /** sendBatch sizes. */
+  readonly batchSizes: number[];
+  /** Sustained duration, s (0: skipped). */
+  readonly sustainedSeconds: number;
+  /** Sustained sendBatch size. */
+  readonly sustainedBatch: number;
+  /** Job-order seed. */
+  readonly seed: number;
+  /** Cases run. */
+  readonly cases: string[];
+}
+
+/** Everything one run produced. */
+export interface ResultsDocument {
+  /** {@linkcode RESULTS_SCHEMA}. */
+  readonly schema: string;
+  /** ISO time the run started. */
+  readonly startedAt: string;
+  /** ISO time it ended. */
+  readonly finishedAt: string;
+  /** The command line. */
+  readonly command: string;
+  /** Runtime that ran the parent. */
+  readonly parentRuntime: string;
+  /** Whether only part of the suite ran (`--quick`, `--cases`, `sustained`). */
+  readonly partial: boolean;
+  /** The machine. */
+  readonly machine: MachineInfo;
+  /** The GPU, or why none. */
+  readonly gpu: GpuInfo;
+  /** Runtimes the children ran under. */
+  readonly runtimes: RuntimeBinary[];
+  /** Settings. */
+  readonly settings: RunSettings;
+  /** Every benchmark. */
+  readonly benchmarks: BenchmarkResult[];
+  /** Every comparison. */
+  readonly comparisons: ComparisonResult[];
+  /** Sustained runs. */
+  readonly sustained: SustainedResult[];
+  /** Microbenchmarks. */
+  readonly micro: MicroSection[];
+  /** The GPU section. */
+  readonly gpuSection: GpuSection;
+}
+
+/** The default file name for a results document: `<date>-<slug>.json`, not overwriting an existing one. */
+export function resultsFileName(
+  root: string,
+  date: Date,
+  slug: string,
+): string {
+  const day = date.toISOString().slice(0, 10);
+  for (let n = 1;; n++) {
+    const name = join(
+      root,
+      RESULTS_DIR,
+      `${day}-${slug}${n === 1 ? "" : `-${n}`}.json`,
+    );
+    if (!existsSync(name)) return name;
+  }
+}
+
+/** Writes the document (pretty JSON, NaN as null) and returns the path. */
+export function writeResults(results: ResultsDocument, path: string): string {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(results, null, 1) + "\n");
+  return path;
+}
+
+/** Reads a results document; throws {@linkcode RingKernelError} when it is not one. */
+export function readResults(path: string): ResultsDocument {
+  const parsed = JSON.parse(readFileSync(path, "utf8")) as ResultsDocument;
+  if (parsed?.schema !== RESULTS_SCHEMA) {
+    throw new RingKernelError(
+      `${path} is not a ${RESULTS_SCHEMA} results file (schema: ${parsed?.schema})`,
+    );
+  }
+  return parsed;
+}

@@ -1,0 +1,662 @@
+/**
+ * The benchmark suite: plans every (runtime, case, batch size) job, runs each
+ * trial in a fresh child process in a shuffled order, aggregates the samples,
+ * computes the comparisons from the same run, and adds the sustained run,
+ * the microbenchmarks and the GPU section.
+ *
+ * @module
+ */
+
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import { join, relative } from "node:path";
+import { type CaseName, CASES, type ChildResult } from "./catalog.ts";
+import { gpuInfo, machineInfo } from "./machine.ts";
+import {
+  type BenchmarkResult,
+  type ComparisonResult,
+  type GpuSection,
+  type MicroSection,
+  type PercentileCurve,
+  REPO_ROOT,
+  RESULTS_SCHEMA,
+  type ResultsDocument,
+  type SustainedResult,
+  type TrialRecord,
+} from "./results.ts";
+import {
+  childCommand,
+  resolveRuntime,
+  runChild,
+  runProcess,
+  type RuntimeBinary,
+  type RuntimeName,
+} from "./spawn.ts";
+import {
+  cohensD,
+  effectSizeLabel,
+  mean,
+  median,
+  quantileSorted,
+  sorted,
+  summarizeRobust,
+  welchTTest,
+} from "./stats.ts";
+import { currentRuntime } from "./cases.ts";
+import type { MicroReport } from "../micro.bench.ts";
+
+/** Everything a suite run needs to know. */
+export interface SuiteConfig {
+  /** Fresh processes per benchmark and runtime. */
+  trials: number;
+  /** Timed round trips per latency trial. */
+  latencySamples: number;
+  /** Untimed round trips first. */
+  latencyWarmup: number;
+  /** Timed rounds per throughput trial. */
+  throughputRounds: number;
+  /** Untimed rounds first. */
+  throughputWarmup: number;
+  /** Messages per throughput round. */
+  messagesPerRound: number;
+  /** sendBatch sizes of the throughput cases. */
+  batchSizes: number[];
+  /** Sustained duration in seconds (0 skips it). */
+  sustainedSeconds: number;
+  /** Sustained sendBatch size. */
+  sustainedBatch: number;
+  /** Messages exchanged before the sustained clock starts. */
+  sustainedWarmup: number;
+  /** Runtimes to spawn. */
+  runtimes: RuntimeName[];
+  /** Cases to run. */
+  cases: CaseName[];
+  /** Run the mitata microbenchmarks. */
+  micro: boolean;
+  /** Run the GPU section when a GPU is present. */
+  gpu: boolean;
+  /** Explicit runtime binaries. */
+  runtimePaths: Partial<Record<RuntimeName, string | undefined>>;
+  /** Seed of the job order. */
+  seed: number;
+  /** Whether this is less than the full suite. */
+  partial: boolean;
+  /** Repository root. */
+  root: string;
+  /** Deadline of one child process, ms (sustained runs get their duration on top). */
+  childTimeoutMs: number;
+}
+
+/** The full suite's settings, or a short smoke run's with `quick`. */
+export function defaultSuiteConfig(
+  options: { quick?: boolean } = {},
+): SuiteConfig {
+  const quick = options.quick === true;
+  return {
+    trials: quick ? 3 : 8,
+    latencySamples: quick ? 500 : 2000,
+    latencyWarmup: quick ? 200 : 1000,
+    throughputRounds: quick ? 3 : 6,
+    throughputWarmup: quick ? 1 : 2,
+    messagesPerRound: quick ? 8192 : 32_768,
+    batchSizes: quick ? [1, 64, 1024] : [1, 8, 64, 256, 1024, 4096],
+    sustainedSeconds: quick ? 5 : 60,
+    sustainedBatch: 256,
+    sustainedWarmup: quick ? 20_000 : 200_000,
+    runtimes: ["deno", "bun"],
+    cases: Object.keys(CASES) as CaseName[],
+    micro: true,
+    gpu: true,
+    runtimePaths: {},
+    seed: 1,
+    partial: quick,
+    root: REPO_ROOT,
+    childTimeoutMs: 180_000,
+  };
+}
+
+/** Hooks of {@linkcode runSuite}. */
+export interface SuiteHooks {
+  /** The command line, recorded in the results. */
+  commandLine: string;
+  /** Progress lines. */
+  log(line: string): void;
+}
+
+/** One child process to run per trial. */
+export interface Job {
+  /** Runtime. */
+  readonly runtime: RuntimeName;
+  /** Case. */
+  readonly case: CaseName;
+  /** Batch size (batched cases). */
+  readonly batch?: number;
+  /** The child's arguments after the entry. */
+  readonly args: string[];
+}
+
+/** The benchmark id of a job or result: `<runtime>/<case>[@<batch>]`. */
+export function benchmarkId(
+  runtime: string,
+  name: CaseName,
+  batch?: number,
+): string {
+  return `${runtime}/${name}${batch === undefined ? "" : `@${batch}`}`;
+}
+
+/** Every per-trial job of a configuration (the sustained case is run once, separately). */
+export function planJobs(
+  config: SuiteConfig,
+  runtimes: readonly RuntimeName[],
+): Job[] {
+  const jobs: Job[] = [];
+  for (const runtime of runtimes) {
+    for (const name of config.cases) {
+      const info = CASES[name];
+      if (info.kind === "latency") {
+        jobs.push({
+          runtime,
+          case: name,
+          args: [
+            "child",
+            "--case",
+            name,
+            "--samples",
+            String(config.latencySamples),
+            "--warmup",
+            String(config.latencyWarmup),
+          ],
+        });
+      } else if (info.kind === "throughput") {
+        for (const batch of config.batchSizes) {
+          jobs.push({
+            runtime,
+            case: name,
+            batch,
+            args: [
+              "child",
+              "--case",
+              name,
+              "--batch",
+              String(batch),
+              "--samples",
+              String(config.throughputRounds),
+              "--warmup",
+              String(config.throughputWarmup),
+              "--messages",
+              String(config.messagesPerRound),
+            ],
+          });
+        }
+      }
+    }
+  }
+  return jobs;
+}
+
+/** A deterministic generator (mulberry32) for the job order. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A shuffled copy of `items` (Fisher–Yates with {@linkcode seededRandom}). */
+export function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const out = [...items];
+  const random = seededRandom(seed);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** Percentiles plotted from the pooled samples. */
+export const CURVE_PERCENTILES: readonly number[] = [
+  0,
+  1,
+  5,
+  10,
+  25,
+  50,
+  75,
+  90,
+  95,
+  97.5,
+  99,
+  99.5,
+  99.9,
+  99.95,
+  99.99,
+  100,
+];
+
+/** The pooled samples' percentile curve (only percentiles the sample size resolves). */
+export function percentileCurve(samples: readonly number[]): PercentileCurve {
+  if (samples.length === 0) return [];
+  const ascending = sorted(samples);
+  return CURVE_PERCENTILES
+    .filter((p) => p === 0 || p === 100 || (1 - p / 100) * samples.length >= 1)
+    .map((p) => [p, quantileSorted(ascending, p / 100)]);
+}
+
+/** Aggregates the trials of one benchmark. */
+export function aggregate(
+  job: Pick<Job, "runtime" | "case" | "batch">,
+  runs: ReadonlyArray<{ trial: number; result: ChildResult; wallMs: number }>,
+  failures: string[],
+): BenchmarkResult {
+  const info = CASES[job.case];
+  const pooled = runs.flatMap((r) => r.result.samples);
+  const trials: TrialRecord[] = runs
+    .filter((r) => r.result.samples.length > 0)
+    .map((r) => ({
+      trial: r.trial,
+      value: median(r.result.samples),
+      n: r.result.samples.length,
+      wallMs: r.wallMs,
+    }));
+  return {
+    id: benchmarkId(job.runtime, job.case, job.batch),
+    runtime: job.runtime,
+    case: job.case,
+    batch: job.batch,
+    kind: info.kind,
+    unit: info.unit,
+    short: info.short,
+    measures: info.measures,
+    samples: pooled.length > 0 ? summarizeRobust(pooled) : null,
+    trials,
+    trialValues: trials.length > 0
+      ? summarizeRobust(trials.map((t) => t.value))
+      : null,
+    curve: percentileCurve(pooled),
+    failures,
+  };
+}
+
+/** Compares A with B on their per-process medians; `ratio` > 1 means A is better. */
+export function compare(
+  id: string,
+  label: string,
+  a: BenchmarkResult,
+  b: BenchmarkResult,
+  target?: { minRatio: number; source: string },
+): ComparisonResult | undefined {
+  const av = a.trials.map((t) => t.value);
+  const bv = b.trials.map((t) => t.value);
+  if (av.length === 0 || bv.length === 0) return undefined;
+  const lowerIsBetter = a.kind === "latency";
+  const ratio = lowerIsBetter ? mean(bv) / mean(av) : mean(av) / mean(bv);
+  const testable = av.length >= 2 && bv.length >= 2;
+  const d = testable ? cohensD(av, bv) : null;
+  return {
+    id,
+    label,
+    a: a.id,
+    b: b.id,
+    ratio,
+    welch: testable ? welchTTest(av, bv) : null,
+    cohensD: d,
+    effect: d === null ? "untested" : effectSizeLabel(d),
+    target: target === undefined
+      ? undefined
+      : { ...target, met: ratio >= target.minRatio },
+  };
+}
+
+const RTT_TARGET = {
+  minRatio: 20,
+  source:
+    "DESIGN.md: CPU backend round trip ≥ 20× faster than postMessage ping-pong in the same run",
+};
+
+/** Every comparison the suite publishes, from the benchmarks of one run. */
+export function buildComparisons(
+  benchmarks: readonly BenchmarkResult[],
+): ComparisonResult[] {
+  const byId = new Map(benchmarks.map((b) => [b.id, b]));
+  const out: ComparisonResult[] = [];
+  const push = (c: ComparisonResult | undefined) => c && out.push(c);
+  const runtimes = [...new Set(benchmarks.map((b) => b.runtime))];
+  for (const runtime of runtimes) {
+    const actor = byId.get(benchmarkId(runtime, "actor-call"));
+    if (actor !== undefined) {
+      for (
+        const baseline of [
+          "worker-postmessage",
+          "channel-worker",
+          "channel-local",
+        ] as const
+      ) {
+        const other = byId.get(benchmarkId(runtime, baseline));
+        if (other === undefined) continue;
+        push(compare(
+          `${runtime}:actor-call-vs-${baseline}`,
+          `${runtime}: ${CASES["actor-call"].short} vs ${
+            CASES[baseline].short
+          } (round-trip latency)`,
+          actor,
+          other,
+          baseline === "worker-postmessage" ? RTT_TARGET : undefined,
+        ));
+      }
+    }
+    for (const name of ["sendbatch-sink", "sendbatch-echo"] as const) {
+      const sizes = benchmarks.filter((b) =>
+        b.runtime === runtime && b.case === name
+      ).map((b) => b.batch!);
+      if (sizes.length < 2) continue;
+      const small = Math.min(...sizes);
+      const large = Math.max(...sizes);
+      push(compare(
+        `${runtime}:${name}-batch-${large}-vs-${small}`,
+        `${runtime}: ${
+          CASES[name].short
+        }, batch ${large} vs batch ${small} (throughput)`,
+        byId.get(benchmarkId(runtime, name, large))!,
+        byId.get(benchmarkId(runtime, name, small))!,
+      ));
+    }
+  }
+  if (runtimes.includes("deno") && runtimes.includes("bun")) {
+    for (const deno of benchmarks.filter((b) => b.runtime === "deno")) {
+      const bun = byId.get(benchmarkId("bun", deno.case, deno.batch));
+      if (bun === undefined) continue;
+      const what = deno.batch === undefined
+        ? CASES[deno.case].short
+        : `${CASES[deno.case].short}, batch ${deno.batch}`;
+      push(
+        compare(
+          `deno-vs-bun:${deno.case}${
+            deno.batch === undefined ? "" : `@${deno.batch}`
+          }`,
+          `Deno vs Bun: ${what}`,
+          deno,
+          bun,
+        ),
+      );
+    }
+  }
+  return out;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error
+    ? `${error.name}: ${error.message}`
+    : String(error);
+}
+
+function formatValue(value: number, unit: string): string {
+  if (unit === "msg/s") return `${(value / 1e6).toFixed(3)} Mmsg/s`;
+  return `${value.toFixed(2)} ${unit}`;
+}
+
+async function runMicro(
+  runtime: RuntimeBinary,
+  config: SuiteConfig,
+): Promise<MicroSection> {
+  const { command, args } = childCommand(runtime, "bench/micro.bench.ts", [
+    "--json",
+  ]);
+  const outcome = await runProcess(command, args, {
+    cwd: config.root,
+    timeoutMs: 900_000,
+  });
+  if (outcome.code !== 0) {
+    const tail = outcome.stderr.trim().split("\n").slice(-4).join("\n");
+    return {
+      runtime: runtime.name,
+      failure: `exit ${outcome.code ?? outcome.signal}: ${tail}`,
+    };
+  }
+  const line = outcome.stdout.trim().split("\n").reverse().find((l) =>
+    l.startsWith("{")
+  );
+  if (line === undefined) {
+    return { runtime: runtime.name, failure: "no JSON on stdout" };
+  }
+  return { runtime: runtime.name, report: JSON.parse(line) as MicroReport };
+}
+
+async function runGpuSection(
+  config: SuiteConfig,
+  present: boolean,
+  detail: string,
+  deno?: RuntimeBinary,
+): Promise<GpuSection> {
+  if (!config.gpu) {
+    return {
+      status: "skipped",
+      reason: "not requested in this run (--no-gpu, --cases or sustained)",
+    };
+  }
+  if (!present) {
+    return { status: "skipped", reason: `no GPU on this machine (${detail})` };
+  }
+  const entry = join(config.root, "bench", "gpu_table.ts");
+  if (!existsSync(entry)) {
+    return {
+      status: "skipped",
+      reason: "bench/gpu_table.ts is not in this checkout",
+    };
+  }
+  if (deno === undefined || !deno.available) {
+    return {
+      status: "skipped",
+      reason: "the GPU table needs Deno, which was not found",
+    };
+  }
+  const scratch = mkdtempSync(join(os.tmpdir(), "ringkernel-gpu-"));
+  const out = join(scratch, "gpu_table.json");
+  const { command, args } = childCommand(deno, "bench/gpu_table.ts", [
+    "--out",
+    out,
+  ]);
+  const shown = `deno run -A bench/gpu_table.ts --out <file>`;
+  try {
+    const outcome = await runProcess(command, args, {
+      cwd: config.root,
+      timeoutMs: 600_000,
+    });
+    if (outcome.code !== 0 || !existsSync(out)) {
+      const tail = outcome.stderr.trim().split("\n").slice(-6).join("\n");
+      return {
+        status: "failed",
+        reason: `exit ${outcome.code ?? outcome.signal}: ${tail}`,
+        command: shown,
+      };
+    }
+    return {
+      status: "ran",
+      reason: "GPU present",
+      command: shown,
+      table: JSON.parse(readFileSync(out, "utf8")),
+    };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Runs the suite and returns its results document. */
+export async function runSuite(
+  config: SuiteConfig,
+  hooks: SuiteHooks,
+): Promise<ResultsDocument> {
+  const startedAt = new Date();
+  const machine = machineInfo();
+  const gpu = gpuInfo();
+  const binaries = config.runtimes.map((name) =>
+    resolveRuntime(name, { root: config.root, path: config.runtimePaths[name] })
+  );
+  for (const b of binaries) {
+    hooks.log(
+      b.available
+        ? `${b.name} ${b.version}: ${relative(config.root, b.path) || b.path}`
+        : `${b.name}: ${b.reason}`,
+    );
+  }
+  const usable = binaries.filter((b) => b.available);
+  const binary = new Map(usable.map((b) => [b.name, b]));
+  const entry = "bench/e2e.ts";
+  const jobs = planJobs(config, usable.map((b) => b.name));
+  const runs = new Map<
+    string,
+    Array<{ trial: number; result: ChildResult; wallMs: number }>
+  >();
+  const failures = new Map<string, string[]>();
+  for (const job of jobs) {
+    runs.set(benchmarkId(job.runtime, job.case, job.batch), []);
+    failures.set(benchmarkId(job.runtime, job.case, job.batch), []);
+  }
+  for (let trial = 0; trial < config.trials && jobs.length > 0; trial++) {
+    const order = shuffled(jobs, config.seed * 1000 + trial);
+    for (const [i, job] of order.entries()) {
+      const id = benchmarkId(job.runtime, job.case, job.batch);
+      const prefix = `[trial ${trial + 1}/${config.trials}, ${
+        i + 1
+      }/${order.length}] ${id}`;
+      try {
+        const run = await runChild(binary.get(job.runtime)!, entry, job.args, {
+          cwd: config.root,
+          timeoutMs: config.childTimeoutMs,
+        });
+        runs.get(id)!.push({ trial, result: run.result, wallMs: run.wallMs });
+        hooks.log(
+          `${prefix}: median ${
+            formatValue(median(run.result.samples), CASES[job.case].unit)
+          } (${(run.wallMs / 1000).toFixed(1)} s)`,
+        );
+      } catch (error) {
+        failures.get(id)!.push(`trial ${trial}: ${errorText(error)}`);
+        hooks.log(`${prefix}: FAILED ${errorText(error)}`);
+      }
+    }
+  }
+  const benchmarks = jobs
+    .filter((job, i, all) =>
+      all.findIndex((j) =>
+        j.runtime === job.runtime && j.case === job.case &&
+        j.batch === job.batch
+      ) === i
+    )
+    .map((job) => {
+      const id = benchmarkId(job.runtime, job.case, job.batch);
+      return aggregate(job, runs.get(id)!, failures.get(id)!);
+    });
+
+  const sustained: SustainedResult[] = [];
+  if (config.cases.includes("sustained") && config.sustainedSeconds > 0) {
+    for (const runtime of usable) {
+      const measures = CASES.sustained.measures;
+      hooks.log(
+        `sustained ${runtime.name}: ${config.sustainedSeconds} s, batch ${config.sustainedBatch}`,
+      );
+      try {
+        const run = await runChild(runtime, entry, [
+          "child",
+          "--case",
+          "sustained",
+          "--batch",
+          String(config.sustainedBatch),
+          "--seconds",
+          String(config.sustainedSeconds),
+          "--warmup",
+          String(config.sustainedWarmup),
+          "--deadline-ms",
+          String(config.sustainedSeconds * 1000 + config.childTimeoutMs),
+        ], {
+          cwd: config.root,
+          timeoutMs: config.sustainedSeconds * 1000 + config.childTimeoutMs +
+            10_000,
+        });
+        const r = run.result;
+        sustained.push({
+          runtime: runtime.name,
+          seconds: config.sustainedSeconds,
+          batch: config.sustainedBatch,
+          measures,
+          perSecond: r.samples,
+          intervalSeconds: r.intervalSeconds ?? [],
+          summary: r.samples.length > 0 ? summarizeRobust(r.samples) : null,
+          accounting: r.accounting ?? null,
+        });
+        hooks.log(
+          `sustained ${runtime.name}: median ${
+            formatValue(median(r.samples), "msg/s")
+          }, accounting ${r.accounting?.ok ? "ok" : "NOT OK"}`,
+        );
+      } catch (error) {
+        sustained.push({
+          runtime: runtime.name,
+          seconds: config.sustainedSeconds,
+          batch: config.sustainedBatch,
+          measures,
+          perSecond: [],
+          intervalSeconds: [],
+          summary: null,
+          accounting: null,
+          failure: errorText(error),
+        });
+        hooks.log(`sustained ${runtime.name}: FAILED ${errorText(error)}`);
+      }
+    }
+  }
+
+  const micro: MicroSection[] = [];
+  if (config.micro) {
+    for (const runtime of usable) {
+      hooks.log(`microbenchmarks ${runtime.name} (mitata)`);
+      micro.push(await runMicro(runtime, config));
+    }
+  }
+
+  const gpuSection = await runGpuSection(
+    config,
+    gpu.present,
+    gpu.detail,
+    binary.get("deno"),
+  );
+  hooks.log(`GPU section: ${gpuSection.status} (${gpuSection.reason})`);
+  machine.loadAverageEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
+  return {
+    schema: RESULTS_SCHEMA,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command: hooks.commandLine,
+    parentRuntime: `${currentRuntime().name} ${currentRuntime().version}`,
+    partial: config.partial,
+    machine,
+    gpu,
+    runtimes: binaries.map((b) => ({
+      ...b,
+      path: b.path === "" ? "" : relative(config.root, b.path) || b.path,
+    })),
+    settings: {
+      trials: config.trials,
+      latencySamples: config.latencySamples,
+      latencyWarmup: config.latencyWarmup,
+      throughputRounds: config.throughputRounds,
+      throughputWarmup: config.throughputWarmup,
+      messagesPerRound: config.messagesPerRound,
+      batchSizes: config.batchSizes,
+      sustainedSeconds: config.cases.includes("sustained")
+        ? config.sustainedSeconds
+        : 0,
+      sustainedBatch: config.sustainedBatch,
+      seed: config.seed,
+      cases: config.cases,
+    },
+    benchmarks,
+    comparisons: buildComparisons(benchmarks),
+    sustained,
+    micro,
+    gpuSection,
+  };
+}
