@@ -451,4 +451,1097 @@ __device__ __forceinline__ void rk_control_exit(rk_control_block* cb, rk_i32 sta
 
 #endif  // __CUDACC__
 
+
+// ---------------------------------------------------------------------------
+// Actor pool ABI (src/backend/cuda/pool_layout.ts declares the same layouts;
+// a test compiles this header against those declarations).
+//
+// One launch of a pool kernel hosts `count` actors, one thread block each:
+// block b runs the actor described by `descriptors[b]`. The host writes a
+// descriptor before the launch; the device only reads it (except nothing).
+// ---------------------------------------------------------------------------
+
+/** Threads per block of every pool kernel (launch with exactly this many). */
+#define RK_POOL_THREADS 256u
+/** Dynamic shared memory of every pool launch, in bytes. */
+#define RK_POOL_SHARED_BYTES 36864u
+/** Bytes of one staging buffer: the most slot bytes one block handles at once. */
+#define RK_STAGE_BYTES 16384u
+/** Most messages one block stages at once (64-byte slots). */
+#define RK_STAGE_SLOTS_MAX 256u
+/** Bytes of an actor's configuration area in its descriptor. */
+#define RK_ACTOR_CONFIG_BYTES 128u
+/** Entries a route table holds. */
+#define RK_MAX_ROUTES 1024u
+/** Slots of every actor's dead-letter queue. */
+#define RK_DEAD_LETTER_CAPACITY 256u
+
+// Actor kinds (rk_actor_desc.kind): 0 runs the kernel's own handler.
+/** The kernel's own (user) handler. */
+#define RK_ACTOR_KIND_USER 0u
+/** Built-in echo: replies with the message. */
+#define RK_ACTOR_KIND_ECHO 1u
+/** Built-in accumulator: running total and count. */
+#define RK_ACTOR_KIND_ACCUMULATOR 2u
+/** Built-in saxpy over 16 lanes. */
+#define RK_ACTOR_KIND_SAXPY 3u
+/** Built-in reduction over a device buffer. */
+#define RK_ACTOR_KIND_REDUCE 4u
+/** Built-in forwarder: K2K to the actor named in its configuration. */
+#define RK_ACTOR_KIND_FORWARDER 5u
+/** Built-in generator: emits N messages K2K (or to the host) per command. */
+#define RK_ACTOR_KIND_K2K_SOURCE 6u
+/** Built-in counter: counts messages, replies on the last of a run. */
+#define RK_ACTOR_KIND_K2K_SINK 7u
+/** One past the largest kind. */
+#define RK_ACTOR_KIND_COUNT 8u
+
+/** rk_actor_desc.flags: run the actor's init on its state at start. */
+#define RK_ACTOR_FLAG_INIT_STATE 1u
+/** rk_actor_desc.flags: initialise the (new) K2K inbox, with the input queue's geometry, before opening it. */
+#define RK_ACTOR_FLAG_INIT_K2K 2u
+
+// More error codes a device actor stores in ControlBlock.last_error_code.
+/** A message size in the descriptor differs from the handler's struct. */
+#define RK_ERROR_SCHEMA_MISMATCH 6
+/** The descriptor names an actor kind this kernel does not implement. */
+#define RK_ERROR_UNKNOWN_ACTOR_KIND 7
+/** A handler reported failure (the actor stops, like a crash). */
+#define RK_ERROR_HANDLER_FAILED 8
+/** The descriptor is malformed (missing queue, ABI version, sizes). */
+#define RK_ERROR_BAD_DESCRIPTOR 9
+
+// Why a message went to the dead-letter queue: the device stores the code in
+// the stamp word of the dead-letter slot (SPSC queues do not use stamps).
+/** Unknown type id or wrong payload length. */
+#define RK_DEAD_INVALID_MESSAGE 1u
+/** The handler failed on it. */
+#define RK_DEAD_HANDLER_ERROR 2u
+/** A K2K send named an actor that has no route. */
+#define RK_DEAD_UNKNOWN_TARGET 3u
+
+/** What one actor of a pool is: its memory, its schemas and its configuration. */
+struct alignas(128) rk_actor_desc {
+  rk_u64 control;
+  rk_u64 telemetry;
+  rk_u64 input;
+  rk_u64 output;
+  rk_u64 inbox;
+  rk_u64 dead_letters;
+  rk_u64 k2k_inbox;
+  rk_u64 routes;
+  rk_u64 state;
+  rk_u32 state_bytes;
+  rk_u32 kind;
+  rk_u32 actor_id;
+  rk_u32 input_type_id;
+  rk_u32 input_size;
+  rk_u32 output_type_id;
+  rk_u32 output_size;
+  rk_u32 max_batch;
+  rk_i64 host_time_ns;
+  rk_u32 flags;
+  rk_u32 abi_version;
+  rk_u8 reserved_[8];
+  rk_u8 config[RK_ACTOR_CONFIG_BYTES];
+};
+
+/** One route: an actor's name hash (FNV-1a 64), id and K2K inbox. */
+struct alignas(16) rk_route {
+  rk_u64 name_hash;
+  rk_u64 inbox;
+  rk_u32 actor_id;
+  rk_u32 slot_size;
+  rk_u8 reserved_[8];
+};
+
+/**
+ * Header of the route table (device memory); RK_MAX_ROUTES rk_route entries
+ * follow it. `sequence` is a seqlock: odd while the host rewrites the table.
+ */
+struct alignas(128) rk_route_table {
+  rk_u32 sequence;
+  rk_u32 count;
+  rk_u32 capacity;
+  rk_u8 reserved_[116];
+};
+
+/** Configuration of the forwarder and the generator: where to send. */
+struct alignas(8) rk_target_config {
+  rk_u64 target_hash;
+};
+
+/** Configuration of the reduction actor: its device buffer of f32. */
+struct alignas(8) rk_reduce_config {
+  rk_u64 data;
+  rk_u32 length;
+  rk_u32 reserved_;
+};
+
+/** 64-bit FNV-1a of a NUL-terminated name: how routes name actors (src/backend/cuda/route_table.ts). */
+RK_HOST_DEVICE constexpr rk_u64 rk_fnv1a64(const char* s, rk_u64 h = 0xcbf29ce484222325ull) {
+  return *s == 0 ? h : rk_fnv1a64(s + 1, (h ^ static_cast<rk_u8>(*s)) * 0x100000001b3ull);
+}
+
+static_assert(sizeof(rk_actor_desc) == 256, "rk_actor_desc is 256 B");
+static_assert(RK_OFFSETOF(rk_actor_desc, config) == 128, "rk_actor_desc.config");
+static_assert(sizeof(rk_route) == 32, "rk_route is 32 B");
+static_assert(sizeof(rk_route_table) == 128, "rk_route_table is 128 B");
+static_assert(RK_STAGE_SLOTS_MAX * RK_SLOT_SIZE_DEFAULT == RK_STAGE_BYTES, "stage holds 256 small slots");
+static_assert(RK_STAGE_SLOTS_MAX <= RK_POOL_THREADS, "one thread per staged message");
+static_assert(RK_DEAD_LETTER_CAPACITY >= RK_STAGE_SLOTS_MAX, "a stage of dead letters fits");
+
+// ---------------------------------------------------------------------------
+// Device actor runtime: the loop every pool kernel runs, and the macros that
+// turn a handler function into a pool kernel.
+//
+// A block polls its sources (the host input queue, the host inbox, the K2K
+// inbox) with one load each, in parallel warps; takes up to a stage of
+// messages at once with coalesced 16-byte loads into shared memory; runs the
+// handler; and publishes replies, dead letters and K2K messages in batches,
+// with one system fence per batch. It never waits on other blocks.
+// ---------------------------------------------------------------------------
+#if defined(__CUDACC__)
+
+#ifndef RK_HEARTBEAT_NS
+/** Idle actors refresh last_activity_ticks at least this often. */
+#define RK_HEARTBEAT_NS 100000ull
+#endif
+
+/** Handler mode: one thread per message, all messages of a batch at once. */
+#define RK_MODE_PARALLEL 0u
+/** Handler mode: thread 0 handles the messages of a batch in order (stateful actors). */
+#define RK_MODE_SEQUENTIAL 1u
+/** Handler mode: the whole block handles each message in order (block-wide work). */
+#define RK_MODE_BLOCK 2u
+
+/** Handler result: handled, no reply. */
+#define RK_HANDLED 0
+/** Handler result: handled; the reply written to `out` goes to the host. */
+#define RK_REPLY 1
+/** Handler result: the message is invalid; it is dead-lettered and the actor goes on. */
+#define RK_REJECT 2
+/** Handler result: failure; the message is dead-lettered and the actor stops (a crash). */
+#define RK_FAIL 3
+/** Handler result (built-in forwarder): send the message on to the configured target. */
+#define RK_FORWARD 4
+
+// Per-message status inside a batch.
+#define RK_S_VOID 0u
+#define RK_S_HANDLED 1u
+#define RK_S_REPLY 2u
+#define RK_S_FORWARD 3u
+#define RK_S_DEAD_INVALID 4u
+#define RK_S_DEAD_HANDLER 5u
+#define RK_S_DEAD_TARGET 6u
+
+/** Payload of an actor that handles raw bytes (sizes from the descriptor). */
+struct rk_raw_payload {
+  rk_u8 bytes[16];
+};
+
+/** State of an actor that keeps none. */
+struct rk_no_state {
+  rk_u32 unused_;
+};
+
+/** What a handler knows about the message it handles and about its actor. */
+struct rk_actor_ctx {
+  /** This actor's id (the source_actor of what it sends). */
+  rk_u32 actor_id;
+  /** Id of the sender (0 = the host). */
+  rk_u32 source_actor;
+  /** Correlation id of the message (copied to the reply). */
+  rk_u64 correlation_id;
+  /** Packed HLC timestamp of the message (0 when the sender set none). */
+  rk_u64 timestamp;
+  /** Messages this actor handled before this one. */
+  rk_u64 sequence;
+  /** Index of the message in its batch. */
+  rk_u32 index;
+  /** Payload bytes of the input and of the reply (from the schemas). */
+  rk_u32 input_size;
+  rk_u32 output_size;
+  /** Bytes of state (device memory). */
+  rk_u32 state_bytes;
+  /** The actor's configuration bytes (RK_ACTOR_CONFIG_BYTES). */
+  const rk_u8* config;
+  /** Shared scratch for block-mode handlers: 32 doubles. */
+  double* scratch;
+  /** The runtime state of the block (built-in actors that publish themselves). */
+  void* run;
+};
+
+/**
+ * Base of an actor's traits: message structs, state, handler mode, and a
+ * default init that zeroes the state. Derive and add
+ * `__device__ static rk_i32 handle(const In&, Out&, State&, rk_actor_ctx&)`.
+ */
+template <class In, class Out, class State, rk_u32 Mode>
+struct rk_actor_base {
+  typedef In Input;
+  typedef Out Output;
+  typedef State StateType;
+  /** How messages are handed to `handle`. */
+  static constexpr rk_u32 mode = Mode;
+  /** Raw actors take their payload sizes from the descriptor instead of sizeof. */
+  static constexpr bool raw = false;
+  /** Whether the actor may reply (the runtime reserves reply slots). */
+  static constexpr bool replies = true;
+  /** Whether the actor forwards K2K (built-in forwarder). */
+  static constexpr bool forwards = false;
+  /** Called by thread 0 at every start: fresh state, as a CPU actor's init. */
+  __device__ static void init(State& state, rk_actor_ctx&) { state = State(); }
+};
+
+/** Dynamic shared memory of a pool block. */
+extern __shared__ uint4 rk_pool_dynamic_smem[];
+
+/** Shared memory of a pool block: descriptor copy, staging, per-message bookkeeping. */
+struct rk_pool_shared {
+  rk_actor_desc desc;
+  uint4 in_stage[RK_STAGE_BYTES / 16u];
+  uint4 out_stage[RK_STAGE_BYTES / 16u];
+  rk_u32 status[RK_STAGE_SLOTS_MAX];
+  rk_u32 rank[RK_STAGE_SLOTS_MAX];
+  rk_u32 warp_totals[2u * (RK_POOL_THREADS / 32u)];
+  double scratch[32];
+  rk_u32 words[16];
+  rk_u64 wide[8];
+  rk_route route;
+};
+static_assert(sizeof(rk_pool_shared) <= RK_POOL_SHARED_BYTES, "pool shared memory fits its launch size");
+
+/** The pool block's shared memory. */
+__device__ __forceinline__ rk_pool_shared& rk_pool_smem() {
+  return *reinterpret_cast<rk_pool_shared*>(rk_pool_dynamic_smem);
+}
+
+/** Acquire load of a 64-bit word at system scope. */
+__device__ __forceinline__ rk_u64 rk_load_acquire_sys64(const rk_u64* p) {
+  rk_u64 v;
+  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+
+/** Volatile store of an unsigned 64-bit word (no fence). */
+__device__ __forceinline__ void rk_store_volatile(rk_u64* p, rk_u64 v) {
+  *reinterpret_cast<volatile rk_u64*>(p) = v;
+}
+
+/** Volatile load of a signed 64-bit word. */
+__device__ __forceinline__ rk_i64 rk_load_volatile(const rk_i64* p) {
+  return *reinterpret_cast<const volatile rk_i64*>(p);
+}
+
+/** Volatile load of an unsigned 64-bit word. */
+__device__ __forceinline__ rk_u64 rk_load_volatile(const rk_u64* p) {
+  return *reinterpret_cast<const volatile rk_u64*>(p);
+}
+
+// ---- hybrid logical clock (48-bit ms << 16 | 16-bit counter, as src/hlc.ts)
+
+/** One block's hybrid logical clock (thread 0's). */
+struct rk_hlc {
+  rk_u64 physical_ms;
+  rk_u32 logical;
+  rk_i64 offset_ns;
+};
+
+/** Starts a clock: host_time_ns is the host's Unix time when it launched. */
+__device__ __forceinline__ void rk_hlc_start(rk_hlc* c, rk_i64 host_time_ns) {
+  c->offset_ns = host_time_ns - static_cast<rk_i64>(rk_globaltimer_ns());
+  c->physical_ms = 0;
+  c->logical = 0;
+}
+
+/** Unix time in ns as the clock sees it. */
+__device__ __forceinline__ rk_u64 rk_hlc_wall_ns(const rk_hlc* c) {
+  return static_cast<rk_u64>(static_cast<rk_i64>(rk_globaltimer_ns()) + c->offset_ns);
+}
+
+/** Reserves `n` (1..65536) consecutive timestamps; returns the packed first one. */
+__device__ __forceinline__ rk_u64 rk_hlc_reserve(rk_hlc* c, rk_u32 n) {
+  const rk_u64 now_ms = rk_hlc_wall_ns(c) / 1000000ull;
+  if (now_ms > c->physical_ms) {
+    c->physical_ms = now_ms;
+    c->logical = 0;
+  }
+  if (c->logical + n > 0x10000u) {
+    c->physical_ms += 1;  // counter overflow: move ahead one millisecond (src/hlc.ts)
+    c->logical = 0;
+  }
+  const rk_u64 packed = (c->physical_ms << 16) | c->logical;
+  c->logical += n;
+  return packed;
+}
+
+/** Merges a received packed timestamp, so later ones order after it. */
+__device__ __forceinline__ void rk_hlc_observe(rk_hlc* c, rk_u64 packed) {
+  const rk_u64 ms = packed >> 16;
+  const rk_u32 logical = static_cast<rk_u32>(packed & 0xffffu) + 1u;
+  if (ms > c->physical_ms) {
+    c->physical_ms = ms;
+    c->logical = logical;
+  } else if (ms == c->physical_ms && logical > c->logical) {
+    c->logical = logical;
+  }
+  if (c->logical > 0xffffu) {
+    c->physical_ms += 1;
+    c->logical = 0;
+  }
+}
+
+// ---- MPSC queues (ticketed producers, per-slot stamps; src/ring.ts protocol)
+
+/** Address of the stamp of counter `index`'s slot. */
+__device__ __forceinline__ rk_u32* rk_queue_stamp(const rk_queue& q, rk_u32 index) {
+  return reinterpret_cast<rk_u32*>(rk_queue_slot(q, index) + RK_OFFSETOF(rk_envelope, stamp));
+}
+
+/** Whether the slot of counter `index` is published (one acquire load). */
+__device__ __forceinline__ bool rk_mpsc_ready(const rk_queue& q, rk_u32 index) {
+  return rk_load_acquire_sys(rk_queue_stamp(q, index)) == index + 1u;
+}
+
+/**
+ * Block-wide: how many consecutive slots from `head` are published, at most
+ * `limit` (<= blockDim.x); the same in every thread. Thread t checks slot t.
+ */
+__device__ __forceinline__ rk_u32 rk_block_mpsc_available(const rk_queue& q, rk_u32 head, rk_u32 limit,
+                                                          rk_u32* scratch_word) {
+  if (threadIdx.x == 0) *scratch_word = limit;
+  __syncthreads();
+  if (threadIdx.x < limit && !rk_mpsc_ready(q, head + threadIdx.x)) atomicMin(scratch_word, threadIdx.x);
+  __syncthreads();
+  const rk_u32 n = *scratch_word;
+  __syncthreads();
+  return n;
+}
+
+/**
+ * One thread: reserves up to `wanted` tickets of an MPSC queue in device
+ * memory (never more than free slots). Returns how many, 0 when full; the
+ * first ticket goes to `*first`. Every ticket must be published.
+ */
+__device__ __forceinline__ rk_u32 rk_mpsc_reserve(const rk_queue& q, rk_u32 wanted, rk_u32* first) {
+  const rk_u32 capacity = q.mask + 1u;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const rk_u32 reserve = rk_load_volatile(&q.header->reserve);
+    const rk_u32 head = rk_load_acquire_sys(&q.header->head);
+    const rk_u32 used = reserve - head;
+    if (used > capacity) continue;  // head read after a stale reserve: read both again
+    const rk_u32 free_slots = capacity - used;
+    if (free_slots == 0) return 0;
+    const rk_u32 granted = wanted < free_slots ? wanted : free_slots;
+    if (atomicCAS(&q.header->reserve, reserve, reserve + granted) == reserve) {
+      *first = reserve;
+      return granted;
+    }
+  }
+  return 0;
+}
+
+/** One thread: looks a name hash up in a route table (seqlock read); true when found. */
+__device__ __forceinline__ bool rk_route_lookup(const rk_route_table* table, rk_u64 name_hash, rk_route* out) {
+  if (table == nullptr || name_hash == 0) return false;
+  const rk_route* entries = reinterpret_cast<const rk_route*>(table + 1);
+  for (int attempt = 0; attempt < 256; ++attempt) {
+    const rk_u32 before = rk_load_acquire_sys(&table->sequence);
+    if (before & 1u) {
+      __nanosleep(256);
+      continue;
+    }
+    rk_u32 count = rk_load_volatile(&table->count);
+    if (count > RK_MAX_ROUTES) count = RK_MAX_ROUTES;
+    bool found = false;
+    for (rk_u32 i = 0; i < count && !found; ++i) {
+      const rk_route* e = entries + i;
+      if (rk_load_volatile(&e->name_hash) == name_hash) {
+        out->name_hash = name_hash;
+        out->inbox = rk_load_volatile(&e->inbox);
+        out->actor_id = rk_load_volatile(&e->actor_id);
+        out->slot_size = rk_load_volatile(&e->slot_size);
+        found = true;
+      }
+    }
+    __threadfence();
+    if (rk_load_volatile(&table->sequence) == before) return found && out->inbox != 0;
+  }
+  return false;
+}
+
+// ---- the actor loop
+
+/** Control flags as one word. */
+#define RK_RUN_ACTIVE 1u
+#define RK_RUN_TERMINATE 2u
+#define RK_RUN_ABORT 4u
+
+/** Sources of messages, in the order a block serves them. */
+#define RK_SOURCE_INPUT 0u
+#define RK_SOURCE_INBOX 1u
+#define RK_SOURCE_K2K 2u
+#define RK_SOURCE_COUNT 3u
+
+/** A block's runtime state. Every thread holds the same copy; thread 0 alone keeps the counters and clock. */
+struct rk_run {
+  rk_control_block* cb;
+  rk_telemetry* tm;
+  rk_queue src[RK_SOURCE_COUNT];
+  rk_u32 head[RK_SOURCE_COUNT];
+  bool present[RK_SOURCE_COUNT];
+  rk_queue out;
+  rk_queue dl;
+  rk_producer out_p;
+  rk_producer dl_p;
+  rk_u32 max_batch;
+  rk_u32 stage_cap;
+  rk_u32 words_per_slot;
+  rk_u64 sequence;
+  rk_u32 queue_depth;
+  // thread 0 only
+  rk_i64 processed;
+  rk_u64 dropped;
+  rk_u64 total_latency;
+  rk_u64 max_latency;
+  rk_u64 min_latency;
+  rk_u64 last_heartbeat;
+  rk_hlc clock;
+};
+
+/** Block-wide: reads the control flags (thread 0) and broadcasts them. */
+__device__ __forceinline__ rk_u32 rk_read_run_flags(const rk_control_block* cb) {
+  rk_u32 flags = 0;
+  if (threadIdx.x == 0) {
+    if (rk_load_volatile(&cb->is_active) != 0) flags |= RK_RUN_ACTIVE;
+    // Acquire: the host sets should_terminate after its last send.
+    if (rk_load_acquire_sys(&cb->should_terminate) != 0) flags |= RK_RUN_TERMINATE;
+    if (rk_load_volatile(&cb->should_abort) != 0) flags |= RK_RUN_ABORT;
+  }
+  return rk_block_broadcast(flags);
+}
+
+/** Thread 0: stores the counters, telemetry and heartbeat (no fence). */
+__device__ __forceinline__ void rk_run_store_counters(rk_run& r) {
+  rk_store_volatile(&r.cb->messages_processed, r.processed);
+  rk_store_volatile(&r.tm->messages_processed, static_cast<rk_u64>(r.processed));
+  rk_store_volatile(&r.tm->messages_dropped, r.dropped);
+  rk_store_volatile(&r.tm->total_latency_nanos, r.total_latency);
+  rk_store_volatile(&r.tm->max_latency_nanos, r.max_latency);
+  rk_store_volatile(&r.tm->min_latency_nanos, r.min_latency);
+  rk_store_volatile(&r.tm->queue_depth, static_cast<rk_i32>(r.queue_depth));
+  const rk_u64 now = rk_globaltimer_ns();
+  r.last_heartbeat = now;
+  rk_store_volatile(&r.cb->last_activity_ticks, static_cast<rk_i64>(now));
+}
+
+/**
+ * Block-wide: one poll of every source at once (thread 0 of warps 0..3 each
+ * issue one load) and of the flags. Returns the flags; `ready[s]` is how many
+ * messages wait in SPSC source s, or 1 when MPSC source s has its head
+ * published.
+ */
+__device__ __forceinline__ rk_u32 rk_block_poll(rk_pool_shared& sh, const rk_run& r, rk_u32 ready[RK_SOURCE_COUNT]) {
+  const rk_u32 warp = threadIdx.x >> 5;
+  if ((threadIdx.x & 31u) == 0) {
+    if (warp == 0) {
+      // Two plain loads, then the acquire (which orders only what follows it):
+      // all three are in flight at once.
+      const rk_i32 active = rk_load_volatile(&r.cb->is_active);
+      const rk_i32 abort = rk_load_volatile(&r.cb->should_abort);
+      const rk_i32 terminate = rk_load_acquire_sys(&r.cb->should_terminate);
+      sh.words[0] = (active != 0 ? RK_RUN_ACTIVE : 0u) | (terminate != 0 ? RK_RUN_TERMINATE : 0u) |
+                    (abort != 0 ? RK_RUN_ABORT : 0u);
+    } else if (warp == 1) {
+      sh.words[1] = rk_load_acquire_sys(&r.src[RK_SOURCE_INPUT].header->tail) - r.head[RK_SOURCE_INPUT];
+    } else if (warp == 2) {
+      sh.words[2] = r.present[RK_SOURCE_INBOX] && rk_mpsc_ready(r.src[RK_SOURCE_INBOX], r.head[RK_SOURCE_INBOX]);
+    } else if (warp == 3) {
+      sh.words[3] = r.present[RK_SOURCE_K2K] && rk_mpsc_ready(r.src[RK_SOURCE_K2K], r.head[RK_SOURCE_K2K]);
+    }
+  }
+  __syncthreads();
+  const rk_u32 flags = sh.words[0];
+  ready[0] = sh.words[1];
+  ready[1] = sh.words[2];
+  ready[2] = sh.words[3];
+  __syncthreads();
+  return flags;
+}
+
+/** Exclusive prefix count of `flag` over the block's threads; `total` gets the sum (block-wide). */
+__device__ __forceinline__ rk_u32 rk_block_rank(bool flag, rk_u32* warp_totals, rk_u32* total) {
+  const rk_u32 lane = threadIdx.x & 31u;
+  const rk_u32 warp = threadIdx.x >> 5;
+  const rk_u32 ballot = __ballot_sync(0xffffffffu, flag);
+  if (lane == 0) warp_totals[warp] = __popc(ballot);
+  __syncthreads();
+  rk_u32 offset = 0;
+  rk_u32 sum = 0;
+  for (rk_u32 w = 0; w < blockDim.x / 32u; ++w) {
+    const rk_u32 t = warp_totals[w];
+    if (w < warp) offset += t;
+    sum += t;
+  }
+  __syncthreads();
+  *total = sum;
+  return offset + __popc(ballot & ((1u << lane) - 1u));
+}
+
+/** Writes the envelope of a reply into a staged slot (one thread). */
+__device__ __forceinline__ void rk_write_reply_envelope(rk_u8* slot, const rk_actor_desc& d, rk_u64 correlation,
+                                                        rk_u64 timestamp) {
+  rk_envelope* e = reinterpret_cast<rk_envelope*>(slot);
+  e->type_id = d.output_type_id;
+  e->payload_length = static_cast<rk_u16>(d.output_size);
+  e->flags = 0;
+  e->correlation_id = correlation;
+  e->timestamp = timestamp;
+  e->source_actor = d.actor_id;
+  e->stamp = 0;
+}
+
+/** Maps a handler result to a batch status. */
+__device__ __forceinline__ rk_u32 rk_status_of(rk_i32 result) {
+  switch (result) {
+    case RK_HANDLED: return RK_S_HANDLED;
+    case RK_REPLY: return RK_S_REPLY;
+    case RK_REJECT: return RK_S_DEAD_INVALID;
+    case RK_FORWARD: return RK_S_FORWARD;
+    default: return RK_S_DEAD_HANDLER;
+  }
+}
+
+/**
+ * Checks the envelope of staged message `i` and fills `ctx` for it; returns
+ * RK_S_VOID, RK_S_DEAD_INVALID, or RK_S_HANDLED when the handler may run.
+ */
+__device__ __forceinline__ rk_u32 rk_prepare_message(rk_pool_shared& sh, const rk_run& r, rk_u32 i,
+                                                     rk_actor_ctx* ctx) {
+  const rk_u8* slot = reinterpret_cast<const rk_u8*>(sh.in_stage) + static_cast<rk_u64>(i) * r.words_per_slot * 16u;
+  const rk_envelope* e = reinterpret_cast<const rk_envelope*>(slot);
+  if (e->type_id == 0u) return RK_S_VOID;
+  if (e->type_id != sh.desc.input_type_id || e->payload_length != sh.desc.input_size) return RK_S_DEAD_INVALID;
+  ctx->source_actor = e->source_actor;
+  ctx->correlation_id = e->correlation_id;
+  ctx->timestamp = e->timestamp;
+  ctx->index = i;
+  ctx->sequence = r.sequence + i;
+  return RK_S_HANDLED;
+}
+
+/** The payload of staged input `i`, and of staged reply `i`. */
+__device__ __forceinline__ rk_u8* rk_staged_in(rk_pool_shared& sh, const rk_run& r, rk_u32 i) {
+  return reinterpret_cast<rk_u8*>(sh.in_stage) + static_cast<rk_u64>(i) * r.words_per_slot * 16u;
+}
+__device__ __forceinline__ rk_u8* rk_staged_out(rk_pool_shared& sh, const rk_run& r, rk_u32 i) {
+  return reinterpret_cast<rk_u8*>(sh.out_stage) + static_cast<rk_u64>(i) * r.words_per_slot * 16u;
+}
+
+/** Runs the handler on staged message `i` (the calling threads per mode); returns its status. */
+template <class A>
+__device__ __forceinline__ rk_u32 rk_handle_staged(rk_pool_shared& sh, rk_run& r, rk_u32 i, rk_u64 stamp_base,
+                                                   rk_actor_ctx ctx) {
+  const rk_u32 prepared = rk_prepare_message(sh, r, i, &ctx);
+  if (prepared != RK_S_HANDLED) return prepared;
+  rk_u8* in_slot = rk_staged_in(sh, r, i);
+  rk_u8* out_slot = rk_staged_out(sh, r, i);
+  typename A::StateType* state = reinterpret_cast<typename A::StateType*>(sh.desc.state);
+  typename A::StateType none{};
+  const rk_i32 result = A::handle(*reinterpret_cast<const typename A::Input*>(in_slot + RK_ENVELOPE_SIZE),
+                                  *reinterpret_cast<typename A::Output*>(out_slot + RK_ENVELOPE_SIZE),
+                                  state != nullptr ? *state : none, ctx);
+  const rk_u32 status = rk_status_of(result);
+  if (status == RK_S_REPLY && (A::mode != RK_MODE_BLOCK || threadIdx.x == 0)) {
+    rk_write_reply_envelope(out_slot, sh.desc, ctx.correlation_id, stamp_base + i);
+  }
+  return status;
+}
+
+/**
+ * Block-wide: serves one source. Takes up to a stage of messages, runs the
+ * handler, publishes replies, dead letters and K2K sends, releases the
+ * messages, and returns how many it took (0 when none could be taken, e.g.
+ * because the reply queue is full). Sets `*failed` when a handler failed.
+ */
+template <class A>
+__device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, rk_u32 ready, bool* failed) {
+  const rk_queue& q = r.src[which];
+  const bool mpsc = which != RK_SOURCE_INPUT;
+  const bool leader = threadIdx.x == 0;
+  rk_u32 limit = r.max_batch < r.stage_cap ? r.max_batch : r.stage_cap;
+  rk_u32 n = mpsc ? rk_block_mpsc_available(q, r.head[which], limit, &sh.words[4]) : (ready < limit ? ready : limit);
+  if (n == 0) return 0;
+  if (A::replies) n = rk_block_producer_reserve(r.out, &r.out_p, n);
+  if (n != 0) n = rk_block_producer_reserve(r.dl, &r.dl_p, n);
+
+  // Forwarders: find the target and reserve one ticket per message.
+  bool routed = false;
+  rk_queue target;
+  rk_u32 first_ticket = 0;
+  if (A::forwards && n != 0) {
+    if (leader) {
+      rk_u32 granted = 0;
+      const rk_u64 hash = reinterpret_cast<const rk_target_config*>(sh.desc.config)->target_hash;
+      rk_route route;
+      bool found = rk_route_lookup(reinterpret_cast<const rk_route_table*>(sh.desc.routes), hash, &route);
+      if (found && route.slot_size < RK_ENVELOPE_SIZE + sh.desc.input_size) found = false;
+      if (found) {
+        rk_queue t;
+        t.header = reinterpret_cast<rk_queue_header*>(route.inbox);
+        t.slots = reinterpret_cast<rk_u8*>(route.inbox) + RK_QUEUE_HEADER_SIZE;
+        t.mask = rk_load_volatile(&t.header->capacity) - 1u;
+        t.slot_size = route.slot_size;
+        granted = rk_mpsc_reserve(t, n, &first_ticket);
+        sh.route = route;
+        sh.words[6] = t.mask;
+      }
+      sh.words[5] = found ? 1u : 0u;
+      sh.words[7] = found ? granted : n;
+      sh.words[8] = first_ticket;
+    }
+    __syncthreads();
+    routed = sh.words[5] != 0;
+    n = sh.words[7];
+    first_ticket = sh.words[8];
+    target.header = reinterpret_cast<rk_queue_header*>(sh.route.inbox);
+    target.slots = reinterpret_cast<rk_u8*>(sh.route.inbox) + RK_QUEUE_HEADER_SIZE;
+    target.mask = sh.words[6];
+    target.slot_size = sh.route.slot_size;
+    __syncthreads();
+  }
+  if (n == 0) return 0;
+
+  // Stage the messages in shared memory with coalesced 16-byte loads.
+  const rk_u32 wps = r.words_per_slot;
+  const rk_u32 shift = __ffs(wps) - 1u;
+  for (rk_u32 k = threadIdx.x; k < n * wps; k += blockDim.x) {
+    const uint4* from = reinterpret_cast<const uint4*>(rk_queue_slot(q, r.head[which] + (k >> shift))) + (k & (wps - 1u));
+    sh.in_stage[k] = __ldcv(from);
+  }
+  if (leader) {
+    sh.wide[0] = rk_globaltimer_ns();
+    sh.wide[1] = rk_hlc_reserve(&r.clock, n);
+    sh.wide[2] = 0;  // largest timestamp received
+    sh.words[9] = n;  // index of the first failure (n: none)
+  }
+  __syncthreads();
+  const rk_u64 stamp_base = sh.wide[1];
+
+  rk_actor_ctx ctx;
+  ctx.actor_id = sh.desc.actor_id;
+  ctx.source_actor = 0;
+  ctx.correlation_id = 0;
+  ctx.timestamp = 0;
+  ctx.sequence = r.sequence;
+  ctx.index = 0;
+  ctx.input_size = sh.desc.input_size;
+  ctx.output_size = sh.desc.output_size;
+  ctx.state_bytes = sh.desc.state_bytes;
+  ctx.config = sh.desc.config;
+  ctx.scratch = sh.scratch;
+  ctx.run = &r;
+
+  if (A::mode == RK_MODE_PARALLEL) {
+    for (rk_u32 i = threadIdx.x; i < n; i += blockDim.x) {
+      const rk_u32 status = rk_handle_staged<A>(sh, r, i, stamp_base, ctx);
+      sh.status[i] = status;
+      if (status == RK_S_DEAD_HANDLER) atomicMin(&sh.words[9], i);
+    }
+  } else if (A::mode == RK_MODE_SEQUENTIAL) {
+    if (leader) {
+      for (rk_u32 i = 0; i < n; ++i) {
+        const rk_u32 status = rk_handle_staged<A>(sh, r, i, stamp_base, ctx);
+        sh.status[i] = status;
+        if (status == RK_S_DEAD_HANDLER) {
+          sh.words[9] = i;
+          break;
+        }
+      }
+    }
+  } else {
+    for (rk_u32 i = 0; i < n; ++i) {
+      const rk_u32 status = rk_handle_staged<A>(sh, r, i, stamp_base, ctx);
+      if (leader) {
+        sh.status[i] = status;
+        if (status == RK_S_DEAD_HANDLER) sh.words[9] = i;
+      }
+      __syncthreads();
+      if (sh.words[9] != n) break;
+    }
+  }
+  __syncthreads();
+  if (A::forwards) {
+    for (rk_u32 i = threadIdx.x; i < n; i += blockDim.x) {
+      if (sh.status[i] == RK_S_FORWARD && !routed) sh.status[i] = RK_S_DEAD_TARGET;
+    }
+  }
+  // Messages after a failure stay queued, as on the CPU backend.
+  const rk_u32 taken = sh.words[9] < n ? sh.words[9] + 1u : n;
+  __syncthreads();
+
+  // Where each reply and dead letter goes.
+  const rk_u32 i = threadIdx.x;
+  const rk_u32 status = i < taken ? sh.status[i] : RK_S_VOID;
+  const bool is_reply = status == RK_S_REPLY;
+  const bool is_dead = status >= RK_S_DEAD_INVALID;
+  rk_u32 replies = 0;
+  rk_u32 deads = 0;
+  rk_u32 handled = 0;
+  const rk_u32 reply_rank = rk_block_rank(is_reply, sh.warp_totals, &replies);
+  const rk_u32 dead_rank = rk_block_rank(is_dead, sh.warp_totals + RK_POOL_THREADS / 32u, &deads);
+  rk_block_rank(status == RK_S_HANDLED || status == RK_S_REPLY || status == RK_S_FORWARD, sh.warp_totals,
+                &handled);
+  if (i < taken) sh.rank[i] = is_reply ? reply_rank : dead_rank;
+  if (status != RK_S_VOID && status != RK_S_DEAD_INVALID) {
+    // The clock moves past every timestamp received (HLC receive rule).
+    const rk_u64 received = reinterpret_cast<const rk_envelope*>(rk_staged_in(sh, r, i))->timestamp;
+    if (received != 0) atomicMax(reinterpret_cast<unsigned long long*>(&sh.wide[2]), received);
+  }
+  __syncthreads();
+
+  // Replies, dead letters and forwards leave with coalesced 16-byte stores.
+  const bool wrote = replies != 0 || deads != 0 || (A::forwards && routed);
+  for (rk_u32 k = threadIdx.x; k < n * wps; k += blockDim.x) {
+    const rk_u32 m = k >> shift;
+    const rk_u32 word = k & (wps - 1u);
+    const rk_u32 s = m < taken ? sh.status[m] : RK_S_VOID;
+    if (s == RK_S_REPLY) {
+      uint4* to = reinterpret_cast<uint4*>(rk_queue_slot(r.out, r.out_p.tail + sh.rank[m])) + word;
+      __stcs(to, sh.out_stage[k]);
+    } else if (s >= RK_S_DEAD_INVALID) {
+      uint4 v = sh.in_stage[k];
+      if (word == 1u) v.w = s == RK_S_DEAD_INVALID ? RK_DEAD_INVALID_MESSAGE
+                          : s == RK_S_DEAD_TARGET ? RK_DEAD_UNKNOWN_TARGET
+                                                  : RK_DEAD_HANDLER_ERROR;
+      __stcs(reinterpret_cast<uint4*>(rk_queue_slot(r.dl, r.dl_p.tail + sh.rank[m])) + word, v);
+    }
+    if (A::forwards && routed && word * 16u < target.slot_size) {
+      // Every reserved ticket is written: forwarded messages, or void slots.
+      const rk_u32 ticket = first_ticket + m;
+      uint4 v = s == RK_S_FORWARD ? sh.in_stage[k] : make_uint4(0u, 0u, 0u, 0u);
+      if (word == 1u) {
+        if (s == RK_S_FORWARD) {
+          const rk_u64 ts = stamp_base + m;
+          v.x = static_cast<rk_u32>(ts);
+          v.y = static_cast<rk_u32>(ts >> 32);
+          v.z = sh.desc.actor_id;
+        }
+        v.w = ticket + 1u - (target.mask + 1u);  // the stamp keeps its previous-lap value until published
+      }
+      reinterpret_cast<uint4*>(rk_queue_slot(target, ticket))[word] = v;
+    }
+  }
+
+  // Counters before release, so sent = processed + dead-lettered + queued at every instant.
+  if (leader) {
+    const rk_u64 now = rk_globaltimer_ns();
+    const rk_u64 elapsed = now - sh.wide[0];
+    if (sh.wide[2] != 0) rk_hlc_observe(&r.clock, sh.wide[2]);
+    r.processed += handled;
+    r.dropped += deads;
+    if (handled != 0) {
+      const rk_u64 per = elapsed / handled;
+      r.total_latency += elapsed;
+      if (per > r.max_latency) r.max_latency = per;
+      if (per < r.min_latency) r.min_latency = per;
+      rk_store_volatile(&r.tm->last_processed_timestamp, static_cast<rk_i64>(rk_hlc_wall_ns(&r.clock)));
+    }
+    rk_run_store_counters(r);
+  }
+  if (wrote || leader) __threadfence_system();
+  __syncthreads();
+  if (A::forwards && routed) {
+    for (rk_u32 m = threadIdx.x; m < n; m += blockDim.x) {
+      rk_store_volatile(rk_queue_stamp(target, first_ticket + m), first_ticket + m + 1u);
+    }
+  }
+  r.out_p.tail += replies;
+  r.dl_p.tail += deads;
+  r.head[which] += taken;
+  r.sequence += handled;
+  if (leader) {
+    if (replies != 0) rk_store_volatile(&r.out.header->tail, r.out_p.tail);
+    if (deads != 0) rk_store_volatile(&r.dl.header->tail, r.dl_p.tail);
+    rk_store_volatile(&q.header->head, r.head[which]);
+  }
+  *failed = taken < n;
+  __syncthreads();
+  return taken;
+}
+
+/** Whether two types are the same (no <type_traits> under NVRTC). */
+template <class T, class U>
+struct rk_is_same {
+  static constexpr bool value = false;
+};
+template <class T>
+struct rk_is_same<T, T> {
+  static constexpr bool value = true;
+};
+
+/**
+ * Block-wide: initialises an empty queue in device memory, as Ring.create
+ * does on the host: every stamp at its previous-lap value, indices 0, and the
+ * magic written last.
+ */
+__device__ __forceinline__ void rk_block_queue_init(rk_queue_header* h, rk_u32 capacity, rk_u32 slot_size,
+                                                    rk_u32 kind) {
+  if (threadIdx.x == 0) rk_store_volatile(&h->magic, 0u);
+  __threadfence();
+  rk_u8* slots = reinterpret_cast<rk_u8*>(h) + RK_QUEUE_HEADER_SIZE;
+  for (rk_u32 k = threadIdx.x; k < capacity; k += blockDim.x) {
+    rk_store_volatile(reinterpret_cast<rk_u32*>(slots + static_cast<rk_u64>(k) * slot_size +
+                                                RK_OFFSETOF(rk_envelope, stamp)),
+                      k + 1u - capacity);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    rk_store_volatile(&h->head, 0u);
+    rk_store_volatile(&h->tail, 0u);
+    rk_store_volatile(&h->dropped, 0u);
+    rk_store_volatile(&h->reserve, 0u);
+    rk_store_volatile(&h->capacity, capacity);
+    rk_store_volatile(&h->slot_size, slot_size);
+    rk_store_volatile(&h->kind, kind);
+    rk_store_volatile(&h->doorbell, 0);
+    rk_store_volatile(&h->sleeping, 0);
+    __threadfence();
+    rk_store_volatile(&h->magic, RK_QUEUE_MAGIC);
+    __threadfence();
+  }
+  __syncthreads();
+}
+
+/** Block-wide: opens one queue of the descriptor (`kind` SPSC or MPSC). */
+__device__ __forceinline__ rk_i32 rk_open_queue(rk_u64 address, rk_u32 kind, rk_queue* q) {
+  return rk_block_queue_open(reinterpret_cast<rk_queue_header*>(address), kind, q);
+}
+
+/**
+ * Block-wide: checks the descriptor, opens the queues and resumes the indices
+ * where the last run left them. Returns RK_ERROR_NONE or an error code.
+ */
+template <class A>
+__device__ rk_i32 rk_actor_open(rk_pool_shared& sh, rk_run& r) {
+  const rk_actor_desc& d = sh.desc;
+  const bool leader = threadIdx.x == 0;
+  r.cb = reinterpret_cast<rk_control_block*>(d.control);
+  r.tm = reinterpret_cast<rk_telemetry*>(d.telemetry);
+  if (d.abi_version != RK_ABI_VERSION || d.control == 0 || d.telemetry == 0 || d.input == 0 || d.output == 0 ||
+      d.dead_letters == 0 || blockDim.x != RK_POOL_THREADS) {
+    return RK_ERROR_BAD_DESCRIPTOR;
+  }
+  if (rk_block_broadcast(leader ? rk_load_volatile(&r.cb->abi_version) : 0u) != RK_ABI_VERSION) {
+    return RK_ERROR_ABI_MISMATCH;
+  }
+  rk_i32 error = rk_open_queue(d.input, RK_QUEUE_KIND_SPSC, &r.src[RK_SOURCE_INPUT]);
+  r.present[RK_SOURCE_INPUT] = true;
+  r.present[RK_SOURCE_INBOX] = d.inbox != 0;
+  r.present[RK_SOURCE_K2K] = d.k2k_inbox != 0;
+  if (error == RK_ERROR_NONE && d.inbox != 0) error = rk_open_queue(d.inbox, RK_QUEUE_KIND_MPSC, &r.src[RK_SOURCE_INBOX]);
+  if (error == RK_ERROR_NONE && d.k2k_inbox != 0) {
+    if (d.flags & RK_ACTOR_FLAG_INIT_K2K) {
+      const rk_queue& in = r.src[RK_SOURCE_INPUT];
+      rk_block_queue_init(reinterpret_cast<rk_queue_header*>(d.k2k_inbox), in.mask + 1u, in.slot_size,
+                          RK_QUEUE_KIND_MPSC);
+    }
+    error = rk_open_queue(d.k2k_inbox, RK_QUEUE_KIND_MPSC, &r.src[RK_SOURCE_K2K]);
+  }
+  if (error == RK_ERROR_NONE) error = rk_open_queue(d.output, RK_QUEUE_KIND_SPSC, &r.out);
+  if (error == RK_ERROR_NONE) error = rk_open_queue(d.dead_letters, RK_QUEUE_KIND_SPSC, &r.dl);
+  if (error != RK_ERROR_NONE) return error;
+  const rk_u32 slot = r.src[RK_SOURCE_INPUT].slot_size;
+  for (rk_u32 s = 1; s < RK_SOURCE_COUNT; ++s) {
+    if (r.present[s] && r.src[s].slot_size != slot) return RK_ERROR_BAD_SLOT_SIZE;
+  }
+  if (r.dl.slot_size != slot || r.out.slot_size != slot) return RK_ERROR_BAD_SLOT_SIZE;
+  if (RK_ENVELOPE_SIZE + d.input_size > slot || RK_ENVELOPE_SIZE + d.output_size > slot) {
+    return RK_ERROR_BAD_SLOT_SIZE;
+  }
+  if (!A::raw) {
+    if (sizeof(typename A::Input) != d.input_size) return RK_ERROR_SCHEMA_MISMATCH;
+    if (A::replies && sizeof(typename A::Output) != d.output_size) return RK_ERROR_SCHEMA_MISMATCH;
+  }
+  if (!rk_is_same<typename A::StateType, rk_no_state>::value &&
+      (d.state == 0 || d.state_bytes < sizeof(typename A::StateType))) {
+    return RK_ERROR_SCHEMA_MISMATCH;
+  }
+  r.words_per_slot = slot / 16u;
+  r.stage_cap = RK_STAGE_BYTES / slot;
+  r.max_batch = d.max_batch == 0 ? RK_MAX_BATCH : d.max_batch;
+  for (rk_u32 s = 0; s < RK_SOURCE_COUNT; ++s) {
+    r.head[s] = rk_block_broadcast(leader && r.present[s] ? rk_load_volatile(&r.src[s].header->head) : 0u);
+  }
+  r.out_p.tail = rk_block_broadcast(leader ? rk_load_volatile(&r.out.header->tail) : 0u);
+  r.out_p.head_seen = rk_block_broadcast(leader ? rk_load_acquire_sys(&r.out.header->head) : 0u);
+  r.dl_p.tail = rk_block_broadcast(leader ? rk_load_volatile(&r.dl.header->tail) : 0u);
+  r.dl_p.head_seen = rk_block_broadcast(leader ? rk_load_acquire_sys(&r.dl.header->head) : 0u);
+  r.sequence = 0;
+  r.queue_depth = 0;
+  return RK_ERROR_NONE;
+}
+
+/** Block-wide: records a startup error and marks the actor exited (thread 0). */
+__device__ __forceinline__ void rk_actor_refuse(const rk_actor_desc& d, rk_i32 error) {
+  if (threadIdx.x == 0 && d.control != 0) {
+    rk_control_block* cb = reinterpret_cast<rk_control_block*>(d.control);
+    rk_control_fail(cb, error);
+    rk_control_exit(cb, RK_TERMINATION_TERMINATED);
+  }
+}
+
+/**
+ * Block-wide: runs one actor until it is told to terminate (after draining
+ * every source), to abort, or its handler fails. Exits with has_terminated
+ * = 1 after a terminate, 2 (relaunchable) after an abort or a failure.
+ */
+template <class A>
+__device__ void rk_actor_run(rk_pool_shared& sh) {
+  rk_run r;
+  const bool leader = threadIdx.x == 0;
+  const rk_i32 error = rk_actor_open<A>(sh, r);
+  if (error != RK_ERROR_NONE) {
+    rk_actor_refuse(sh.desc, error);
+    return;
+  }
+  if (leader) {
+    r.processed = rk_load_volatile(&r.cb->messages_processed);
+    r.dropped = rk_load_volatile(&r.tm->messages_dropped);
+    r.total_latency = rk_load_volatile(&r.tm->total_latency_nanos);
+    r.max_latency = rk_load_volatile(&r.tm->max_latency_nanos);
+    r.min_latency = rk_load_volatile(&r.tm->min_latency_nanos);
+    rk_hlc_start(&r.clock, sh.desc.host_time_ns);
+    typename A::StateType* state = reinterpret_cast<typename A::StateType*>(sh.desc.state);
+    if ((sh.desc.flags & RK_ACTOR_FLAG_INIT_STATE) != 0 && state != nullptr) {
+      rk_actor_ctx ctx;
+      ctx.actor_id = sh.desc.actor_id;
+      ctx.source_actor = 0;
+      ctx.correlation_id = 0;
+      ctx.timestamp = 0;
+      ctx.sequence = 0;
+      ctx.index = 0;
+      ctx.input_size = sh.desc.input_size;
+      ctx.output_size = sh.desc.output_size;
+      ctx.state_bytes = sh.desc.state_bytes;
+      ctx.config = sh.desc.config;
+      ctx.scratch = sh.scratch;
+      ctx.run = &r;
+      A::init(*state, ctx);
+      __threadfence();
+    }
+    // The first heartbeat tells the host the actor runs.
+    rk_run_store_counters(r);
+    __threadfence_system();
+  }
+  __syncthreads();
+
+  rk_backoff backoff;
+  rk_backoff_reset(&backoff);
+  bool terminate_seen = false;
+  bool aborted = false;
+  bool failed = false;
+  for (;;) {
+    rk_u32 ready[RK_SOURCE_COUNT];
+    const rk_u32 flags = rk_block_poll(sh, r, ready);
+    if (flags & RK_RUN_ABORT) {
+      aborted = true;
+      break;
+    }
+    r.queue_depth = ready[RK_SOURCE_INPUT];
+    rk_u32 work = 0;
+    bool waiting = false;
+    if (flags & (RK_RUN_ACTIVE | RK_RUN_TERMINATE)) {
+      for (rk_u32 s = 0; s < RK_SOURCE_COUNT && !failed; ++s) {
+        if (!r.present[s] || ready[s] == 0) continue;
+        waiting = true;
+        work += rk_serve_source<A>(sh, r, s, ready[s], &failed);
+      }
+    }
+    if (failed) break;
+    if (work != 0) {
+      rk_backoff_reset(&backoff);
+      if (flags & RK_RUN_TERMINATE) terminate_seen = true;
+      continue;
+    }
+    // Drained: a whole poll issued after the terminate flag was seen found nothing.
+    if (!waiting && terminate_seen) break;
+    if (flags & RK_RUN_TERMINATE) {
+      terminate_seen = true;
+      continue;
+    }
+    rk_backoff_idle(&backoff);
+    if (leader && rk_globaltimer_ns() - r.last_heartbeat > RK_HEARTBEAT_NS) rk_run_store_counters(r);
+  }
+
+  if (leader) {
+    rk_run_store_counters(r);
+    if (failed) rk_control_fail(r.cb, RK_ERROR_HANDLER_FAILED);
+    rk_control_exit(r.cb, failed || aborted ? RK_TERMINATION_RELAUNCHABLE : RK_TERMINATION_TERMINATED);
+  }
+}
+
+/** Block-wide: copies this block's descriptor into shared memory; false when it has none. */
+__device__ __forceinline__ bool rk_pool_enter(const rk_u64* descriptors) {
+  rk_pool_shared& sh = rk_pool_smem();
+  if (threadIdx.x == 0) sh.wide[7] = rk_load_volatile(descriptors + blockIdx.x);
+  __syncthreads();
+  const rk_u64 address = sh.wide[7];
+  if (address == 0) return false;
+  const uint4* from = reinterpret_cast<const uint4*>(address);
+  uint4* to = reinterpret_cast<uint4*>(&sh.desc);
+  for (rk_u32 k = threadIdx.x; k < sizeof(rk_actor_desc) / 16u; k += blockDim.x) to[k] = __ldcv(from + k);
+  __syncthreads();
+  return true;
+}
+
+/**
+ * Defines `kernel_name(const rk_u64* descriptors, rk_u32 count)`, a pool
+ * kernel whose actors all run `Actor` (traits derived from rk_actor_base).
+ * Launch it with RK_POOL_THREADS threads per block, one block per actor, and
+ * RK_POOL_SHARED_BYTES of dynamic shared memory.
+ */
+#define RK_ACTOR_KERNEL(kernel_name, Actor)                                                              \
+  extern "C" __global__ void __launch_bounds__(RK_POOL_THREADS) kernel_name(const rk_u64* descriptors, \
+                                                                            rk_u32 count) {            \
+    if (blockIdx.x >= count || !rk_pool_enter(descriptors)) return;                                    \
+    rk_pool_shared& sh = rk_pool_smem();                                                               \
+    if (sh.desc.kind != RK_ACTOR_KIND_USER) {                                                          \
+      rk_actor_refuse(sh.desc, RK_ERROR_UNKNOWN_ACTOR_KIND);                                           \
+      return;                                                                                          \
+    }                                                                                                  \
+    rk_actor_run<Actor>(sh);                                                                           \
+  }
+
+/**
+ * A stateless actor from one handler,
+ * `rk_i32 handler(const InType& in, OutType& out, rk_actor_ctx& ctx)`, run on
+ * one thread per message: return RK_REPLY to send `out` to the host,
+ * RK_HANDLED for no reply, RK_REJECT for an invalid message, RK_FAIL to crash.
+ */
+#define RK_DEFINE_ACTOR(kernel_name, InType, OutType, handler)                                        \
+  struct kernel_name##_traits : rk_actor_base<InType, OutType, rk_no_state, RK_MODE_PARALLEL> {      \
+    __device__ static rk_i32 handle(const InType& in, OutType& out, rk_no_state&, rk_actor_ctx& ctx) { \
+      return handler(in, out, ctx);                                                                    \
+    }                                                                                                  \
+  };                                                                                                   \
+  RK_ACTOR_KERNEL(kernel_name, kernel_name##_traits)
+
+/**
+ * A stateful actor from one handler,
+ * `rk_i32 handler(const InType& in, OutType& out, StateType& state, rk_actor_ctx& ctx)`,
+ * run on one thread, message after message. The state lives in device memory
+ * (declare its size as the actor's stateBytes); it is zeroed at every start.
+ */
+#define RK_DEFINE_STATEFUL_ACTOR(kernel_name, InType, OutType, StateType, handler)                        \
+  struct kernel_name##_traits : rk_actor_base<InType, OutType, StateType, RK_MODE_SEQUENTIAL> {          \
+    __device__ static rk_i32 handle(const InType& in, OutType& out, StateType& state, rk_actor_ctx& ctx) { \
+      return handler(in, out, state, ctx);                                                               \
+    }                                                                                                    \
+  };                                                                                                     \
+  RK_ACTOR_KERNEL(kernel_name, kernel_name##_traits)
+
+#endif  // __CUDACC__
+
 #endif  // RINGKERNEL_CUH
