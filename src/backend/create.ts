@@ -4,17 +4,22 @@
  * @module
  */
 
-import { BackendUnavailableError } from "../errors.ts";
 import type { Backend, BackendKind } from "./backend.ts";
 import { CpuBackend } from "./cpu/cpu_backend.ts";
 
-/** Creates the backend of `kind`; the CUDA backend is loaded only when asked for. */
-export function createBackend(kind: BackendKind): Promise<Backend> {
-  if (kind === "cpu") return Promise.resolve(new CpuBackend());
-  return Promise.reject(
-    new BackendUnavailableError(
-      "cuda",
-      "the CUDA actor backend is not part of this version",
-    ),
+/**
+ * Creates the backend of `kind`. The CUDA backend is imported only when asked
+ * for, so the CPU path never loads FFI code; opening it throws
+ * `BackendUnavailableError`, `LibraryLoadError` or `CudaError` when CUDA
+ * cannot run actors here.
+ */
+export async function createBackend(kind: BackendKind): Promise<Backend> {
+  if (kind === "cpu") return new CpuBackend();
+  if (kind === "cuda") {
+    const { CudaBackend } = await import("./cuda/cuda_backend.ts");
+    return CudaBackend.open();
+  }
+  throw new RangeError(
+    `backend kind must be "cpu" or "cuda", got ${JSON.stringify(kind)}`,
   );
 }

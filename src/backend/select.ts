@@ -1,11 +1,12 @@
 /**
  * Backend selection: `"auto"` uses CUDA when a driver and a device are usable
- * and the CUDA actor backend can run them, else the CPU backend, and says why.
+ * and the kernel bundle loads on it, else the CPU backend, and says why.
  *
  * @module
  */
 
 import { BackendUnavailableError } from "../errors.ts";
+import type { CudaDriverOptions } from "../cuda/driver.ts";
 import type { BackendKind } from "./backend.ts";
 
 /** What a runtime may ask for. */
@@ -29,39 +30,76 @@ export interface BackendChoice {
   readonly fallbackReason?: string;
 }
 
+/** Options of {@linkcode probeCuda}. */
+export interface CudaProbeOptions {
+  /** How to open the driver (a stand-in library in tests). */
+  readonly driver?: CudaDriverOptions;
+  /** Kernel bundle directory (default: the shipped one). */
+  readonly bundleDir?: string;
+}
+
+/** The pool kernel the CUDA backend launches. */
+const POOL_KERNEL = "rk_actor_pool";
+
+function reasonOf(error: unknown): string {
+  if (error instanceof BackendUnavailableError) return error.reason;
+  return error instanceof Error ? error.message : String(error);
+}
+
 /**
- * Looks for a usable CUDA device without keeping anything open. Loading the
- * driver needs FFI permission under Deno (`--allow-ffi`); its absence is a
- * reason like any other.
+ * Looks for a usable CUDA device without keeping anything open: the driver
+ * loads, device 0 exists and maps host memory, and the kernel bundle has an
+ * image for it that the driver loads, with the actor pool kernel in it.
+ * Loading the driver needs FFI permission under Deno (`--allow-ffi`); its
+ * absence is a reason like any other.
  */
-export async function probeCuda(): Promise<CudaProbe> {
-  let device: string | undefined;
+export async function probeCuda(
+  options: CudaProbeOptions = {},
+): Promise<CudaProbe> {
+  let driver;
   try {
     const { CudaDriver } = await import("../cuda/driver.ts");
-    const driver = CudaDriver.open();
-    try {
-      if (driver.deviceCount() === 0) {
-        return { usable: false, reason: "the CUDA driver reports no device" };
-      }
-      device = driver.device(0).name;
-    } finally {
-      driver.close();
-    }
+    driver = CudaDriver.open(options.driver);
   } catch (error) {
-    const reason = error instanceof BackendUnavailableError
-      ? error.reason
-      : error instanceof Error
-      ? error.message
-      : String(error);
-    return { usable: false, reason };
+    return { usable: false, reason: reasonOf(error) };
   }
-  return {
-    usable: false,
-    device,
-    reason:
-      `found ${device}, but this version runs actors on the CPU backend only ` +
-      `(the resident GPU actor pool is not part of it yet)`,
-  };
+  let device: string | undefined;
+  try {
+    if (driver.deviceCount() === 0) {
+      return { usable: false, reason: "the CUDA driver reports no device" };
+    }
+    const info = driver.device(0);
+    device = info.name;
+    if (!info.canMapHostMemory) {
+      return {
+        usable: false,
+        device,
+        reason: `${device} cannot map host memory, which GPU actors need`,
+      };
+    }
+    const { KernelBundle } = await import("../cuda/bundle.ts");
+    const bundle = KernelBundle.open({ dir: options.bundleDir });
+    bundle.requireKernels([POOL_KERNEL]);
+    const image = bundle.loadImage(info.computeCapability);
+    const context = driver.primaryContext(0);
+    const module = context.loadModule(image.data, { name: image.output.file });
+    module.getFunction(POOL_KERNEL);
+    return { usable: true, device };
+  } catch (error) {
+    return {
+      usable: false,
+      device,
+      reason: device === undefined
+        ? reasonOf(error)
+        : `found ${device}, but ${reasonOf(error)}`,
+    };
+  } finally {
+    try {
+      driver.close();
+    } catch {
+      // Closing what the probe opened must not hide its answer.
+    }
+  }
 }
 
 /**

@@ -1,0 +1,669 @@
+/**
+ * The host side of one GPU actor: its memory (mapped control block,
+ * telemetry and queues; device K2K inbox and state), its launches of a pool
+ * kernel, and the watch over them (exit, dead letters, crashes).
+ *
+ * Lifecycle rules, from what a resident kernel allows:
+ * - a launch goes on its own non-blocking stream; nothing here ever calls
+ *   `cuCtxSynchronize`, `cuMemFree*` or a default-stream operation while the
+ *   actor's kernel may run;
+ * - the host learns that the actor runs from its first heartbeat, and that it
+ *   stopped from `hasTerminated` (then from its stream going idle);
+ * - a kernel cannot be killed: `kill()` asks it to abort and waits briefly;
+ *   one that does not stop is abandoned, and its memory is kept until its
+ *   stream is idle.
+ *
+ * @module
+ */
+
+import { loadActorDefinition } from "../../actor.ts";
+import { delay } from "../../async.ts";
+import { ControlBlockView } from "../../control_block.ts";
+import {
+  InvalidStateError,
+  RingKernelError,
+  TimeoutError,
+} from "../../errors.ts";
+import {
+  ABI_VERSION,
+  CONTROL_BLOCK,
+  ENVELOPE,
+  TELEMETRY_BUFFER,
+} from "../../layout.ts";
+import type { MessageSchema } from "../../message.ts";
+import {
+  Ring,
+  RING_HEADER_SIZE,
+  type RingConsumer,
+  type RingProducer,
+} from "../../ring.ts";
+import { TelemetryView } from "../../telemetry.ts";
+import type {
+  ActorHost,
+  ActorHostEvents,
+  ActorSpawnSpec,
+  InFlightMessage,
+} from "../backend.ts";
+import type { CudaFunction, CudaStream } from "../../cuda/driver.ts";
+import {
+  type GpuActorMemoryPlan,
+  initialiseActorBlock,
+  planGpuActorMemory,
+  writeActorDescriptor,
+} from "./actor_block.ts";
+import type { ArenaBlock } from "./arena.ts";
+import {
+  BUILTIN_GPU_KINDS,
+  BUILTIN_GPU_STATE_BYTES,
+  encodeTargetConfig,
+  type GpuActorImplementation,
+  resolveGpuActor,
+} from "./gpu_actor.ts";
+import {
+  ActorFlag,
+  ActorKind,
+  deadLetterReasonOf,
+  DeviceError,
+  deviceErrorName,
+  REDUCE_CONFIG,
+} from "./pool_layout.ts";
+import { reduceBufferOf } from "./reduce_actor.ts";
+import { nameHash } from "./route_table.ts";
+
+/** What a GPU actor's host needs from its backend. */
+export interface CudaActorServices {
+  /** Allocates mapped host memory (no driver call unless the arena grows). */
+  allocateMapped(byteLength: number): ArenaBlock;
+  /** Allocates device memory (no driver call unless the arena grows). */
+  allocateDevice(byteLength: number): ArenaBlock;
+  /**
+   * Gives blocks back once `stopped` returns true (at once when it already
+   * does); a K2K inbox waits until no running actor may still hold its route.
+   */
+  release(
+    blocks: readonly ArenaBlock[],
+    stopped: () => boolean,
+    k2k?: ArenaBlock,
+  ): void;
+  /** The function that runs an implementation, loading its module once. */
+  functionFor(gpu: GpuActorImplementation): CudaFunction;
+  /** Copies host bytes to device memory, ordered on `stream` (before the launch that follows). */
+  upload(block: ArenaBlock, bytes: Uint8Array, stream: CudaStream): void;
+  /** Device address of the route table. */
+  readonly routeTable: bigint;
+  /** Launches `hosts` as one pool and resolves once all run. */
+  startHosts(hosts: readonly CudaActorHost[], timeoutMs: number): Promise<void>;
+  /** Starts watching a running host (exit, dead letters). */
+  watch(host: CudaActorHost): void;
+}
+
+/** States of one launch of a host. */
+type LaunchState = "starting" | "running" | "exited" | "abandoned";
+
+/** One launch of a pool kernel, shared by the hosts it runs. */
+export class PoolLaunch {
+  /** Its stream. */
+  readonly stream: CudaStream;
+  /** Hosts whose blocks have not been seen to exit. */
+  readonly members: Set<CudaActorHost>;
+  /** The launch table of a pool of several (given back when idle). */
+  readonly table: ArenaBlock | undefined;
+  #idle = false;
+
+  /** @internal */
+  constructor(
+    stream: CudaStream,
+    members: Iterable<CudaActorHost>,
+    table?: ArenaBlock,
+  ) {
+    this.stream = stream;
+    this.members = new Set(members);
+    this.table = table;
+  }
+
+  /** Whether every block of the launch has finished (`cuStreamQuery`); sticky once true. */
+  idle(): boolean {
+    if (this.#idle) return true;
+    this.#idle = this.stream.query();
+    return this.#idle;
+  }
+}
+
+/** Options the backend gives a host. */
+export interface CudaActorHostInit {
+  /** What to run. */
+  readonly spec: ActorSpawnSpec;
+  /** Where to report. */
+  readonly events: ActorHostEvents;
+  /** The backend's services. */
+  readonly services: CudaActorServices;
+}
+
+/** What was resolved at the first start and is reused by restarts. */
+interface Resolved {
+  gpu: GpuActorImplementation;
+  fn: CudaFunction;
+  kind: number;
+  input: MessageSchema;
+  output: MessageSchema | undefined;
+  stateBytes: number;
+  config: Uint8Array;
+  upload: Float32Array | undefined;
+  canSendK2k: boolean;
+}
+
+const STAMP = ENVELOPE.fields.stamp.offset;
+/** How long `kill()` waits for a kernel that was asked to abort. */
+const KILL_WAIT_MS = 200;
+/** How long an exited block may take before its stream reports idle. */
+const RETIRE_GRACE_MS = 2_000;
+
+/** Unix time in ns, as precisely as the host clock allows. */
+export function hostTimeNs(): bigint {
+  return BigInt(
+    Math.round((performance.timeOrigin + performance.now()) * 1e3),
+  ) * 1000n;
+}
+
+/** The host side of one GPU actor. See the module documentation. */
+export class CudaActorHost implements ActorHost {
+  /** The actor's name. */
+  readonly name: string;
+  /** The actor's id. */
+  readonly id: number;
+  /** Offsets within the mapped block. */
+  readonly plan: GpuActorMemoryPlan;
+  readonly #spec: ActorSpawnSpec;
+  readonly #events: ActorHostEvents;
+  readonly #services: CudaActorServices;
+  readonly #mapped: ArenaBlock;
+  readonly #k2k: ArenaBlock;
+  #state: ArenaBlock | undefined;
+  #data: ArenaBlock | undefined;
+  #control: ControlBlockView;
+  readonly #liveControl: ControlBlockView;
+  #telemetry: TelemetryView;
+  #inputRing: Ring;
+  #input: RingProducer;
+  #inboxRing: Ring;
+  #outputRing: Ring;
+  #output: RingConsumer;
+  readonly #deadLetterRing: Ring;
+  readonly #deadLetters: RingConsumer;
+  #resolved: Resolved | undefined;
+  #launch: PoolLaunch | undefined;
+  #launchState: LaunchState | undefined;
+  #exitSeenAt = 0;
+  #errorsAtStart = 0;
+  #starts = 0;
+  #disposed = false;
+
+  /** Allocates and initialises the actor's memory; {@linkcode CudaActorHost.start} runs it. */
+  constructor(init: CudaActorHostInit) {
+    const { spec, events, services } = init;
+    this.#spec = spec;
+    this.#events = events;
+    this.#services = services;
+    this.name = spec.name;
+    this.id = spec.id;
+    this.plan = planGpuActorMemory(spec.queue);
+    this.#mapped = services.allocateMapped(this.plan.byteLength);
+    try {
+      this.#k2k = services.allocateDevice(this.plan.k2kBytes);
+    } catch (error) {
+      services.release([this.#mapped], () => true);
+      throw error;
+    }
+    const buffer = this.#mapped.chunk.buffer!;
+    const views = initialiseActorBlock(
+      buffer,
+      this.#mapped.offset,
+      this.plan,
+      spec.id,
+    );
+    this.#control = views.control;
+    this.#liveControl = views.control;
+    this.#telemetry = views.telemetry;
+    this.#inputRing = views.inputRing;
+    this.#inboxRing = views.inboxRing;
+    this.#outputRing = views.outputRing;
+    this.#deadLetterRing = views.deadLetterRing;
+    this.#input = this.#inputRing.producer();
+    this.#output = this.#outputRing.consumer();
+    this.#deadLetters = this.#deadLetterRing.consumer();
+  }
+
+  /** The actor's control block. */
+  get control(): ControlBlockView {
+    return this.#control;
+  }
+  /** The actor's telemetry. */
+  get telemetry(): TelemetryView {
+    return this.#telemetry;
+  }
+  /** Host → actor queue. */
+  get inputRing(): Ring {
+    return this.#inputRing;
+  }
+  /** The host's producer on the input queue. */
+  get input(): RingProducer {
+    return this.#input;
+  }
+  /** Actor → host reply queue. */
+  get outputRing(): Ring {
+    return this.#outputRing;
+  }
+  /** The host's consumer of the reply queue. */
+  get output(): RingConsumer {
+    return this.#output;
+  }
+  /** Host inbox (topic deliveries; the GPU consumes it like its input). */
+  get inboxRing(): Ring {
+    return this.#inboxRing;
+  }
+  /** The dead-letter queue (the host consumes it). */
+  get deadLetterRing(): Ring {
+    return this.#deadLetterRing;
+  }
+  /** Device address of the K2K inbox (its route). */
+  get k2kInbox(): bigint {
+    return this.#k2k.deviceAddress;
+  }
+  /** Whether this actor can send K2K (so it may hold routes to other inboxes). */
+  get sendsK2k(): boolean {
+    return this.#resolved?.canSendK2k ?? false;
+  }
+  /** Device address of the descriptor. */
+  get descriptorAddress(): bigint {
+    return this.#mapped.deviceAddress + BigInt(this.plan.descriptor);
+  }
+  /** Whether a launch of this actor may be running. */
+  get running(): boolean {
+    return this.#launchState === "starting" || this.#launchState === "running";
+  }
+  /** Times the actor was started. */
+  get starts(): number {
+    return this.#starts;
+  }
+
+  /** Resolves what to run (first start only). */
+  async #resolve(): Promise<Resolved> {
+    if (this.#resolved !== undefined) return this.#resolved;
+    const spec = this.#spec;
+    const definition = await loadActorDefinition({
+      module: spec.module,
+      export: spec.exportName,
+    });
+    const gpu = await resolveGpuActor(spec.module, spec.exportName);
+    const fn = this.#services.functionFor(gpu);
+    const source = gpu.source;
+    const builtin = "builtin" in source ? source.builtin : undefined;
+    const kind = builtin === undefined
+      ? ActorKind.User
+      : BUILTIN_GPU_KINDS[builtin];
+    let config: Uint8Array = new Uint8Array(0);
+    let upload: Float32Array | undefined;
+    if (gpu.encodeConfig !== undefined) {
+      config = gpu.encodeConfig(spec.config);
+    } else if (builtin === "forwarder") {
+      config = encodeTargetConfig(spec.config, nameHash, true);
+    } else if (builtin === "k2k-source") {
+      config = encodeTargetConfig(spec.config, nameHash, false);
+    } else if (builtin === "reduce") {
+      upload = reduceBufferOf(spec.config);
+    }
+    const stateBytes = gpu.stateBytes ??
+      (builtin === undefined ? 0 : BUILTIN_GPU_STATE_BYTES[builtin]);
+    if (stateBytes > 0) this.#state = this.#services.allocateDevice(stateBytes);
+    if (upload !== undefined && upload.byteLength > 0) {
+      this.#data = this.#services.allocateDevice(upload.byteLength);
+    }
+    if (upload !== undefined) {
+      config = new Uint8Array(REDUCE_CONFIG.size);
+      const view = new DataView(config.buffer);
+      view.setBigUint64(
+        REDUCE_CONFIG.fields.data.offset,
+        this.#data?.deviceAddress ?? 0n,
+        true,
+      );
+      view.setUint32(REDUCE_CONFIG.fields.length.offset, upload.length, true);
+    }
+    this.#resolved = {
+      gpu,
+      fn,
+      kind,
+      input: definition.input,
+      output: definition.output,
+      stateBytes,
+      config,
+      upload,
+      canSendK2k: kind === ActorKind.User || kind === ActorKind.Forwarder ||
+        kind === ActorKind.K2kSource,
+    };
+    return this.#resolved;
+  }
+
+  /**
+   * @internal Prepares a launch: resolves the actor, writes its descriptor,
+   * resets its flags, and queues its data upload on `stream`. Returns the
+   * function to launch.
+   */
+  async prepareLaunch(stream: CudaStream): Promise<CudaFunction> {
+    this.#assertUsable("start");
+    if (this.running) {
+      throw new RingKernelError(`actor "${this.name}" is already running`);
+    }
+    const previous = this.#launch;
+    if (previous !== undefined && !previous.idle()) {
+      throw new RingKernelError(
+        `actor "${this.name}": its previous launch has not stopped yet`,
+      );
+    }
+    const r = await this.#resolve();
+    const buffer = this.#mapped.chunk.buffer!;
+    const base = this.#mapped.offset;
+    const device = this.#mapped.deviceAddress;
+    const at = (offset: number) => device + BigInt(offset);
+    const plan = this.plan;
+    writeActorDescriptor(new DataView(buffer), base + plan.descriptor, {
+      control: at(plan.control),
+      telemetry: at(plan.telemetry),
+      input: at(plan.input),
+      output: at(plan.output),
+      inbox: at(plan.inbox),
+      deadLetters: at(plan.deadLetters),
+      k2kInbox: this.#k2k.deviceAddress,
+      routes: this.#services.routeTable,
+      state: this.#state?.deviceAddress ?? 0n,
+      stateBytes: r.stateBytes,
+      kind: r.kind,
+      actorId: this.id,
+      inputTypeId: r.input.typeId,
+      inputSize: r.input.size,
+      outputTypeId: r.output?.typeId ?? 0,
+      outputSize: r.output?.size ?? 0,
+      maxBatch: Math.max(0, Math.min(this.#spec.batchSize | 0, 0xffff_ffff)),
+      hostTimeNs: hostTimeNs(),
+      flags: ActorFlag.InitState | (this.#starts === 0 ? ActorFlag.InitK2k : 0),
+      abiVersion: ABI_VERSION,
+      config: r.config,
+    });
+    new DataView(buffer).setBigUint64(
+      base + plan.launch,
+      this.descriptorAddress,
+      true,
+    );
+    const control = this.#control;
+    control.shouldAbort = false;
+    control.shouldTerminate = false;
+    control.hasTerminated = 0;
+    control.lastActivityTicks = 0n;
+    this.#errorsAtStart = control.errorsEncountered;
+    if (r.upload !== undefined && this.#data !== undefined) {
+      this.#services.upload(
+        this.#data,
+        new Uint8Array(
+          r.upload.buffer,
+          r.upload.byteOffset,
+          r.upload.byteLength,
+        ),
+        stream,
+      );
+    }
+    return r.fn;
+  }
+
+  /** @internal Device address of this host's launch word (a pool of one). */
+  get launchWord(): bigint {
+    return this.#mapped.deviceAddress + BigInt(this.plan.launch);
+  }
+
+  /** @internal Records the launch that runs this host. */
+  attach(launch: PoolLaunch): void {
+    this.#launch = launch;
+    this.#launchState = "starting";
+    this.#exitSeenAt = 0;
+    this.#starts++;
+  }
+
+  /** @internal The launch failed before the kernel ran. */
+  detach(): void {
+    this.#launchState = undefined;
+  }
+
+  /**
+   * @internal Waits until the launched actor runs (its first heartbeat), has
+   * exited at once, or failed to start.
+   */
+  async awaitStarted(timeoutMs: number): Promise<void> {
+    const launch = this.#launch!;
+    const control = this.#control;
+    const deadline = performance.now() + timeoutMs;
+    let pause = 0;
+    for (;;) {
+      if (control.lastActivityTicks !== 0n) break;
+      if (control.hasTerminated !== 0) {
+        const code = control.lastErrorCode;
+        this.#launchState = "exited";
+        this.#drainDeadLetters();
+        throw new RingKernelError(
+          `actor "${this.name}" failed to start on the GPU: ${
+            deviceErrorName(code)
+          } (device error ${code})`,
+        );
+      }
+      let idle = false;
+      try {
+        idle = launch.idle();
+      } catch (error) {
+        this.#launchState = "exited";
+        throw error;
+      }
+      if (
+        idle && control.lastActivityTicks === 0n && control.hasTerminated === 0
+      ) {
+        this.#launchState = "exited";
+        throw new RingKernelError(
+          `actor "${this.name}": its kernel ended without starting (${
+            launch.stream.closed ? "stream closed" : "no heartbeat"
+          })`,
+        );
+      }
+      if (performance.now() >= deadline) {
+        // It may still start later (the GPU may be full): make it stop then.
+        control.shouldAbort = true;
+        this.#launchState = "abandoned";
+        throw new TimeoutError(
+          `starting actor "${this.name}" on the GPU`,
+          timeoutMs,
+        );
+      }
+      await delay(pause);
+      pause = Math.min(Math.max(pause * 2, 0.25), 5);
+    }
+    this.#launchState = "running";
+    this.#services.watch(this);
+  }
+
+  /** Starts (or restarts) the actor in a pool of one; resolves once it runs. */
+  start(timeoutMs: number): Promise<void> {
+    return this.#services.startHosts([this], timeoutMs);
+  }
+
+  /** GPU actors poll their queues: there is nothing to wake. */
+  wake(): void {}
+
+  /**
+   * Asks the actor to abort and waits briefly for it; a kernel that does not
+   * stop is abandoned (its memory is kept until it does). GPU actors account
+   * for every message themselves, so nothing is returned.
+   */
+  kill(): InFlightMessage | undefined {
+    if (!this.running) return undefined;
+    this.#control.shouldAbort = true;
+    const deadline = performance.now() + KILL_WAIT_MS;
+    while (this.#control.hasTerminated === 0 && performance.now() < deadline) {
+      // A short busy wait: kill is synchronous, and an abort takes microseconds.
+    }
+    this.#drainDeadLetters();
+    this.#launchState = this.#control.hasTerminated !== 0
+      ? "exited"
+      : "abandoned";
+    this.#launch?.members.delete(this);
+    return undefined;
+  }
+
+  /**
+   * @internal Called by the backend's watch: forwards dead letters, and
+   * reports the exit once the actor's block has stopped. Returns false once
+   * there is nothing left to watch.
+   */
+  poll(): boolean {
+    if (this.#launchState !== "running") return false;
+    this.#drainDeadLetters();
+    const control = this.#control;
+    let failure: unknown;
+    let idle = false;
+    try {
+      idle = this.#launch!.idle();
+    } catch (error) {
+      failure = error;
+    }
+    if (failure !== undefined) {
+      this.#launchState = "exited";
+      this.#launch!.members.delete(this);
+      const error = failure instanceof Error
+        ? failure
+        : new Error(String(failure));
+      this.#events.onCrash({
+        name: error.name,
+        message: error.message,
+        stack: error.stack,
+      });
+      this.#events.onExit("crashed");
+      return false;
+    }
+    if (control.hasTerminated === 0) {
+      if (idle) {
+        // The kernel ended without saying so: treat it as a crash.
+        this.#launchState = "exited";
+        this.#launch!.members.delete(this);
+        this.#events.onCrash({
+          name: "DeviceActorError",
+          message:
+            `actor "${this.name}": its kernel ended without marking its exit`,
+        });
+        this.#events.onExit("crashed");
+        return false;
+      }
+      return true;
+    }
+    // The block stored hasTerminated last; its stream may need a moment to retire.
+    if (!idle && this.#launch!.members.size <= 1) {
+      if (this.#exitSeenAt === 0) this.#exitSeenAt = performance.now();
+      if (performance.now() - this.#exitSeenAt < RETIRE_GRACE_MS) return true;
+    }
+    this.#launchState = "exited";
+    this.#launch!.members.delete(this);
+    this.#drainDeadLetters();
+    const failed = control.errorsEncountered !== this.#errorsAtStart &&
+      control.lastErrorCode === DeviceError.HandlerFailed;
+    if (failed) {
+      this.#events.onCrash({
+        name: "DeviceActorError",
+        message:
+          `actor "${this.name}": its handler failed (device error ${control.lastErrorCode}, ${
+            deviceErrorName(control.lastErrorCode)
+          })`,
+      });
+      this.#events.onExit("crashed");
+    } else if (control.shouldAbort) {
+      this.#events.onExit("aborted");
+    } else {
+      this.#events.onExit("terminated");
+    }
+    return false;
+  }
+
+  /** Forwards every dead letter the device queued. */
+  #drainDeadLetters(): void {
+    if (this.#disposed) return;
+    const ring = this.#deadLetterRing;
+    this.#deadLetters.dequeueBatch(ring.capacity, (view, offset) => {
+      const slot = ring.bytes.slice(offset, offset + ring.slotSize);
+      const code = view.getUint32(offset + STAMP, true);
+      new DataView(slot.buffer).setUint32(STAMP, 0, true);
+      const reason = deadLetterReasonOf(code);
+      this.#events.onDeadLetter(reason, `on the GPU: ${reason}`, slot, false);
+    });
+  }
+
+  /** Whether the actor's block can no longer touch its memory. */
+  #stopped(): boolean {
+    const launch = this.#launch;
+    if (launch === undefined) return true;
+    // hasTerminated is the block's last store to its memory.
+    if (this.#liveControl.hasTerminated !== 0) return true;
+    try {
+      return launch.idle();
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Releases the actor's memory (once its kernel can no longer touch it).
+   * Views stay readable afterwards: they switch to copies of the final
+   * counters, so metrics of a terminated kernel still read.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    if (this.running) this.kill();
+    this.#drainDeadLetters();
+    this.#snapshot();
+    this.#disposed = true;
+    const blocks = [this.#mapped];
+    if (this.#state) blocks.push(this.#state);
+    if (this.#data) blocks.push(this.#data);
+    this.#services.release(blocks, () => this.#stopped(), this.#k2k);
+  }
+
+  /** Replaces the live views by copies of their final state. */
+  #snapshot(): void {
+    const buffer = this.#mapped.chunk.buffer!;
+    const base = this.#mapped.offset;
+    const control = new ArrayBuffer(CONTROL_BLOCK.size);
+    new Uint8Array(control).set(
+      new Uint8Array(buffer, base + this.plan.control, CONTROL_BLOCK.size),
+    );
+    const telemetry = new ArrayBuffer(TELEMETRY_BUFFER.size);
+    new Uint8Array(telemetry).set(
+      new Uint8Array(buffer, base + this.plan.telemetry, TELEMETRY_BUFFER.size),
+    );
+    this.#control = new ControlBlockView(control);
+    this.#telemetry = new TelemetryView(telemetry);
+    // Empty one-slot rings that keep each queue's release counter.
+    const copy = (ring: Ring) =>
+      Ring.create(new ArrayBuffer(RING_HEADER_SIZE + ring.slotSize), {
+        capacity: 1,
+        slotSize: ring.slotSize,
+        kind: ring.kind,
+        initialIndex: ring.stats().released,
+      });
+    this.#inputRing = copy(this.#inputRing);
+    this.#inboxRing = copy(this.#inboxRing);
+    this.#outputRing = copy(this.#outputRing);
+    this.#input = this.#inputRing.producer();
+    this.#output = this.#outputRing.consumer();
+  }
+
+  #assertUsable(operation: string): void {
+    if (this.#disposed) {
+      throw new InvalidStateError(
+        operation,
+        "disposed",
+        `actor "${this.name}"`,
+      );
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The `reduce` actor: keeps a buffer of single-precision values (from
+ * `config.data`, or `config.length` zeros) and answers each
+ * {@linkcode ReduceRequest} with the sum, min or max of a range of it. On the
+ * CUDA backend the buffer lives in device memory and the whole thread block
+ * reduces it; this module is also its CPU implementation.
+ *
+ * ```ts
+ * const k = await rt.launch("r", { actor: { module: REDUCE_ACTOR_MODULE }, config: { data: [1, 2, 3] } });
+ * await k.call({ op: ReduceOp.Sum, offset: 0, count: 3 }); // { value: 6, count: 3, op: 0 }
+ * ```
+ *
+ * Sums accumulate in double precision; the GPU adds in a different order, so
+ * sums whose partial results round may differ in the last bits.
+ *
+ * @module
+ */
+
+import type { ActorDefinition } from "../../actor.ts";
+import { RingKernelError } from "../../errors.ts";
+import { defineGpuActor } from "./gpu_actor.ts";
+import { ReduceOp, ReduceRequest, ReduceResult } from "./reduce_schema.ts";
+
+/** URL of this module, for `runtime.launch(name, { actor: { module: REDUCE_ACTOR_MODULE } })`. */
+export const REDUCE_ACTOR_MODULE: string = import.meta.url;
+
+/** Largest buffer the reduce actor takes. */
+export const MAX_REDUCE_LENGTH = 2 ** 28;
+
+/**
+ * The buffer of `config`: `{ data: ArrayLike<number> }` or `{ length }`
+ * (zeros). Throws {@linkcode RingKernelError} for anything else.
+ */
+export function reduceBufferOf(config: unknown): Float32Array {
+  const c = config as { data?: ArrayLike<number>; length?: number } | undefined;
+  if (c?.data !== undefined) {
+    const data = c.data;
+    if (
+      typeof data !== "object" || data === null ||
+      !Number.isSafeInteger(data.length)
+    ) {
+      throw new RingKernelError(
+        "reduce: config.data must be an array of numbers",
+      );
+    }
+    if (data.length > MAX_REDUCE_LENGTH) {
+      throw new RingKernelError(
+        `reduce: config.data has more than ${MAX_REDUCE_LENGTH} values`,
+      );
+    }
+    return Float32Array.from(data);
+  }
+  const length = c?.length ?? 0;
+  if (
+    !Number.isSafeInteger(length) || length < 0 || length > MAX_REDUCE_LENGTH
+  ) {
+    throw new RingKernelError(
+      `reduce: config.length ${length} must be an integer in 0..${MAX_REDUCE_LENGTH}`,
+    );
+  }
+  return new Float32Array(length);
+}
+
+/** The reduction the actor computes, on the CPU. */
+export function reduceRange(
+  data: Float32Array,
+  op: number,
+  offset: number,
+  count: number,
+): { value: number; count: number; op: number } {
+  if (op !== ReduceOp.Sum && op !== ReduceOp.Min && op !== ReduceOp.Max) {
+    throw new RingKernelError(`reduce: unknown op ${op}`);
+  }
+  const begin = Math.min(offset, data.length);
+  const end = Math.min(begin + count, data.length);
+  if (end <= begin) return { value: 0, count: 0, op };
+  let acc = op === ReduceOp.Sum
+    ? 0
+    : op === ReduceOp.Min
+    ? Infinity
+    : -Infinity;
+  for (let i = begin; i < end; i++) {
+    const v = data[i];
+    acc = op === ReduceOp.Sum
+      ? acc + v
+      : op === ReduceOp.Min
+      ? Math.min(acc, v)
+      : Math.max(acc, v);
+  }
+  return { value: acc, count: end - begin, op };
+}
+
+/** The `reduce` actor's definition. */
+const reduce: ActorDefinition<
+  typeof ReduceRequest.spec,
+  typeof ReduceResult.spec,
+  Float32Array
+> = defineGpuActor({
+  input: ReduceRequest,
+  output: ReduceResult,
+  init: ({ config }) => reduceBufferOf(config),
+  handle: (message, ctx) =>
+    reduceRange(ctx.state, message.op, message.offset, message.count),
+  gpu: { source: { builtin: "reduce" } },
+});
+export default reduce;
