@@ -122,7 +122,7 @@ function runtimeVersion(results: ResultsDocument, name: string): string {
 
 /** x position of a percentile on a percentile plot: −log10(1 − p), capped at p99.999. */
 export function percentileX(p: number): number {
-  return -Math.log10(Math.max(1e-5, 1 - p / 100));
+  return 0 - Math.log10(Math.max(1e-5, 1 - p / 100));
 }
 
 const PERCENTILE_TICKS: Tick[] = [

@@ -242,7 +242,9 @@ export function percentileCurve(samples: readonly number[]): PercentileCurve {
   if (samples.length === 0) return [];
   const ascending = sorted(samples);
   return CURVE_PERCENTILES
-    .filter((p) => p === 0 || p === 100 || (1 - p / 100) * samples.length >= 1)
+    .filter((p) =>
+      p === 0 || p === 100 || ((100 - p) / 100) * samples.length >= 1 - 1e-9
+    )
     .map((p) => [p, quantileSorted(ascending, p / 100)]);
 }
 

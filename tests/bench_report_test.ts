@@ -1,0 +1,118 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import {
+  formatMicros,
+  formatP,
+  formatPercent,
+  formatRate,
+  percentileX,
+  renderReport,
+  writeReportFiles,
+} from "../bench/harness/report.ts";
+import { CASES } from "../bench/harness/catalog.ts";
+import { sampleResults } from "./fixtures/bench_results.ts";
+
+describe("formatting", () => {
+  test("figures keep a precision that suits their size; missing ones show a dash", () => {
+    assert.equal(formatMicros(1.234), "1.23");
+    assert.equal(formatMicros(12.34), "12.3");
+    assert.equal(formatMicros(1234.5), "1235");
+    assert.equal(formatMicros(-12.34), "-12.3");
+    assert.equal(formatMicros(NaN), "–");
+    assert.equal(formatMicros(null), "–");
+    assert.equal(formatRate(12_345_678), "12.3");
+    assert.equal(formatPercent(0.0123), "1.23 %");
+    assert.equal(formatPercent(0.5), "50.0 %");
+    assert.equal(formatP(0.04567), "0.0457");
+    assert.equal(formatP(1e-7), "1.0e-7");
+  });
+
+  test("percentile positions grow with the nines", () => {
+    assert.equal(percentileX(0), 0);
+    assert.ok(Math.abs(percentileX(90) - 1) < 1e-12);
+    assert.ok(Math.abs(percentileX(99.9) - 3) < 1e-9);
+    assert.equal(percentileX(100), 5);
+  });
+});
+
+describe("report", () => {
+  test("every figure carries what it measures, and targets are judged from the same run", () => {
+    const { markdown, images } = renderReport(sampleResults(), {
+      resultsLink: "../bench/results/x.json",
+    });
+    for (
+      const name of [
+        "actor-call",
+        "worker-postmessage",
+        "channel-worker",
+        "channel-local",
+      ] as const
+    ) {
+      assert.ok(
+        markdown.includes(CASES[name].measures),
+        `${name}'s description is in the report`,
+      );
+    }
+    assert.ok(
+      markdown.includes("round trip host → CPU actor → host through `call()`"),
+    );
+    assert.match(markdown, /Target 20× .*: \*\*met\*\*/);
+    assert.ok(markdown.includes("**CPU backend only**"));
+    assert.ok(markdown.includes("Noisy machine"));
+    assert.ok(markdown.includes("](../bench/results/x.json)"));
+    assert.ok(markdown.includes("not** end-to-end"));
+    assert.ok(markdown.includes("Skipped: no GPU on this machine"));
+    assert.ok(markdown.includes("skipped FFI libc calls: no libc"));
+    assert.ok(markdown.includes("failed: exit 1: boom"));
+    assert.ok(markdown.includes("## Deno vs Bun"));
+    assert.ok(markdown.includes("yes (sent = processed + dead-lettered"));
+    assert.ok(!markdown.includes("NaN"));
+    assert.ok(!markdown.includes("undefined"));
+    assert.deepEqual([...images.keys()].sort(), [
+      "benchmarks-latency-bun.svg",
+      "benchmarks-latency-deno.svg",
+      "benchmarks-sustained.svg",
+      "benchmarks-throughput.svg",
+    ]);
+    for (const file of images.keys()) {
+      assert.ok(markdown.includes(`(img/${file})`));
+    }
+  });
+
+  test("a GPU table is shown as a table when it holds rows", () => {
+    const table = {
+      card: "H200",
+      rows: [{ metric: "round trip p50", value: 1.6, unit: "µs" }],
+    };
+    const { markdown } = renderReport(sampleResults({ gpuTable: table }));
+    assert.ok(markdown.includes("| metric | value | unit |"));
+    assert.ok(markdown.includes("| round trip p50 | 1.600 | µs |"));
+    assert.ok(markdown.includes("Card: NVIDIA H200, driver 580.65"));
+    const raw =
+      renderReport(sampleResults({ gpuTable: { note: "no rows" } })).markdown;
+    assert.ok(raw.includes('"note": "no rows"'));
+  });
+
+  test("writing puts the report and its charts side by side", () => {
+    const dir = mkdtempSync(join(os.tmpdir(), "rk-report-"));
+    try {
+      const written = writeReportFiles(sampleResults(), {
+        reportPath: join(dir, "docs", "benchmarks.md"),
+        resultsPath: join(dir, "bench", "results", "r.json"),
+      });
+      assert.equal(written[0], join(dir, "docs", "benchmarks.md"));
+      assert.ok(
+        existsSync(join(dir, "docs", "img", "benchmarks-throughput.svg")),
+      );
+      const markdown = readFileSync(written[0], "utf8");
+      assert.ok(
+        markdown.includes("[`bench/results/r.json`](../bench/results/r.json)"),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,224 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { ChildResult } from "../bench/harness/catalog.ts";
+import {
+  aggregate,
+  benchmarkId,
+  buildComparisons,
+  compare,
+  defaultSuiteConfig,
+  percentileCurve,
+  planJobs,
+  seededRandom,
+  shuffled,
+} from "../bench/harness/suite.ts";
+
+function child(samples: number[], batch?: number): ChildResult {
+  return {
+    case: "actor-call",
+    runtime: "deno",
+    version: "1",
+    samples,
+    opsPerSample: 1,
+    warmup: 0,
+    batch,
+  };
+}
+
+function runs(values: number[][], batch?: number) {
+  return values.map((samples, trial) => ({
+    trial,
+    result: child(samples, batch),
+    wallMs: 10,
+  }));
+}
+
+describe("planning", () => {
+  test("every latency case once and every throughput case per batch size, per runtime", () => {
+    const config = { ...defaultSuiteConfig(), batchSizes: [1, 64] };
+    const jobs = planJobs(config, ["deno", "bun"]);
+    // 4 latency cases + 2 throughput cases × 2 sizes, per runtime; sustained runs separately.
+    assert.equal(jobs.length, 2 * (4 + 2 * 2));
+    assert.ok(!jobs.some((j) => j.case === "sustained"));
+    const batched = jobs.find((j) =>
+      j.case === "sendbatch-echo" && j.batch === 64 && j.runtime === "bun"
+    )!;
+    assert.deepEqual(batched.args.slice(0, 5), [
+      "child",
+      "--case",
+      "sendbatch-echo",
+      "--batch",
+      "64",
+    ]);
+    const latency = jobs.find((j) => j.case === "actor-call")!;
+    assert.ok(latency.args.includes("--samples"));
+    assert.equal(latency.batch, undefined);
+  });
+
+  test("only the requested cases are planned", () => {
+    const config = {
+      ...defaultSuiteConfig(),
+      cases: ["channel-local" as const],
+    };
+    assert.deepEqual(
+      planJobs(config, ["bun"]).map((j) =>
+        benchmarkId(j.runtime, j.case, j.batch)
+      ),
+      [
+        "bun/channel-local",
+      ],
+    );
+  });
+
+  test("the job order is a seeded permutation", () => {
+    const items = Array.from({ length: 20 }, (_, i) => i);
+    const a = shuffled(items, 7);
+    assert.deepEqual(shuffled(items, 7), a);
+    assert.notDeepEqual(shuffled(items, 8), a);
+    assert.deepEqual([...a].sort((x, y) => x - y), items);
+    const random = seededRandom(3);
+    for (let i = 0; i < 100; i++) {
+      const r = random();
+      assert.ok(r >= 0 && r < 1);
+    }
+  });
+
+  test("quick settings are smaller than the full suite", () => {
+    const full = defaultSuiteConfig();
+    const quick = defaultSuiteConfig({ quick: true });
+    assert.ok(
+      quick.trials < full.trials &&
+        quick.sustainedSeconds < full.sustainedSeconds,
+    );
+    assert.equal(full.sustainedSeconds, 60);
+    assert.equal(quick.partial, true);
+    assert.equal(full.partial, false);
+  });
+});
+
+describe("aggregation", () => {
+  test("the percentile curve covers only what the sample size resolves", () => {
+    const samples = Array.from({ length: 1000 }, (_, i) => i + 1);
+    const curve = percentileCurve(samples);
+    const ps = curve.map(([p]) => p);
+    assert.ok(ps.includes(99.9));
+    assert.ok(!ps.includes(99.95));
+    assert.deepEqual(curve[0], [0, 1]);
+    assert.deepEqual(curve[curve.length - 1], [100, 1000]);
+    assert.deepEqual(percentileCurve([]), []);
+  });
+
+  test("a benchmark pools samples and keeps one median per process", () => {
+    const result = aggregate(
+      { runtime: "deno", case: "actor-call" },
+      runs([[1, 2, 3], [4, 5, 6, 100]]),
+      ["trial 2: x"],
+    );
+    assert.equal(result.id, "deno/actor-call");
+    assert.equal(result.samples!.all.n, 7);
+    assert.deepEqual(result.trials.map((t) => t.value), [2, 5.5]);
+    assert.equal(result.trialValues!.all.mean, 3.75);
+    assert.equal(result.unit, "µs");
+    assert.deepEqual(result.failures, ["trial 2: x"]);
+  });
+
+  test("a benchmark whose trials all failed has no figures", () => {
+    const result = aggregate(
+      { runtime: "bun", case: "sendbatch-sink", batch: 8 },
+      [],
+      ["trial 0: boom"],
+    );
+    assert.equal(result.id, "bun/sendbatch-sink@8");
+    assert.equal(result.samples, null);
+    assert.equal(result.trialValues, null);
+  });
+});
+
+describe("comparisons", () => {
+  const fast = aggregate(
+    { runtime: "deno", case: "actor-call" },
+    runs([[2], [2.2], [1.8], [2]]),
+    [],
+  );
+  const slow = aggregate(
+    { runtime: "deno", case: "worker-postmessage" },
+    runs([[50], [55], [45], [50]]),
+    [],
+  );
+
+  test("latency: the ratio says how many times faster A is", () => {
+    const c = compare("x", "x", fast, slow, { minRatio: 20, source: "test" })!;
+    assert.equal(c.ratio, 25);
+    assert.equal(c.target!.met, true);
+    assert.ok(c.welch!.pValue < 0.001);
+    assert.ok(c.cohensD! < 0);
+    assert.equal(c.effect, "large");
+    const reverse = compare("y", "y", slow, fast, {
+      minRatio: 20,
+      source: "test",
+    })!;
+    assert.equal(reverse.ratio, 1 / 25);
+    assert.equal(reverse.target!.met, false);
+  });
+
+  test("throughput: the ratio is A's rate over B's", () => {
+    const big = aggregate(
+      { runtime: "deno", case: "sendbatch-sink", batch: 64 },
+      runs([[4e6], [4e6]], 64),
+      [],
+    );
+    const small = aggregate(
+      { runtime: "deno", case: "sendbatch-sink", batch: 1 },
+      runs([[1e6], [1e6]], 1),
+      [],
+    );
+    assert.equal(compare("t", "t", big, small)!.ratio, 4);
+  });
+
+  test("one trial gives a ratio but no test; none gives no comparison", () => {
+    const one = aggregate(
+      { runtime: "deno", case: "actor-call" },
+      runs([[2]]),
+      [],
+    );
+    const c = compare("x", "x", one, slow)!;
+    assert.equal(c.welch, null);
+    assert.equal(c.cohensD, null);
+    assert.equal(c.effect, "untested");
+    const none = aggregate({ runtime: "deno", case: "actor-call" }, [], []);
+    assert.equal(compare("x", "x", none, slow), undefined);
+  });
+
+  test("the suite compares the actor with every baseline, batch extremes, and Deno with Bun", () => {
+    const bunFast = aggregate(
+      { runtime: "bun", case: "actor-call" },
+      runs([[3], [3]]),
+      [],
+    );
+    const b1 = aggregate(
+      { runtime: "deno", case: "sendbatch-echo", batch: 1 },
+      runs([[1e5], [1e5]], 1),
+      [],
+    );
+    const b8 = aggregate(
+      { runtime: "deno", case: "sendbatch-echo", batch: 8 },
+      runs([[2e5], [2e5]], 8),
+      [],
+    );
+    const b64 = aggregate(
+      { runtime: "deno", case: "sendbatch-echo", batch: 64 },
+      runs([[4e5], [4e5]], 64),
+      [],
+    );
+    const ids = buildComparisons([fast, slow, bunFast, b1, b8, b64]).map((c) =>
+      c.id
+    );
+    assert.deepEqual(ids, [
+      "deno:actor-call-vs-worker-postmessage",
+      "deno:sendbatch-echo-batch-64-vs-1",
+      "deno-vs-bun:actor-call",
+    ]);
+    const target = buildComparisons([fast, slow])[0].target!;
+    assert.equal(target.minRatio, 20);
+  });
+});
