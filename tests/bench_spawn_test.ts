@@ -15,6 +15,7 @@ import {
   resolveRuntime,
   runChild,
   runProcess,
+  runtimeCandidates,
   type RuntimeName,
 } from "../bench/harness/spawn.ts";
 
@@ -66,6 +67,23 @@ describe("runtime binaries", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test("the pinned runtimes are preferred, then the repository's, then the running one, then PATH", () => {
+    const list = runtimeCandidates(runtime, {
+      root: "/repo",
+      path: "/explicit/bin",
+    });
+    assert.deepEqual(list.slice(0, 3), [
+      "/explicit/bin",
+      join("/repo", "tools", "node_modules", ".bin", runtime),
+      join("/repo", "node_modules", ".bin", runtime),
+    ]);
+    assert.equal(list[3], process.execPath);
+    const other = runtime === "deno" ? "bun" : "deno";
+    assert.ok(
+      !runtimeCandidates(other, { root: "/repo" }).includes(process.execPath),
+    );
   });
 
   test("the running runtime resolves with its version; a bad path is reported, not thrown", () => {

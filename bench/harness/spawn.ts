@@ -75,23 +75,43 @@ export function parseVersion(
   return pattern.exec(output.trim())?.[1];
 }
 
+/** Where {@linkcode resolveRuntime} looks for `name`, in order (explicit path first, PATH last). */
+export function runtimeCandidates(
+  name: RuntimeName,
+  options: ResolveRuntimeOptions,
+): string[] {
+  const versions = process.versions as Record<string, string | undefined>;
+  const running = versions[name] !== undefined ? [process.execPath] : [];
+  const onPath = findOnPath(name);
+  return [
+    ...(options.path === undefined ? [] : [options.path]),
+    join(options.root, "tools", "node_modules", ".bin", name),
+    join(options.root, "node_modules", ".bin", name),
+    ...running,
+    ...(onPath === undefined ? [] : [onPath]),
+  ];
+}
+
 /**
- * Finds a runtime: the explicit path, else `node_modules/.bin/<name>` under
- * the root, else `<name>` on `PATH`; then asks it for its version.
+ * Finds a runtime: the explicit path, else the pinned one under
+ * `tools/node_modules/.bin`, else `node_modules/.bin`, else the binary running
+ * this process when it is that runtime, else `<name>` on `PATH`; then asks it
+ * for its version.
  */
 export function resolveRuntime(
   name: RuntimeName,
   options: ResolveRuntimeOptions,
 ): RuntimeBinary {
-  const local = join(options.root, "node_modules", ".bin", name);
-  const path = options.path ?? (isExecutable(local) ? local : findOnPath(name));
+  const candidates = runtimeCandidates(name, options);
+  const path = options.path ?? candidates.find(isExecutable);
   if (path === undefined) {
     return {
       name,
       path: "",
       version: "",
       available: false,
-      reason: `no ${name} binary at ${local} or on PATH`,
+      reason:
+        `no ${name} binary found (looked in tools/node_modules/.bin, node_modules/.bin and PATH)`,
     };
   }
   const probe = spawnSync(path, ["--version"], {
