@@ -61,6 +61,11 @@ describe("report", () => {
     );
     assert.match(markdown, /Target 20× .*: \*\*met\*\*/);
     assert.ok(markdown.includes("**CPU backend only**"));
+    assert.ok(
+      markdown.includes(
+        "commit 0123456789ab plus uncommitted changes to src/kernel.ts",
+      ),
+    );
     assert.ok(markdown.includes("Noisy machine"));
     assert.ok(markdown.includes("](../bench/results/x.json)"));
     assert.ok(markdown.includes("not** end-to-end"));

@@ -6,9 +6,11 @@ import { join } from "node:path";
 import { RingKernelError } from "../src/errors.ts";
 import {
   readResults,
+  REPO_ROOT,
   RESULTS_DIR,
   RESULTS_SCHEMA,
   resultsFileName,
+  sourceRevision,
   writeResults,
 } from "../bench/harness/results.ts";
 import { sampleResults } from "./fixtures/bench_results.ts";
@@ -59,6 +61,21 @@ describe("results files", () => {
       assert.throws(() => readResults(path), RingKernelError);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the source revision names the commit, or says it is unknown", () => {
+    const here = sourceRevision(REPO_ROOT);
+    assert.ok(here.commit === "unknown" || /^[0-9a-f]{40}$/.test(here.commit));
+    assert.ok(Array.isArray(here.uncommitted));
+    const nowhere = mkdtempSync(join(os.tmpdir(), "rk-nogit-"));
+    try {
+      assert.deepEqual(sourceRevision(nowhere), {
+        commit: "unknown",
+        uncommitted: [],
+      });
+    } finally {
+      rmSync(nowhere, { recursive: true, force: true });
     }
   });
 });

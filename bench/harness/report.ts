@@ -728,6 +728,15 @@ export function renderReport(
           .join(", ") + ` (the parent ran under ${results.parentRuntime})`,
       ],
       [
+        "source",
+        `commit ${results.source.commit.slice(0, 12)}` +
+        (results.source.uncommitted.length === 0
+          ? ""
+          : ` plus uncommitted changes to ${
+            results.source.uncommitted.join(", ")
+          }`),
+      ],
+      [
         "load average (1/5/15 min)",
         `${m.loadAverageStart.join(" / ")} at the start, ${
           m.loadAverageEnd.join(" / ")

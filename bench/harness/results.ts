@@ -5,6 +5,7 @@
  * @module
  */
 
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -170,6 +171,14 @@ export interface RunSettings {
   readonly cases: string[];
 }
 
+/** The source a run measured. */
+export interface SourceRevision {
+  /** `git rev-parse HEAD`, or "unknown" outside a git checkout. */
+  readonly commit: string;
+  /** Files under src/, ffi/ and bench/ that differ from the commit (uncommitted work measured too). */
+  readonly uncommitted: string[];
+}
+
 /** Everything one run produced. */
 export interface ResultsDocument {
   /** {@linkcode RESULTS_SCHEMA}. */
@@ -182,6 +191,8 @@ export interface ResultsDocument {
   readonly command: string;
   /** Runtime that ran the parent. */
   readonly parentRuntime: string;
+  /** The source measured: git commit and uncommitted changes under src/, ffi/ and bench/. */
+  readonly source: SourceRevision;
   /** Whether only part of the suite ran (`--quick`, `--cases`, `sustained`). */
   readonly partial: boolean;
   /** The machine. */
@@ -202,6 +213,21 @@ export interface ResultsDocument {
   readonly micro: MicroSection[];
   /** The GPU section. */
   readonly gpuSection: GpuSection;
+}
+
+/** Reads the git commit of `root` and the uncommitted files under src/, ffi/ and bench/. */
+export function sourceRevision(root: string): SourceRevision {
+  const git = (args: string[]) =>
+    spawnSync("git", args, { cwd: root, encoding: "utf8", timeout: 20_000 });
+  const head = git(["rev-parse", "HEAD"]);
+  if (head.status !== 0) return { commit: "unknown", uncommitted: [] };
+  const status = git(["status", "--porcelain", "--", "src", "ffi", "bench"]);
+  const uncommitted = status.status === 0
+    ? status.stdout.split("\n").filter((l) => l.trim() !== "").map((l) =>
+      l.slice(3)
+    )
+    : [];
+  return { commit: head.stdout.trim(), uncommitted };
 }
 
 /** The default file name for a results document: `<date>-<slug>.json`, not overwriting an existing one. */

@@ -21,6 +21,7 @@ import {
   REPO_ROOT,
   RESULTS_SCHEMA,
   type ResultsDocument,
+  sourceRevision,
   type SustainedResult,
   type TrialRecord,
 } from "./results.ts";
@@ -494,6 +495,7 @@ export async function runSuite(
   const startedAt = new Date();
   const machine = machineInfo();
   const gpu = gpuInfo();
+  const source = sourceRevision(config.root);
   const binaries = config.runtimes.map((name) =>
     resolveRuntime(name, { root: config.root, path: config.runtimePaths[name] })
   );
@@ -634,6 +636,7 @@ export async function runSuite(
     command: hooks.commandLine,
     parentRuntime: `${currentRuntime().name} ${currentRuntime().version}`,
     partial: config.partial,
+    source,
     machine,
     gpu,
     runtimes: binaries.map((b) => ({
