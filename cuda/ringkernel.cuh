@@ -1469,7 +1469,7 @@ __device__ void rk_actor_run(rk_pool_shared& sh) {
     if (!waiting && terminate_seen) break;
     if (flags & RK_RUN_TERMINATE) {
       terminate_seen = true;
-      continue;
+      if (!waiting) continue;  // confirm at once with one more poll
     }
     rk_backoff_idle(&backoff);
     if (leader && rk_globaltimer_ns() - r.last_heartbeat > RK_HEARTBEAT_NS) rk_run_store_counters(r);

@@ -196,6 +196,7 @@ export class CudaActorHost implements ActorHost {
   #exitSeenAt = 0;
   #errorsAtStart = 0;
   #starts = 0;
+  #k2kReady = false;
   #disposed = false;
 
   /** Allocates and initialises the actor's memory; {@linkcode CudaActorHost.start} runs it. */
@@ -354,7 +355,11 @@ export class CudaActorHost implements ActorHost {
       throw new RingKernelError(`actor "${this.name}" is already running`);
     }
     const previous = this.#launch;
-    if (previous !== undefined && !previous.idle()) {
+    // A block of a pool may exit while the others run on: its own exit is enough.
+    if (
+      previous !== undefined && this.#liveControl.hasTerminated === 0 &&
+      !previous.idle()
+    ) {
       throw new RingKernelError(
         `actor "${this.name}": its previous launch has not stopped yet`,
       );
@@ -384,7 +389,7 @@ export class CudaActorHost implements ActorHost {
       outputSize: r.output?.size ?? 0,
       maxBatch: Math.max(0, Math.min(this.#spec.batchSize | 0, 0xffff_ffff)),
       hostTimeNs: hostTimeNs(),
-      flags: ActorFlag.InitState | (this.#starts === 0 ? ActorFlag.InitK2k : 0),
+      flags: ActorFlag.InitState | (this.#k2kReady ? 0 : ActorFlag.InitK2k),
       abiVersion: ABI_VERSION,
       config: r.config,
     });
@@ -481,6 +486,8 @@ export class CudaActorHost implements ActorHost {
       await delay(pause);
       pause = Math.min(Math.max(pause * 2, 0.25), 5);
     }
+    // The block initialises a new K2K inbox before its first heartbeat.
+    this.#k2kReady = true;
     this.#launchState = "running";
     this.#services.watch(this);
   }

@@ -51,6 +51,7 @@ import {
   BUILTIN_POOL_KERNEL,
   POOL_SHARED_BYTES,
   POOL_THREADS,
+  ROUTE_TABLE,
   ROUTE_TABLE_BYTES,
 } from "./pool_layout.ts";
 import {
@@ -67,9 +68,9 @@ export interface CudaBackendOptions {
   readonly device?: number;
   /** Kernel bundle directory (default: the shipped `cuda/bundle/`). */
   readonly bundleDir?: string;
-  /** Mapped host memory reserved at open, and the size of each further chunk (default 64 MiB). */
+  /** Mapped host memory reserved at open, and the size of each further chunk (default 16 MiB). */
   readonly hostArenaBytes?: number;
-  /** Device memory reserved at open, and the size of each further chunk (default 64 MiB). */
+  /** Device memory reserved at open, and the size of each further chunk (default 16 MiB). */
   readonly deviceArenaBytes?: number;
   /** How often running actors are checked for exit and dead letters, in ms (default 1). */
   readonly watchIntervalMs?: number;
@@ -121,6 +122,7 @@ export class CudaBackend implements Backend {
   readonly #deviceArena: Arena;
   readonly #deviceChunks = new Map<ArenaChunk, DeviceMemory>();
   readonly #routeTable: DeviceMemory;
+  readonly #routeStaging: ArenaBlock;
   #routeSequence = 0;
   readonly #userModules = new Map<unknown, CudaModule>();
   #nvrtc: Nvrtc | undefined;
@@ -160,8 +162,8 @@ export class CudaBackend implements Backend {
     this.#module = context.loadModule(image.data, { name: image.output.file });
     this.#module.getFunction(BUILTIN_POOL_KERNEL);
     this.#service = context.createStream();
-    const hostBytes = options.hostArenaBytes ?? 64 * MiB;
-    const deviceBytes = options.deviceArenaBytes ?? 64 * MiB;
+    const hostBytes = options.hostArenaBytes ?? 16 * MiB;
+    const deviceBytes = options.deviceArenaBytes ?? 16 * MiB;
     this.#hostArena = new Arena({
       name: "mapped host memory",
       chunkBytes: hostBytes,
@@ -177,8 +179,10 @@ export class CudaBackend implements Backend {
     // Everything the first actors need is allocated now, before any kernel runs.
     this.#hostArena.reserve();
     this.#deviceArena.reserve();
-    this.#routeTable = context.allocDevice(ROUTE_TABLE_BYTES);
-    this.#routeTable.copyFromHost(emptyRouteTable());
+    this.#routeTable = this.#allocDevice(ROUTE_TABLE_BYTES);
+    // Route updates are copied from pinned memory: truly asynchronous, stream-ordered.
+    this.#routeStaging = this.#hostArena.allocate(3 * ROUTE_TABLE_BYTES);
+    this.#copyRoutes([{ bytes: emptyRouteTable(), offset: 0 }]);
     this.#services = this.#makeServices();
   }
 
@@ -223,19 +227,37 @@ export class CudaBackend implements Backend {
     };
   }
 
+  /**
+   * Device memory, stream-ordered on the service stream when the driver can
+   * (a plain cuMemAlloc/cuMemFree may wait behind resident kernels, ours or
+   * another backend's in this process).
+   */
+  #allocDevice(bytes: number): DeviceMemory {
+    if (!this.#context.supportsAsyncAlloc) {
+      return this.#context.allocDevice(bytes);
+    }
+    const memory = this.#context.allocDeviceAsync(bytes, this.#service);
+    this.#service.synchronize();
+    return memory;
+  }
+
+  #freeDevice(memory: DeviceMemory): void {
+    if (this.#context.supportsAsyncAlloc) {
+      memory.freeAsync(this.#service);
+      this.#service.synchronize();
+    } else {
+      memory.free();
+    }
+  }
+
   #deviceChunk(bytes: number): ArenaChunk {
-    // Stream-ordered when the driver can: a plain allocation could wait
-    // behind resident kernels.
-    const memory = this.#context.supportsAsyncAlloc && this.#launches.size > 0
-      ? this.#context.allocDeviceAsync(bytes, this.#service)
-      : this.#context.allocDevice(bytes);
-    if (this.#launches.size > 0) this.#service.synchronize();
+    const memory = this.#allocDevice(bytes);
     const chunk: ArenaChunk = {
       byteLength: memory.byteLength,
       deviceAddress: memory.deviceAddress,
       release: () => {
         this.#deviceChunks.delete(chunk);
-        memory.free();
+        this.#freeDevice(memory);
       },
     };
     this.#deviceChunks.set(chunk, memory);
@@ -446,17 +468,31 @@ export class CudaBackend implements Backend {
     }
     const update = encodeRouteTableUpdate(this.#routeSequence, routes);
     // Three copies in stream order: mark the table busy, write it, mark it done.
-    const stream = this.#service;
-    this.#routeTable.copyFromHost(update.open, { stream });
-    if (update.entries.byteLength > 0) {
-      this.#routeTable.copyFromHost(update.entries, {
-        stream,
-        byteOffset: 128,
-      });
-    }
-    this.#routeTable.copyFromHost(update.close, { stream });
-    stream.synchronize();
+    this.#copyRoutes([
+      { bytes: update.open, offset: 0 },
+      { bytes: update.entries, offset: ROUTE_TABLE.size },
+      { bytes: update.close, offset: 0 },
+    ]);
     this.#routeSequence = update.sequence;
+  }
+
+  /** Copies parts of a route table image in order, through the pinned staging block, and waits. */
+  #copyRoutes(parts: readonly { bytes: Uint8Array; offset: number }[]): void {
+    const staging = this.#routeStaging;
+    parts.forEach(({ bytes, offset }, i) => {
+      if (bytes.byteLength === 0) return;
+      const pinned = new Uint8Array(
+        staging.chunk.buffer!,
+        staging.offset + i * ROUTE_TABLE_BYTES,
+        bytes.byteLength,
+      );
+      pinned.set(bytes);
+      this.#routeTable.copyFromHost(pinned, {
+        byteOffset: offset,
+        stream: this.#service,
+      });
+    });
+    this.#service.synchronize();
   }
 
   #ensureTimer(): void {
@@ -593,6 +629,7 @@ export class CudaBackend implements Backend {
     const failures: unknown[] = [];
     for (
       const close of [
+        () => this.#freeDevice(this.#routeTable),
         () => this.#hostArena.close(),
         () => this.#deviceArena.close(),
         () => this.#driver.close(),
