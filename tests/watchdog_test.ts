@@ -206,7 +206,7 @@ describe("HeartbeatWatchdog on CPU actors", () => {
       const recovered: HeartbeatRecovered[] = [];
       // Deadline: several idle heartbeat periods (~100 ms) of a CPU actor.
       const watchdog = new HeartbeatWatchdog({
-        deadlineMs: 400,
+        deadlineMs: 500,
         intervalMs: 20,
         onStale: (e) => stale.push(e),
         onRecover: (e) => recovered.push(e),
@@ -234,7 +234,7 @@ describe("HeartbeatWatchdog on CPU actors", () => {
         // The handler returns; the loop heartbeats again.
         assert.deepEqual(await blocked.receive({ timeoutMs: 10_000 }), {
           seq: 1n,
-          value: 1_500,
+          value: 2_000,
           tag: 0,
         });
         await pollUntil(() => recovered.length > 0, { timeoutMs: 10_000 });
