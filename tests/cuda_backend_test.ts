@@ -41,6 +41,7 @@ import {
   gpuImplementationOf,
   resolveGpuActor,
 } from "../src/backend/cuda/gpu_actor.ts";
+import { CudaBackend } from "../src/backend/cuda/cuda_backend.ts";
 import { Nvrtc } from "../src/backend/cuda/nvrtc.ts";
 import {
   ACTOR_CONFIG_BYTES,
@@ -94,6 +95,8 @@ import {
 } from "../src/layout.ts";
 import { Ring } from "../src/ring.ts";
 import { TelemetryView } from "../src/telemetry.ts";
+import { CuResult, type LibcudaSymbols } from "../ffi/libcuda.ts";
+import { addressOf, mapMemory } from "../ffi/memory.ts";
 import {
   compileLayoutCheck,
   hasCompiler,
@@ -1014,6 +1017,7 @@ function emulatedDevice(behaviour: Behaviour = {}) {
       }
       await Promise.all(hosts.map((host) => host.awaitStarted(timeoutMs)));
     },
+    forget: () => {},
     watch: (host) => {
       const timer = setInterval(() => {
         if (!host.poll()) {
@@ -1293,5 +1297,340 @@ describe("CudaActorHost over an emulated device", () => {
     assert.equal(device.deviceArena.usedBytes, 0);
     assert.equal(device.hostArena.chunkCount, 1);
     assert.equal(device.timers.size, 0);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// CudaBackend over a stand-in libcuda: the driver calls are real driver-layer
+// code; pinned "mapped" memory is JS memory mapped through FFI; a launch of
+// the pool kernel starts emulated blocks. The stand-in records every call,
+// and flags the ones that must never happen while a kernel runs.
+// ---------------------------------------------------------------------------
+
+class StandInCuda {
+  readonly path = "stand-in-libcuda.so.1";
+  readonly missing: string[] = ["cuModuleLoadDataEx"];
+  readonly memory = new FakeMemory();
+  readonly calls: string[] = [];
+  readonly violations: string[] = [];
+  readonly launches: {
+    grid: number;
+    block: number;
+    shared: number;
+    table: bigint;
+    count: number;
+  }[] = [];
+  readonly #keep = new Map<bigint, Uint8Array>();
+  readonly #streams = new Map<bigint, { running: number }>();
+  #next = 0x100n;
+  readonly symbols: LibcudaSymbols;
+  behaviour: Behaviour = {};
+
+  constructor() {
+    const ok = CuResult.SUCCESS;
+    const running = () =>
+      [...this.#streams.values()].some((s) => s.running > 0);
+    const guard = (call: string) => {
+      if (running()) this.violations.push(`${call} while a kernel runs`);
+    };
+    const handle = () => (this.#next += 0x10n);
+    const table: Record<string, (...args: never[]) => number> = {
+      cuInit: () => ok,
+      cuDriverGetVersion: (out: Int32Array) => (out[0] = 13000, ok),
+      cuGetErrorName: () => CuResult.ERROR_INVALID_VALUE,
+      cuGetErrorString: () => CuResult.ERROR_INVALID_VALUE,
+      cuDeviceGetCount: (out: Int32Array) => (out[0] = 1, ok),
+      cuDeviceGet: (out: Int32Array, ordinal: number) => (out[0] = ordinal, ok),
+      cuDeviceGetName: (
+        out: Uint8Array,
+      ) => (out.set(new TextEncoder().encode("Stand-in H200\0")), ok),
+      cuDeviceGetAttribute: (out: Int32Array, attribute: number) => {
+        out[0] = attribute === 75
+          ? 9
+          : attribute === 76
+          ? 0
+          : attribute === 16
+          ? 132
+          : 1;
+        return ok;
+      },
+      cuDevicePrimaryCtxRetain: (out: BigUint64Array) => (out[0] = 0xc0n, ok),
+      cuDevicePrimaryCtxRelease_v2:
+        () => (guard("cuDevicePrimaryCtxRelease"), ok),
+      cuCtxSetCurrent: () => ok,
+      cuCtxSynchronize: () => (this.violations.push("cuCtxSynchronize"), ok),
+      cuModuleLoadData: (out: BigUint64Array) => (out[0] = handle(), ok),
+      cuModuleGetFunction: (out: BigUint64Array) => (out[0] = handle(), ok),
+      cuModuleUnload: () => (guard("cuModuleUnload"), ok),
+      cuStreamCreate: (out: BigUint64Array, flags: number) => {
+        if (flags !== 1) this.violations.push("a blocking stream");
+        out[0] = handle();
+        this.#streams.set(out[0], { running: 0 });
+        return ok;
+      },
+      cuStreamQuery: (stream: bigint) =>
+        (this.#streams.get(stream)?.running ?? 0) > 0
+          ? CuResult.ERROR_NOT_READY
+          : ok,
+      cuStreamSynchronize: (stream: bigint) => {
+        if ((this.#streams.get(stream)?.running ?? 0) > 0) {
+          this.violations.push(
+            "cuStreamSynchronize on a stream with a resident kernel",
+          );
+        }
+        return ok;
+      },
+      cuStreamDestroy_v2: (
+        stream: bigint,
+      ) => (this.#streams.delete(stream), ok),
+      cuMemHostAlloc: (out: BigUint64Array, size: number) => {
+        const bytes = new Uint8Array(size);
+        out[0] = addressOf(bytes);
+        this.#keep.set(out[0], bytes);
+        this.memory.regions.push({ base: out[0], buffer: bytes.buffer });
+        return ok;
+      },
+      cuMemHostGetDevicePointer_v2: (
+        out: BigUint64Array,
+        host: bigint,
+      ) => (out[0] = host, ok),
+      cuMemFreeHost: (
+        host: bigint,
+      ) => (guard("cuMemFreeHost"), this.#keep.delete(host), ok),
+      cuMemAllocAsync: (
+        out: BigUint64Array,
+        size: number,
+      ) => (out[0] = this.memory.chunk(size, false).deviceAddress, ok),
+      cuMemAlloc_v2: (out: BigUint64Array, size: number) => {
+        guard("cuMemAlloc");
+        out[0] = this.memory.chunk(size, false).deviceAddress;
+        return ok;
+      },
+      cuMemFreeAsync: () => ok,
+      cuMemFree_v2: () => (guard("cuMemFree"), ok),
+      cuMemsetD8_v2: () => (guard("cuMemsetD8"), ok),
+      cuMemcpyHtoD_v2: (target: bigint, bytes: Uint8Array) => {
+        guard("cuMemcpyHtoD (legacy stream)");
+        return this.#copy(target, bytes);
+      },
+      cuMemcpyHtoDAsync_v2: (target: bigint, bytes: Uint8Array) =>
+        this.#copy(target, bytes),
+      cuMemcpyDtoH_v2: () => (guard("cuMemcpyDtoH (legacy stream)"), ok),
+      cuLaunchKernel: (
+        _fn: bigint,
+        gx: number,
+        _gy: number,
+        _gz: number,
+        bx: number,
+        _by: number,
+        _bz: number,
+        shared: number,
+        stream: bigint,
+        params: BigUint64Array,
+      ) => {
+        const arg = (i: number) => new DataView(mapMemory(params[i], 8));
+        const tableAddress = arg(0).getBigUint64(0, true);
+        const count = arg(1).getUint32(0, true);
+        this.launches.push({
+          grid: gx,
+          block: bx,
+          shared,
+          table: tableAddress,
+          count,
+        });
+        const s = this.#streams.get(stream)!;
+        for (let b = 0; b < gx; b++) {
+          s.running++;
+          emulateBlock(
+            this.memory,
+            tableAddress + BigInt(8 * b),
+            this.behaviour,
+          ).finally(() => s.running--);
+        }
+        return ok;
+      },
+    };
+    this.symbols = new Proxy(table, {
+      get: (target, key: string) => {
+        if (key === "cuModuleLoadDataEx") return undefined;
+        const fn = target[key];
+        if (fn === undefined) return undefined;
+        return (...args: never[]) => {
+          this.calls.push(key);
+          return fn(...args);
+        };
+      },
+    }) as unknown as LibcudaSymbols;
+  }
+
+  #copy(target: bigint, bytes: Uint8Array): number {
+    const to = this.memory.resolve(target);
+    new Uint8Array(to.buffer, to.offset, bytes.byteLength).set(bytes);
+    return CuResult.SUCCESS;
+  }
+
+  get running(): number {
+    let n = 0;
+    for (const s of this.#streams.values()) n += s.running;
+    return n;
+  }
+}
+
+function spawnOn(
+  backend: CudaBackend,
+  name: string,
+  config?: unknown,
+  module = BUILTIN_ACTORS.echo.module,
+) {
+  const exits: ActorExitReason[] = [];
+  const id = nextId++;
+  const events: ActorHostEvents = {
+    onDeadLetter: () => {},
+    onCrash: () => {},
+    onExit: (reason) => exits.push(reason),
+    onPublish: () => {},
+    onSubscription: () => {},
+  };
+  const host = backend.spawn({
+    name,
+    id,
+    queue: { queueCapacity: 64, outputCapacity: 64, slotSize: 64 },
+    module,
+    exportName: "default",
+    config,
+    idleSpinMicros: 100,
+    batchSize: 256,
+  }, events);
+  host.control.isActive = true;
+  return { host, exits };
+}
+
+describe("CudaBackend over a stand-in driver", () => {
+  const open = () => {
+    const cuda = new StandInCuda();
+    const backend = CudaBackend.open({
+      driver: { library: cuda },
+      hostArenaBytes: 1 << 20,
+      deviceArenaBytes: 1 << 20,
+    });
+    return { cuda, backend };
+  };
+
+  test("opens with everything reserved up front, on non-blocking streams", async () => {
+    const { cuda, backend } = open();
+    assert.equal(backend.device.name, "Stand-in H200");
+    assert.equal(backend.bundleImage, "ringkernel.sm_90.cubin");
+    const stats = backend.stats();
+    assert.equal(stats.mappedBytesReserved, 1 << 20);
+    assert.equal(stats.deviceBytesReserved, 1 << 20);
+    assert.ok(cuda.calls.includes("cuMemAllocAsync"));
+    await backend.close();
+    assert.deepEqual(cuda.violations, []);
+  });
+
+  test("an actor launches as a pool of one, answers, follows routes, stops and frees", async () => {
+    const { cuda, backend } = open();
+    const a = spawnOn(backend, "echo-a");
+    const b = spawnOn(backend, "echo-b");
+    await a.host.start(5_000);
+    assert.deepEqual(cuda.launches[0], {
+      grid: 1,
+      block: POOL_THREADS,
+      shared: POOL_SHARED_BYTES,
+      table: a.host.launchWord,
+      count: 1,
+    });
+    assert.ok(a.host.input.tryEnqueue(EchoMessage, message(4)));
+    await pollUntil(() => a.host.output.available() > 0, { timeoutMs: 5_000 });
+    assert.deepEqual(a.host.output.tryDequeue(EchoMessage)?.value, message(4));
+
+    backend.updateRoutes(new Map([["echo-a", a.host], ["echo-b", b.host]]));
+    const image = cuda.memory.resolve(
+      readActorDescriptor(
+        new DataView(cuda.memory.resolve(a.host.descriptorAddress).buffer),
+        cuda.memory.resolve(a.host.descriptorAddress).offset,
+      ).routes,
+    );
+    const table = decodeRouteTable(
+      new Uint8Array(image.buffer, image.offset, ROUTE_TABLE_BYTES),
+    );
+    assert.equal(table.sequence, 2);
+    assert.deepEqual(table.routes.map((r) => r.inbox), [
+      a.host.k2kInbox,
+      b.host.k2kInbox,
+    ]);
+
+    a.host.control.shouldTerminate = true;
+    await pollUntil(() => a.exits.length === 1, { timeoutMs: 5_000 });
+    assert.deepEqual(a.exits, ["terminated"]);
+    const used = backend.stats().mappedBytesInUse;
+    a.host.dispose();
+    b.host.dispose();
+    await pollUntil(
+      () =>
+        backend.stats().launches === 0 && backend.stats().pendingReleases === 0,
+      {
+        timeoutMs: 5_000,
+      },
+    );
+    assert.ok(backend.stats().mappedBytesInUse < used);
+    assert.equal(backend.stats().actors, 0);
+    await backend.close();
+    assert.deepEqual(cuda.violations, []);
+  });
+
+  test("startPool launches several actors as ONE kernel, one block each", async () => {
+    const { cuda, backend } = open();
+    const actors = [0, 1, 2].map((i) => spawnOn(backend, `pool-${i}`));
+    await backend.startPool(actors.map((a) => a.host));
+    assert.equal(cuda.launches.length, 1);
+    const launch = cuda.launches[0];
+    assert.equal(launch.grid, 3);
+    assert.equal(launch.count, 3);
+    const words = cuda.memory.resolve(launch.table);
+    const view = new DataView(words.buffer, words.offset, 24);
+    assert.deepEqual(
+      [0, 1, 2].map((i) => view.getBigUint64(8 * i, true)),
+      actors.map((a) => a.host.descriptorAddress),
+    );
+    await assert.rejects(
+      backend.startPool([actors[0].host]),
+      /already running/,
+    );
+    for (const actor of actors) actor.host.control.shouldTerminate = true;
+    await pollUntil(() => actors.every((a) => a.exits.length === 1), {
+      timeoutMs: 5_000,
+    });
+    await backend.close();
+    assert.deepEqual(cuda.violations, []);
+  });
+
+  test("close aborts running actors and frees only after their kernels stopped", async () => {
+    const { cuda, backend } = open();
+    const actor = spawnOn(backend, "running");
+    await actor.host.start(5_000);
+    assert.equal(cuda.running, 1);
+    await backend.close({ timeoutMs: 5_000 });
+    assert.equal(cuda.running, 0);
+    assert.ok(cuda.calls.includes("cuMemFreeHost"));
+    assert.deepEqual(cuda.violations, []);
+    assert.throws(() => spawnOn(backend, "late"), InvalidStateError);
+  });
+
+  test("a kernel that never stops keeps its memory and the context, and close says so", async () => {
+    const { cuda, backend } = open();
+    cuda.behaviour = { neverStart: true };
+    const actor = spawnOn(backend, "stuck");
+    await assert.rejects(actor.host.start(30), TimeoutError);
+    // The abort the start timeout set is what a stuck kernel ignores: clear it.
+    const live = actor.host.control;
+    live.shouldAbort = false;
+    const closing = backend.close({ timeoutMs: 50 });
+    await assert.rejects(closing, /did not stop within 50 ms/);
+    assert.equal(cuda.calls.includes("cuMemFreeHost"), false);
+    assert.deepEqual(cuda.violations, []);
+    // Let the emulated kernel end, so the test leaves nothing running.
+    live.shouldAbort = true;
+    await pollUntil(() => cuda.running === 0, { timeoutMs: 5_000 });
   });
 });

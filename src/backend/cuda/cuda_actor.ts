@@ -95,6 +95,8 @@ export interface CudaActorServices {
   startHosts(hosts: readonly CudaActorHost[], timeoutMs: number): Promise<void>;
   /** Starts watching a running host (exit, dead letters). */
   watch(host: CudaActorHost): void;
+  /** The host was disposed. */
+  forget(host: CudaActorHost): void;
 }
 
 /** States of one launch of a host. */
@@ -633,6 +635,7 @@ export class CudaActorHost implements ActorHost {
     if (this.#state) blocks.push(this.#state);
     if (this.#data) blocks.push(this.#data);
     this.#services.release(blocks, () => this.#stopped(), this.#k2k);
+    this.#services.forget(this);
   }
 
   /** Replaces the live views by copies of their final state. */

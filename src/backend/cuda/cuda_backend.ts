@@ -289,6 +289,9 @@ export class CudaBackend implements Backend {
         this.#watched.add(host);
         this.#ensureTimer();
       },
+      forget: (host) => {
+        this.#hosts.delete(host);
+      },
     };
   }
 
@@ -307,11 +310,6 @@ export class CudaBackend implements Backend {
     };
     const host = new CudaActorHost({ spec, events, services });
     this.#hosts.add(host);
-    const dispose = host.dispose.bind(host);
-    host.dispose = () => {
-      dispose();
-      this.#hosts.delete(host);
-    };
     return host;
   }
 
