@@ -1,0 +1,313 @@
+/**
+ * Sustained load on the CPU backend: host producers keep echo actors' queues
+ * full for a while, take every reply, then check the end accounting
+ * (sent = processed + dead-lettered, every processed message replied to)
+ * and how memory moved (RSS and heap sampled every second; least-squares
+ * slope after a warm-up).
+ *
+ * ```sh
+ * deno run -A scripts/soak.ts --seconds 60
+ * bun scripts/soak.ts --seconds 60 --actors 2 --json soak.json --quiet
+ * ```
+ *
+ * Exits 1 when the accounting does not hold or the heap grows faster than
+ * `--max-heap-slope` MB/min.
+ *
+ * @module
+ */
+
+import { writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import process from "node:process";
+import { pollUntil } from "../src/async.ts";
+import type { Kernel } from "../src/kernel.ts";
+import { RingKernel } from "../src/runtime.ts";
+
+/** Options of {@linkcode runSoak}. */
+export interface SoakOptions {
+  /** How long to load the actors, in seconds (default 60). */
+  seconds?: number;
+  /** Echo actors to load (default: one per CPU beyond the host's, 1 to 4). */
+  actors?: number;
+  /** Input queue slots of each actor (default 1024). */
+  queueCapacity?: number;
+  /** Messages offered to each actor per turn of the host loop (default 256). */
+  burst?: number;
+  /** Fraction of the run left out of the memory slopes (default 0.2). */
+  warmup?: number;
+  /** Called once a second with the latest sample. */
+  onSample?: (sample: SoakSample) => void;
+}
+
+/** One second of the run. */
+export interface SoakSample {
+  /** Seconds since the load started. */
+  readonly t: number;
+  /** Messages processed in this sample's window, per second. */
+  readonly processedPerSecond: number;
+  /** Resident set size, MB. */
+  readonly rssMB: number;
+  /** Used JS heap of the host thread, MB. */
+  readonly heapMB: number;
+}
+
+/** What {@linkcode runSoak} measured. */
+export interface SoakReport {
+  /** The runtime that ran it. */
+  readonly runtime: string;
+  /** Seconds of load. */
+  readonly seconds: number;
+  /** Actors loaded. */
+  readonly actors: number;
+  /** Messages the host sent (`trySend` accepted). */
+  readonly hostSent: number;
+  /** Replies the host received. */
+  readonly replies: number;
+  /** Sums of the kernels' metrics after the load drained. */
+  readonly sent: number;
+  /** Messages processed. */
+  readonly processed: number;
+  /** Messages dead-lettered. */
+  readonly deadLettered: number;
+  /** Messages still in flight (0 once drained). */
+  readonly inFlight: number;
+  /** Whether sent = processed + dead-lettered, nothing in flight, every send counted and every processed message replied to. */
+  readonly accountingHolds: boolean;
+  /** Throughput over the whole load, messages per second. */
+  readonly meanThroughput: number;
+  /** Coefficient of variation of the per-second throughput. */
+  readonly throughputCv: number;
+  /** RSS at the end of the warm-up and at the end, MB. */
+  readonly rssMB: { readonly start: number; readonly end: number };
+  /** Least-squares slope of the RSS after the warm-up, MB per minute. */
+  readonly rssSlopeMBPerMin: number;
+  /** Least-squares slope of the heap after the warm-up, MB per minute. */
+  readonly heapSlopeMBPerMin: number;
+  /** Every sample. */
+  readonly samples: readonly SoakSample[];
+}
+
+const MB = 1024 * 1024;
+
+/** Least-squares slope of y over x. */
+function slope(points: readonly [number, number][]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+function defaultActors(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
+}
+
+function macrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Loads echo actors on the CPU backend for `seconds`, then drains and accounts. */
+export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
+  const {
+    seconds = 60,
+    actors = defaultActors(),
+    queueCapacity = 1024,
+    burst = 256,
+    warmup = 0.2,
+    onSample,
+  } = options;
+  if (!(seconds > 0) || !Number.isInteger(actors) || actors < 1) {
+    throw new RangeError(`soak needs seconds > 0 and actors >= 1`);
+  }
+  const runtime = process.versions.deno !== undefined
+    ? `deno ${process.versions.deno}`
+    : `bun ${process.versions.bun}`;
+  const rt = await RingKernel.create({ backend: "cpu", quiet: true });
+  try {
+    const kernels: Kernel[] = [];
+    for (let i = 0; i < actors; i++) {
+      kernels.push(
+        await rt.launch(`soak${i}`, {
+          actor: "echo",
+          queueCapacity,
+          outputCapacity: queueCapacity,
+        }) as unknown as Kernel,
+      );
+    }
+    const message = { seq: 0n, value: 1, tag: 7 };
+    let hostSent = 0;
+    let replies = 0;
+    const drainReplies = () => {
+      for (const k of kernels) {
+        while (k.tryReceive() !== undefined) replies++;
+      }
+    };
+    const processedNow = () =>
+      kernels.reduce((sum, k) => sum + k.metrics().processed, 0);
+    const samples: SoakSample[] = [];
+    const started = performance.now();
+    const end = started + seconds * 1000;
+    let windowStart = started;
+    let windowProcessed = processedNow();
+    for (;;) {
+      const now = performance.now();
+      if (now >= end) break;
+      let offered = 0;
+      for (const k of kernels) {
+        for (let i = 0; i < burst && k.trySend(message); i++) offered++;
+      }
+      hostSent += offered;
+      drainReplies();
+      if (now - windowStart >= 1000) {
+        const processed = processedNow();
+        const memory = process.memoryUsage();
+        const sample: SoakSample = {
+          t: (now - started) / 1000,
+          processedPerSecond: (processed - windowProcessed) /
+            ((now - windowStart) / 1000),
+          rssMB: memory.rss / MB,
+          heapMB: memory.heapUsed / MB,
+        };
+        samples.push(sample);
+        onSample?.(sample);
+        windowStart = now;
+        windowProcessed = processed;
+      }
+      // Let the event loop breathe when the queues are full.
+      if (offered === 0) await macrotask();
+    }
+    const loadMs = performance.now() - started;
+    // Drain: everything sent must come out processed (or dead-lettered).
+    await pollUntil(() => {
+      drainReplies();
+      return kernels.every((k) => k.metrics().inFlight === 0) &&
+        kernels.every((k) => k.metrics().pendingReplies === 0);
+    }, { timeoutMs: 30_000, what: "soak drain" });
+    drainReplies();
+    const totals = kernels.map((k) => k.metrics()).reduce(
+      (sum, m) => ({
+        sent: sum.sent + m.sent,
+        processed: sum.processed + m.processed,
+        deadLettered: sum.deadLettered + m.deadLettered,
+        inFlight: sum.inFlight + m.inFlight,
+      }),
+      { sent: 0, processed: 0, deadLettered: 0, inFlight: 0 },
+    );
+    const rates = samples.map((s) => s.processedPerSecond);
+    const mean = rates.reduce((a, b) => a + b, 0) / Math.max(1, rates.length);
+    const sd = Math.sqrt(
+      rates.reduce((a, r) => a + (r - mean) ** 2, 0) /
+        Math.max(1, rates.length),
+    );
+    const settled = samples.filter((s) => s.t >= seconds * warmup);
+    const memorySamples = settled.length >= 2 ? settled : samples;
+    return {
+      runtime,
+      seconds,
+      actors,
+      hostSent,
+      replies,
+      ...totals,
+      accountingHolds: totals.sent === totals.processed + totals.deadLettered &&
+        totals.inFlight === 0 && totals.sent === hostSent &&
+        replies === totals.processed,
+      meanThroughput: totals.processed / (loadMs / 1000),
+      throughputCv: mean === 0 ? 0 : sd / mean,
+      rssMB: {
+        start: memorySamples[0]?.rssMB ?? 0,
+        end: memorySamples.at(-1)?.rssMB ?? 0,
+      },
+      rssSlopeMBPerMin: slope(memorySamples.map((s) => [s.t, s.rssMB])) * 60,
+      heapSlopeMBPerMin: slope(memorySamples.map((s) => [s.t, s.heapMB])) *
+        60,
+      samples,
+    };
+  } finally {
+    await rt.shutdown({ timeoutMs: 10_000 });
+  }
+}
+
+function parseArgs(argv: string[]) {
+  const args: {
+    seconds: number;
+    actors: number;
+    json?: string;
+    maxHeapSlope: number;
+    quiet: boolean;
+  } = { seconds: 60, actors: defaultActors(), maxHeapSlope: 5, quiet: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new RangeError(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === "--seconds") args.seconds = Number(value());
+    else if (arg === "--actors") args.actors = Number(value());
+    else if (arg === "--json") args.json = value();
+    else if (arg === "--max-heap-slope") args.maxHeapSlope = Number(value());
+    else if (arg === "--quiet") args.quiet = true;
+    else throw new RangeError(`unknown argument ${arg}`);
+  }
+  return args;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  console.log(
+    `soak: ${args.seconds} s, ${args.actors} echo actors on the CPU backend`,
+  );
+  const report = await runSoak({
+    seconds: args.seconds,
+    actors: args.actors,
+    onSample: args.quiet ? undefined : (s) =>
+      console.log(
+        `  t=${s.t.toFixed(0).padStart(3)} s ${
+          (s.processedPerSecond / 1e6).toFixed(3)
+        } Mmsg/s rss ${s.rssMB.toFixed(1)} MB heap ${s.heapMB.toFixed(1)} MB`,
+      ),
+  });
+  const f = (n: number, d = 2) => n.toFixed(d);
+  console.log(
+    `soak (${report.runtime}): sent ${report.sent} = processed ${report.processed} + dead-lettered ${report.deadLettered} (in flight ${report.inFlight}); host sent ${report.hostSent}, replies ${report.replies}: accounting ${
+      report.accountingHolds ? "holds" : "BROKEN"
+    }`,
+  );
+  console.log(
+    `soak: throughput ${f(report.meanThroughput / 1e6, 3)} Mmsg/s (CV ${
+      f(report.throughputCv * 100, 1)
+    } %), RSS ${f(report.rssMB.start, 1)} -> ${
+      f(report.rssMB.end, 1)
+    } MB, slopes after warm-up: RSS ${
+      f(report.rssSlopeMBPerMin)
+    } MB/min, heap ${f(report.heapSlopeMBPerMin)} MB/min`,
+  );
+  if (args.json !== undefined) {
+    writeFileSync(args.json, JSON.stringify(report, null, 2) + "\n");
+  }
+  const heapOk = report.heapSlopeMBPerMin <= args.maxHeapSlope;
+  if (!heapOk) {
+    console.log(
+      `soak: heap grows ${
+        f(report.heapSlopeMBPerMin)
+      } MB/min > ${args.maxHeapSlope}`,
+    );
+  }
+  return report.accountingHolds && heapOk ? 0 : 1;
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error) => {
+      console.error(error);
+      process.exit(2);
+    },
+  );
+}
