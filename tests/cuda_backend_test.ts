@@ -67,7 +67,13 @@ import {
   reduceBufferOf,
   reduceRange,
 } from "../src/backend/cuda/reduce_actor.ts";
-import { ReduceOp } from "../src/backend/cuda/reduce_schema.ts";
+import {
+  ReduceOp,
+  type ReduceRequest,
+  type ReduceResult,
+} from "../src/backend/cuda/reduce_schema.ts";
+import { BENCH_ACTORS_MODULE } from "../src/backend/cuda/bench_actors.ts";
+import { RingKernel } from "../src/runtime.ts";
 import {
   decodeRouteTable,
   emptyRouteTable,
@@ -1632,5 +1638,51 @@ describe("CudaBackend over a stand-in driver", () => {
     // Let the emulated kernel end, so the test leaves nothing running.
     live.shouldAbort = true;
     await pollUntil(() => cuda.running === 0, { timeoutMs: 5_000 });
+  });
+});
+
+describe("GPU actor modules on the CPU backend", () => {
+  test("reduce and the K2K generator/counter run as CPU actors too", async () => {
+    const rt = await RingKernel.create({ backend: "cpu", quiet: true });
+    try {
+      const reduce = await rt.launch<
+        typeof ReduceRequest.spec,
+        typeof ReduceResult.spec
+      >("reduce", {
+        actor: { module: REDUCE_ACTOR_MODULE },
+        config: { data: [3, -1, 4, 1, 5] },
+      });
+      assert.deepEqual(
+        await reduce.call({ op: ReduceOp.Max, offset: 1, count: 3 }, {
+          timeoutMs: 10_000,
+        }),
+        {
+          value: 4,
+          count: 3,
+          op: ReduceOp.Max,
+        },
+      );
+      const sink = await rt.launch<
+        typeof EchoMessage.spec,
+        typeof EchoMessage.spec
+      >("sink", {
+        actor: { module: BENCH_ACTORS_MODULE, export: "k2kSink" },
+      });
+      const source = await rt.launch("source", {
+        actor: { module: BENCH_ACTORS_MODULE, export: "k2kSource" },
+        config: { target: "sink" },
+      });
+      await source.send({ seq: 50n, value: 0, tag: 0 });
+      const first = await sink.receive({ timeoutMs: 10_000 });
+      const last = await sink.receive({ timeoutMs: 10_000 });
+      assert.deepEqual([first.value, first.tag, last.value, last.tag], [
+        1,
+        0,
+        50,
+        1,
+      ]);
+    } finally {
+      await rt.shutdown();
+    }
   });
 });
