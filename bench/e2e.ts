@@ -46,11 +46,11 @@ commands:
   child --case <c>   (internal) run one case in this process and print its JSON
 
 options of run / sustained:
-  --trials N            fresh processes per benchmark and runtime (default 8)
-  --samples N           timed round trips per latency trial (default 2000)
-  --warmup N            untimed round trips first (default 1000)
-  --rounds N            timed rounds per throughput trial (default 6)
-  --messages N          messages per throughput round (default 32768)
+  --trials N            fresh processes per benchmark and runtime (default 12)
+  --samples N           timed round trips per latency trial (default 5000)
+  --warmup N            untimed round trips first (default 2000)
+  --rounds N            timed rounds per throughput trial (default 8)
+  --messages N          messages per throughput round (default 65536)
   --batches a,b,…       sendBatch sizes (default 1,8,64,256,1024,4096)
   --seconds S           sustained duration (default 60; 0 skips it in run)
   --batch N             sustained sendBatch size (default 256)
@@ -59,41 +59,53 @@ options of run / sustained:
                         channel-local, sendbatch-sink, sendbatch-echo, sustained)
   --no-micro            skip the mitata microbenchmarks
   --no-gpu              skip the GPU section
-  --deno PATH, --bun PATH   runtime binaries (default node_modules/.bin, then PATH)
+  --deno PATH, --bun PATH   runtime binaries (default: tools/node_modules/.bin, node_modules/.bin,
+                        the running runtime, then PATH)
   --seed N              order of the jobs in each trial (default 1)
   --quick               3 trials, fewer samples, 5 s sustained
   --out FILE            results JSON (default for a full run: bench/results/<date>-<machine>.json)
   --report FILE         Markdown report (default for a full run: docs/benchmarks.md)
 `;
 
-const { values, positionals } = parseArgs({
-  args: process.argv.slice(2),
-  allowPositionals: true,
-  strict: true,
-  options: {
-    help: { type: "boolean", short: "h" },
-    case: { type: "string" },
-    trials: { type: "string" },
-    samples: { type: "string" },
-    warmup: { type: "string" },
-    rounds: { type: "string" },
-    messages: { type: "string" },
-    batches: { type: "string" },
-    batch: { type: "string" },
-    seconds: { type: "string" },
-    runtimes: { type: "string" },
-    cases: { type: "string" },
-    "no-micro": { type: "boolean" },
-    "no-gpu": { type: "boolean" },
-    deno: { type: "string" },
-    bun: { type: "string" },
-    seed: { type: "string" },
-    quick: { type: "boolean" },
-    out: { type: "string" },
-    report: { type: "string" },
-    "deadline-ms": { type: "string" },
-  },
-});
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      args: process.argv.slice(2),
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        case: { type: "string" },
+        trials: { type: "string" },
+        samples: { type: "string" },
+        warmup: { type: "string" },
+        rounds: { type: "string" },
+        messages: { type: "string" },
+        batches: { type: "string" },
+        batch: { type: "string" },
+        seconds: { type: "string" },
+        runtimes: { type: "string" },
+        cases: { type: "string" },
+        "no-micro": { type: "boolean" },
+        "no-gpu": { type: "boolean" },
+        deno: { type: "string" },
+        bun: { type: "string" },
+        seed: { type: "string" },
+        quick: { type: "boolean" },
+        out: { type: "string" },
+        report: { type: "string" },
+        "deadline-ms": { type: "string" },
+      },
+    });
+  } catch (error) {
+    console.error(
+      `${error instanceof Error ? error.message : error}\n\n${HELP}`,
+    );
+    process.exit(2);
+  }
+}
+
+const { values, positionals } = parseCommandLine();
 
 function integer(
   name: string,

@@ -9,6 +9,7 @@
 
 import process from "node:process";
 import type { EchoMessage } from "../../src/actors/schemas.ts";
+import { sleepSync } from "../../src/async.ts";
 import { RingKernelError, TimeoutError } from "../../src/errors.ts";
 import type { Kernel } from "../../src/kernel.ts";
 import { RingKernel } from "../../src/runtime.ts";
@@ -208,26 +209,50 @@ function makeBatch(size: number): EchoValue[] {
   );
 }
 
-/** Spins on `tryReceive` until `count` replies arrived, checking their order; returns `count`. */
-function drainReplies(
+/**
+ * How long the host polls before it waits instead: long enough to catch a
+ * reply that is about to arrive, short enough not to starve the actor's
+ * thread when both share one core.
+ */
+const POLL_BEFORE_WAIT_MS = 0.05;
+
+/**
+ * Takes `count` replies, checking their order: polls `tryReceive` briefly,
+ * then waits for the next one with `receive()` (the library's own waiting
+ * path, which yields the thread). Returns `count`.
+ */
+async function drainReplies(
   kernel: Kernel<Echo, Echo>,
   batch: readonly EchoValue[],
   count: number,
-): number {
-  const deadline = performance.now() + STEP_TIMEOUT_MS;
+): Promise<number> {
   let got = 0;
   while (got < count) {
-    const reply = kernel.tryReceive();
-    if (reply === undefined) {
-      if (performance.now() > deadline) {
-        throw new TimeoutError("echo replies", STEP_TIMEOUT_MS);
-      }
-      continue;
+    const pollEnd = performance.now() + POLL_BEFORE_WAIT_MS;
+    let reply = kernel.tryReceive();
+    while (reply === undefined && performance.now() < pollEnd) {
+      reply = kernel.tryReceive();
     }
+    reply ??= await kernel.receive({ timeoutMs: STEP_TIMEOUT_MS });
     checkEcho(batch[got], reply);
     got++;
   }
   return got;
+}
+
+/**
+ * Waits until the kernel has processed `target` messages: polls its
+ * counters briefly, then sleeps 20 µs at a time so that an actor sharing the
+ * core can run.
+ */
+function waitProcessed(kernel: Kernel<Echo, Echo>, target: number): void {
+  const deadline = performance.now() + STEP_TIMEOUT_MS;
+  const pollEnd = performance.now() + POLL_BEFORE_WAIT_MS;
+  while (kernel.metrics().processed < target) {
+    const now = performance.now();
+    if (now > deadline) throw new TimeoutError("sink drain", STEP_TIMEOUT_MS);
+    if (now > pollEnd) sleepSync(0.02);
+  }
 }
 
 /** Runs `warmup` untimed and `samples` timed rounds; each sample is messages per second. */
@@ -273,12 +298,7 @@ async function sendBatchSink(
         await kernel.sendBatch(batch, { timeoutMs: STEP_TIMEOUT_MS });
       }
       target += perRound;
-      const deadline = performance.now() + STEP_TIMEOUT_MS;
-      while (kernel.metrics().processed < target) {
-        if (performance.now() > deadline) {
-          throw new TimeoutError("sink drain", STEP_TIMEOUT_MS);
-        }
-      }
+      waitProcessed(kernel, target);
       return perRound;
     });
     return { samples, perRound };
@@ -295,7 +315,7 @@ async function sendBatchEcho(
     const samples = await timeRounds(options, async () => {
       for (let sent = 0; sent < perRound; sent += size) {
         await kernel.sendBatch(batch, { timeoutMs: STEP_TIMEOUT_MS });
-        drainReplies(kernel, batch, size);
+        await drainReplies(kernel, batch, size);
       }
       return perRound;
     });
@@ -322,7 +342,7 @@ async function sustained(options: CaseOptions): Promise<SustainedOutcome> {
     let received = 0;
     while (received < options.warmup) {
       await kernel.sendBatch(batch, { timeoutMs: STEP_TIMEOUT_MS });
-      received += drainReplies(kernel, batch, size);
+      received += await drainReplies(kernel, batch, size);
     }
     const samples: number[] = [];
     const intervals: number[] = [];
@@ -333,7 +353,7 @@ async function sustained(options: CaseOptions): Promise<SustainedOutcome> {
     let now = start;
     while (now < end) {
       await kernel.sendBatch(batch, { timeoutMs: STEP_TIMEOUT_MS });
-      received += drainReplies(kernel, batch, size);
+      received += await drainReplies(kernel, batch, size);
       now = performance.now();
       if (now - markTime >= 1000) {
         const elapsed = (now - markTime) / 1000;

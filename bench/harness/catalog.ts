@@ -86,7 +86,8 @@ export const CASES: Readonly<Record<CaseName, CaseInfo>> = Object.freeze({
     short: "sendBatch → actor (no reply)",
     measures:
       "throughput host → CPU actor: `sendBatch` of N messages at a time; the clock stops " +
-      "when the actor has handled every message (its processed counter), no replies",
+      "when the actor has handled every message (its processed counter, read through " +
+      "`k.metrics()`), no replies",
     batched: true,
   },
   "sendbatch-echo": {
@@ -95,8 +96,9 @@ export const CASES: Readonly<Record<CaseName, CaseInfo>> = Object.freeze({
     unit: "msg/s",
     short: "sendBatch → echo → host",
     measures:
-      "throughput host → CPU echo actor → host: `sendBatch` of N messages, then " +
-      "`tryReceive` of all N replies before the next batch; the clock stops at the last reply",
+      "throughput host → CPU echo actor → host: `sendBatch` of N messages, then all N " +
+      "replies (`tryReceive` polled for up to 50 µs, then `receive()`) before the next " +
+      "batch; the clock stops at the last reply",
     batched: true,
   },
   "sustained": {
@@ -106,7 +108,8 @@ export const CASES: Readonly<Record<CaseName, CaseInfo>> = Object.freeze({
     short: "sustained echo round trips",
     measures:
       "sustained round trips host → CPU echo actor → host for a fixed duration " +
-      "(`sendBatch` of N, `tryReceive` of every reply), counted per one-second interval",
+      "(`sendBatch` of N, then every reply as in the sendBatch → echo case), counted per " +
+      "one-second interval",
     batched: true,
   },
 });

@@ -94,12 +94,12 @@ export function defaultSuiteConfig(
 ): SuiteConfig {
   const quick = options.quick === true;
   return {
-    trials: quick ? 3 : 8,
-    latencySamples: quick ? 500 : 2000,
-    latencyWarmup: quick ? 200 : 1000,
-    throughputRounds: quick ? 3 : 6,
+    trials: quick ? 3 : 12,
+    latencySamples: quick ? 500 : 5000,
+    latencyWarmup: quick ? 200 : 2000,
+    throughputRounds: quick ? 3 : 8,
     throughputWarmup: quick ? 1 : 2,
-    messagesPerRound: quick ? 8192 : 32_768,
+    messagesPerRound: quick ? 8192 : 65_536,
     batchSizes: quick ? [1, 64, 1024] : [1, 8, 64, 256, 1024, 4096],
     sustainedSeconds: quick ? 5 : 60,
     sustainedBatch: 256,
