@@ -827,6 +827,8 @@ class FakeStream {
 interface Behaviour {
   /** Never heartbeat; exit (relaunchable) once told to abort. */
   neverStart?: boolean;
+  /** With neverStart: ignore the abort flag, exit only once this returns true. */
+  stuckUntil?: () => boolean;
   /** Fail at startup with this device error code. */
   startError?: number;
 }
@@ -847,7 +849,8 @@ async function emulateBlock(
   const c = at(desc.control);
   const control = new ControlBlockView(c.buffer, c.offset);
   if (behaviour.neverStart) {
-    while (!control.shouldAbort) await tick();
+    const done = behaviour.stuckUntil ?? (() => control.shouldAbort);
+    while (!done()) await tick();
     control.hasTerminated = 2;
     return;
   }
@@ -1625,18 +1628,18 @@ describe("CudaBackend over a stand-in driver", () => {
 
   test("a kernel that never stops keeps its memory and the context, and close says so", async () => {
     const { cuda, backend } = open();
-    cuda.behaviour = { neverStart: true };
+    let released = false;
+    cuda.behaviour = { neverStart: true, stuckUntil: () => released };
     const actor = spawnOn(backend, "stuck");
     await assert.rejects(actor.host.start(30), TimeoutError);
-    // The abort the start timeout set is what a stuck kernel ignores: clear it.
     const live = actor.host.control;
-    live.shouldAbort = false;
+    assert.equal(live.shouldAbort, true);
     const closing = backend.close({ timeoutMs: 50 });
     await assert.rejects(closing, /did not stop within 50 ms/);
     assert.equal(cuda.calls.includes("cuMemFreeHost"), false);
     assert.deepEqual(cuda.violations, []);
     // Let the emulated kernel end, so the test leaves nothing running.
-    live.shouldAbort = true;
+    released = true;
     await pollUntil(() => cuda.running === 0, { timeoutMs: 5_000 });
   });
 });

@@ -284,6 +284,11 @@ export class CudaActorHost implements ActorHost {
   get running(): boolean {
     return this.#launchState === "starting" || this.#launchState === "running";
   }
+  /** Whether a kernel may still touch this actor's memory (running, or abandoned and not yet stopped). */
+  get kernelMayRun(): boolean {
+    return !this.#stopped();
+  }
+
   /** Times the actor was started. */
   get starts(): number {
     return this.#starts;

@@ -598,7 +598,7 @@ export class CudaBackend implements Backend {
     this.#closed = true;
     const timeoutMs = options.timeoutMs ?? 10_000;
     for (const host of this.#hosts) {
-      if (host.running) host.control.shouldAbort = true;
+      if (host.running || host.kernelMayRun) host.control.shouldAbort = true;
     }
     const deadline = performance.now() + timeoutMs;
     const busy = () =>
