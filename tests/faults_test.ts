@@ -1,0 +1,432 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  cpSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
+import type { Kernel, KernelMetrics } from "../src/kernel.ts";
+import type { CpuActorHost } from "../src/backend/cpu/cpu_actor.ts";
+import {
+  ActorCrashedError,
+  BackendUnavailableError,
+  InvalidStateError,
+  LibraryLoadError,
+  QueueFullError,
+} from "../src/errors.ts";
+import { delay, pollUntil } from "../src/async.ts";
+import {
+  archCapability,
+  defaultBundleDir,
+  KernelBundle,
+} from "../src/cuda/bundle.ts";
+import { HeartbeatWatchdog, type StaleHeartbeat } from "../src/watchdog.ts";
+
+const fixture = (name: string) => ({
+  module: new URL(`./fixtures/${name}.ts`, import.meta.url),
+});
+/** Known issues of Deno's Worker semantics skip there unless RINGKERNEL_KNOWN_ISSUES=1. */
+const skipKnownOnDeno = process.versions.deno !== undefined &&
+  process.env.RINGKERNEL_KNOWN_ISSUES !== "1";
+
+async function withRuntime(
+  fn: (rt: RingKernel, events: RuntimeEvent[]) => Promise<void>,
+): Promise<void> {
+  const events: RuntimeEvent[] = [];
+  const rt = await RingKernel.create({
+    backend: "cpu",
+    quiet: true,
+    onEvent: (e) => events.push(e),
+    restart: {
+      maxRestarts: 1_000,
+      withinMs: 60_000,
+      backoff: { initialMs: 0 },
+    },
+  });
+  try {
+    await fn(rt, events);
+  } finally {
+    await rt.shutdown({ timeoutMs: 10_000 });
+  }
+}
+
+function echo(seq: number, value = seq, tag = 0) {
+  return { seq: BigInt(seq), value, tag };
+}
+
+/** Sent = processed + dead-lettered, nothing left in flight. */
+function assertAccounted(m: KernelMetrics): void {
+  assert.equal(m.inFlight, 0, `${m.name}: ${m.inFlight} in flight`);
+  assert.equal(
+    m.sent,
+    m.processed + m.deadLettered,
+    `${m.name}: sent ${m.sent} != processed ${m.processed} + dead-lettered ${m.deadLettered}`,
+  );
+}
+
+/** Waits until everything sent to `k` is processed or dead-lettered, taking its replies. */
+async function settle(
+  k: Kernel,
+  replies?: { count: number },
+): Promise<KernelMetrics> {
+  await pollUntil(() => {
+    if (replies) { while (k.tryReceive() !== undefined) replies.count++; }
+    const m = k.metrics();
+    return m.inFlight === 0 &&
+      (replies === undefined || m.pendingReplies === 0);
+  }, { timeoutMs: 20_000, what: "settle" });
+  return k.metrics();
+}
+
+describe("handler failures", () => {
+  test("a throwing handler: the call fails typed, the message is dead-lettered with its reason, the actor restarts, nothing is lost", async () => {
+    await withRuntime(async (rt, events) => {
+      const k = await rt.launch("flaky", {
+        actor: fixture("flaky_actor"),
+        queueCapacity: 64,
+      });
+      await assert.rejects(
+        k.call(echo(0, -1), { timeoutMs: 10_000 }),
+        ActorCrashedError,
+      );
+      const replies = { count: 0 };
+      let poisoned = 1;
+      for (let i = 1; i <= 300; i++) {
+        const poison = i % 37 === 0;
+        if (poison) poisoned++;
+        await k.send(echo(i, poison ? -1 : i), { timeoutMs: 10_000 });
+        while (k.tryReceive() !== undefined) replies.count++;
+      }
+      const m = await settle(k, replies);
+      assertAccounted(m);
+      assert.equal(m.sent, 301);
+      assert.equal(m.deadLettered, poisoned);
+      assert.equal(m.processed, 301 - poisoned);
+      assert.equal(replies.count, m.processed);
+      assert.equal(rt.deadLetters.countOf("handler-error"), poisoned);
+      await pollUntil(
+        () => events.filter((e) => e.type === "restart").length === poisoned,
+        { timeoutMs: 10_000 },
+      );
+      assert.equal(m.crashes, poisoned);
+    });
+  });
+});
+
+describe("Worker deaths", () => {
+  test("a Worker killed mid-batch: at most its in-flight message is dead-lettered, the restarted loop takes the rest", async () => {
+    await withRuntime(async (rt, events) => {
+      const k = await rt.launch("victim", {
+        actor: fixture("slow_actor"),
+        queueCapacity: 1024,
+        autoActivate: false,
+      });
+      const total = 600;
+      for (let i = 0; i < total; i += 100) {
+        await k.sendBatch(
+          Array.from({ length: 100 }, (_, j) => echo(i + j, 0.2)),
+        );
+      }
+      await k.activate();
+      await pollUntil(() => k.metrics().processed >= 50, { timeoutMs: 10_000 });
+      (k.host as CpuActorHost).injectDeath("killed mid-batch by the test");
+      const replies = { count: 0 };
+      const m = await settle(k, replies);
+      assertAccounted(m);
+      assert.equal(m.sent, total);
+      assert.ok(m.deadLettered <= 1, `${m.deadLettered} dead-lettered`);
+      assert.ok(m.processed >= total - 1);
+      assert.equal(replies.count, m.processed);
+      await pollUntil(() => events.some((e) => e.type === "restart"), {
+        timeoutMs: 10_000,
+      });
+      assert.equal(events[0].type, "crash");
+      assert.equal(m.crashes, 1);
+    });
+  });
+
+  test(
+    "a blocked handler: the watchdog reports it, terminate kills it after its deadline, and its messages are dead-lettered",
+    {
+      timeout: 60_000,
+    },
+    async () => {
+      await withRuntime(async (rt) => {
+        const k = await rt.launch("stuck", {
+          actor: fixture("blocking_actor"),
+        });
+        const stale: StaleHeartbeat[] = [];
+        const watchdog = new HeartbeatWatchdog({
+          deadlineMs: 300,
+          intervalMs: 20,
+          onStale: (e) => stale.push(e),
+        });
+        watchdog.watch(k.name, (k.host as CpuActorHost).control);
+        watchdog.start();
+        try {
+          await k.send(echo(1, 1_500));
+          for (let i = 2; i <= 5; i++) await k.send(echo(i, 0));
+          await pollUntil(() => stale.length > 0, { timeoutMs: 10_000 });
+          assert.equal(stale[0].kernel, "stuck");
+          await k.terminate({ timeoutMs: 100 });
+        } finally {
+          watchdog.stop();
+        }
+        const m = k.metrics();
+        assertAccounted(m);
+        assert.equal(m.sent, 5);
+        assert.equal(m.processed, 0);
+        assert.equal(m.deadLettered, 5);
+        const letters = rt.deadLetters.drain();
+        assert.equal(letters.length, 5);
+        assert.match(letters[0].detail ?? "", /killed: did not stop in time/);
+        assert.deepEqual(letters[0].message.value, echo(1, 1_500));
+      });
+    },
+  );
+
+  test(
+    "a restart while the killed loop still runs its handler counts nothing twice",
+    {
+      // Deno's Worker.terminate() lets running JavaScript finish; the old loop
+      // then passes its busy-word check on the new loop's value (see
+      // verification/README.md, FINDING_RESTART_ABA).
+      skip: skipKnownOnDeno &&
+        "known issue under Deno: busy word reused across restarts",
+      timeout: 60_000,
+    },
+    async () => {
+      await withRuntime(async (rt) => {
+        const k = await rt.launch("victim", { actor: fixture("slow_actor") });
+        for (let i = 0; i < 4; i++) await k.send(echo(i, 300));
+        await pollUntil(() => (k.host as CpuActorHost).busy, {
+          timeoutMs: 5_000,
+        });
+        (k.host as CpuActorHost).injectDeath("killed mid-message by the test");
+        const replies = { count: 0 };
+        const m = await settle(k, replies);
+        await delay(500);
+        const later = k.metrics();
+        assertAccounted(later);
+        assert.equal(m.sent, 4);
+        assert.equal(later.processed + later.deadLettered, 4);
+        assert.equal(later.deadLettered, 1);
+      });
+    },
+  );
+
+  test(
+    "terminate after a reply waited past the kill deadline counts nothing twice",
+    {
+      // See verification/README.md, FINDING_FINISHING_TIMEOUT.
+      skip: skipKnownOnDeno &&
+        "known issue under Deno: a FINISHING loop outlives the host's claim",
+      timeout: 60_000,
+    },
+    async () => {
+      await withRuntime(async (rt) => {
+        const k = await rt.launch("echo", {
+          actor: "echo",
+          queueCapacity: 16,
+          outputCapacity: 2,
+        });
+        for (let i = 0; i < 10; i++) await k.send(echo(i));
+        // Nobody takes the replies: the loop waits for room with a message in hand.
+        await pollUntil(() => k.metrics().pendingReplies === 2, {
+          timeoutMs: 5_000,
+        });
+        await delay(100);
+        await k.terminate({ timeoutMs: 200 });
+        await delay(500);
+        const m = k.metrics();
+        assertAccounted(m);
+        assert.equal(m.sent, 10);
+      });
+    },
+  );
+});
+
+describe("terminate under load", () => {
+  for (const abort of [false, true]) {
+    test(`terminate({ abort: ${abort} }) while producers are sending: every accepted send is ${abort ? "processed or dead-lettered" : "processed"}`, async () => {
+      await withRuntime(async (rt) => {
+        const k = await rt.launch("sink", {
+          actor: fixture("sink_actor"),
+          queueCapacity: 64,
+        });
+        let accepted = 0;
+        const unexpected: unknown[] = [];
+        const producer = async (id: number) => {
+          for (let i = 0;; i++) {
+            try {
+              await k.send(echo(id * 1_000_000 + i, 20), { timeoutMs: 10_000 });
+              accepted++;
+            } catch (error) {
+              if (error instanceof InvalidStateError) return;
+              unexpected.push(error);
+              return;
+            }
+          }
+        };
+        const producers = Array.from({ length: 8 }, (_, id) => producer(id));
+        await pollUntil(() => accepted >= 500, { timeoutMs: 10_000 });
+        await k.terminate({ abort, timeoutMs: 10_000 });
+        await Promise.all(producers);
+        assert.deepEqual(unexpected, []);
+        const m = k.metrics();
+        assert.equal(m.state, "terminated");
+        assertAccounted(m);
+        assert.equal(m.sent, accepted);
+        if (abort) {
+          assert.equal(rt.deadLetters.countOf("aborted"), m.deadLettered);
+        } else {
+          assert.equal(m.deadLettered, 0);
+          assert.equal(m.processed, accepted);
+        }
+        await assert.rejects(k.send(echo(0)), InvalidStateError);
+      });
+    });
+  }
+});
+
+describe("queue-full storms", () => {
+  test(
+    "many senders on a tiny queue: each send succeeds or fails with QueueFullError, and the accounting holds",
+    {
+      timeout: 60_000,
+    },
+    async () => {
+      await withRuntime(async (rt) => {
+        const k = await rt.launch("sink", {
+          actor: fixture("sink_actor"),
+          queueCapacity: 2,
+        });
+        let accepted = 0;
+        let refused = 0;
+        let full = 0;
+        const unexpected: unknown[] = [];
+        const sender = async (id: number) => {
+          for (let i = 0; i < 60; i++) {
+            const message = echo(id * 1_000 + i, 50);
+            const mode = (id + i) % 4;
+            try {
+              if (mode === 0) {
+                if (k.trySend(message)) accepted++;
+                else refused++;
+                await delay(0);
+                continue;
+              }
+              const timeoutMs = mode === 1 ? 0 : mode === 2 ? 3 : 5_000;
+              await k.send(message, { timeoutMs });
+              accepted++;
+            } catch (error) {
+              if (error instanceof QueueFullError) full++;
+              else unexpected.push(error);
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: 32 }, (_, id) => sender(id)));
+        assert.deepEqual(unexpected, []);
+        assert.equal(accepted + refused + full, 32 * 60);
+        assert.ok(full + refused > 0, "the storm never filled the queue");
+        const m = await settle(k);
+        assertAccounted(m);
+        assert.equal(m.sent, accepted);
+        assert.equal(m.processed, accepted);
+      });
+    },
+  );
+});
+
+describe("kernel bundle faults", () => {
+  function copyBundle(): string {
+    const dir = mkdtempSync(join(tmpdir(), "ringkernel-bundle-"));
+    cpSync(defaultBundleDir(), dir, { recursive: true });
+    return dir;
+  }
+
+  test("a corrupt, truncated or missing image is refused with LibraryLoadError naming the file", () => {
+    const dir = copyBundle();
+    try {
+      const bundle = KernelBundle.open({ dir });
+      bundle.verify();
+      const ptx = bundle.manifest.outputs.find((o) => o.kind === "ptx")!;
+      const cubin = bundle.manifest.outputs.find((o) => o.kind === "cubin")!;
+      const ptxPath = join(dir, ptx.file);
+      const cubinPath = join(dir, cubin.file);
+
+      const original = readFileSync(ptxPath);
+      const corrupt = Uint8Array.from(original);
+      corrupt[corrupt.length >> 1] ^= 0x20;
+      writeFileSync(ptxPath, corrupt);
+      const cc = archCapability(ptx.arch)!;
+      assert.throws(
+        () => bundle.loadImage(cc, { preferPtx: true }),
+        (e: unknown) =>
+          e instanceof LibraryLoadError && /corrupt: sha256/.test(e.message) &&
+          e.tried.includes(ptxPath),
+      );
+      assert.throws(() => bundle.verify(), LibraryLoadError);
+
+      writeFileSync(ptxPath, original);
+      truncateSync(cubinPath, 16);
+      assert.throws(
+        () => bundle.verify(),
+        (e: unknown) =>
+          e instanceof LibraryLoadError && /corrupt: 16 bytes/.test(e.message),
+      );
+
+      unlinkSync(ptxPath);
+      assert.throws(
+        () => bundle.loadImage(cc, { preferPtx: true }),
+        (e: unknown) =>
+          e instanceof LibraryLoadError && /cannot be read/.test(e.message) &&
+          e.tried.includes(ptxPath),
+      );
+
+      writeFileSync(join(dir, "manifest.json"), "{ not json");
+      assert.throws(() => KernelBundle.open({ dir }), LibraryLoadError);
+      unlinkSync(join(dir, "manifest.json"));
+      assert.throws(() => KernelBundle.open({ dir }), LibraryLoadError);
+      // The shipped bundle is untouched.
+      KernelBundle.open().verify();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("driver faults", () => {
+  test("backend cuda without a loadable driver: BackendUnavailableError naming what was tried", async () => {
+    const saved = process.env.RINGKERNEL_LIBCUDA;
+    const bogus = join(tmpdir(), "no-such-dir", "libcuda.so.1");
+    process.env.RINGKERNEL_LIBCUDA = bogus;
+    try {
+      const rt = await RingKernel.create({ backend: "cuda" });
+      // A machine with a driver: the variable was tried, then libcuda.so.1 worked.
+      assert.equal(rt.backend, "cuda");
+      await rt.shutdown();
+    } catch (error) {
+      assert.ok(error instanceof BackendUnavailableError, String(error));
+      assert.equal(error.backend, "cuda");
+      assert.ok(error.reason.includes(bogus), error.reason);
+      assert.match(error.reason, /libcuda\.so\.1/);
+    } finally {
+      if (saved === undefined) delete process.env.RINGKERNEL_LIBCUDA;
+      else process.env.RINGKERNEL_LIBCUDA = saved;
+    }
+    // "auto" falls back to the CPU for the same reason instead.
+    const rt = await RingKernel.create({ backend: "auto", quiet: true });
+    assert.ok(rt.backend === "cpu" || rt.backend === "cuda");
+    if (rt.backend === "cpu") assert.ok(rt.fallbackReason);
+    await rt.shutdown();
+  });
+});
