@@ -5,8 +5,12 @@
  * and how memory moved (RSS and heap sampled every second; least-squares
  * slope after a warm-up).
  *
+ * Where the runtime exposes `gc()` (Deno with `--v8-flags=--expose-gc`), a
+ * full collection runs before each memory sample, so the heap figure is what
+ * survives rather than where the collector happens to be.
+ *
  * ```sh
- * deno run -A scripts/soak.ts --seconds 60
+ * deno run -A --v8-flags=--expose-gc scripts/soak.ts --seconds 60
  * bun scripts/soak.ts --seconds 60 --actors 2 --json soak.json --quiet
  * ```
  *
@@ -83,6 +87,10 @@ export interface SoakReport {
   readonly rssSlopeMBPerMin: number;
   /** Least-squares slope of the heap after the warm-up, MB per minute. */
   readonly heapSlopeMBPerMin: number;
+  /** Theil–Sen (median pairwise) slopes after the warm-up, MB per minute: robust to a one-off step. */
+  readonly medianSlopeMBPerMin: { readonly rss: number; readonly heap: number };
+  /** Whether a full collection ran before each memory sample. */
+  readonly collectedBeforeSamples: boolean;
   /** Every sample. */
   readonly samples: readonly SoakSample[];
 }
@@ -102,6 +110,23 @@ function slope(points: readonly [number, number][]): number {
     den += (x - mx) ** 2;
   }
   return den === 0 ? 0 : num / den;
+}
+
+/** Theil–Sen slope: the median of the pairwise slopes (a one-off step barely moves it). */
+function medianSlope(points: readonly [number, number][]): number {
+  const slopes: number[] = [];
+  for (let i = 0; i < points.length; i++) {
+    for (let j = i + 1; j < points.length; j++) {
+      const dx = points[j][0] - points[i][0];
+      if (dx !== 0) slopes.push((points[j][1] - points[i][1]) / dx);
+    }
+  }
+  if (slopes.length === 0) return 0;
+  slopes.sort((a, b) => a - b);
+  const mid = slopes.length >> 1;
+  return slopes.length % 2 === 1
+    ? slopes[mid]
+    : (slopes[mid - 1] + slopes[mid]) / 2;
 }
 
 function defaultActors(): number {
@@ -151,6 +176,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
     const processedNow = () =>
       kernels.reduce((sum, k) => sum + k.metrics().processed, 0);
     const samples: SoakSample[] = [];
+    const collect = (globalThis as { gc?: () => void }).gc;
     const started = performance.now();
     const end = started + seconds * 1000;
     let windowStart = started;
@@ -166,6 +192,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
       drainReplies();
       if (now - windowStart >= 1000) {
         const processed = processedNow();
+        collect?.();
         const memory = process.memoryUsage();
         const sample: SoakSample = {
           t: (now - started) / 1000,
@@ -226,6 +253,11 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
       rssSlopeMBPerMin: slope(memorySamples.map((s) => [s.t, s.rssMB])) * 60,
       heapSlopeMBPerMin: slope(memorySamples.map((s) => [s.t, s.heapMB])) *
         60,
+      medianSlopeMBPerMin: {
+        rss: medianSlope(memorySamples.map((s) => [s.t, s.rssMB])) * 60,
+        heap: medianSlope(memorySamples.map((s) => [s.t, s.heapMB])) * 60,
+      },
+      collectedBeforeSamples: collect !== undefined,
       samples,
     };
   } finally {
@@ -261,7 +293,11 @@ function parseArgs(argv: string[]) {
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   console.log(
-    `soak: ${args.seconds} s, ${args.actors} echo actors on the CPU backend`,
+    `soak: ${args.seconds} s, ${args.actors} echo actors on the CPU backend${
+      typeof (globalThis as { gc?: unknown }).gc === "function"
+        ? ", full GC before each memory sample"
+        : ""
+    }`,
   );
   const report = await runSoak({
     seconds: args.seconds,
@@ -286,7 +322,9 @@ async function main(argv: string[]): Promise<number> {
       f(report.rssMB.end, 1)
     } MB, slopes after warm-up: RSS ${
       f(report.rssSlopeMBPerMin)
-    } MB/min, heap ${f(report.heapSlopeMBPerMin)} MB/min`,
+    } MB/min, heap ${f(report.heapSlopeMBPerMin)} MB/min (Theil–Sen: RSS ${
+      f(report.medianSlopeMBPerMin.rss)
+    }, heap ${f(report.medianSlopeMBPerMin.heap)} MB/min)`,
   );
   if (args.json !== undefined) {
     writeFileSync(args.json, JSON.stringify(report, null, 2) + "\n");

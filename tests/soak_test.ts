@@ -31,6 +31,8 @@ test(
     }
     assert.ok(Number.isFinite(report.rssSlopeMBPerMin));
     assert.ok(Number.isFinite(report.heapSlopeMBPerMin));
+    assert.ok(Number.isFinite(report.medianSlopeMBPerMin.rss));
+    assert.ok(Number.isFinite(report.medianSlopeMBPerMin.heap));
   },
 );
 
