@@ -9,7 +9,6 @@
  */
 
 import { ControlBlockView } from "../../control_block.ts";
-import { InvalidStateError } from "../../errors.ts";
 import {
   ABI_VERSION,
   CONTROL_BLOCK,
@@ -297,9 +296,4 @@ export function readActorDescriptor(
       ),
     ),
   };
-}
-
-/** Fails when a mapped view is used after its actor's memory was given back. */
-export function assertUsable(released: boolean, what: string): void {
-  if (released) throw new InvalidStateError(what, "released");
 }
