@@ -405,7 +405,13 @@ export class RingKernel implements AsyncDisposable {
     bound.kernel = kernel;
     this.#supervisor.setPolicy(name, options.restart);
     host.control.isActive = options.autoActivate !== false;
-    await host.start(options.startTimeoutMs ?? 10_000);
+    try {
+      await host.start(options.startTimeoutMs ?? 10_000);
+    } catch (error) {
+      this.#supervisor.remove(name);
+      host.dispose();
+      throw error;
+    }
     if (options.autoActivate !== false) await kernel.activate();
     this.#supervisor.started(name);
     this.#kernels.register(name, kernel);
@@ -527,6 +533,7 @@ export class RingKernel implements AsyncDisposable {
       this.#broker.unsubscribeAll(kernel.name);
       this.#supervisor.remove(kernel.name);
       this.#broadcastRoutes();
+      kernel.host.dispose();
     }
   }
 
@@ -707,6 +714,7 @@ export class RingKernel implements AsyncDisposable {
       ),
     );
     this.#broker.clear();
+    await this.#backend.close();
   }
 
   /** Shuts the runtime down (for `await using`). */

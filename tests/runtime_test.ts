@@ -370,6 +370,37 @@ describe("registry", () => {
   });
 });
 
+describe("launch failures", () => {
+  test("an actor whose init throws fails the launch and leaves nothing behind", async () => {
+    await withRuntime(async (rt) => {
+      await assert.rejects(
+        rt.launch("fwd", { actor: "forwarder" }),
+        /failed to start: forwarder needs config\.target/,
+      );
+      assert.deepEqual(rt.listKernels(), []);
+      const ok = await rt.launch("fwd", {
+        actor: "forwarder",
+        config: { target: "x" },
+      });
+      assert.equal(ok.state, "active");
+    });
+  });
+
+  test("a module that is not an actor is refused", async () => {
+    await withRuntime(async (rt) => {
+      await assert.rejects(
+        rt.launch("nope", {
+          actor: {
+            module: new URL("./fixtures/stage_actor.ts", import.meta.url),
+            export: "missing",
+          },
+        }),
+        /is not an actor/,
+      );
+    });
+  });
+});
+
 describe("K2K", () => {
   test("a pipeline of three actors passes messages actor to actor", async () => {
     await withRuntime(async (rt) => {
