@@ -73,6 +73,7 @@ describe("report", () => {
     assert.ok(markdown.includes("skipped FFI libc calls: no libc"));
     assert.ok(markdown.includes("failed: exit 1: boom"));
     assert.ok(markdown.includes("## Deno vs Bun"));
+    assert.match(markdown, /\| actor call\(\) \| (\d+\.\d+, ){3}\d+\.\d+ \|/);
     assert.ok(markdown.includes("yes (sent = processed + dead-lettered"));
     assert.ok(!markdown.includes("NaN"));
     assert.ok(!markdown.includes("undefined"));

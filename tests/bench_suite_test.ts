@@ -161,6 +161,21 @@ describe("comparisons", () => {
     assert.equal(reverse.target!.met, false);
   });
 
+  test("a disturbed process moves the ratio of means, not the ratio of medians", () => {
+    const disturbed = aggregate(
+      { runtime: "deno", case: "actor-call" },
+      runs([[2], [2], [2], [300]]),
+      [],
+    );
+    const c = compare("d", "d", disturbed, slow, {
+      minRatio: 20,
+      source: "test",
+    })!;
+    assert.equal(c.ratio, 25);
+    assert.equal(c.ratioOfMeans, 50 / 76.5);
+    assert.equal(c.target!.met, true, "targets are judged on the medians");
+  });
+
   test("throughput: the ratio is A's rate over B's", () => {
     const big = aggregate(
       { runtime: "deno", case: "sendbatch-sink", batch: 64 },

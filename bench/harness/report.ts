@@ -319,6 +319,19 @@ function latencySection(
       }),
     ));
     lines.push("");
+    lines.push(
+      "Each process's median round trip, in ascending order (µs):",
+      "",
+    );
+    lines.push(table(
+      ["round trip", "per-process medians"],
+      rows.map((b) => [
+        b.short,
+        b.trials.map((t) => t.value).sort((x, y) => x - y).map(formatMicros)
+          .join(", ") || MISSING,
+      ]),
+    ));
+    lines.push("");
     const file = `benchmarks-latency-${runtime}.svg`;
     images.set(file, latencyChart(results, runtime, rows));
     lines.push(
@@ -331,6 +344,14 @@ function latencySection(
   return lines;
 }
 
+/** "3.1× faster", "2.0× slower" or "1.5× the throughput". */
+function verdict(a: BenchmarkResult, ratio: number): string {
+  if (a.kind !== "latency") return `${formatRatio(ratio)} the throughput`;
+  return ratio >= 1
+    ? `${formatRatio(ratio)} faster`
+    : `${formatRatio(1 / ratio)} slower`;
+}
+
 function comparisonRows(
   list: ComparisonResult[],
   byId: Map<string, BenchmarkResult>,
@@ -338,17 +359,16 @@ function comparisonRows(
   return list.map((c) => {
     const a = byId.get(c.a)!;
     const b = byId.get(c.b)!;
-    const verdict = a.kind !== "latency"
-      ? `${formatRatio(c.ratio)} the throughput`
-      : c.ratio >= 1
-      ? `${formatRatio(c.ratio)} faster`
-      : `${formatRatio(1 / c.ratio)} slower`;
+    const middle = (x: BenchmarkResult) =>
+      formatUnit(x.trialValues?.all.median, x.unit);
     const mean = (x: BenchmarkResult) =>
       formatUnit(x.trialValues?.all.mean, x.unit);
     return [
       c.label,
+      `${middle(a)} vs ${middle(b)} ${unitHeader(a.unit)}`,
+      verdict(a, c.ratio),
       `${mean(a)} vs ${mean(b)} ${unitHeader(a.unit)}`,
-      verdict,
+      verdict(a, c.ratioOfMeans),
       c.welch
         ? `${formatUnit(c.welch.difference, a.unit)} (${
           formatUnit(c.welch.differenceCi95.low, a.unit)
@@ -367,8 +387,10 @@ function comparisonRows(
 
 const COMPARISON_HEADERS = [
   "comparison (A vs B)",
-  "per-process medians, mean (A vs B)",
-  "A is",
+  "per-process medians: median (A vs B)",
+  "A is (medians)",
+  "per-process medians: mean (A vs B)",
+  "A is (means)",
   "A − B (95 % CI)",
   "Welch t",
   "df",
@@ -636,20 +658,27 @@ function headline(
           `**${formatMicros(p50(actor.id))} µs**, p99 ${
             formatMicros(actor.samples.all.p99)
           } µs ` +
-          `(pooled over ${actor.samples.all.n} round trips in ${actor.trials.length} processes).`,
+          `(pooled over ${actor.samples.all.n} round trips in ${actor.trials.length} processes; ` +
+          `per-process medians from ${
+            formatMicros(actor.trialValues?.all.min)
+          } to ` +
+          `${formatMicros(actor.trialValues?.all.max)} µs).`,
       );
     }
   }
   for (const c of targeted) {
+    const a = byId.get(c.a)!;
+    const b = byId.get(c.b)!;
     lines.push(
       `- ${c.label}: A is **${
-        c.ratio >= 1
-          ? `${formatRatio(c.ratio)} faster`
-          : `${formatRatio(1 / c.ratio)} slower`
-      }** (means of per-process medians; p50 of pooled samples: ` +
-        `${formatMicros(p50(c.a))} vs ${formatMicros(p50(c.b))} µs). Target ${
+        verdict(a, c.ratio)
+      }** (medians of the per-process medians: ` +
+        `${formatMicros(a.trialValues?.all.median)} vs ${
+          formatMicros(b.trialValues?.all.median)
+        } µs; ` +
+        `the means of the same give ${verdict(a, c.ratioOfMeans)}). Target ${
           c.target!.minRatio
-        }× ` +
+        }× on the medians ` +
         `(${c.target!.source}): **${c.target!.met ? "met" : "not met"}**.`,
     );
   }
@@ -771,8 +800,10 @@ export function renderReport(
     "- **Outliers** are values whose modified z-score 0.6745·|x − median| / MAD exceeds 3.5; tables show figures " +
       "with and without them. Latency tails are real (scheduling, GC), so the figures with outliers are the ones " +
       "a user sees.",
-    "- **Comparisons** use one value per process, its median, so that the observations are independent: the ratio " +
-      "is the ratio of the means of those medians (> 1 means A is better: lower latency or higher throughput), " +
+    "- **Comparisons** use one value per process, its median, so that the observations are independent. Two " +
+      "ratios are shown (> 1 means A is better: lower latency or higher throughput): of the medians of those " +
+      "per-process values, robust to a few disturbed processes (targets are judged on it), and of their means, " +
+      "which a disturbed process moves (the t-test compares means). The mean difference is " +
       "tested with Welch's two-sided t-test, with Cohen's d (pooled SD) for the effect size. Both sides of every " +
       "comparison come from the same run.",
     "- Statistics are computed by `bench/harness/stats.ts` (tested against SciPy in `tests/bench_stats_test.ts`).",

@@ -82,8 +82,14 @@ export interface ComparisonResult {
   readonly a: string;
   /** Benchmark id of B. */
   readonly b: string;
-  /** How many times better A is than B (lower latency or higher throughput), from the per-process medians' means. */
+  /**
+   * How many times better A is than B (lower latency or higher throughput):
+   * the ratio of the medians of the per-process medians, robust to a few
+   * disturbed processes. Targets are judged on it.
+   */
   readonly ratio: number;
+  /** The same from the means of the per-process medians (what the t-test examines). */
+  readonly ratioOfMeans: number;
   /** Welch's t-test of A's against B's per-process medians (null with fewer than 2 trials each). */
   readonly welch: WelchResult | null;
   /** Cohen's d of the same (A − B). */

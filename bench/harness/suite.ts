@@ -284,7 +284,10 @@ export function aggregate(
   };
 }
 
-/** Compares A with B on their per-process medians; `ratio` > 1 means A is better. */
+/**
+ * Compares A with B on their per-process medians; `ratio` (of medians) and
+ * `ratioOfMeans` > 1 mean A is better.
+ */
 export function compare(
   id: string,
   label: string,
@@ -296,7 +299,12 @@ export function compare(
   const bv = b.trials.map((t) => t.value);
   if (av.length === 0 || bv.length === 0) return undefined;
   const lowerIsBetter = a.kind === "latency";
-  const ratio = lowerIsBetter ? mean(bv) / mean(av) : mean(av) / mean(bv);
+  const ratio = lowerIsBetter
+    ? median(bv) / median(av)
+    : median(av) / median(bv);
+  const ratioOfMeans = lowerIsBetter
+    ? mean(bv) / mean(av)
+    : mean(av) / mean(bv);
   const testable = av.length >= 2 && bv.length >= 2;
   const d = testable ? cohensD(av, bv) : null;
   return {
@@ -305,6 +313,7 @@ export function compare(
     a: a.id,
     b: b.id,
     ratio,
+    ratioOfMeans,
     welch: testable ? welchTTest(av, bv) : null,
     cohensD: d,
     effect: d === null ? "untested" : effectSizeLabel(d),
