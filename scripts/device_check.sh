@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/.device/out}"
 mkdir -p "$OUT"
-limit="${RINGKERNEL_CHECK_TIMEOUT:-240}"
+limit="${RINGKERNEL_CHECK_TIMEOUT:-180}"
 
 if ! command -v deno >/dev/null 2>&1; then
   scratch="$(mktemp -d)"
@@ -18,14 +18,20 @@ deno --version | tee "$OUT/versions.txt"
 nvidia-smi --query-gpu=name,driver_version --format=csv | tee "$OUT/gpu.csv"
 
 status=0
-echo "== GPU test suite (RINGKERNEL_REQUIRE_GPU=1: GPU tests fail instead of skipping)"
-RINGKERNEL_REQUIRE_GPU=1 timeout "$limit" \
-  deno test -A --cached-only --node-modules-dir=none tests/ 2>&1 | tee "$OUT/tests.log"
+flags=(-A --cached-only --node-modules-dir=none)
+
+echo "== GPU tests first (RINGKERNEL_REQUIRE_GPU=1: they fail instead of skipping)"
+RINGKERNEL_REQUIRE_GPU=1 timeout "$limit" deno test "${flags[@]}" \
+  tests/driver_test.ts tests/bundle_gpu_test.ts tests/cuda_backend_gpu_test.ts 2>&1 | tee "$OUT/gpu_tests.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+echo "== the whole suite, on the CUDA backend where \"auto\" picks it"
+RINGKERNEL_REQUIRE_GPU=1 timeout "$limit" deno test "${flags[@]}" tests/ 2>&1 | tee "$OUT/tests.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
 if [ -f bench/gpu_table.ts ]; then
   echo "== benchmark table"
-  timeout "$limit" deno run -A --cached-only --node-modules-dir=none bench/gpu_table.ts \
+  timeout "$limit" deno run "${flags[@]}" bench/gpu_table.ts \
     --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
