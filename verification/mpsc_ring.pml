@@ -3,10 +3,12 @@
  * one consumer; free-running indices modulo a small M (the model's u32),
  * capacity C.
  *
- * - claim: read `reserve`, read `head` fresh, used = reserve - head; a head
- *   read after a stale reserve can be ahead of it (used > C): read both
- *   again; free = C - used; when free > 0, compare-and-swap `reserve` to
- *   reserve + granted (granted <= free), else report full (the sender polls).
+ * - claim: start from the last `reserve` this producer saw (a guess), read
+ *   `head` fresh, used = reserve - head; a guess behind head (used > C):
+ *   read `reserve`; free = 0: read `reserve`, and if it equals the guess the
+ *   ring is full (claim returns 0, the sender polls), else retry with it;
+ *   otherwise compare-and-swap `reserve` from the guess to guess + granted
+ *   (granted <= free), retrying with the witnessed value when it fails.
  * - publish: write the slot of each ticket t (a void slot for a ticket that
  *   is not filled), then store its stamp t + 1, the stamp last.
  * - consumer at head h: counts the slots whose stamp is h + k + 1, reads
@@ -21,7 +23,7 @@
  * LTL `bounded`: [] (0 <= reserve - head <= C).
  * LTL `delivered`: <> (consumer done).
  *
- * Assumption: no producer stays between its read of `reserve` and its
+ * Assumption: no producer stays between its read of `head` and its
  * compare-and-swap while the other producers take a whole lap (M tickets;
  * 2^32 in the code). The model keeps the run shorter than a lap after the
  * wrap; -DFINDING_TICKET_LAP drops that bound to show the ABA case.
@@ -66,8 +68,9 @@ ltl delivered_all { <> consumerDone }
 
 proctype producer(byte id) {
   byte seq = 0;
-  byte r, h, used, want, granted, fill, i, t;
-  bool won, voidUsed = false;
+  byte expected = INIT;  /* the last `reserve` this producer saw */
+  byte r, h, used, want, granted, fill, i, t, witnessed;
+  bool voidUsed = false;
   do
   :: seq == K -> break
   :: else ->
@@ -79,8 +82,9 @@ proctype producer(byte id) {
     :: want > K - seq -> want = K - seq
     :: else -> skip
     fi;
+    /* claim(want): the CAS expects our last view of `reserve` */
+    r = expected;
 claim:
-    r = reserve;
     h = head;
     used = dist(r, h);
 #ifdef BROKEN_UNBOUNDED_RESERVE
@@ -88,11 +92,21 @@ claim:
     atomic { r = reserve; reserve = (reserve + granted) % M };
 #else
     if
-    :: used > C -> goto claim
-    :: used == C ->
-      /* full: the sender polls until the consumer releases a slot */
-      dist(reserve, head) < C;
+    :: used > C ->
+      /* the guess is behind head: read the real value */
+      r = reserve;
       goto claim
+    :: used == C ->
+      witnessed = reserve;
+      if
+      :: witnessed == r ->
+        /* full: claim returns 0; the sender polls until a slot is released */
+        expected = r;
+        dist(reserve, head) < C;
+        r = expected;
+        goto claim
+      :: else -> r = witnessed; goto claim
+      fi
     :: else -> skip
     fi;
     granted = C - used;
@@ -101,14 +115,15 @@ claim:
     :: else -> skip
     fi;
     atomic {
+      witnessed = reserve;
       if
-      :: reserve == r -> reserve = (r + granted) % M; won = true
-      :: else -> won = false
+      :: reserve == r -> reserve = (r + granted) % M
+      :: else -> skip
       fi
     };
     if
-    :: !won -> goto claim
-    :: else -> skip
+    :: witnessed != r -> r = witnessed; goto claim
+    :: else -> expected = (r + granted) % M
     fi;
 #endif
     /* fill some of the tickets; at most once, leave the last one void */
