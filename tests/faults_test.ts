@@ -33,9 +33,6 @@ import { HeartbeatWatchdog, type StaleHeartbeat } from "../src/watchdog.ts";
 const fixture = (name: string) => ({
   module: new URL(`./fixtures/${name}.ts`, import.meta.url),
 });
-/** Known issues of Deno's Worker semantics skip there unless RINGKERNEL_KNOWN_ISSUES=1. */
-const skipKnownOnDeno = process.versions.deno !== undefined &&
-  process.env.RINGKERNEL_KNOWN_ISSUES !== "1";
 
 async function withRuntime(
   fn: (rt: RingKernel, events: RuntimeEvent[]) => Promise<void>,
@@ -197,10 +194,8 @@ describe("Worker deaths", () => {
     "a restart while the killed loop still runs its handler counts nothing twice",
     {
       // Deno's Worker.terminate() lets running JavaScript finish; the old loop
-      // then passes its busy-word check on the new loop's value (see
-      // verification/README.md, FINDING_RESTART_ABA).
-      skip: skipKnownOnDeno &&
-        "known issue under Deno: busy word reused across restarts",
+      // then would have passed a generation-less busy-word check on the new
+      // loop's value (verification/README.md, FINDING_RESTART_ABA).
       timeout: 60_000,
     },
     async () => {
@@ -226,9 +221,8 @@ describe("Worker deaths", () => {
   test(
     "terminate after a reply waited past the kill deadline counts nothing twice",
     {
-      // See verification/README.md, FINDING_FINISHING_TIMEOUT.
-      skip: skipKnownOnDeno &&
-        "known issue under Deno: a FINISHING loop outlives the host's claim",
+      // verification/README.md, FINDING_FINISHING_TIMEOUT: the reply is now
+      // published only after the loop commits the busy word.
       timeout: 60_000,
     },
     async () => {

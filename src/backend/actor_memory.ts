@@ -38,21 +38,51 @@ export interface ActorMemoryPlan extends ActorQueueOptions {
 }
 
 /**
- * i32 indices of the worker words. `busy` says which queue the message being
- * handled came from (so a killed worker's message can be accounted);
- * `mailbox` counts host messages posted to the worker.
+ * i32 indices of the worker words. `busy` says what the loop of a given
+ * restart generation is doing with the head slot of its queues (see
+ * {@linkcode BusyState}), so a host that kills a loop knows whether it holds
+ * a message, and a killed loop that keeps running cannot touch the queues
+ * again; `mailbox` counts host messages posted to the Worker.
  */
 export const WorkerWord = Object.freeze({
-  /**
-   * 0 idle, 1 handling an input message, 2 handling an inbox message, 3
-   * writing a handled message's reply and counters, -1 taken over by the host.
-   */
+  /** `generation << 4 | BusyState`, or {@linkcode BUSY_TAKEN}. */
   busy: 0,
   /** Incremented by the host before each control message it posts. */
   mailbox: 1,
-  /** Restart generation of the worker currently attached. */
+  /** Restart generation of the loop currently attached. */
   generation: 2,
 });
+
+/**
+ * The low four bits of the `busy` word: which queue's head the loop holds
+ * (`input` or `inbox`) plus its phase. While `handling` or `finishing`, a
+ * host that kills the loop takes the message over; once `committed` (the
+ * reply is being published, the message counted and released, with no
+ * waits) it lets the loop finish.
+ */
+export const BusyState = Object.freeze({
+  /** Not handling a message. */
+  idle: 0,
+  /** Holds the head of the host input ring. */
+  input: 1,
+  /** Holds the head of the K2K inbox. */
+  inbox: 2,
+  /** Phase: the handler returned; waiting for room for its reply. */
+  finishing: 4,
+  /** Phase: past the point of no return (publish, count, release). */
+  committed: 8,
+});
+
+/** Mask of the {@linkcode BusyState} bits of the `busy` word. */
+export const BUSY_STATE_MASK = 15;
+
+/** `busy` after the host took the word from a loop it killed. */
+export const BUSY_TAKEN = -1;
+
+/** The `busy` value of an idle loop of `generation`. */
+export function busyIdle(generation: number): number {
+  return (generation & 0x07ffffff) << 4;
+}
 
 /** Bytes reserved for the worker words. */
 const WORKER_WORDS_BYTES = QUEUE_LINE;

@@ -41,7 +41,7 @@ import { TelemetryView } from "../../telemetry.ts";
 import { validateFilter, validateTopic } from "../../topic.ts";
 import { sleepSync } from "../../async.ts";
 import type { DeadLetterReason } from "../../dead_letter.ts";
-import { WorkerWord } from "../actor_memory.ts";
+import { busyIdle, BusyState, WorkerWord } from "../actor_memory.ts";
 import {
   type HostToWorker,
   type RouteEntry,
@@ -73,8 +73,6 @@ function readCorrelation(view: DataView, offset: number): number | bigint {
   if (high === 0) return view.getUint32(offset + CORRELATION_ID, true);
   return view.getBigUint64(offset + CORRELATION_ID, true);
 }
-/** `busy` while a handled message's reply and counters are being written. */
-const BUSY_FINISHING = 3;
 
 interface Route {
   id: number;
@@ -159,6 +157,8 @@ class ActorLoop {
   readonly #clock: HybridClock;
   readonly #ctx: ActorContext & { correlationId: bigint; sourceActor: number };
   readonly #slotSize: number;
+  /** This loop's `busy` value when idle (its generation, state bits 0). */
+  readonly #busyIdle: number;
   readonly #rules: EnvelopeRules;
   readonly #replyHeader: {
     correlationId: number | bigint;
@@ -185,6 +185,7 @@ class ActorLoop {
     });
     this.#output = this.#outputRing.producer();
     this.#slotSize = plan.slotSize;
+    this.#busyIdle = busyIdle(init.generation);
     this.#replyHeader = { correlationId: 0, sourceActor: init.id };
     this.#clock = new HybridClock({ nodeId: init.id & 0xffff });
     this.#accepts = new SchemaRegistry([
@@ -329,13 +330,25 @@ class ActorLoop {
     const words = this.#words;
     const ctx = this.#ctx;
     const control = this.#control;
+    const idle = this.#busyIdle;
+    const handling = idle | source;
+    const finishing = handling | BusyState.finishing;
+    const committed = handling | BusyState.committed;
     const started = performance.now();
     let processed = 0;
     for (let i = 0; i < n; i++) {
       if (control.shouldAbort) break;
+      // Own the head slot before touching it: a host that killed this loop
+      // (whose thread may still be running) owns the queue from then on.
+      if (
+        Atomics.compareExchange(words, WorkerWord.busy, idle, handling) !== idle
+      ) {
+        return -1;
+      }
       const offset = consumer.slotOffset(0);
       if (readTypeId(view, offset) === VOID_TYPE_ID) {
         consumer.release(1);
+        Atomics.store(words, WorkerWord.busy, idle);
         continue;
       }
       let message: unknown;
@@ -344,6 +357,7 @@ class ActorLoop {
         message = schema.decode(view, offset + ENVELOPE_SIZE);
       } catch (error) {
         this.#deadLetter(consumer, offset, "invalid-message", error);
+        Atomics.store(words, WorkerWord.busy, idle);
         continue;
       }
       const correlation = readCorrelation(view, offset);
@@ -351,9 +365,6 @@ class ActorLoop {
         ? correlation
         : BigInt(correlation);
       ctx.sourceActor = readSourceActor(view, offset);
-      if (Atomics.compareExchange(words, WorkerWord.busy, 0, source) !== 0) {
-        return -1;
-      }
       let reply;
       try {
         reply = this.#definition.handle(message as never, ctx);
@@ -364,39 +375,56 @@ class ActorLoop {
           reply = await reply;
         }
       } catch (error) {
+        // Commit to dead-lettering it, unless the host took it over already.
         if (
-          Atomics.compareExchange(words, WorkerWord.busy, source, 0) !== source
-        ) return -1;
+          Atomics.compareExchange(
+            words,
+            WorkerWord.busy,
+            handling,
+            committed,
+          ) !== handling
+        ) {
+          return -1;
+        }
         this.#deadLetter(consumer, offset, "handler-error", error);
+        Atomics.store(words, WorkerWord.busy, idle);
         control.recordError(1);
         this.#telemetry.setErrorCode(1);
         this.#flushProcessed(processed, started);
         post({ kind: "crash", error: serializeError(error) });
         return -1;
       }
-      // The host may have killed this loop and taken the message over.
+      // The host may have killed this loop during the handler and taken the message.
       if (
-        Atomics.compareExchange(
-          words,
-          WorkerWord.busy,
-          source,
-          BUSY_FINISHING,
-        ) !== source
+        Atomics.compareExchange(words, WorkerWord.busy, handling, finishing) !==
+          handling
       ) {
         return -1;
       }
       if (reply !== undefined && this.#definition.output !== undefined) {
-        this.#reply(
+        const written = this.#reply(
           this.#definition.output,
           reply as MessageValue<FieldsSpec>,
           correlation,
+          finishing,
+          committed,
         );
+        if (!written) return -1;
+      } else if (
+        Atomics.compareExchange(
+          words,
+          WorkerWord.busy,
+          finishing,
+          committed,
+        ) !== finishing
+      ) {
+        return -1;
       }
       processed++;
       // Count before releasing: sent = processed + dead-lettered + in flight holds at every instant.
       control.addOneProcessed();
       consumer.release(1);
-      Atomics.compareExchange(words, WorkerWord.busy, BUSY_FINISHING, 0);
+      Atomics.store(words, WorkerWord.busy, idle);
     }
     this.#flushProcessed(processed, started);
     return n;
@@ -434,19 +462,51 @@ class ActorLoop {
   }
 
   /** Writes a reply, waiting (backpressure) while the host has not made room. */
+  /**
+   * Writes a reply into the output ring, waiting while the host has not made
+   * room, and publishes it only after committing the `busy` word (so a host
+   * that took the message over never sees a reply to it). Returns false when
+   * the host took the message over (or the actor is aborting).
+   */
   #reply(
     schema: MessageSchema,
     value: MessageValue<FieldsSpec>,
     correlationId: number | bigint,
-  ): void {
+    finishing: number,
+    committed: number,
+  ): boolean {
     const header = this.#replyHeader;
     header.correlationId = correlationId;
+    const output = this.#output;
+    const words = this.#words;
     let sleepMs = 0.02;
-    while (!this.#output.tryEnqueue(schema, value, header)) {
-      if (this.#control.shouldAbort) return;
+    while (output.claim(1) === 0) {
+      if (
+        this.#control.shouldAbort ||
+        Atomics.load(words, WorkerWord.busy) !== finishing
+      ) {
+        return false;
+      }
       sleepSync(sleepMs);
       sleepMs = Math.min(1, sleepMs * 2);
     }
+    const offset = output.slotOffset(0);
+    try {
+      writeEnvelopeFor(output.view, offset, schema, header);
+      schema.encode(output.view, offset + ENVELOPE_SIZE, value);
+    } catch (error) {
+      output.publish(0);
+      throw error;
+    }
+    if (
+      Atomics.compareExchange(words, WorkerWord.busy, finishing, committed) !==
+        finishing
+    ) {
+      output.publish(0);
+      return false;
+    }
+    output.publish(1);
+    return true;
   }
 
   async #send(

@@ -13,6 +13,10 @@ import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
 import { TelemetryView } from "../../telemetry.ts";
 import {
   type ActorMemoryPlan,
+  BUSY_STATE_MASK,
+  BUSY_TAKEN,
+  busyIdle,
+  BusyState,
   planActorMemory,
   WorkerWord,
 } from "../actor_memory.ts";
@@ -25,11 +29,8 @@ import type {
 import type { RouteEntry, SerializedError, WorkerToHost } from "./protocol.ts";
 
 const WORKER_URL = new URL("./actor_worker.ts", import.meta.url);
-/** `busy` values: a loop writing a handled message's results; the host's claim. */
-const FINISHING = 3;
-const TAKEN = -1;
-/** How long a kill waits for a loop that is finishing a message. */
-const CLAIM_WAIT_MS = 100;
+/** How long a kill waits for a loop that committed a message to finish it (no waits inside). */
+const COMMIT_WAIT_MS = 100;
 
 /** One CPU actor: shared memory plus the Worker running its loop. */
 export class CpuActorHost implements ActorHost {
@@ -109,7 +110,7 @@ export class CpuActorHost implements ActorHost {
     }
     const generation = ++this.#generation;
     Atomics.store(this.#words, WorkerWord.generation, generation);
-    Atomics.store(this.#words, WorkerWord.busy, 0);
+    Atomics.store(this.#words, WorkerWord.busy, busyIdle(generation));
     // A fresh Worker has handled no host message yet.
     Atomics.store(this.#words, WorkerWord.mailbox, 0);
     this.control.hasTerminated = 0;
@@ -179,6 +180,7 @@ export class CpuActorHost implements ActorHost {
         kind: "start",
         name: this.#spec.name,
         id: this.#spec.id,
+        generation,
         memory: this.memory,
         plan: this.plan,
         module: this.#spec.module,
@@ -247,7 +249,8 @@ export class CpuActorHost implements ActorHost {
   /** Whether the loop is handling a message right now. */
   get busy(): boolean {
     const busy = Atomics.load(this.#words, WorkerWord.busy);
-    return busy === 1 || busy === 2 || busy === FINISHING;
+    if (busy === BUSY_TAKEN) return false;
+    return (busy & BUSY_STATE_MASK) !== BusyState.idle;
   }
 
   /** Sends the current routing table to the running Worker. */
@@ -273,10 +276,10 @@ export class CpuActorHost implements ActorHost {
     this.#worker = undefined;
     worker?.terminate();
     const busy = this.#claimBusy();
-    if (busy !== 1 && busy !== 2) return undefined;
+    if (busy !== BusyState.input && busy !== BusyState.inbox) return undefined;
     // The dead loop was handling the message at the head of that ring; the
     // host takes it out so it can be accounted for.
-    const ring = busy === 1 ? this.inputRing : this.inboxRing;
+    const ring = busy === BusyState.input ? this.inputRing : this.inboxRing;
     const consumer = ring.consumer();
     if (consumer.available() === 0) return undefined;
     const offset = consumer.slotOffset(0);
@@ -292,13 +295,22 @@ export class CpuActorHost implements ActorHost {
    */
   #claimBusy(): number {
     const words = this.#words;
-    const deadline = performance.now() + CLAIM_WAIT_MS;
+    const deadline = performance.now() + COMMIT_WAIT_MS;
     for (;;) {
       const busy = Atomics.load(words, WorkerWord.busy);
-      if (busy === FINISHING && performance.now() < deadline) continue;
+      if (busy === BUSY_TAKEN) return BusyState.idle;
+      const state = busy & BUSY_STATE_MASK;
+      if ((state & BusyState.committed) !== 0 && performance.now() < deadline) {
+        continue;
+      }
       if (
-        Atomics.compareExchange(words, WorkerWord.busy, busy, TAKEN) === busy
-      ) return busy;
+        Atomics.compareExchange(words, WorkerWord.busy, busy, BUSY_TAKEN) !==
+          busy
+      ) continue;
+      // A loop stopped inside the few stores that commit a message cannot be
+      // told apart from one that finished it: the message is left in place.
+      if ((state & BusyState.committed) !== 0) return BusyState.idle;
+      return state & (BusyState.input | BusyState.inbox);
     }
   }
 

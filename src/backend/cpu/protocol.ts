@@ -38,6 +38,8 @@ export interface StartMessage {
   name: string;
   /** Actor id. */
   id: number;
+  /** Restart generation of this loop (its `busy` word values carry it). */
+  generation: number;
   /** The actor's memory block. */
   memory: SharedArrayBuffer;
   /** Offsets within `memory`. */
