@@ -55,6 +55,7 @@ import {
   type SupervisorDecision,
 } from "./supervisor.ts";
 import { SLOT_TIERS } from "./layout.ts";
+import { HeartbeatWatchdog } from "./watchdog.ts";
 
 /** Options of {@linkcode RingKernel.create}. */
 export interface RingKernelOptions {
@@ -66,6 +67,14 @@ export interface RingKernelOptions {
   deadLetterCapacity?: number;
   /** Receives crash, restart and give-up events. */
   onEvent?: (event: RuntimeEvent) => void;
+  /**
+   * Report a kernel whose heartbeat has not moved for this long (ms) with a
+   * `heartbeat-stale` event (and `heartbeat-recovered` when it moves again);
+   * `0` turns the watchdog off. Default 5000. Actor loops heartbeat at least
+   * every 100 ms when idle and every 10 ms when busy, but not while a handler
+   * runs: a handler that blocks longer than this is reported.
+   */
+  heartbeatDeadlineMs?: number;
   /** Do not print the one-line notice when `"auto"` falls back to the CPU. */
   quiet?: boolean;
   /** @internal Replaces the CUDA probe (tests). */
@@ -132,6 +141,22 @@ export type RuntimeEvent =
     readonly attempt: number;
   }
   | {
+    /** A kernel's heartbeat stopped for longer than the deadline. */
+    readonly type: "heartbeat-stale";
+    /** Its name. */
+    readonly kernel: string;
+    /** How long its heartbeat has not moved, in ms. */
+    readonly staleMs: number;
+  }
+  | {
+    /** A stale kernel's heartbeat moved again. */
+    readonly type: "heartbeat-recovered";
+    /** Its name. */
+    readonly kernel: string;
+    /** How long it had stalled, in ms. */
+    readonly stalledMs: number;
+  }
+  | {
     /** A kernel could not be restarted. */
     readonly type: "restart-failed";
     /** Its name. */
@@ -183,6 +208,9 @@ interface TopicMessage {
 }
 
 let fallbackNoticePrinted = false;
+
+/** Default of {@linkcode RingKernelOptions.heartbeatDeadlineMs}. */
+const DEFAULT_HEARTBEAT_DEADLINE_MS = 5_000;
 
 function pickSlotSize(
   requested: number | undefined,
@@ -245,6 +273,7 @@ export class RingKernel implements AsyncDisposable {
   readonly #clock = new HybridClock({ nodeId: 0 });
   readonly #listeners = new Set<(event: RuntimeEvent) => void>();
   readonly #retired = { sent: 0, processed: 0, deadLettered: 0 };
+  readonly #watchdog: HeartbeatWatchdog | undefined;
   #nextId = 1;
   #closed = false;
 
@@ -269,6 +298,25 @@ export class RingKernel implements AsyncDisposable {
       },
     });
     if (options.onEvent) this.#listeners.add(options.onEvent);
+    const deadlineMs = options.heartbeatDeadlineMs ??
+      DEFAULT_HEARTBEAT_DEADLINE_MS;
+    if (deadlineMs > 0) {
+      this.#watchdog = new HeartbeatWatchdog({
+        deadlineMs,
+        onStale: (e) =>
+          this.#emit({
+            type: "heartbeat-stale",
+            kernel: e.kernel,
+            staleMs: e.staleMs,
+          }),
+        onRecover: (e) =>
+          this.#emit({
+            type: "heartbeat-recovered",
+            kernel: e.kernel,
+            stalledMs: e.stalledMs,
+          }),
+      });
+    }
   }
 
   /**
@@ -415,6 +463,10 @@ export class RingKernel implements AsyncDisposable {
     if (options.autoActivate !== false) await kernel.activate();
     this.#supervisor.started(name);
     this.#kernels.register(name, kernel);
+    if (this.#watchdog) {
+      this.#watchdog.watch(name, host.control);
+      if (!this.#watchdog.running) this.#watchdog.start();
+    }
     this.#broadcastRoutes();
     return kernel;
   }
@@ -530,6 +582,7 @@ export class RingKernel implements AsyncDisposable {
       this.#retired.processed += m.processed;
       this.#retired.deadLettered += m.deadLettered;
       this.#kernels.unregister(kernel.name);
+      this.#watchdog?.unwatch(kernel.name);
       this.#broker.unsubscribeAll(kernel.name);
       this.#supervisor.remove(kernel.name);
       this.#broadcastRoutes();
@@ -714,6 +767,7 @@ export class RingKernel implements AsyncDisposable {
       ),
     );
     this.#broker.clear();
+    this.#watchdog?.stop();
     await this.#backend.close();
   }
 

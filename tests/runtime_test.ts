@@ -640,6 +640,24 @@ describe("supervision", () => {
   });
 });
 
+describe("heartbeat watchdog", () => {
+  test("a handler that blocks past the deadline is reported, then its recovery", async () => {
+    await withRuntime(async (rt, events) => {
+      const k = await rt.launch("stuck", { actor: fixture("blocking_actor") });
+      await k.send(echo(1, 1_000));
+      await pollUntil(
+        () => events.some((e) => e.type === "heartbeat-recovered"),
+        { timeoutMs: 10_000 },
+      );
+      const stale = events.find((e) => e.type === "heartbeat-stale");
+      assert.ok(
+        stale && stale.type === "heartbeat-stale" && stale.kernel === "stuck",
+      );
+      assert.ok(stale.staleMs >= 200);
+    }, { heartbeatDeadlineMs: 200 });
+  });
+});
+
 describe("telemetry and metrics", () => {
   test("kernel and runtime metrics read the telemetry blocks", async () => {
     await withRuntime(async (rt) => {
