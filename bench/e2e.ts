@@ -26,7 +26,7 @@ import {
   runSuite,
   type SuiteConfig,
 } from "./harness/suite.ts";
-import { writeReportFiles } from "./harness/report.ts";
+import { formatReport, writeReportFiles } from "./harness/report.ts";
 import {
   readResults,
   REPO_ROOT,
@@ -197,6 +197,13 @@ function suiteConfig(command: "run" | "sustained"): SuiteConfig {
   };
 }
 
+function reportFormatted(path: string): void {
+  const problem = formatReport(path);
+  if (problem !== undefined) {
+    console.error(`the report is not formatted (${problem})`);
+  }
+}
+
 async function main(): Promise<void> {
   const command = positionals[0] ?? "run";
   if (values.help) {
@@ -217,6 +224,7 @@ async function main(): Promise<void> {
       resultsPath: file,
     });
     console.error(`wrote ${written.join(", ")}`);
+    reportFormatted(written[0]);
     return;
   }
   if (command !== "run" && command !== "sustained") {
@@ -247,10 +255,12 @@ async function main(): Promise<void> {
         resultsPath: path,
       });
       console.error(`report: ${written.join(", ")}`);
+      reportFormatted(written[0]);
     }
   } else if (values.report !== undefined) {
     const written = writeReportFiles(results, { reportPath: values.report });
     console.error(`report: ${written.join(", ")}`);
+    reportFormatted(written[0]);
   }
 }
 

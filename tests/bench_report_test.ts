@@ -3,11 +3,15 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { resolveRuntime } from "../bench/harness/spawn.ts";
+import { REPO_ROOT } from "../bench/harness/results.ts";
 import {
   formatMicros,
   formatP,
   formatPercent,
   formatRate,
+  formatReport,
   percentileX,
   renderReport,
   writeReportFiles,
@@ -117,6 +121,30 @@ describe("report", () => {
       assert.ok(
         markdown.includes("[`bench/results/r.json`](../bench/results/r.json)"),
       );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a written report is formatted so that the repository's format check accepts it", () => {
+    const deno = resolveRuntime("deno", { root: REPO_ROOT });
+    const dir = mkdtempSync(join(os.tmpdir(), "rk-report-"));
+    try {
+      const [path] = writeReportFiles(sampleResults(), {
+        reportPath: join(dir, "benchmarks.md"),
+      });
+      const problem = formatReport(path);
+      if (!deno.available) {
+        assert.match(problem!, /no deno binary/);
+        return;
+      }
+      assert.equal(problem, undefined);
+      const check = spawnSync(deno.path, ["fmt", "--check", path], {
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      assert.equal(check.status, 0, check.stderr);
+      assert.match(formatReport(join(dir, "missing.md"))!, /deno fmt exited/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
