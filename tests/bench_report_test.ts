@@ -92,18 +92,29 @@ describe("report", () => {
     }
   });
 
-  test("a GPU table is shown as a table when it holds rows", () => {
+  test("the GPU table's JSON is shown as tables, section by section", () => {
     const table = {
-      card: "H200",
-      rows: [{ metric: "round trip p50", value: 1.6, unit: "µs" }],
+      card: "NVIDIA H200",
+      cudaDriverVersion: 13000,
+      roundTrip: {
+        residentRoundTripCall: { n: 1000, p50Ns: 1650, p99Ns: 2770 },
+        residentRoundTripRawQueues: { n: 1000, p50Ns: 1520, p99Ns: 2100 },
+      },
+      ratios: { launchPerMessageOverResidentP50: 6.25 },
+      k2kOnDevice: { error: "CudaError: boom" },
+      odd: [1, 2],
     };
     const { markdown } = renderReport(sampleResults({ gpuTable: table }));
-    assert.ok(markdown.includes("| metric | value | unit |"));
-    assert.ok(markdown.includes("| round trip p50 | 1.600 | µs |"));
+    assert.ok(markdown.includes("| card | NVIDIA H200 |"));
+    assert.ok(markdown.includes("| measurement | n | p50Ns | p99Ns |"));
+    assert.ok(
+      markdown.includes("| residentRoundTripCall | 1000 | 1650 | 2770 |"),
+    );
+    assert.ok(markdown.includes("| launchPerMessageOverResidentP50 | 6.250 |"));
+    assert.ok(markdown.includes("| error | CudaError: boom |"));
     assert.ok(markdown.includes("Card: NVIDIA H200, driver 580.65"));
-    const raw =
-      renderReport(sampleResults({ gpuTable: { note: "no rows" } })).markdown;
-    assert.ok(raw.includes('"note": "no rows"'));
+    const raw = renderReport(sampleResults({ gpuTable: [1, 2] })).markdown;
+    assert.ok(raw.includes("```json"));
   });
 
   test("writing puts the report and its charts side by side", () => {

@@ -1,6 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
 import type { ChildResult } from "../bench/harness/catalog.ts";
+import { REPO_ROOT } from "../bench/harness/results.ts";
+import { resolveRuntime } from "../bench/harness/spawn.ts";
 import {
   aggregate,
   benchmarkId,
@@ -9,6 +14,7 @@ import {
   defaultSuiteConfig,
   percentileCurve,
   planJobs,
+  runGpuSection,
   seededRandom,
   shuffled,
 } from "../bench/harness/suite.ts";
@@ -235,5 +241,107 @@ describe("comparisons", () => {
     ]);
     const target = buildComparisons([fast, slow])[0].target!;
     assert.equal(target.minRatio, 20);
+  });
+});
+
+describe("GPU section", () => {
+  const deno = resolveRuntime("deno", { root: REPO_ROOT });
+
+  function withTable(
+    source: string | undefined,
+    body: (root: string) => Promise<void>,
+  ): Promise<void> {
+    const root = mkdtempSync(join(os.tmpdir(), "rk-gpu-"));
+    mkdirSync(join(root, "bench"));
+    if (source !== undefined) {
+      writeFileSync(join(root, "bench", "gpu_table.ts"), source);
+    }
+    return body(root).finally(() =>
+      rmSync(root, { recursive: true, force: true })
+    );
+  }
+
+  const config = (root: string) => ({ ...defaultSuiteConfig(), root });
+
+  test("without a GPU, or when not asked, it is skipped with the reason", async () => {
+    const none = await runGpuSection(
+      defaultSuiteConfig(),
+      false,
+      "no nvidia-smi on this machine",
+      deno,
+    );
+    assert.deepEqual(none, {
+      status: "skipped",
+      reason: "no GPU on this machine (no nvidia-smi on this machine)",
+    });
+    const off = await runGpuSection(
+      { ...defaultSuiteConfig(), gpu: false },
+      true,
+      "nvidia-smi",
+      deno,
+    );
+    assert.equal(off.status, "skipped");
+    await withTable(undefined, async (root) => {
+      const missing = await runGpuSection(
+        config(root),
+        true,
+        "nvidia-smi",
+        deno,
+      );
+      assert.match(missing.reason, /gpu_table.ts is not in this checkout/);
+    });
+  });
+
+  test("the table's JSON is kept, also when a section failed", {
+    skip: !deno.available,
+  }, async () => {
+    const writes = (code: number) =>
+      `import { writeFileSync } from "node:fs";
+       import process from "node:process";
+       writeFileSync(process.argv[process.argv.indexOf("--out") + 1], JSON.stringify({ card: "Test GPU" }));
+       process.exit(${code});`;
+    await withTable(writes(0), async (root) => {
+      const ran = await runGpuSection(config(root), true, "nvidia-smi", deno);
+      assert.equal(ran.status, "ran");
+      assert.deepEqual(ran.table, { card: "Test GPU" });
+    });
+    await withTable(writes(1), async (root) => {
+      const partial = await runGpuSection(
+        config(root),
+        true,
+        "nvidia-smi",
+        deno,
+      );
+      assert.equal(partial.status, "ran");
+      assert.match(partial.reason, /exited with 1/);
+    });
+  });
+
+  test("a table that measured nothing is skipped; one that crashed failed", {
+    skip: !deno.available,
+  }, async () => {
+    await withTable(
+      `console.log("gpu_table: no usable GPU, nothing measured (no libcuda)");`,
+      async (root) => {
+        const skipped = await runGpuSection(
+          config(root),
+          true,
+          "nvidia-smi",
+          deno,
+        );
+        assert.equal(skipped.status, "skipped");
+        assert.match(skipped.reason, /no usable GPU/);
+      },
+    );
+    await withTable(`console.error("broken"); Deno.exit(2);`, async (root) => {
+      const failed = await runGpuSection(
+        config(root),
+        true,
+        "nvidia-smi",
+        deno,
+      );
+      assert.equal(failed.status, "failed");
+      assert.match(failed.reason, /exit 2: broken/);
+    });
   });
 });

@@ -584,39 +584,87 @@ function microSection(results: ResultsDocument): string[] {
   return lines;
 }
 
-function gpuTableLines(table: unknown): string[] {
-  const rows = Array.isArray(table)
-    ? table
-    : table && typeof table === "object"
-    ? Object.values(table as Record<string, unknown>).find((v) =>
-      Array.isArray(v) && v.every((r) => r && typeof r === "object")
-    )
-    : undefined;
-  if (
-    Array.isArray(rows) && rows.length > 0 &&
-    rows.every((r) => r && typeof r === "object")
-  ) {
-    const keys = [...new Set(rows.flatMap((r) => Object.keys(r as object)))];
-    const cell = (v: unknown) =>
-      typeof v === "number"
-        ? (Number.isInteger(v) ? String(v) : v.toPrecision(4))
-        : typeof v === "string"
-        ? v
-        : JSON.stringify(v) ?? "";
-    return [
-      table === rows ? "" : "Rows of the GPU table's JSON, as it wrote them:",
-      "",
-      tableOf(
-        keys,
-        rows.map((r) =>
-          keys.map((k) => cell((r as Record<string, unknown>)[k]))
-        ),
-      ),
-      "",
-      "The full JSON is in the results file, under `gpuSection.table`.",
-    ];
+function gpuCell(value: unknown): string {
+  if (typeof value === "number") {
+    return Number.isInteger(value) ? String(value) : value.toPrecision(4);
   }
-  return ["```json", JSON.stringify(table, null, 2), "```"];
+  if (typeof value === "string") return value;
+  return JSON.stringify(value) ?? "";
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function isScalar(value: unknown): boolean {
+  return value === null ||
+    ["number", "string", "boolean"].includes(typeof value);
+}
+
+/**
+ * Renders the GPU table's JSON as it was written: its scalar fields as one
+ * table, then one table per section (a row per measurement, a column per
+ * field); anything else as JSON.
+ */
+export function gpuTableLines(data: unknown): string[] {
+  if (!isRecord(data)) return ["```json", JSON.stringify(data, null, 2), "```"];
+  const lines: string[] = [];
+  const scalars = Object.entries(data).filter(([, v]) => isScalar(v));
+  if (scalars.length > 0) {
+    lines.push(
+      tableOf(["field", "value"], scalars.map(([k, v]) => [k, gpuCell(v)])),
+      "",
+    );
+  }
+  for (const [section, value] of Object.entries(data)) {
+    if (isScalar(value)) continue;
+    lines.push(`**${section}**`, "");
+    if (isRecord(value) && Object.values(value).every(isScalar)) {
+      lines.push(
+        tableOf(
+          ["field", "value"],
+          Object.entries(value).map(([k, v]) => [k, gpuCell(v)]),
+        ),
+        "",
+      );
+    } else if (
+      isRecord(value) &&
+      Object.values(value).every((row) =>
+        isScalar(row) || (isRecord(row) && Object.values(row).every(isScalar))
+      )
+    ) {
+      const rows = Object.entries(value);
+      const keys = [
+        ...new Set(
+          rows.flatMap(([, row]) =>
+            isRecord(row) ? Object.keys(row) : ["value"]
+          ),
+        ),
+      ];
+      lines.push(
+        tableOf(
+          ["measurement", ...keys],
+          rows.map((
+            [name, row],
+          ) => [
+            name,
+            ...keys.map((k) =>
+              isRecord(row)
+                ? gpuCell(row[k])
+                : k === "value"
+                ? gpuCell(row)
+                : ""
+            ),
+          ]),
+        ),
+        "",
+      );
+    } else {
+      lines.push("```json", JSON.stringify(value, null, 2), "```", "");
+    }
+  }
+  lines.push("The full JSON is in the results file, under `gpuSection.table`.");
+  return lines;
 }
 
 const tableOf = table;
