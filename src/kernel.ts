@@ -126,8 +126,9 @@ function inboxAccepted(host: ActorHost): number {
   return released + depth;
 }
 
-/** How long the host spins for a reply before it waits asynchronously. */
+/** Longest and shortest spin of the host for a reply before it waits asynchronously. */
 const CALL_SPIN_MS = 0.2;
+const CALL_SPIN_MIN_MS = 0.005;
 const PUMP_WAIT_MS = 50;
 
 /**
@@ -167,6 +168,7 @@ export class Kernel<
   #spinCaught = false;
   #spinValue: unknown = undefined;
   readonly #callLatency = new LatencyHistogram();
+  #callSpinMs = CALL_SPIN_MS;
 
   /** @internal Created by the runtime. */
   constructor(
@@ -477,7 +479,10 @@ export class Kernel<
     this.#hostSent++;
     // A resident actor usually answers within microseconds: look for the
     // reply before paying for a timer and a promise.
-    const spinEnd = performance.now() + CALL_SPIN_MS;
+    // The spin adapts: when the actor cannot answer while this thread spins
+    // (both share a core), replies come late, and the spin shrinks to a
+    // glance; when replies come within it, it grows back.
+    const spinEnd = performance.now() + this.#callSpinMs;
     const output = this.#host.output;
     this.#spinningFor = id;
     try {
@@ -488,6 +493,7 @@ export class Kernel<
             const value = this.#spinValue as DecodedMessage<O>;
             this.#spinCaught = false;
             this.#spinValue = undefined;
+            this.#callSpinMs = Math.min(CALL_SPIN_MS, this.#callSpinMs * 2);
             this.#callLatency.record(
               Math.round((performance.now() - started) * 1e6),
             );
@@ -498,6 +504,7 @@ export class Kernel<
     } finally {
       this.#spinningFor = 0;
     }
+    this.#callSpinMs = Math.max(CALL_SPIN_MIN_MS, this.#callSpinMs / 2);
     const reply = new Promise<DecodedMessage<O>>((resolve, reject) => {
       const left = Math.max(0, timeoutMs - (performance.now() - started));
       this.#pending.set(id, {

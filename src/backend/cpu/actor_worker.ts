@@ -61,6 +61,8 @@ const DOORBELL = QUEUE_HEADER.fields.doorbell.offset >> 2;
 const SLEEPING = QUEUE_HEADER.fields.sleeping.offset >> 2;
 /** Longest single sleep: bounds how late a missed wake-up could be noticed. */
 const MAX_SLEEP_MS = 100;
+/** Shortest idle spin once the adaptive spin has shrunk. */
+const MIN_IDLE_SPIN_MS = 0.005;
 /** How often a busy loop stamps its heartbeat. */
 const HEARTBEAT_MS = 10;
 /** How often a busy loop lets its own timers and promises run. */
@@ -218,7 +220,13 @@ class ActorLoop {
   /** Runs until terminated, aborted or crashed. */
   async run(): Promise<"terminated" | "aborted" | "crashed"> {
     const control = this.#control;
-    const spinMs = this.#init.idleSpinMicros / 1000;
+    // The idle spin adapts like the host's: it shrinks while nothing arrives
+    // during it (the producer may be waiting for this core), and grows back
+    // when work comes within it.
+    const maxSpinMs = this.#init.idleSpinMicros / 1000;
+    const minSpinMs = Math.min(maxSpinMs, MIN_IDLE_SPIN_MS);
+    let spinMs = maxSpinMs;
+    let spinning = false;
     let lastWork = performance.now();
     let lastBeat = lastWork;
     let lastYield = lastWork;
@@ -242,6 +250,10 @@ class ActorLoop {
         if (fromInbox < 0) return this.#exit("crashed");
         if (fromInput + fromInbox > 0) {
           lastWork = performance.now();
+          if (spinning) {
+            spinning = false;
+            spinMs = Math.min(maxSpinMs, spinMs * 2);
+          }
           if (lastWork - lastBeat >= HEARTBEAT_MS) {
             lastBeat = lastWork;
             this.#heartbeat();
@@ -256,7 +268,14 @@ class ActorLoop {
         }
         if (terminating) return this.#exit("terminated");
       }
-      if (performance.now() - lastWork < spinMs) continue;
+      if (performance.now() - lastWork < spinMs) {
+        spinning = true;
+        continue;
+      }
+      if (spinning) {
+        spinning = false;
+        spinMs = Math.max(minSpinMs, spinMs / 2);
+      }
       this.#heartbeat();
       const timedOut = this.#sleep();
       lastWork = lastBeat = performance.now() - spinMs;
