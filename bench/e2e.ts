@@ -26,6 +26,7 @@ import {
   runSuite,
   type SuiteConfig,
 } from "./harness/suite.ts";
+import { join } from "node:path";
 import { formatReport, writeReportFiles } from "./harness/report.ts";
 import {
   readResults,
@@ -222,9 +223,12 @@ async function main(): Promise<void> {
     const written = writeReportFiles(results, {
       reportPath: values.report,
       resultsPath: file,
+      readmePath: values.report === undefined
+        ? join(REPO_ROOT, "README.md")
+        : undefined,
     });
     console.error(`wrote ${written.join(", ")}`);
-    reportFormatted(written[0]);
+    for (const path of written) if (path.endsWith(".md")) reportFormatted(path);
     return;
   }
   if (command !== "run" && command !== "sustained") {
@@ -253,9 +257,14 @@ async function main(): Promise<void> {
       const written = writeReportFiles(results, {
         reportPath: reportPath === "" ? undefined : reportPath,
         resultsPath: path,
+        readmePath: reportPath === ""
+          ? join(REPO_ROOT, "README.md")
+          : undefined,
       });
       console.error(`report: ${written.join(", ")}`);
-      reportFormatted(written[0]);
+      for (const path of written) {
+        if (path.endsWith(".md")) reportFormatted(path);
+      }
     }
   } else if (values.report !== undefined) {
     const written = writeReportFiles(results, { reportPath: values.report });
