@@ -1,6 +1,7 @@
 /**
- * Sustained load on the CPU backend: host producers keep echo actors' queues
- * full for a while, take every reply, then check the end accounting
+ * Sustained load on echo actors (the CPU backend by default, or the CUDA
+ * backend's resident GPU actors with `--backend cuda`): host producers keep
+ * their queues full for a while, take every reply, then check the end accounting
  * (sent = processed + dead-lettered, every processed message replied to)
  * and how memory moved (RSS and heap sampled every second; least-squares
  * slope after a warm-up).
@@ -12,6 +13,7 @@
  * ```sh
  * deno run -A --v8-flags=--expose-gc scripts/soak.ts --seconds 60
  * bun scripts/soak.ts --seconds 60 --actors 2 --json soak.json --quiet
+ * deno run -A scripts/soak.ts --backend cuda --seconds 60 --json soak.json
  * ```
  *
  * Exits 1 when the accounting does not hold or the heap grows faster than
@@ -24,11 +26,18 @@ import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { pollUntil } from "../src/async.ts";
+import type { BackendKind } from "../src/backend/backend.ts";
+import type { BackendRequest } from "../src/backend/select.ts";
 import type { Kernel } from "../src/kernel.ts";
 import { RingKernel } from "../src/runtime.ts";
 
 /** Options of {@linkcode runSoak}. */
 export interface SoakOptions {
+  /**
+   * The backend to load: `"cpu"` (default), `"cuda"` (fails with
+   * `BackendUnavailableError` without a usable GPU) or `"auto"`.
+   */
+  backend?: BackendRequest;
   /** How long to load the actors, in seconds (default 60). */
   seconds?: number;
   /** Echo actors to load (default: one per CPU beyond the host's, 1 to 4). */
@@ -59,6 +68,8 @@ export interface SoakSample {
 export interface SoakReport {
   /** The runtime that ran it. */
   readonly runtime: string;
+  /** The backend the actors ran on. */
+  readonly backend: BackendKind;
   /** Seconds of load. */
   readonly seconds: number;
   /** Actors loaded. */
@@ -129,6 +140,9 @@ function medianSlope(points: readonly [number, number][]): number {
     : (slopes[mid - 1] + slopes[mid]) / 2;
 }
 
+/** The backends `--backend` accepts. */
+const BACKENDS: readonly BackendRequest[] = ["cpu", "cuda", "auto"];
+
 function defaultActors(): number {
   return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
@@ -137,9 +151,10 @@ function macrotask(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-/** Loads echo actors on the CPU backend for `seconds`, then drains and accounts. */
+/** Loads echo actors on the chosen backend for `seconds`, then drains and accounts. */
 export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
   const {
+    backend = "cpu",
     seconds = 60,
     actors = defaultActors(),
     queueCapacity = 1024,
@@ -150,10 +165,17 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
   if (!(seconds > 0) || !Number.isInteger(actors) || actors < 1) {
     throw new RangeError(`soak needs seconds > 0 and actors >= 1`);
   }
+  if (!BACKENDS.includes(backend)) {
+    throw new RangeError(
+      `soak backend ${JSON.stringify(backend)} must be one of ${
+        BACKENDS.join(", ")
+      }`,
+    );
+  }
   const runtime = process.versions.deno !== undefined
     ? `deno ${process.versions.deno}`
     : `bun ${process.versions.bun}`;
-  const rt = await RingKernel.create({ backend: "cpu", quiet: true });
+  const rt = await RingKernel.create({ backend, quiet: true });
   try {
     const kernels: Kernel[] = [];
     for (let i = 0; i < actors; i++) {
@@ -236,6 +258,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
     const memorySamples = settled.length >= 2 ? settled : samples;
     return {
       runtime,
+      backend: rt.backend,
       seconds,
       actors,
       hostSent,
@@ -267,12 +290,19 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
 
 function parseArgs(argv: string[]) {
   const args: {
+    backend: BackendRequest;
     seconds: number;
     actors: number;
     json?: string;
     maxHeapSlope: number;
     quiet: boolean;
-  } = { seconds: 60, actors: defaultActors(), maxHeapSlope: 5, quiet: false };
+  } = {
+    backend: "cpu",
+    seconds: 60,
+    actors: defaultActors(),
+    maxHeapSlope: 5,
+    quiet: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -280,7 +310,8 @@ function parseArgs(argv: string[]) {
       if (v === undefined) throw new RangeError(`${arg} needs a value`);
       return v;
     };
-    if (arg === "--seconds") args.seconds = Number(value());
+    if (arg === "--backend") args.backend = value() as BackendRequest;
+    else if (arg === "--seconds") args.seconds = Number(value());
     else if (arg === "--actors") args.actors = Number(value());
     else if (arg === "--json") args.json = value();
     else if (arg === "--max-heap-slope") args.maxHeapSlope = Number(value());
@@ -293,13 +324,14 @@ function parseArgs(argv: string[]) {
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   console.log(
-    `soak: ${args.seconds} s, ${args.actors} echo actors on the CPU backend${
+    `soak: ${args.seconds} s, ${args.actors} echo actors, backend ${args.backend}${
       typeof (globalThis as { gc?: unknown }).gc === "function"
         ? ", full GC before each memory sample"
         : ""
     }`,
   );
   const report = await runSoak({
+    backend: args.backend,
     seconds: args.seconds,
     actors: args.actors,
     onSample: args.quiet ? undefined : (s) =>
@@ -311,7 +343,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const f = (n: number, d = 2) => n.toFixed(d);
   console.log(
-    `soak (${report.runtime}): sent ${report.sent} = processed ${report.processed} + dead-lettered ${report.deadLettered} (in flight ${report.inFlight}); host sent ${report.hostSent}, replies ${report.replies}: accounting ${
+    `soak (${report.runtime}, ${report.backend} backend): sent ${report.sent} = processed ${report.processed} + dead-lettered ${report.deadLettered} (in flight ${report.inFlight}); host sent ${report.hostSent}, replies ${report.replies}: accounting ${
       report.accountingHolds ? "holds" : "BROKEN"
     }`,
   );
