@@ -29,6 +29,14 @@ echo "== the whole suite, on the CUDA backend where \"auto\" picks it"
 RINGKERNEL_REQUIRE_GPU=1 timeout "$limit" deno test "${flags[@]}" tests/ 2>&1 | tee "$OUT/tests.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
+# A short soak of resident GPU echo actors: end accounting and memory slopes
+# (scripts/soak.ts; exit 1 when the accounting fails or the heap grows).
+soak_seconds="${RINGKERNEL_SOAK_SECONDS:-45}"
+echo "== GPU soak (${soak_seconds} s of echo actors on the CUDA backend)"
+timeout "$((soak_seconds + 60))" deno run "${flags[@]}" --v8-flags=--expose-gc \
+  scripts/soak.ts --backend cuda --seconds "$soak_seconds" --json "$OUT/soak.json" 2>&1 | tee "$OUT/soak.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
 if [ -f bench/gpu_table.ts ]; then
   echo "== benchmark table"
   timeout "$limit" deno run "${flags[@]}" bench/gpu_table.ts \

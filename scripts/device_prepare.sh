@@ -13,5 +13,5 @@ fi
 deno_bin="${DENO:-node_modules/.bin/deno}"
 # The cache must not depend on a node_modules folder that will not travel.
 DENO_DIR=.device/deno_dir "$deno_bin" cache --node-modules-dir=none \
-  mod.ts tests/*_test.ts bench/*.ts examples/*.ts
+  mod.ts tests/*_test.ts bench/*.ts examples/*.ts scripts/soak.ts
 du -sh .device
