@@ -26,7 +26,9 @@
  *   publishes the whole batch with one `Atomics.store(tail, tail + n)`.
  * - Consumer: `ready = tailCache - head`; only when that is 0 does it re-read
  *   `tail`. It reads the slots, then releases them with one
- *   `Atomics.store(head, head + n)`. Invariant: `0 <= tail - head <= capacity`.
+ *   `Atomics.store(head, head + n)`. Invariant: `0 <= tail - head <= capacity`;
+ *   a producer or consumer that reads a larger distance throws
+ *   {@linkcode InvalidStateError} (the header is corrupt).
  *
  * MPSC:
  * - Producers take tickets from `reserve` with a compare-and-swap loop that
@@ -37,6 +39,10 @@
  *   returns the current value for the next try.
  * - A producer writes the slot of ticket `t`, then publishes that slot alone
  *   with `Atomics.store(stamp, t + 1)`; the stamp is the last write.
+ * - A claim that finds `reserve - head > capacity` re-reads `reserve`; if
+ *   `head` did not move meanwhile, no protocol step explains the distance and
+ *   the claim throws {@linkcode InvalidStateError} (a corrupt header) rather
+ *   than retrying forever. A claim makes a bounded number of attempts.
  * - The consumer, at `head = h`, takes the slot only when its stamp equals
  *   `h + 1` (u32). A slot's stamp from the previous lap is
  *   `h + 1 - capacity`, never `h + 1`, so slots need no clearing; `create`
@@ -376,7 +382,9 @@ export class Ring {
    * Attaches to a ring that {@linkcode Ring.create} initialised (possibly in
    * another Worker, or on the device side). Throws
    * {@linkcode InvalidStateError} when the magic or configuration is invalid
-   * or differs from what `options` expects.
+   * or differs from what `options` expects, or when the indices are corrupt
+   * (the producers' end, `tail` for SPSC or `reserve` for MPSC, more than
+   * `capacity` slots past `head`, in u32 arithmetic).
    */
   static attach(buffer: RingBuffer, options: RingAttachOptions = {}): Ring {
     const { byteOffset = 0 } = options;
@@ -411,6 +419,21 @@ export class Ring {
       );
     } catch (error) {
       refuse((error as Error).message);
+    }
+    // Producers never run more than `capacity` ahead of the consumer. Head is
+    // read on both sides of the other index: a live consumer that releases in
+    // between widens the distance by no more than head moved.
+    const end = kind === "spsc" ? TAIL : RESERVE;
+    const head = Atomics.load(header, HEAD);
+    const ahead = Atomics.load(header, end);
+    const moved = (Atomics.load(header, HEAD) - head) >>> 0;
+    const distance = (ahead - head) >>> 0;
+    if (distance > capacity + moved) {
+      refuse(
+        `${
+          kind === "spsc" ? "tail" : "reserve"
+        } ${ahead} is ${distance} slots past head ${head}, beyond capacity ${capacity}`,
+      );
     }
     if (options.kind !== undefined && options.kind !== kind) {
       refuse(`queue is ${kind}, expected ${options.kind}`);
@@ -485,6 +508,40 @@ function checkCount(n: number, what: string): void {
   }
 }
 
+/**
+ * Refuses a producer's claim on a ring whose header says its producers' end
+ * (`what`: tail or reserve) is more than `capacity` slots past `head`: no
+ * protocol step leads there, so the header was overwritten.
+ */
+function corruptIndices(
+  ring: Ring,
+  what: string,
+  end: number,
+  head: number,
+): never {
+  throw new InvalidStateError(
+    "claim",
+    "corrupt",
+    `${what} ${end} is ${
+      (end - head) >>> 0
+    } slots past head ${head}, beyond capacity ${ring.capacity}`,
+  );
+}
+
+/** Waits need a deadline: NaN would make every comparison with it false (a hang). */
+function checkTimeout(timeoutMs: number): void {
+  if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs)) {
+    throw new RangeError(`timeoutMs ${String(timeoutMs)} must be a number`);
+  }
+}
+
+/**
+ * Compare-and-swap attempts of one MPSC claim before it reports no room:
+ * every failed attempt means another producer took tickets meanwhile, so
+ * only a pathological contention reaches it; a waiting caller retries.
+ */
+const MAX_CLAIM_ATTEMPTS = 1 << 16;
+
 function checkFits(ring: Ring, schema: MessageSchema): void {
   if (schema.size > ring.payloadCapacity) {
     throw new InvalidMessageError(
@@ -514,7 +571,9 @@ export abstract class RingProducer {
 
   /**
    * Grants up to `n` free slots (0 when full) for writing. Every claim must be
-   * followed by `publish` before the next claim.
+   * followed by `publish` before the next claim. Throws
+   * {@linkcode InvalidStateError} when the header's indices are corrupt (the
+   * producers' end more than `capacity` slots past `head`).
    */
   abstract claim(n: number): number;
 
@@ -538,7 +597,8 @@ export abstract class RingProducer {
    * nothing, when the ring is full. Throws {@linkcode InvalidMessageError}
    * (publishing nothing) for a message that does not fit the slot, or for a
    * bad value or header (checked while encoding, so a full ring returns false
-   * before looking at the value: one encode pass on the hot path).
+   * before looking at the value: one encode pass on the hot path), and
+   * {@linkcode InvalidStateError} when the ring's indices are corrupt.
    */
   tryEnqueue<F extends FieldsSpec>(
     schema: MessageSchema<F>,
@@ -647,6 +707,7 @@ export abstract class RingProducer {
     schema.validate(value);
     writeEnvelopeFor(scratchEnvelope, 0, schema, header);
     const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options;
+    checkTimeout(timeoutMs);
     if (timeoutMs <= 0) {
       throw new QueueFullError(`queue full (${this.ring.capacity} slots)`);
     }
@@ -689,10 +750,7 @@ class SpscProducer extends RingProducer {
     checkCount(n, "claim count");
     const ring = this.ring;
     let free = ring.capacity - ((this.tailIndex - this.cachedHead) >>> 0);
-    if (free < n) {
-      this.cachedHead = Atomics.load(ring.words, HEAD);
-      free = ring.capacity - ((this.tailIndex - this.cachedHead) >>> 0);
-    }
+    if (free < n) free = ring.capacity - this.usedAfterReload(this.tailIndex);
     return this.claimed = n < free ? n : free;
   }
 
@@ -716,10 +774,10 @@ class SpscProducer extends RingProducer {
     if (schema.size > ring.payloadCapacity) checkFits(ring, schema);
     if (this.claimed !== 0) this.claim(1); // throws: a claim is open
     const tail = this.tailIndex;
-    if (((tail - this.cachedHead) >>> 0) >= ring.capacity) {
-      this.cachedHead = Atomics.load(ring.words, HEAD);
-      if (((tail - this.cachedHead) >>> 0) >= ring.capacity) return false;
-    }
+    if (
+      ((tail - this.cachedHead) >>> 0) >= ring.capacity &&
+      this.usedAfterReload(tail) === ring.capacity
+    ) return false;
     const offset = RING_HEADER_SIZE + (tail & ring.mask) * ring.slotSize;
     writeEnvelopeFor(this.view, offset, schema, header);
     schema.encode(this.view, offset + ENVELOPE_SIZE, value);
@@ -727,6 +785,21 @@ class SpscProducer extends RingProducer {
     Atomics.store(ring.words, TAIL, this.tailIndex);
     ring.ringDoorbell();
     return true;
+  }
+
+  /**
+   * Reads `head` again (the cached one shows too little room) and returns
+   * the slots in use from `tail`; throws on corrupt indices. Out of line, so
+   * the hot paths stay small enough to inline.
+   */
+  private usedAfterReload(tail: number): number {
+    const head = Atomics.load(this.ring.words, HEAD);
+    this.cachedHead = head;
+    const used = (tail - head) >>> 0;
+    if (used > this.ring.capacity) {
+      corruptIndices(this.ring, "tail", tail, head);
+    }
+    return used;
   }
 
   publish(n: number): void {
@@ -767,11 +840,12 @@ class MpscProducer extends RingProducer {
     // The guess saves a load when uncontended; a wrong guess only fails the
     // CAS, which returns the real value. `head` is always read fresh.
     let reserve = this.expectedReserve;
-    for (;;) {
-      const used = (reserve - Atomics.load(words, HEAD)) >>> 0;
+    for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
+      const head = Atomics.load(words, HEAD);
+      const used = (reserve - head) >>> 0;
       if (used > capacity) {
-        // The guess is behind head: read the real value.
-        reserve = Atomics.load(words, RESERVE);
+        // The guess is behind head, or the header is corrupt.
+        reserve = this.actualReserve(head);
         continue;
       }
       const free = capacity - used;
@@ -794,6 +868,24 @@ class MpscProducer extends RingProducer {
       }
       reserve = witnessed;
     }
+    this.expectedReserve = reserve;
+    return 0;
+  }
+
+  /**
+   * Reads `reserve` after `head` (read just before): if head has not moved
+   * since, their distance is exact, and beyond `capacity` it means the
+   * header is corrupt (throws). Out of line: only a stale guess comes here.
+   */
+  private actualReserve(head: number): number {
+    const words = this.ring.words;
+    const reserve = Atomics.load(words, RESERVE);
+    this.expectedReserve = reserve;
+    if (
+      ((reserve - head) >>> 0) > this.ring.capacity &&
+      Atomics.load(words, HEAD) === head
+    ) corruptIndices(this.ring, "reserve", reserve, head);
+    return reserve;
   }
 
   slotOffset(i: number): number {
@@ -1007,6 +1099,7 @@ export abstract class RingConsumer {
    * memory it polls, sleeping with a backoff from 50 µs to 1 ms.
    */
   waitReadable(timeoutMs: number, options: SpinOptions = {}): boolean {
+    checkTimeout(timeoutMs);
     const { spin = DEFAULT_SPIN } = options;
     for (let i = 0; i < spin; i++) if (this.available() > 0) return true;
     const end = performance.now() + timeoutMs;
@@ -1040,6 +1133,7 @@ export abstract class RingConsumer {
    */
   async readable(options: WaitOptions = {}): Promise<boolean> {
     const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options;
+    checkTimeout(timeoutMs);
     if (this.available() > 0) return true;
     if (signal?.aborted) throw signal.reason;
     if (this.ring.shared && typeof Atomics.waitAsync === "function") {
@@ -1112,6 +1206,7 @@ export abstract class RingConsumer {
     options: WaitOptions = {},
   ): Promise<Received<DecodedBy<D>>> {
     const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options;
+    checkTimeout(timeoutMs);
     const end = performance.now() + timeoutMs;
     for (;;) {
       const received = this.tryDequeue(decoder);

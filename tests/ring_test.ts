@@ -255,6 +255,129 @@ describe("ring protocol against a model", () => {
   });
 });
 
+describe("corrupt indices", () => {
+  const U32 = 2 ** 32;
+  const endOf = (kind: RingKind) => kind === "spsc" ? "tail" : "reserve";
+  function setWord(
+    ring: Ring,
+    field: keyof typeof QUEUE_HEADER.fields,
+    value: number,
+  ): void {
+    ring.view.setUint32(QUEUE_HEADER.fields[field].offset, value >>> 0, true);
+  }
+
+  for (const kind of KINDS) {
+    test(`${kind}: attach refuses ${endOf(kind)} more than capacity past head (u32)`, () => {
+      for (const initialIndex of [0, U32 - 2]) {
+        const ring = makeRing(kind, 8, { initialIndex });
+        for (const distance of [9, 100, U32 - 1, 2 ** 31]) {
+          setWord(ring, endOf(kind), initialIndex + distance);
+          assert.throws(
+            () => Ring.attach(ring.buffer),
+            (error) =>
+              error instanceof InvalidStateError &&
+              error.state === "invalid" &&
+              /past head/.test(error.message),
+            `${endOf(kind)} = head + ${distance}`,
+          );
+        }
+        // A full ring, across the 2^32 wrap, is a ring like any other.
+        for (const distance of [0, 1, 8]) {
+          setWord(ring, endOf(kind), initialIndex + distance);
+          assert.equal(Ring.attach(ring.buffer).depth(), distance);
+        }
+      }
+    });
+
+    test(`${kind}: producers refuse a corrupt head with InvalidStateError, without spinning`, () => {
+      for (const initialIndex of [0, U32 - 3]) {
+        for (
+          const call of [
+            (p: ReturnType<Ring["producer"]>) => p.claim(1),
+            (p: ReturnType<Ring["producer"]>) =>
+              p.tryEnqueue(Item, { n: 1, tag: 1 }),
+            (p: ReturnType<Ring["producer"]>) =>
+              p.enqueueOrDrop(Item, { n: 1, tag: 1 }),
+            (p: ReturnType<Ring["producer"]>) =>
+              p.enqueueBatch(Item, [{ n: 1, tag: 1 }, { n: 2, tag: 1 }]),
+            (p: ReturnType<Ring["producer"]>) =>
+              p.tryEnqueueRaw({ typeId: Item.typeId }, new Uint8Array(8)),
+          ]
+        ) {
+          const ring = makeRing(kind, 4, { initialIndex });
+          const producer = ring.producer();
+          // Full, so the producer must read head again (an SPSC producer
+          // trusts its cached head while that leaves room).
+          for (let n = 0; n < 4; n++) {
+            assert.equal(producer.tryEnqueue(Item, { n, tag: 1 }), true);
+          }
+          // Head jumps past the producers' end: 2^32 - 93 slots "used".
+          setWord(ring, "head", initialIndex + 97);
+          assert.throws(
+            () => call(producer),
+            (error) =>
+              error instanceof InvalidStateError &&
+              error.state === "corrupt" && /past head/.test(error.message),
+            call.toString(),
+          );
+          assert.equal(producer.pending, 0);
+          assert.equal(ring.dropped(), 0);
+        }
+      }
+    });
+
+    test(`${kind}: the async enqueue rejects on a corrupt ring instead of waiting`, async () => {
+      const ring = makeRing(kind, 2);
+      const producer = ring.producer();
+      await producer.enqueue(Item, { n: 1, tag: 1 });
+      await producer.enqueue(Item, { n: 2, tag: 1 });
+      setWord(ring, "head", 0xfffffff0);
+      await assert.rejects(
+        producer.enqueue(Item, { n: 1, tag: 1 }, undefined, {
+          timeoutMs: 60_000,
+        }),
+        InvalidStateError,
+      );
+    });
+
+    test(`${kind}: waits refuse a NaN deadline (it would never pass)`, async () => {
+      const ring = makeRing(kind, 2, { shared: true });
+      const consumer = ring.consumer();
+      const producer = ring.producer();
+      assert.throws(() => consumer.waitReadable(NaN), RangeError);
+      await assert.rejects(consumer.readable({ timeoutMs: NaN }), RangeError);
+      await assert.rejects(
+        consumer.dequeue(Item, { timeoutMs: NaN }),
+        RangeError,
+      );
+      producer.tryEnqueue(Item, { n: 1, tag: 1 });
+      producer.tryEnqueue(Item, { n: 2, tag: 1 });
+      await assert.rejects(
+        producer.enqueue(Item, { n: 3, tag: 1 }, undefined, { timeoutMs: NaN }),
+        RangeError,
+      );
+    });
+  }
+
+  test("mpsc: a producer whose guess of reserve is laps behind still claims", () => {
+    const ring = makeRing("mpsc", 4, { initialIndex: U32 - 5 });
+    const stale = ring.producer();
+    const busy = ring.producer();
+    const consumer = ring.consumer();
+    for (let i = 0; i < 37; i++) {
+      assert.equal(busy.tryEnqueue(Item, { n: i, tag: 1 }), true);
+      assert.equal(consumer.tryDequeue(Item)?.value.n, i);
+    }
+    // The stale producer's guess is 37 tickets behind head: not corruption.
+    assert.equal(stale.tryEnqueue(Item, { n: 99, tag: 1 }), true);
+    assert.equal(stale.enqueueBatch(Item, [{ n: 100, tag: 1 }]), 1);
+    assert.deepEqual(
+      [consumer.tryDequeue(Item)?.value.n, consumer.tryDequeue(Item)?.value.n],
+      [99, 100],
+    );
+  });
+});
+
 describe("producer conveniences", () => {
   for (const kind of KINDS) {
     test(`${kind}: tryEnqueue fills the ring, then returns false; enqueueOrDrop counts drops`, () => {
@@ -311,6 +434,62 @@ describe("producer conveniences", () => {
         () => producer.tryEnqueueRaw({ typeId: 1 }, new Uint8Array(33)),
         InvalidMessageError,
       );
+      assert.equal(consumer.tryDequeue(Item), undefined);
+      // Header fields that String() or a bitwise operator cannot convert.
+      const odd = [Object.create(null), 1n, Symbol("s"), "1", {
+        [Symbol.toPrimitive]() {
+          throw new Error("no primitive");
+        },
+      }];
+      const headers: unknown[] = [null, 5, "h"];
+      for (const value of odd) {
+        headers.push({ flags: value }, { sourceActor: value });
+        // 1n is a valid u64.
+        if (value === 1n) continue;
+        headers.push(
+          { correlationId: value },
+          { timestamp: value },
+          { timestamp: { physicalMs: value, logical: 0, nodeId: 0 } },
+          { timestamp: { physicalMs: 0, logical: value, nodeId: 0 } },
+        );
+      }
+      headers.push({ timestamp: -1n }, { correlationId: 2n ** 64n });
+      for (const header of headers) {
+        for (
+          const call of [
+            () => producer.tryEnqueue(Item, { n: 1, tag: 1 }, header as never),
+            () =>
+              producer.enqueueBatch(
+                Item,
+                [{ n: 1, tag: 1 }],
+                header as never,
+              ),
+            () =>
+              producer.tryEnqueueRaw(
+                { typeId: Item.typeId, ...(header as object) },
+                new Uint8Array(8),
+              ),
+          ]
+        ) {
+          if (header === null || typeof header !== "object") {
+            if (call.toString().includes("tryEnqueueRaw")) continue;
+          }
+          assert.throws(call, InvalidMessageError, String(call));
+          // MPSC publishes a refused ticket as a void slot: skip it.
+          assert.equal(consumer.tryDequeue(Item), undefined);
+        }
+      }
+      for (const typeId of [...odd, -1, 2 ** 32]) {
+        assert.throws(
+          () =>
+            producer.tryEnqueueRaw(
+              { typeId: typeId as number },
+              new Uint8Array(8),
+            ),
+          InvalidMessageError,
+        );
+        assert.equal(consumer.tryDequeue(Item), undefined);
+      }
       assert.equal(producer.pending, 0);
       assert.equal(
         consumer.tryDequeue(Item),
