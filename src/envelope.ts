@@ -13,7 +13,11 @@
 import { InvalidMessageError } from "./errors.ts";
 import { HLC_MAX_PHYSICAL_MS, type HlcTimestamp, readHlc } from "./hlc.ts";
 import { ENVELOPE } from "./layout.ts";
-import type { MessageSchema, SchemaRegistry } from "./message.ts";
+import {
+  describeValue,
+  type MessageSchema,
+  type SchemaRegistry,
+} from "./message.ts";
 
 /** Size of the envelope in bytes; a slot's payload starts here. */
 export const ENVELOPE_SIZE: number = ENVELOPE.size;
@@ -80,6 +84,19 @@ function invalid(message: string): never {
   throw new InvalidMessageError(message);
 }
 
+function badTimestamp(physicalMs: unknown, logical: unknown): never {
+  invalid(
+    `envelope timestamp {physicalMs: ${describeValue(physicalMs)}, logical: ${
+      describeValue(logical)
+    }} is not a 48+16-bit HLC reading`,
+  );
+}
+
+/** Refuses one envelope field (the message is built here, off the hot path). */
+function badField(what: string, value: unknown, expected: string): never {
+  invalid(`envelope ${what} ${describeValue(value)} is not ${expected}`);
+}
+
 function writeU64(
   view: DataView,
   at: number,
@@ -93,7 +110,7 @@ function writeU64(
       return;
     }
     if (!Number.isSafeInteger(value) || value < 0) {
-      invalid(`envelope ${what} ${value} is not a non-negative safe integer`);
+      badField(what, value, "a non-negative safe integer");
     }
     // Math.floor, not %: a double modulo is a slow library call.
     const high = Math.floor(value / TWO_32);
@@ -102,7 +119,7 @@ function writeU64(
     return;
   }
   if (typeof value !== "bigint" || value < 0n || value > 0xffffffffffffffffn) {
-    invalid(`envelope ${what} ${String(value)} is not a u64`);
+    badField(what, value, "a u64");
   }
   view.setBigUint64(at, value, true);
 }
@@ -152,12 +169,14 @@ function writeEnvelopeParts(
   payloadLength: number,
   header: EnvelopeHeader | undefined,
 ): void {
-  if ((typeId >>> 0) !== typeId) {
-    invalid(`envelope typeId ${typeId} is not a u32`);
+  // typeof first: bitwise operators would convert (and throw on) any other type.
+  if (typeof typeId !== "number" || (typeId >>> 0) !== typeId) {
+    badField("typeId", typeId, "a u32");
   }
-  if ((payloadLength & 0xffff) !== payloadLength) {
-    invalid(`envelope payloadLength ${payloadLength} is not a u16`);
-  }
+  if (
+    typeof payloadLength !== "number" ||
+    (payloadLength & 0xffff) !== payloadLength
+  ) badField("payloadLength", payloadLength, "a u16");
   view.setUint32(offset + TYPE_ID, typeId, true);
   view.setUint16(offset + PAYLOAD_LENGTH, payloadLength, true);
   if (header === undefined) {
@@ -167,13 +186,16 @@ function writeEnvelopeParts(
     view.setUint32(offset + SOURCE_ACTOR, 0);
     return;
   }
+  if (header === null || typeof header !== "object") {
+    badField("header", header, "an object");
+  }
   const flags = header.flags ?? 0;
   const sourceActor = header.sourceActor ?? 0;
-  if ((flags & 0xffff) !== flags) {
-    invalid(`envelope flags ${flags} is not a u16`);
+  if (typeof flags !== "number" || (flags & 0xffff) !== flags) {
+    badField("flags", flags, "a u16");
   }
-  if ((sourceActor >>> 0) !== sourceActor) {
-    invalid(`envelope sourceActor ${sourceActor} is not a u32`);
+  if (typeof sourceActor !== "number" || (sourceActor >>> 0) !== sourceActor) {
+    badField("sourceActor", sourceActor, "a u32");
   }
   view.setUint16(offset + FLAGS, flags, true);
   writeU64(
@@ -183,7 +205,8 @@ function writeEnvelopeParts(
     "correlationId",
   );
   const ts = header.timestamp;
-  if (ts === undefined) {
+  // Absent like the other fields (`?? 0`): undefined or null.
+  if (ts === undefined || ts === null) {
     view.setUint32(offset + TIMESTAMP, 0, true);
     view.setUint32(offset + TIMESTAMP + 4, 0, true);
   } else if (typeof ts === "object") {
@@ -191,13 +214,10 @@ function writeEnvelopeParts(
     const p = ts.physicalMs;
     const l = ts.logical;
     if (
+      typeof l !== "number" || typeof p !== "number" ||
       (l & 0xffff) !== l || !(p >= 0 && p <= HLC_MAX_PHYSICAL_MS) ||
       Math.floor(p) !== p
-    ) {
-      invalid(
-        `envelope timestamp {physicalMs: ${p}, logical: ${l}} is not a 48+16-bit HLC reading`,
-      );
-    }
+    ) badTimestamp(p, l);
     const high = Math.floor(p / 0x10000);
     view.setUint32(
       offset + TIMESTAMP,

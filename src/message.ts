@@ -274,6 +274,19 @@ function invalid(message: string): never {
   throw new InvalidMessageError(message);
 }
 
+/**
+ * Whether a plain object takes `name` as an own data property, both when
+ * assigned and in an object literal (what `decode` builds). `__proto__` does
+ * not: in a literal it sets the prototype, and so does assigning it where
+ * `Object.prototype.__proto__` exists (Bun; Deno removes that accessor).
+ */
+function roundTripsAsProperty(name: string): boolean {
+  if (name === "__proto__") return false;
+  const probe: Record<string, unknown> = {};
+  probe[name] = 0;
+  return Object.hasOwn(probe, name) && probe[name] === 0;
+}
+
 function layoutOf(
   name: string,
   spec: FieldSpec,
@@ -286,43 +299,49 @@ function layoutOf(
     return { size, align: size };
   }
   if (spec === null || typeof spec !== "object") {
-    invalid(`field ${name}: bad field spec ${String(spec)}`);
+    invalid(`field ${name}: bad field spec ${describe(spec)}`);
   }
   switch (spec.kind) {
     case "array": {
-      const size = SCALAR_SIZE[spec.element];
+      const element: unknown = spec.element;
       if (
-        size === undefined || !Object.hasOwn(SCALAR_SIZE, spec.element) ||
-        (spec.element as string) === "bool"
+        typeof element !== "string" || !Object.hasOwn(SCALAR_SIZE, element) ||
+        element === "bool"
       ) {
         invalid(
-          `field ${name}: arrays hold numeric types, not ${
-            String(spec.element)
-          }`,
+          `field ${name}: arrays hold numeric types, not ${describe(element)}`,
         );
       }
-      if (!Number.isInteger(spec.length) || spec.length < 1) {
+      const size = SCALAR_SIZE[element as NumericType];
+      const length: unknown = spec.length;
+      if (!Number.isInteger(length) || (length as number) < 1) {
         invalid(
-          `field ${name}: array length ${spec.length} must be an integer >= 1`,
+          `field ${name}: array length ${
+            describe(length)
+          } must be an integer >= 1`,
         );
       }
-      return { size: size * spec.length, align: size };
+      return { size: size * (length as number), align: size };
     }
     case "bytes":
-    case "string":
+    case "string": {
+      const capacity: unknown = spec.capacity;
       if (
-        !Number.isInteger(spec.capacity) || spec.capacity < 1 ||
-        spec.capacity > MAX_VARIABLE_CAPACITY
+        !Number.isInteger(capacity) || (capacity as number) < 1 ||
+        (capacity as number) > MAX_VARIABLE_CAPACITY
       ) {
         invalid(
-          `field ${name}: capacity ${spec.capacity} must be an integer within 1..${MAX_VARIABLE_CAPACITY}`,
+          `field ${name}: capacity ${
+            describe(capacity)
+          } must be an integer within 1..${MAX_VARIABLE_CAPACITY}`,
         );
       }
-      return { size: 2 + spec.capacity, align: 2 };
+      return { size: 2 + (capacity as number), align: 2 };
+    }
     default:
       invalid(
         `field ${name}: unknown field kind ${
-          JSON.stringify((spec as { kind: unknown }).kind)
+          describe((spec as { kind: unknown }).kind)
         }`,
       );
   }
@@ -394,19 +413,50 @@ function badCondition(type: ScalarType, x: string): string {
   }
 }
 
-function describe(value: unknown): string {
-  if (typeof value === "bigint") return `${value}n`;
-  if (typeof value === "string") {
-    return JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value);
+/**
+ * Describes any value for an error message, and never throws: `String()`
+ * throws for a null-prototype object, a symbol inside a template, or an
+ * object whose `toString` throws, which would turn a refusal of bad input
+ * into a `TypeError`. Objects are described by their tag, without calling
+ * their own methods.
+ */
+export function describeValue(value: unknown): string {
+  try {
+    switch (typeof value) {
+      case "bigint":
+        return `${value}n`;
+      case "string":
+        return JSON.stringify(
+          value.length > 40 ? value.slice(0, 40) + "…" : value,
+        );
+      case "number":
+        return Object.is(value, -0) ? "-0" : String(value);
+      case "symbol":
+        return value.toString();
+      case "object":
+      case "function": {
+        if (value === null) return "null";
+        if (Array.isArray(value)) return `array(${value.length})`;
+        const tag = Object.prototype.toString.call(value);
+        if (ArrayBuffer.isView(value) && "length" in value) {
+          return `${tag.slice(8, -1)}(${(value as Uint8Array).length})`;
+        }
+        return Object.getPrototypeOf(value) === null
+          ? "[object Object] (null prototype)"
+          : tag;
+      }
+      default:
+        return String(value);
+    }
+  } catch {
+    return `a ${typeof value} that cannot be described`;
   }
-  if (ArrayBuffer.isView(value)) {
-    return `${value.constructor.name}(${(value as Uint8Array).length})`;
-  }
-  if (Array.isArray(value)) return `array(${value.length})`;
-  return String(value);
 }
 
-const textDecoder = new TextDecoder("utf-8", { fatal: true });
+const describe = describeValue;
+
+// ignoreBOM: a U+FEFF at the start of a field is text, not a byte-order mark.
+const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const textEncoder = new TextEncoder();
 
 /** Writes a UTF-8 string with its u16 length prefix at `offset`. */
@@ -657,13 +707,20 @@ function compile(params: string[], body: string): Function {
 export function defineMessage<const F extends FieldsSpec>(
   definition: MessageDefinition<F>,
 ): MessageSchema<F> {
+  if (definition === null || typeof definition !== "object") {
+    invalid(`message definition ${describe(definition)} must be an object`);
+  }
   const { name, fields: spec } = definition;
   if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
-    invalid(`message name ${JSON.stringify(name)} must match ${NAME_PATTERN}`);
+    invalid(`message name ${describe(name)} must match ${NAME_PATTERN}`);
   }
-  const typeId = definition.typeId ?? fnv1a32(name);
-  if ((typeId >>> 0) !== typeId || typeId === 0) {
-    invalid(`message ${name}: type id ${typeId} must be a non-zero u32`);
+  const typeId: unknown = definition.typeId ?? fnv1a32(name);
+  if (
+    typeof typeId !== "number" || (typeId >>> 0) !== typeId || typeId === 0
+  ) {
+    invalid(
+      `message ${name}: type id ${describe(typeId)} must be a non-zero u32`,
+    );
   }
   if (spec === null || typeof spec !== "object") {
     invalid(`message ${name}: fields must be an object`);
@@ -677,6 +734,13 @@ export function defineMessage<const F extends FieldsSpec>(
         `message ${name}: field name ${
           JSON.stringify(fieldName)
         } must match ${FIELD_PATTERN}`,
+      );
+    }
+    if (!roundTripsAsProperty(fieldName)) {
+      invalid(
+        `message ${name}: field name ${
+          JSON.stringify(fieldName)
+        } cannot be an own property of a plain object (values and decode could not carry it)`,
       );
     }
     const fieldSpec = spec[fieldName];
@@ -738,7 +802,7 @@ export function defineMessage<const F extends FieldsSpec>(
   const accessor = (fieldName: string): FieldAccessor => {
     const found = accessors.get(fieldName);
     if (!found) {
-      invalid(`message ${name} has no field ${JSON.stringify(fieldName)}`);
+      invalid(`message ${name} has no field ${describe(fieldName)}`);
     }
     return found;
   };
@@ -767,8 +831,12 @@ export function defineMessage<const F extends FieldsSpec>(
       encodeRaw(scratch, 0, value);
     },
     encodeMany(view, at, stride, values) {
-      if (!(stride >= size)) {
-        invalid(`message ${name}: stride ${stride} is below its size ${size}`);
+      if (typeof stride !== "number" || !(stride >= size)) {
+        invalid(
+          `message ${name}: stride ${
+            describe(stride)
+          } is below its size ${size}`,
+        );
       }
       const n = values.length;
       for (let i = 0; i < n; i++) {
@@ -777,6 +845,20 @@ export function defineMessage<const F extends FieldsSpec>(
       return n;
     },
     decodeMany(view, at, stride, count) {
+      if (typeof stride !== "number" || !(stride >= size)) {
+        invalid(
+          `message ${name}: stride ${
+            describe(stride)
+          } is below its size ${size}`,
+        );
+      }
+      if (!Number.isSafeInteger(count) || count < 0) {
+        invalid(
+          `message ${name}: count ${
+            describe(count)
+          } must be a non-negative integer`,
+        );
+      }
       const out = new Array<DecodedMessage<F>>(count);
       for (let i = 0; i < count; i++) out[i] = decode(view, at + i * stride);
       return out;

@@ -4,6 +4,7 @@ import {
   array,
   bytes,
   defineMessage,
+  describeValue,
   type FieldSpec,
   type FieldsSpec,
   fnv1a32,
@@ -578,6 +579,209 @@ describe("validation", () => {
   test("unknown field names are rejected", () => {
     assert.throws(() => s.read(view, 0, "nope" as never), InvalidMessageError);
     assert.throws(() => s.field("nope" as never), InvalidMessageError);
+  });
+});
+
+describe("hostile input", () => {
+  /** Values that String() cannot convert, or converts by running a throwing method. */
+  const hostile = (): unknown[] => [
+    Object.create(null),
+    { toString: 1, valueOf: 1 },
+    {
+      [Symbol.toPrimitive]() {
+        throw new Error("no primitive");
+      },
+    },
+    {
+      toString() {
+        throw new Error("no string");
+      },
+    },
+    Symbol("s"),
+  ];
+  const s = defineMessage({
+    name: "Hostile",
+    fields: {
+      a: "u32",
+      b: "u64",
+      c: "bool",
+      d: "f64",
+      e: array("i16", 2),
+      f: utf8(8),
+      g: bytes(4),
+    },
+  });
+  const good = {
+    a: 1,
+    b: 2n,
+    c: true,
+    d: 0.5,
+    e: [1, 2],
+    f: "x",
+    g: new Uint8Array(1),
+  };
+
+  test("describeValue never throws and names what it saw", () => {
+    for (const value of hostile()) {
+      assert.equal(typeof describeValue(value), "string");
+    }
+    assert.equal(
+      describeValue(Object.create(null)),
+      "[object Object] (null prototype)",
+    );
+    assert.equal(describeValue(-0), "-0");
+    assert.equal(describeValue(3n), "3n");
+    assert.equal(describeValue("a"), '"a"');
+    assert.equal(describeValue([1, 2]), "array(2)");
+    assert.equal(describeValue(new Float32Array(3)), "Float32Array(3)");
+    assert.equal(describeValue(Symbol("s")), "Symbol(s)");
+    assert.equal(describeValue(undefined), "undefined");
+    assert.equal(describeValue(null), "null");
+  });
+
+  test("a field value String() cannot convert is an InvalidMessageError", () => {
+    for (const field of Object.keys(good)) {
+      for (const value of hostile()) {
+        const bad = { ...good, [field]: value };
+        assert.throws(
+          () => s.encode(new DataView(new ArrayBuffer(s.size)), 0, bad),
+          InvalidMessageError,
+          `${field} = ${describeValue(value)}`,
+        );
+        assert.throws(
+          () =>
+            s.write(
+              new DataView(new ArrayBuffer(s.size)),
+              0,
+              field as never,
+              value as never,
+            ),
+          InvalidMessageError,
+          `${field} = ${describeValue(value)}`,
+        );
+      }
+    }
+    for (const value of hostile()) {
+      if (typeof value === "object") continue;
+      assert.throws(() => s.validate(value as never), InvalidMessageError);
+    }
+    assert.throws(
+      () => s.validate({ ...good, e: [1, Object.create(null)] }),
+      InvalidMessageError,
+    );
+  });
+
+  test("a spec value String() cannot convert is an InvalidMessageError", () => {
+    const specs: unknown[] = [];
+    for (const value of hostile()) {
+      specs.push(
+        { kind: "array", element: "u8", length: value },
+        { kind: "array", element: value, length: 2 },
+        { kind: "bytes", capacity: value },
+        { kind: "string", capacity: value },
+        { kind: value },
+        value,
+      );
+    }
+    specs.push({ kind: 1n }, { kind: "array", element: "u8", length: 2n });
+    for (const spec of specs) {
+      assert.throws(
+        () => defineMessage({ name: "X", fields: { f: spec as FieldSpec } }),
+        InvalidMessageError,
+        describeValue(spec),
+      );
+    }
+    for (const value of [...hostile(), 1n, 5]) {
+      assert.throws(
+        () => defineMessage({ name: value as string, fields: {} }),
+        InvalidMessageError,
+      );
+    }
+    for (const value of [...hostile(), 1n, "5"]) {
+      assert.throws(
+        () => defineMessage({ name: "X", typeId: value as number, fields: {} }),
+        InvalidMessageError,
+      );
+    }
+    assert.throws(() => defineMessage(null as never), InvalidMessageError);
+  });
+
+  test("strides and counts that are not numbers are refused", () => {
+    const view = new DataView(new ArrayBuffer(s.size * 2));
+    for (const value of [...hostile(), 1n, NaN]) {
+      assert.throws(
+        () => s.encodeMany(view, 0, value as number, [good]),
+        InvalidMessageError,
+      );
+      assert.throws(
+        () => s.decodeMany(view, 0, value as number, 1),
+        InvalidMessageError,
+      );
+      assert.throws(
+        () => s.decodeMany(view, 0, s.size, value as number),
+        InvalidMessageError,
+      );
+    }
+    assert.equal(s.decodeMany(view, 0, s.size, 0).length, 0);
+  });
+
+  test("a field named __proto__ is refused; other Object.prototype names round-trip", () => {
+    for (
+      const fields of [
+        JSON.parse('{"__proto__": "u8"}'),
+        { ["__proto__"]: "u32" },
+        JSON.parse('{"a": "u8", "__proto__": "u16"}'),
+      ]
+    ) {
+      assert.throws(
+        () => defineMessage({ name: "Proto", fields }),
+        (error) =>
+          error instanceof InvalidMessageError &&
+          /__proto__/.test(error.message),
+      );
+    }
+    const t = defineMessage({
+      name: "Inherited",
+      fields: {
+        constructor: "u8",
+        toString: "u16",
+        hasOwnProperty: "u32",
+        valueOf: utf8(4),
+      },
+    });
+    const value = {
+      constructor: 1,
+      toString: 2,
+      hasOwnProperty: 3,
+      valueOf: "v",
+    };
+    const view = new DataView(new ArrayBuffer(t.size));
+    t.encode(view, 0, value as never);
+    assert.deepEqual({ ...t.decode(view, 0) }, value);
+    // Missing, they are not taken from Object.prototype.
+    assert.throws(() => t.encode(view, 0, {} as never), InvalidMessageError);
+  });
+});
+
+describe("UTF-8 and U+FEFF", () => {
+  const t = defineMessage({ name: "Bom", fields: { text: utf8(16) } });
+  test("a U+FEFF anywhere in a field survives encode and decode", () => {
+    for (
+      const text of [
+        "\ufeff",
+        "\ufeffa",
+        "a\ufeff",
+        "ab\ufeffé",
+        "\ufeff\ufeff",
+        "é\ufeff",
+        "\ufeff😀",
+      ]
+    ) {
+      const view = new DataView(new ArrayBuffer(t.size));
+      t.encode(view, 0, { text });
+      assert.equal(t.decode(view, 0).text, text, JSON.stringify(text));
+      assert.equal(t.read(view, 0, "text"), text, JSON.stringify(text));
+    }
   });
 });
 
