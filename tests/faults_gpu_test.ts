@@ -165,6 +165,8 @@ describe("GPU faults through the runtime", () => {
         const stalled = staller.call(echo(2, 1_500, STALL_TAG), {
           timeoutMs: 20_000,
         });
+        // Awaited below; observed now so an earlier failure leaves no unhandled rejection.
+        stalled.catch(() => {});
         await pollUntil(() => staleOf("staller").length > 0, {
           timeoutMs: 10_000,
           what: "heartbeat-stale of the stalled GPU actor",
