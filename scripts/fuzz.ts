@@ -311,27 +311,28 @@ function validFieldArb(spec: FieldSpec): fc.Arbitrary<unknown> {
     case "bytes":
       return fc.uint8Array({ maxLength: spec.capacity });
     case "string":
-      // A code point takes at most 4 UTF-8 bytes. U+FEFF is left to the
-      // string-bom target (a known issue).
+      // A code point takes at most 4 UTF-8 bytes.
       return fc.string({
         unit: "binary",
         maxLength: Math.floor(spec.capacity / 4),
-      }).filter((text) => !text.includes("\ufeff"));
+      });
   }
 }
 
-/** Whether `String(value)` works (values that break it are the hostile-field-values target). */
-function printable(value: unknown): boolean {
-  try {
-    String(value);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Any JS value whose `String()` works. */
-const anythingArb: fc.Arbitrary<unknown> = fc.anything().filter(printable);
+/**
+ * Any JS value, including the ones `String()` cannot convert (null-prototype
+ * objects), boxed values, typed arrays, maps, sets and sparse arrays.
+ */
+const anythingArb: fc.Arbitrary<unknown> = fc.anything({
+  withNullPrototype: true,
+  withBigInt: true,
+  withBoxedValues: true,
+  withMap: true,
+  withSet: true,
+  withTypedArray: true,
+  withSparseArray: true,
+  withObjectString: true,
+});
 
 /** Values that are (mostly) invalid for a field of `spec`. */
 function invalidFieldArb(spec: FieldSpec): fc.Arbitrary<unknown> {
@@ -441,8 +442,15 @@ const fieldNameArb = fc.oneof(
   { arbitrary: fc.stringMatching(/^[a-z_][a-z0-9_]{0,6}$/), weight: 8 },
   { arbitrary: fc.string({ maxLength: 5 }), weight: 1 },
   {
-    // Not "__proto__": see the schema-definition note in docs/reliability.md.
-    arbitrary: fc.constantFrom("constructor", "toString", "1x", "a-b", ""),
+    arbitrary: fc.constantFrom(
+      "constructor",
+      "toString",
+      "__proto__",
+      "hasOwnProperty",
+      "1x",
+      "a-b",
+      "",
+    ),
     weight: 1,
   },
 );
@@ -1023,37 +1031,81 @@ export const FUZZ_TARGETS: readonly FuzzTarget[] = [
   {
     name: "ring-corrupt-indices-producer",
     description:
-      "producers on a ring whose header indices were corrupted (reserve or tail far ahead of head): each call returns or throws a typed error",
+      "header indices overwritten (tail, reserve or head anywhere in u32): Ring.attach refuses exactly the headers whose producers' end is more than capacity past head; producers made before the damage return or throw InvalidStateError, never spin",
     weight: 1,
-    knownIssue:
-      "MpscProducer.claim spins forever when reserve - head > capacity stays true; SpscProducer.enqueueBatch throws RangeError (negative claim) when tail - head > capacity",
     property: () =>
       fc.property(
         geometryArb,
         fc.constantFrom("tail", "reserve", "head"),
-        fc.integer({ min: 0, max: 0xffffffff }),
-        fc.constantFrom("try", "batch"),
-        (geometry, word, value, how) => {
+        fc.oneof(
+          fc.integer({ min: 0, max: 0xffffffff }),
+          fc.integer({ min: -20, max: 20 }),
+        ),
+        fc.nat({ max: 16 }),
+        fc.constantFrom("try", "drop", "batch", "raw", "claim"),
+        (geometry, word, value, fill, how) => {
           const buffer = new ArrayBuffer(ringByteLength(geometry));
-          Ring.create(buffer, geometry);
-          new Uint32Array(buffer)[HEADER_WORDS[word as "tail"]] = value;
-          const ring = Ring.attach(buffer);
+          const ring = Ring.create(buffer, geometry);
+          const producer = ring.producer();
           const schema = FUZZ_SCHEMAS[1];
+          const message = { a: 1n, b: 2n, c: 3 };
+          // Full or not: an SPSC producer re-reads head only when it needs room.
+          for (let i = 0; i < Math.min(fill, ring.capacity); i++) {
+            producer.tryEnqueue(schema, message);
+          }
+          const words = new Uint32Array(buffer, 0, RING_HEADER_SIZE / 4);
+          const target = HEADER_WORDS[word as "tail"];
+          // Small values are offsets from the current word, so the damage is
+          // sometimes within capacity (a valid-looking header).
+          words[target] = value <= 20 && value >= -20
+            ? (words[target] + value) >>> 0
+            : value;
+          const end = ring.kind === "spsc"
+            ? words[HEADER_WORDS.tail]
+            : words[HEADER_WORDS.reserve];
+          const corrupt =
+            ((end - words[HEADER_WORDS.head]) >>> 0) > ring.capacity;
+          let attached: Ring | undefined;
           try {
-            const producer = ring.producer();
-            if (how === "try") {
-              producer.tryEnqueue(schema, {
-                a: 1n,
-                b: 2n,
-                c: 3,
-              });
-            } else producer.enqueueBatch(schema, [{ a: 1n, b: 2n, c: 3 }]);
+            attached = Ring.attach(buffer);
           } catch (error) {
-            expectTyped(
-              error,
-              [InvalidStateError],
-              "enqueue on a corrupt ring",
+            expectTyped(error, [InvalidStateError], "attach");
+          }
+          if ((attached === undefined) !== corrupt) {
+            throw new Error(
+              `attach ${
+                attached ? "accepted" : "refused"
+              } ${ring.kind} indices end ${end}, head ${
+                words[HEADER_WORDS.head]
+              }, capacity ${ring.capacity}`,
             );
+          }
+          const producers = [producer];
+          if (attached) producers.push(attached.producer());
+          for (const p of producers) {
+            try {
+              if (how === "try") p.tryEnqueue(schema, message);
+              else if (how === "drop") p.enqueueOrDrop(schema, message);
+              else if (how === "batch") p.enqueueBatch(schema, [message]);
+              else if (how === "raw") {
+                p.tryEnqueueRaw({ typeId: schema.typeId }, new Uint8Array(24));
+              } else {
+                const granted = p.claim(ring.capacity);
+                if (granted < 0 || granted > ring.capacity) {
+                  throw new Error(`claim granted ${granted} slots`);
+                }
+                p.publish(0);
+              }
+            } catch (error) {
+              expectTyped(
+                error,
+                [InvalidStateError],
+                "enqueue on a corrupt ring",
+              );
+            }
+            if (p.pending !== 0) {
+              throw new Error(`${p.pending} slots left claimed`);
+            }
           }
         },
       ),
@@ -1063,8 +1115,6 @@ export const FUZZ_TARGETS: readonly FuzzTarget[] = [
     description:
       "UTF-8 string fields holding U+FEFF round-trip through encode and decode",
     weight: 1,
-    knownIssue:
-      "the UTF-8 decoder drops a U+FEFF that is the first non-ASCII character (TextDecoder without ignoreBOM)",
     property: () =>
       fc.property(
         fc.string({ unit: "binary-ascii", maxLength: 6 }),
@@ -1090,10 +1140,8 @@ export const FUZZ_TARGETS: readonly FuzzTarget[] = [
   {
     name: "hostile-field-values",
     description:
-      "field values and field specs that String() cannot convert (null-prototype objects, a non-callable toString) are refused with InvalidMessageError",
+      "values that String() or a bitwise operator cannot convert (null-prototype objects, symbols, throwing toString / toPrimitive) as field values, field specs, schema names and type ids, envelope header fields: refused with InvalidMessageError, nothing published",
     weight: 1,
-    knownIssue:
-      "message.ts describes a bad value with String(value), which throws TypeError for such objects",
     property: () =>
       fc.property(
         fc.constantFrom(
@@ -1104,33 +1152,99 @@ export const FUZZ_TARGETS: readonly FuzzTarget[] = [
               throw new Error("no primitive");
             },
           }),
+          () => ({
+            toString() {
+              throw new Error("no string");
+            },
+          }),
+          () => Symbol("hostile"),
         ),
-        fc.constantFrom("value", "length", "capacity"),
+        fc.constantFrom(
+          "value",
+          "some-field",
+          "length",
+          "element",
+          "capacity",
+          "kind",
+          "name",
+          "typeId",
+          "flags",
+          "sourceActor",
+          "correlationId",
+          "timestamp",
+          "physicalMs",
+          "logical",
+          "header",
+        ),
         fc.nat({ max: FUZZ_SCHEMAS.length - 1 }),
-        (make, where, pick) => {
+        fc.constantFrom<RingKind>("spsc", "mpsc"),
+        (make, where, pick, kind) => {
           const hostile = make();
+          const schema = FUZZ_SCHEMAS[pick];
+          const ring = Ring.create(
+            new ArrayBuffer(ringByteLength({ capacity: 4, slotSize: 256 })),
+            { capacity: 4, slotSize: 256, kind },
+          );
+          const producer = ring.producer();
+          const good = fc.sample(validValueArb(schema), {
+            numRuns: 1,
+            seed: pick,
+          })[0] as Record<string, unknown>;
           try {
-            if (where === "value") {
-              const schema = FUZZ_SCHEMAS[pick];
-              const value: Record<string, unknown> = {};
-              for (const f of schema.fields) value[f.name] = hostile;
-              schema.encode(
-                new DataView(new ArrayBuffer(schema.size)),
-                0,
-                value as never,
-              );
-            } else {
+            if (where === "value" || where === "some-field") {
+              const value: Record<string, unknown> = { ...good };
+              for (const [i, f] of schema.fields.entries()) {
+                if (where === "value" || i === pick % schema.fields.length) {
+                  value[f.name] = hostile;
+                }
+              }
+              producer.tryEnqueue(schema, value as never);
+            } else if (
+              where === "length" || where === "element" ||
+              where === "capacity" || where === "kind"
+            ) {
+              const spec = where === "length"
+                ? { kind: "array", element: "u8", length: hostile }
+                : where === "element"
+                ? { kind: "array", element: hostile, length: 2 }
+                : where === "capacity"
+                ? { kind: "bytes", capacity: hostile }
+                : { kind: hostile, capacity: 4 };
               defineMessage({
                 name: "Hostile",
-                fields: {
-                  f: where === "length"
-                    ? { kind: "array", element: "u8", length: hostile }
-                    : { kind: "bytes", capacity: hostile },
-                } as unknown as FieldsSpec,
+                fields: { f: spec } as unknown as FieldsSpec,
               });
+            } else if (where === "name" || where === "typeId") {
+              defineMessage({
+                name: where === "name" ? hostile as string : "Hostile",
+                typeId: where === "typeId" ? hostile as number : undefined,
+                fields: {},
+              });
+            } else {
+              const header: Record<string, unknown> = where === "physicalMs"
+                ? { timestamp: { physicalMs: hostile, logical: 0, nodeId: 0 } }
+                : where === "logical"
+                ? { timestamp: { physicalMs: 0, logical: hostile, nodeId: 0 } }
+                : { [where]: hostile };
+              producer.tryEnqueue(
+                schema,
+                good as never,
+                (where === "header" ? hostile : header) as EnvelopeHeader,
+              );
             }
           } catch (error) {
             expectTyped(error, [InvalidMessageError], `hostile ${where}`);
+            if (ring.consumer().tryDequeue(REGISTRY) !== undefined) {
+              throw new Error(`a refused message was published`);
+            }
+            return;
+          }
+          if (where === "header" && typeof hostile === "object") {
+            // An object without header fields is an empty header: accepted.
+            const got = ring.consumer().tryDequeue(REGISTRY);
+            if (got === undefined || !sameValue(got.value, good)) {
+              throw new Error(`an empty header lost the message`);
+            }
             return;
           }
           throw new Error(`hostile ${where} accepted`);
@@ -1142,8 +1256,6 @@ export const FUZZ_TARGETS: readonly FuzzTarget[] = [
     description:
       "a schema with a field named __proto__ is refused, or its values round-trip",
     weight: 1,
-    knownIssue:
-      "defineMessage accepts the field name __proto__, which object literals and decode cannot carry",
     property: () =>
       fc.property(
         fc.constantFrom(...SCALARS.filter((t) => t !== "bool")),

@@ -26,9 +26,19 @@ const RUNS: Record<string, number> = {
   "enqueue-input": 400,
   "ring-corrupt-slots": 1_500,
   "ring-attach-header": 2_000,
+  "ring-corrupt-indices-producer": 2_000,
+  "string-bom": 1_000,
+  "hostile-field-values": 1_000,
+  "proto-field-name": 500,
 };
 
 describe("fuzz sample", () => {
+  test("every target has a sample size", () => {
+    assert.deepEqual(
+      FUZZ_TARGETS.map((t) => t.name).filter((name) => !(name in RUNS)),
+      [],
+    );
+  });
   for (const target of FUZZ_TARGETS) {
     if (target.knownIssue !== undefined) {
       // Run it with: deno run -A scripts/fuzz.ts --target <name>
@@ -40,7 +50,7 @@ describe("fuzz sample", () => {
       skip: target.knownIssue && `known issue: ${target.knownIssue}`,
       timeout: 120_000,
     }, () => {
-      const runs = RUNS[target.name] ?? 500;
+      const runs = RUNS[target.name];
       const result = runTarget(target, { runs, seed: SEED });
       assert.equal(result.failed, false, result.report);
       assert.equal(result.runs, runs);
