@@ -72,6 +72,12 @@ describe("Spin models", { skip: missing }, () => {
           new RegExp(`ok +${model} +BROKEN_\\w+ .*counterexample`),
         );
       }
+      // The kill protocol under Bun's semantics, and the proposed fixes.
+      assert.match(
+        output,
+        /ok +worker_kill +INTERRUPT +safety +pass +verified/,
+      );
+      assert.match(output, /ok +worker_kill +FIX_\w+ .*fix +verified/);
     },
   );
 
@@ -81,11 +87,13 @@ describe("Spin models", { skip: missing }, () => {
     const dir = mkdtempSync(join(tmpdir(), "ringkernel-spin-test-"));
     try {
       const table = join(dir, "checks.txt");
-      // A broken twin declared correct, and a correct model declared broken.
+      // A broken twin declared correct, a correct model declared broken, and
+      // a finding declared fixed.
       writeFileSync(
         table,
         "doorbell | BROKEN_NO_RECHECK | safety | pass\n" +
-          "doorbell | - | safety | twin\n",
+          "doorbell | - | safety | twin\n" +
+          "worker_kill | FINDING_INVALID_UNCOMMITTED | safety | fix\n",
       );
       const result = runner([], { CHECKS_FILE: table });
       const output = `${result.stdout}\n${result.stderr}`;
@@ -95,7 +103,11 @@ describe("Spin models", { skip: missing }, () => {
         /FAIL +doorbell +BROKEN_NO_RECHECK .*counterexample/,
       );
       assert.match(output, /FAIL +doorbell +- +safety +twin +verified/);
-      assert.match(output, /2 checks, 0 as expected, 2 not/);
+      assert.match(
+        output,
+        /FAIL +worker_kill +FINDING_INVALID_UNCOMMITTED .*fix +counterexample/,
+      );
+      assert.match(output, /3 checks, 0 as expected, 3 not/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

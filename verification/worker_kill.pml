@@ -1,231 +1,420 @@
 /*
  * The busy-word protocol between a CPU actor's Worker loop and the host's
- * kill (src/backend/cpu/actor_worker.ts #drain, src/backend/cpu/cpu_actor.ts
- * kill/#claimBusy), followed by what the host does next: terminate's drain
- * of the queue (dead letters), or the supervisor's restart of a new loop.
+ * kill (src/backend/cpu/actor_worker.ts #drain/#reply, src/backend/cpu/
+ * cpu_actor.ts kill/#claimBusy, src/backend/actor_memory.ts), then what the
+ * host does next: terminate's drain of the queue (dead letters), or the
+ * supervisor's restart of a loop of the next generation on the same memory.
  *
- * Worker, for the message at its head h:
- *   CAS busy 0 -> 1 (else exit); handle; CAS 1 -> FINISHING (else exit);
- *   write the reply (waits while the host has not made room);
- *   processed++; release (head = h + 1); CAS FINISHING -> 0.
- * Host kill: Worker.terminate(); then claim: read busy; while it is
- *   FINISHING (and 100 ms have not passed) read again; CAS busy -> TAKEN.
- *   If it took 1, the head message is the one the loop was handling:
- *   dead-letter it and release it.
+ * busy = generation << 4 | state, or TAKEN (-1 in the code, 255 here).
+ * state = source (1: input ring) | phase (0 handling, 4 finishing: the
+ * handler returned and the reply waits for room, 8 committed: past the point
+ * of no return). An idle loop of generation g holds g << 4.
  *
- * How a terminated Worker stops: in Deno, Worker.terminate() does not
- * interrupt running JavaScript; the loop stops at its next await (modelled,
- * generously, as at the top of each message and inside the handler).
+ * Loop of generation g, for the message at its head h:
+ *   CAS idle -> handling (else exit); run the handler;
+ *   CAS handling -> finishing (else exit);
+ *   wait for room in the output ring, polling busy (exit once it changed);
+ *   claim the reply slot and encode the reply into it;
+ *   CAS finishing -> committed (else give the slot back and exit);
+ *   committed window, no waits: publish the reply, count it processed,
+ *   release it (head = h + 1), store idle.
+ *   A handler that throws: CAS handling -> committed, count it dead-lettered,
+ *   release it, store idle, exit (crash).
+ * Host kill: Worker.terminate(); then loop reading busy: TAKEN -> nothing;
+ *   committed -> wait (the 100 ms deadline passes only if the window can
+ *   outlast it); otherwise CAS busy -> TAKEN and, for handling or finishing,
+ *   take the head message of that ring as a dead letter. A word still
+ *   committed after the deadline is taken without the message (it stays at
+ *   the head). Restart: busy = (g + 1) << 4, a new loop attaches.
  *
- * Assumptions of the default model: Deno's stop semantics; the reply of a
- * handled message gets room before the host's 100 ms claim deadline (so the
- * host never takes a FINISHING word); every message is valid (the void and
- * invalid-message paths release slots without the busy word).
+ * How a killed Worker stops: Deno's Worker.terminate() does not interrupt
+ * running JavaScript; the loop stops at its next await (modelled, generously,
+ * as optional stops at the top of each message and inside the handler) and
+ * otherwise keeps running. Under -DINTERRUPT (Bun), terminate() stops the
+ * thread anywhere, and a thread may also die by itself before the kill.
+ *
+ * Assumptions of the default model: Deno's stop semantics; every message is
+ * valid (see FINDING_INVALID_UNCOMMITTED); a running loop gets through its
+ * committed window (a few stores) within the host's 100 ms (see
+ * FINDING_COMMIT_STALL); a loop writes its reply slot right after it last saw
+ * its own finishing value (see FINDING_STALE_REPLY_WRITE); only the first
+ * loop's handler throws (once: the host answers that crash); counts live in
+ * shared memory (telemetry, control block), so a kill loses none.
  *
  * Properties (assertions): every message is counted exactly once, processed
- * or dead-lettered; the message the host takes is the one the loop was
- * handling; the ring has one consumer at a time (no release under another
- * consumer); every process ends.
+ * or dead-lettered; a message gets at most one reply, only if it was
+ * processed, never if it was dead-lettered, and every reply in the output
+ * ring answers such a message; the message the host takes is the one the
+ * loop was handling; each ring has one consumer (and the output ring one
+ * producer) at a time: nobody releases or publishes behind another's back;
+ * no invalid end state. LTL `done`: the kill, and the run, always complete.
  *
- * Broken twins (-D...): BROKEN_PLAIN_CLAIM (the host reads busy and stores
- * TAKEN instead of a compare-and-swap), BROKEN_NO_FINISHING (the loop counts
- * and releases while busy is still 1).
+ * -DINTERRUPT (Bun, must verify) states the remaining limitation exactly: the
+ * message of a loop stopped inside its committed window stays at the head
+ * and may be handled again (after a restart) or dead-lettered (terminate):
+ * it may get a second reply, or a reply and a dead letter, once the loop had
+ * published; it is counted twice only when the loop stopped between counting
+ * and releasing it. Every other message keeps the properties above.
  *
- * Findings (-D..., each drops one assumption and has a counterexample):
- * FINDING_FINISHING_TIMEOUT (the reply waits for room past the host's
- * deadline), FINDING_INTERRUPT (a runtime whose Worker.terminate() stops the
- * loop anywhere, or a thread that dies by itself), FINDING_UNGUARDED_SLOT
- * (an invalid message is dead-lettered by the loop without the busy word).
+ * Broken twins (-D..., must fail): BROKEN_NO_GENERATION (busy values carry
+ * no generation: the old design, formerly FINDING_RESTART_ABA),
+ * BROKEN_COMMIT_BEFORE_REPLY_WAIT (the commit point before the wait for room,
+ * so the window can outlast the deadline: the old FINISHING state, formerly
+ * FINDING_FINISHING_TIMEOUT),
+ * BROKEN_PUBLISH_BEFORE_COMMIT, BROKEN_HOST_TAKES_COMMITTED,
+ * BROKEN_PLAIN_CLAIM (the host reads busy and stores TAKEN, no CAS).
+ *
+ * Findings (-D..., gaps of the code, must fail): FINDING_INTERRUPT (Bun,
+ * strict properties), FINDING_COMMIT_STALL (a Deno loop descheduled for
+ * 100 ms inside its committed window), FINDING_INVALID_UNCOMMITTED (an
+ * invalid or void slot is dead-lettered and released under `handling`),
+ * FINDING_STALE_REPLY_WRITE (a loop encodes its reply into the claimed slot
+ * after the host took its word and a restarted loop used that slot).
+ * Proposed fixes (-D..., must verify): FIX_SLOT_COMMIT (commit before
+ * dead-lettering an invalid or void slot), FIX_COMMIT_BEFORE_ENCODE (claim
+ * the reply slot, commit, then encode).
  */
 
-#define N 3            /* messages queued (all published) */
-#if defined(FINDING_FINISHING_TIMEOUT)
-#define CAN_TIME_OUT true      /* the reply waits for room past the deadline */
-#elif defined(FINDING_INTERRUPT)
-#define CAN_TIME_OUT stopped   /* a stopped thread never leaves FINISHING */
-#else
-#define CAN_TIME_OUT false     /* assumption: FINISHING ends before the deadline */
-#endif
-#define FINISHING 3
-#define TAKEN 255
+#define N 4            /* messages queued in the input ring (all published) */
 #define NONE 255
+#define TAKEN 255
+#define SRC 1          /* source: the input ring (the inbox is symmetric) */
+#define FINISHING 4
+#define COMMITTED 8
 
-byte head = 0;         /* input ring head; tail = N */
-byte busy = 0;
-byte counted[N];       /* ghost: times each message was accounted */
-byte inflight = NONE;  /* ghost: message the loop handles under busy 1 */
-bool killed = false;   /* the host terminated the first loop's Worker */
-bool stopped = false;  /* the first loop's thread stopped (interrupting runtimes) */
-bool room = false;     /* the host made room for replies */
-bool outputFull = false;
-byte workersDone = 0;
-byte workers = 1;
+#ifdef FINDING_INTERRUPT
+#define INTERRUPT
+#define STRICT
+#endif
+#if defined(FINDING_INVALID_UNCOMMITTED) || defined(FIX_SLOT_COMMIT)
+#define INVALID_MSG
+#endif
+#if defined(FINDING_STALE_REPLY_WRITE) || defined(FIX_COMMIT_BEFORE_ENCODE)
+#define LATE_REPLY_WRITE
+#endif
+
+/* LTL runs (run.sh passes -DLTL_ONLY): only the formula may fail. */
+#ifdef LTL_ONLY
+#define assert(e) skip
+#endif
+
+#ifdef BROKEN_NO_GENERATION
+#define IDLE(g) 0
+#else
+#define IDLE(g) ((g) * 16)
+#endif
+#define HANDLING(g) (IDLE(g) + SRC)
+#define FIN(g) (HANDLING(g) + FINISHING)
+#define COMMIT(g) (HANDLING(g) + COMMITTED)
+
+/* When the host's 100 ms wait for a committed loop can run out. */
+#if defined(INTERRUPT)
+#define CAN_TIME_OUT stopped
+#elif defined(FINDING_COMMIT_STALL)
+#define CAN_TIME_OUT true
+#elif defined(BROKEN_COMMIT_BEFORE_REPLY_WAIT)
+#define CAN_TIME_OUT waitingForRoom
+#else
+#define CAN_TIME_OUT false
+#endif
+
+byte head = 0;              /* input ring head; tail = N */
+byte busy = IDLE(1);
+byte processed[N];          /* ghost: times counted processed */
+byte dead[N];               /* ghost: times counted dead-lettered */
+byte replies[N];            /* ghost: replies published per message */
+byte outTail = 0;           /* output ring tail (published replies) */
+byte outSlot[N + 1] = NONE; /* reply slots: which message each answers */
+byte inflight = NONE;       /* ghost: message of the last handling claim */
+bool killed = false;        /* the host killed the first loop */
+bool stopped = false;       /* the first loop's thread stopped (INTERRUPT) */
+bool room = false;          /* the user took replies, making room */
+bool outputFull = false;    /* the output ring starts full */
+bool threw = false;         /* ghost: the handler threw once */
+bool waitingForRoom = false;
 bool hostDone = false;
+byte workers = 1;
+byte workersDone = 0;
+/* ghost (INTERRUPT): where the first loop is in its committed window */
+byte committing = NONE;
+byte stage = 0;             /* 1 committed, 2 published, 3 counted, 4 released */
+byte stoppedMsg = NONE;
+byte stoppedStage = 0;
+
+ltl done { <> (hostDone && workersDone == workers) }
+
+/* Ghost bookkeeping of the first loop's committed window. */
+#define STAGE(s) if :: gen == 1 -> stage = s :: else -> skip fi
+
+/* A consumer releases the slot it read: nobody moved head meanwhile. */
+#define RELEASE(h) atomic { assert(head == h); head = h + 1 }
+
+/* The output producer publishes its slot: nobody published meanwhile. */
+#define PUBLISH(h) \
+  d_step { \
+    assert(outTail == ot); outTail = ot + 1; replies[h]++; STAGE(2) \
+  }; \
+  ot++
 
 proctype worker(byte gen) {
-  byte h = head;       /* a new consumer reads the head */
+  byte h = head;       /* the consumer attaches: reads head */
+  byte ot = outTail;   /* the output producer attaches: reads tail */
   {
   do
   :: h == N -> break
   :: else ->
-    /* an await point: a terminated Worker may stop here (Deno) */
+    /* an await point: a killed Worker may stop here (Deno) */
     if
     :: killed && gen == 1 -> goto stop
     :: true -> skip
     fi;
-#ifdef FINDING_UNGUARDED_SLOT
+    /* own the head slot before touching it */
+    if
+    :: d_step { busy == IDLE(gen) -> busy = HANDLING(gen); inflight = h }
+    :: busy != IDLE(gen) -> goto stop
+    fi;
+#ifdef INVALID_MSG
     if
     :: h == 1 ->
-      /* message 1 is invalid: dead-lettered by the loop, no busy word */
-      counted[h]++;
-      assert(head == h);
-      head = h + 1;
+      /* message 1 is invalid (or void): dead-lettered by the loop */
+#ifdef FIX_SLOT_COMMIT
+      if
+      :: d_step {
+           busy == HANDLING(gen) -> busy = COMMIT(gen);
+           if :: gen == 1 -> committing = h; stage = 1 :: else -> skip fi
+         }
+      :: busy != HANDLING(gen) -> goto stop
+      fi;
+#endif
+      d_step { dead[h]++; STAGE(3) };
+      RELEASE(h);
+      STAGE(4);
       h++;
+      d_step { busy = IDLE(gen); if :: gen == 1 -> committing = NONE :: else -> skip fi };
       goto next
     :: else -> skip
     fi;
 #endif
-    atomic {
-      if
-      :: busy == 0 -> busy = 1; inflight = h
-      :: else -> goto stop
-      fi
-    };
-    /* the handler runs; an async handler awaits */
+    /* the handler runs; an async one awaits (Deno: a killed Worker may stop) */
     if
     :: killed && gen == 1 -> goto stop
     :: true -> skip
     fi;
-#ifdef BROKEN_NO_FINISHING
-    counted[h]++;
-    assert(head == h);
-    head = h + 1;
-    h++;
-    atomic {
-      if
-      :: busy == 1 -> busy = 0
-      :: else -> goto stop
-      fi
-    }
-#else
-    atomic {
-      if
-      :: busy == 1 -> busy = FINISHING
-      :: else -> goto stop
-      fi
-    };
-    /* the reply waits for room in the output ring */
     if
-    :: outputFull -> room
-    :: else -> skip
-    fi;
-    counted[h]++;      /* processed: counted before the release */
-    assert(head == h);
-    head = h + 1;
-    h++;
-    atomic {
+    :: gen == 1 && !threw ->
+      /* the handler throws: commit to dead-lettering it, then crash */
+      threw = true;
       if
-      :: busy == FINISHING -> busy = 0
-      :: else -> skip
-      fi
-    }
+      :: d_step {
+           busy == HANDLING(gen) -> busy = COMMIT(gen);
+           if :: gen == 1 -> committing = h; stage = 1 :: else -> skip fi
+         }
+      :: busy != HANDLING(gen) -> goto stop
+      fi;
+      d_step { dead[h]++; STAGE(3) };
+      RELEASE(h);
+      STAGE(4);
+      h++;
+      d_step { busy = IDLE(gen); if :: gen == 1 -> committing = NONE :: else -> skip fi };
+      goto stop
+    :: true -> skip
+    fi;
+#ifdef BROKEN_COMMIT_BEFORE_REPLY_WAIT
+    /* the old design: the commit point comes before the wait for room */
+    if
+    :: d_step {
+         busy == HANDLING(gen) -> busy = COMMIT(gen);
+         if :: gen == 1 -> committing = h; stage = 1 :: else -> skip fi
+       }
+    :: busy != HANDLING(gen) -> goto stop
+    fi;
+    waitingForRoom = true;
+    (room || !outputFull);
+    waitingForRoom = false;
+    outSlot[ot] = h;
+#else
+    if
+    :: d_step { busy == HANDLING(gen) -> busy = FIN(gen) }
+    :: busy != HANDLING(gen) -> goto stop
+    fi;
+    /* wait for room, giving up once the host took the word; then claim
+       the reply slot and encode the reply into it */
+#if defined(LATE_REPLY_WRITE)
+    do
+    :: room || !outputFull -> break
+    :: busy != FIN(gen) -> goto stop
+    od;
+#ifndef FIX_COMMIT_BEFORE_ENCODE
+    outSlot[ot] = h;   /* may come long after busy was last seen */
 #endif
-    ;
+#else
+    do
+    :: d_step { (room || !outputFull) && busy == FIN(gen) -> outSlot[ot] = h };
+       break
+    :: busy != FIN(gen) -> goto stop
+    od;
+#endif
+    skip;              /* where the wait ends (no jump into a d_step) */
+#ifdef BROKEN_PUBLISH_BEFORE_COMMIT
+    PUBLISH(h);
+#endif
+    /* the point of no return */
+    if
+    :: d_step {
+         busy == FIN(gen) -> busy = COMMIT(gen);
+         if :: gen == 1 -> committing = h; stage = 1 :: else -> skip fi
+       }
+    :: busy != FIN(gen) -> goto stop   /* gives the claimed slot back */
+    fi;
+#ifdef FIX_COMMIT_BEFORE_ENCODE
+    outSlot[ot] = h;
+#endif
+#endif
+    /* the committed window: no waits */
+#ifndef BROKEN_PUBLISH_BEFORE_COMMIT
+    PUBLISH(h);
+#endif
+    d_step { processed[h]++; STAGE(3) };
+    RELEASE(h);
+    STAGE(4);
+    h++;
+    d_step { busy = IDLE(gen); if :: gen == 1 -> committing = NONE :: else -> skip fi };
 next:
     skip
   od
-  } unless { stopped && gen == 1 };
+  } unless {
+    stopped && gen == 1;
+    /* where in its committed window the thread stopped, if it was in one */
+    stoppedMsg = committing;
+    stoppedStage = stage
+  };
 stop:
   workersDone++
 }
 
-/* When a stopped Worker's thread actually ends (interrupting runtimes). */
+/* When the first loop's thread actually stops (INTERRUPT: Bun). */
 active proctype reaper() {
-#ifdef FINDING_INTERRUPT
+#ifdef INTERRUPT
   if
-  :: stopped = true          /* the thread dies by itself */
+  :: stopped = true            /* the thread dies by itself */
   :: killed -> stopped = true  /* terminate() stops it anywhere */
-  :: killed -> skip
+  :: killed -> skip            /* ... or only after the run */
   fi
 #else
   skip
 #endif
 }
 
-/* The user takes replies at some point, making room. */
+/* The user takes replies at some point, making room in the output ring. */
 active proctype user() {
-#ifdef FINDING_FINISHING_TIMEOUT
-  hostDone;
-#endif
   room = true
 }
 
 active proctype host() {
   byte b, hh, i;
   bool timedOut = false;
-  /* kill at any moment (terminate timed out, fault injection), or after the thread died */
+  /* kill at any moment (terminate timed out, a crash, fault injection) */
+#ifdef INTERRUPT
   if
   :: skip
-  :: stopped -> skip
+  :: stopped -> skip           /* the Worker died: the host kills it */
   fi;
+#endif
   killed = true;
 claim:
   b = busy;
   if
-  :: b == FINISHING && !timedOut ->
-    /* wait; the 100 ms deadline passes only if FINISHING outlasts it */
+  :: b == TAKEN -> goto decided
+  :: b != TAKEN && (b & COMMITTED) != 0 && !timedOut ->
+#ifdef BROKEN_HOST_TAKES_COMMITTED
+    skip
+#else
+    /* wait for the loop to finish its committed message (up to 100 ms) */
     if
     :: CAN_TIME_OUT -> timedOut = true
-    :: true -> skip
+    :: else -> skip
     fi;
     goto claim
+#endif
   :: else -> skip
   fi;
 #ifdef BROKEN_PLAIN_CLAIM
   busy = TAKEN;
 #else
-  atomic {
-    if
-    :: busy == b -> busy = TAKEN
-    :: else -> goto claim
-    fi
-  };
+  if
+  :: d_step { busy == b -> busy = TAKEN }
+  :: busy != b -> goto claim
+  fi;
 #endif
   if
-  :: b == 1 ->
+#ifdef BROKEN_HOST_TAKES_COMMITTED
+  :: (b & SRC) != 0 ->
+#else
+  :: (b & SRC) != 0 && (b & COMMITTED) == 0 ->
+#endif
+    /* handling or finishing: the loop's message is at the head; take it */
     hh = head;
     if
     :: hh < N ->
       assert(hh == inflight);
-      counted[hh]++;   /* dead-lettered: handler-error / actor-terminated */
-      head = hh + 1
+      dead[hh]++;      /* dead-lettered: handler-error / actor-terminated */
+      RELEASE(hh)
     :: else -> skip
     fi
-  :: else -> skip
+  :: else -> skip      /* idle, or committed past the deadline: left in place */
   fi;
-#ifdef FINDING_RESTART_ABA
-  /* supervisor: restart a new loop on the same memory (start() stores busy 0) */
-  busy = 0;
-  workers++;
-  run worker(2);
-#else
-  /* terminate: dead-letter everything left, then release it */
-  hh = head;
-  i = hh;
-  do
-  :: i < N -> counted[i]++; i++
-  :: else -> break
-  od;
-  head = N;
-#endif
+decided:
+  if
+  :: /* the supervisor restarts the actor: a loop of the next generation */
+    atomic { busy = IDLE(2); workers++; run worker(2) }
+  :: /* terminate: dead-letter everything left, then release it at once */
+    hh = head;
+    i = hh;
+    do
+    :: i < N -> dead[i]++; i++
+    :: else -> break
+    od;
+    atomic { assert(head == hh); head = N }
+  fi;
   hostDone = true
 }
 
 active proctype check() {
-  byte i = 0;
+  byte m = 0;
   hostDone && workersDone == workers;
   do
-  :: i < N -> assert(counted[i] == 1); i++
+  :: m < N ->
+#if defined(INTERRUPT) && !defined(STRICT)
+    if
+    :: m == stoppedMsg && stoppedStage < 4 ->
+      /* stopped inside its committed window: handled again, or dead-lettered */
+      assert(processed[m] + dead[m] >= 1);
+      assert(processed[m] + dead[m] <= (stoppedStage == 3 -> 2 : 1));
+      assert(replies[m] <= (stoppedStage >= 2 -> 2 : 1));
+      assert(replies[m] == 0 || dead[m] == 0 || stoppedStage >= 2);
+      goto counted
+    :: else -> skip
+    fi;
+#endif
+    assert(processed[m] + dead[m] == 1);  /* counted exactly once */
+    assert(replies[m] <= processed[m]);   /* at most one reply, if processed */
+    assert(replies[m] == 0 || dead[m] == 0);
+counted:
+    m++
+  :: else -> break
+  od;
+  /* every reply the host reads answers a message that was processed */
+  m = 0;
+  do
+  :: m < outTail ->
+#if defined(INTERRUPT) && !defined(STRICT)
+    assert(outSlot[m] == stoppedMsg ||
+           (processed[outSlot[m]] > 0 && dead[outSlot[m]] == 0));
+#else
+    assert(outSlot[m] != NONE && processed[outSlot[m]] > 0 &&
+           dead[outSlot[m]] == 0);
+#endif
+    m++
   :: else -> break
   od
 }
