@@ -92,6 +92,13 @@ function badTimestamp(physicalMs: unknown, logical: unknown): never {
   );
 }
 
+function badFlagsOrSource(flags: unknown, sourceActor: unknown): never {
+  if (typeof flags !== "number" || ((flags as number) & 0xffff) !== flags) {
+    badField("flags", flags, "a u16");
+  }
+  badField("sourceActor", sourceActor, "a u32");
+}
+
 /** Refuses one envelope field (the message is built here, off the hot path). */
 function badField(what: string, value: unknown, expected: string): never {
   invalid(`envelope ${what} ${describeValue(value)} is not ${expected}`);
@@ -133,7 +140,16 @@ export function writeEnvelope(
   offset: number,
   init: EnvelopeInit,
 ): void {
-  writeEnvelopeParts(view, offset, init.typeId, init.payloadLength, init);
+  const { typeId, payloadLength } = init;
+  // typeof first: bitwise operators would convert (and throw on) any other type.
+  if (typeof typeId !== "number" || (typeId >>> 0) !== typeId) {
+    badField("typeId", typeId, "a u32");
+  }
+  if (
+    typeof payloadLength !== "number" ||
+    (payloadLength & 0xffff) !== payloadLength
+  ) badField("payloadLength", payloadLength, "a u16");
+  writeEnvelopeParts(view, offset, typeId, payloadLength, init);
 }
 
 /**
@@ -167,36 +183,21 @@ function writeEnvelopeParts(
   offset: number,
   typeId: number,
   payloadLength: number,
-  header: EnvelopeHeader | undefined,
+  header: EnvelopeHeader,
 ): void {
-  // typeof first: bitwise operators would convert (and throw on) any other type.
-  if (typeof typeId !== "number" || (typeId >>> 0) !== typeId) {
-    badField("typeId", typeId, "a u32");
-  }
-  if (
-    typeof payloadLength !== "number" ||
-    (payloadLength & 0xffff) !== payloadLength
-  ) badField("payloadLength", payloadLength, "a u16");
+  // Type id and payload length are valid here: a schema's by construction,
+  // writeEnvelope's checked by it.
   view.setUint32(offset + TYPE_ID, typeId, true);
   view.setUint16(offset + PAYLOAD_LENGTH, payloadLength, true);
-  if (header === undefined) {
-    view.setUint16(offset + FLAGS, 0);
-    view.setFloat64(offset + CORRELATION_ID, 0);
-    view.setFloat64(offset + TIMESTAMP, 0);
-    view.setUint32(offset + SOURCE_ACTOR, 0);
-    return;
-  }
-  if (header === null || typeof header !== "object") {
-    badField("header", header, "an object");
-  }
+  // A primitive has no header fields (all absent); null has no properties at all.
+  if (header === null) badField("header", header, "an object");
   const flags = header.flags ?? 0;
   const sourceActor = header.sourceActor ?? 0;
-  if (typeof flags !== "number" || (flags & 0xffff) !== flags) {
-    badField("flags", flags, "a u16");
-  }
-  if (typeof sourceActor !== "number" || (sourceActor >>> 0) !== sourceActor) {
-    badField("sourceActor", sourceActor, "a u32");
-  }
+  // typeof first: bitwise operators would convert (and throw on) any other type.
+  if (
+    typeof flags !== "number" || (flags & 0xffff) !== flags ||
+    typeof sourceActor !== "number" || (sourceActor >>> 0) !== sourceActor
+  ) badFlagsOrSource(flags, sourceActor);
   view.setUint16(offset + FLAGS, flags, true);
   writeU64(
     view,
