@@ -548,6 +548,31 @@ describe("supervision", () => {
     });
   });
 
+  test("a reply that does not encode counts as a handler error: crash, restart, dead letter", async () => {
+    await withRuntime(async (rt, events) => {
+      const k = await rt.launch("flaky", { actor: fixture("flaky_actor") });
+      await assert.rejects(
+        k.call(echo(1, 1e9), { timeoutMs: 5_000 }),
+        ActorCrashedError,
+      );
+      assert.equal(
+        (await k.call(echo(2), { timeoutMs: 5_000 }) as { tag: number }).tag,
+        1,
+      );
+      await pollUntil(() => events.length >= 2, { timeoutMs: 5_000 });
+      assert.deepEqual(events.map((e) => e.type), ["crash", "restart"]);
+      await settled(k);
+      const m = k.metrics();
+      assert.equal(m.sent, 2);
+      assert.equal(m.processed, 1);
+      assert.equal(m.deadLettered, 1);
+      assert.match(
+        rt.deadLetters.drain()[0].detail ?? "",
+        /InvalidMessageError/,
+      );
+    });
+  });
+
   test("after max restarts within the window the supervisor gives up and reports it", async () => {
     await withRuntime(async (rt, events) => {
       const k = await rt.launch("flaky", {

@@ -61,6 +61,17 @@ const DOORBELL = QUEUE_HEADER.fields.doorbell.offset >> 2;
 const SLEEPING = QUEUE_HEADER.fields.sleeping.offset >> 2;
 /** Longest single sleep: bounds how late a missed wake-up could be noticed. */
 const MAX_SLEEP_MS = 100;
+/** What {@linkcode ActorLoop.#drain} returns after a handler error. */
+const CRASHED = -1;
+/** What it returns when the host took the queues over from this loop. */
+const ABANDONED = -2;
+/** Outcomes of writing a reply. */
+const REPLY_DONE = 1;
+const REPLY_ABANDONED = 0;
+type ReplyOutcome = typeof REPLY_DONE | typeof REPLY_ABANDONED | {
+  error: unknown;
+};
+
 /** Shortest idle spin once the adaptive spin has shrunk. */
 const MIN_IDLE_SPIN_MS = 0.005;
 /** How often a busy loop stamps its heartbeat. */
@@ -140,7 +151,8 @@ async function start(init: StartMessage): Promise<void> {
   const loop = new ActorLoop(init, definition);
   post({ kind: "ready" });
   const reason = await loop.run();
-  post({ kind: "exited", reason });
+  // An abandoned loop's host has moved on: it reports nothing.
+  if (reason !== "abandoned") post({ kind: "exited", reason });
   scope.close();
 }
 
@@ -218,7 +230,7 @@ class ActorLoop {
   }
 
   /** Runs until terminated, aborted or crashed. */
-  async run(): Promise<"terminated" | "aborted" | "crashed"> {
+  async run(): Promise<"terminated" | "aborted" | "crashed" | "abandoned"> {
     const control = this.#control;
     // The idle spin adapts like the host's: it shrinks while nothing arrives
     // during it (the producer may be waiting for this core), and grows back
@@ -243,10 +255,12 @@ class ActorLoop {
         const fromInput = this.#input.available() > 0
           ? await this.#drain(this.#input, 1)
           : 0;
+        if (fromInput === ABANDONED) return "abandoned";
         if (fromInput < 0) return this.#exit("crashed");
         const fromInbox = this.#inbox.available() > 0
           ? await this.#drain(this.#inbox, 2)
           : 0;
+        if (fromInbox === ABANDONED) return "abandoned";
         if (fromInbox < 0) return this.#exit("crashed");
         if (fromInput + fromInbox > 0) {
           lastWork = performance.now();
@@ -341,6 +355,19 @@ class ActorLoop {
    * accounted for (processed or dead-lettered), so a Worker that dies loses
    * at most the one message it was handling, and the host knows which.
    */
+  /**
+   * Handles up to one batch from `consumer`. Returns how many slots were
+   * taken, {@linkcode CRASHED} after a handler error, or {@linkcode ABANDONED}
+   * when the host killed this loop and took the queues over (the thread may
+   * keep running under Deno, but it then touches nothing shared).
+   *
+   * Every slot is owned through the `busy` word: CAS idle → handling before
+   * reading it; after the handler, handling → finishing; then (after room
+   * for the reply is claimed) finishing → committed, the point after which
+   * the host lets the loop finish: encode and publish the reply, count,
+   * release, and CAS committed → idle. Void and invalid slots, and handler
+   * errors, commit straight from handling.
+   */
   async #drain(consumer: RingConsumer, source: number): Promise<number> {
     let n = consumer.available();
     if (n === 0) return 0;
@@ -353,21 +380,24 @@ class ActorLoop {
     const handling = idle | source;
     const finishing = handling | BusyState.finishing;
     const committed = handling | BusyState.committed;
+    const busy = WorkerWord.busy;
     const started = performance.now();
     let processed = 0;
     for (let i = 0; i < n; i++) {
       if (control.shouldAbort) break;
-      // Own the head slot before touching it: a host that killed this loop
-      // (whose thread may still be running) owns the queue from then on.
-      if (
-        Atomics.compareExchange(words, WorkerWord.busy, idle, handling) !== idle
-      ) {
-        return -1;
+      // Own the head slot before touching it.
+      if (Atomics.compareExchange(words, busy, idle, handling) !== idle) {
+        return ABANDONED;
       }
       const offset = consumer.slotOffset(0);
       if (readTypeId(view, offset) === VOID_TYPE_ID) {
+        if (
+          Atomics.compareExchange(words, busy, handling, committed) !== handling
+        ) return ABANDONED;
         consumer.release(1);
-        Atomics.store(words, WorkerWord.busy, idle);
+        if (
+          Atomics.compareExchange(words, busy, committed, idle) !== committed
+        ) return ABANDONED;
         continue;
       }
       let message: unknown;
@@ -375,8 +405,13 @@ class ActorLoop {
         const schema = validateEnvelope(view, offset, this.#rules);
         message = schema.decode(view, offset + ENVELOPE_SIZE);
       } catch (error) {
+        if (
+          Atomics.compareExchange(words, busy, handling, committed) !== handling
+        ) return ABANDONED;
         this.#deadLetter(consumer, offset, "invalid-message", error);
-        Atomics.store(words, WorkerWord.busy, idle);
+        if (
+          Atomics.compareExchange(words, busy, committed, idle) !== committed
+        ) return ABANDONED;
         continue;
       }
       const correlation = readCorrelation(view, offset);
@@ -384,6 +419,8 @@ class ActorLoop {
         ? correlation
         : BigInt(correlation);
       ctx.sourceActor = readSourceActor(view, offset);
+      let failure: unknown = undefined;
+      let failed = false;
       let reply;
       try {
         reply = this.#definition.handle(message as never, ctx);
@@ -394,56 +431,57 @@ class ActorLoop {
           reply = await reply;
         }
       } catch (error) {
-        // Commit to dead-lettering it, unless the host took it over already.
+        failed = true;
+        failure = error;
+      }
+      if (!failed) {
+        // The host may have killed this loop during the handler and taken the message.
         if (
-          Atomics.compareExchange(
-            words,
-            WorkerWord.busy,
-            handling,
+          Atomics.compareExchange(words, busy, handling, finishing) !== handling
+        ) return ABANDONED;
+        const output = this.#definition.output;
+        const wanted = reply !== undefined && output !== undefined;
+        const outcome = wanted
+          ? this.#reply(
+            output,
+            reply as MessageValue<FieldsSpec>,
+            correlation,
+            finishing,
             committed,
-          ) !== handling
-        ) {
-          return -1;
+          )
+          : Atomics.compareExchange(words, busy, finishing, committed) ===
+              finishing
+          ? REPLY_DONE
+          : REPLY_ABANDONED;
+        if (outcome === REPLY_ABANDONED) return ABANDONED;
+        if (typeof outcome === "object") {
+          // The reply did not encode: committed already, so it is a handler error.
+          failed = true;
+          failure = outcome.error;
         }
-        this.#deadLetter(consumer, offset, "handler-error", error);
-        Atomics.store(words, WorkerWord.busy, idle);
+      } else if (
+        Atomics.compareExchange(words, busy, handling, committed) !== handling
+      ) {
+        return ABANDONED;
+      }
+      if (failed) {
+        this.#deadLetter(consumer, offset, "handler-error", failure);
+        if (
+          Atomics.compareExchange(words, busy, committed, idle) !== committed
+        ) return ABANDONED;
         control.recordError(1);
         this.#telemetry.setErrorCode(1);
         this.#flushProcessed(processed, started);
-        post({ kind: "crash", error: serializeError(error) });
-        return -1;
-      }
-      // The host may have killed this loop during the handler and taken the message.
-      if (
-        Atomics.compareExchange(words, WorkerWord.busy, handling, finishing) !==
-          handling
-      ) {
-        return -1;
-      }
-      if (reply !== undefined && this.#definition.output !== undefined) {
-        const written = this.#reply(
-          this.#definition.output,
-          reply as MessageValue<FieldsSpec>,
-          correlation,
-          finishing,
-          committed,
-        );
-        if (!written) return -1;
-      } else if (
-        Atomics.compareExchange(
-          words,
-          WorkerWord.busy,
-          finishing,
-          committed,
-        ) !== finishing
-      ) {
-        return -1;
+        post({ kind: "crash", error: serializeError(failure) });
+        return CRASHED;
       }
       processed++;
       // Count before releasing: sent = processed + dead-lettered + in flight holds at every instant.
       control.addOneProcessed();
       consumer.release(1);
-      Atomics.store(words, WorkerWord.busy, idle);
+      if (Atomics.compareExchange(words, busy, committed, idle) !== committed) {
+        return ABANDONED;
+      }
     }
     this.#flushProcessed(processed, started);
     return n;
@@ -482,10 +520,12 @@ class ActorLoop {
 
   /** Writes a reply, waiting (backpressure) while the host has not made room. */
   /**
-   * Writes a reply into the output ring, waiting while the host has not made
-   * room, and publishes it only after committing the `busy` word (so a host
-   * that took the message over never sees a reply to it). Returns false when
-   * the host took the message over (or the actor is aborting).
+   * Writes a reply into the output ring: claims a slot (waiting while the
+   * host has not made room, as long as this loop still owns the message),
+   * commits the `busy` word, and only then encodes and publishes — so a
+   * killed loop never writes into a slot. Returns {@linkcode REPLY_DONE},
+   * {@linkcode REPLY_ABANDONED} when the host took the message over (or the
+   * actor is aborting), or the encode error (the loop is then committed).
    */
   #reply(
     schema: MessageSchema,
@@ -493,7 +533,7 @@ class ActorLoop {
     correlationId: number | bigint,
     finishing: number,
     committed: number,
-  ): boolean {
+  ): ReplyOutcome {
     const header = this.#replyHeader;
     header.correlationId = correlationId;
     const output = this.#output;
@@ -504,10 +544,17 @@ class ActorLoop {
         this.#control.shouldAbort ||
         Atomics.load(words, WorkerWord.busy) !== finishing
       ) {
-        return false;
+        return REPLY_ABANDONED;
       }
       sleepSync(sleepMs);
       sleepMs = Math.min(1, sleepMs * 2);
+    }
+    if (
+      Atomics.compareExchange(words, WorkerWord.busy, finishing, committed) !==
+        finishing
+    ) {
+      output.publish(0);
+      return REPLY_ABANDONED;
     }
     const offset = output.slotOffset(0);
     try {
@@ -515,17 +562,10 @@ class ActorLoop {
       schema.encode(output.view, offset + ENVELOPE_SIZE, value);
     } catch (error) {
       output.publish(0);
-      throw error;
-    }
-    if (
-      Atomics.compareExchange(words, WorkerWord.busy, finishing, committed) !==
-        finishing
-    ) {
-      output.publish(0);
-      return false;
+      return { error };
     }
     output.publish(1);
-    return true;
+    return REPLY_DONE;
   }
 
   async #send(
