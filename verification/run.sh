@@ -91,8 +91,8 @@ worker_kill | BROKEN_HOST_TAKES_COMMITTED    | safety             | twin
 worker_kill | BROKEN_PLAIN_CLAIM             | safety             | twin
 worker_kill | FINDING_INTERRUPT              | safety             | finding
 worker_kill | FINDING_COMMIT_STALL           | safety             | finding
-worker_kill | FINDING_INVALID_UNCOMMITTED    | safety             | finding
-worker_kill | FINDING_STALE_REPLY_WRITE      | safety             | finding
+worker_kill | FINDING_INVALID_UNCOMMITTED    | safety             | twin
+worker_kill | FINDING_STALE_REPLY_WRITE      | safety             | twin
 worker_kill | FIX_SLOT_COMMIT                | safety             | fix
 worker_kill | FIX_COMMIT_BEFORE_ENCODE       | safety             | fix
 hlc         | -                              | safety             | pass
