@@ -228,7 +228,7 @@ async function main(): Promise<void> {
         : undefined,
     });
     console.error(`wrote ${written.join(", ")}`);
-    for (const path of written) if (path.endsWith(".md")) reportFormatted(path);
+    for (const path of written) if (/\.(md|svg)$/.test(path)) reportFormatted(path);
     return;
   }
   if (command !== "run" && command !== "sustained") {
