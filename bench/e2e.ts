@@ -228,7 +228,9 @@ async function main(): Promise<void> {
         : undefined,
     });
     console.error(`wrote ${written.join(", ")}`);
-    for (const path of written) if (/\.(md|svg)$/.test(path)) reportFormatted(path);
+    for (const path of written) {
+      if (/\.(md|svg)$/.test(path)) reportFormatted(path);
+    }
     return;
   }
   if (command !== "run" && command !== "sustained") {
@@ -263,7 +265,7 @@ async function main(): Promise<void> {
       });
       console.error(`report: ${written.join(", ")}`);
       for (const path of written) {
-        if (path.endsWith(".md")) reportFormatted(path);
+        if (/\.(md|svg)$/.test(path)) reportFormatted(path);
       }
     }
   } else if (values.report !== undefined) {
