@@ -250,7 +250,7 @@ export class Kernel<
 
   async #stop(abort: boolean, timeoutMs: number): Promise<void> {
     const control = this.#host.control;
-    const running = this.#isRunning();
+    const running = this.#host.running;
     if (abort) {
       control.shouldAbort = true;
     } else {
@@ -284,10 +284,6 @@ export class Kernel<
         ),
     );
     this.#services.terminated(this);
-  }
-
-  #isRunning(): boolean {
-    return (this.#host as { running?: boolean }).running !== false;
   }
 
   #waitExit(timeoutMs: number): Promise<ActorExitReason | undefined> {

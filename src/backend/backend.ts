@@ -83,6 +83,8 @@ export interface ActorHost {
   readonly output: RingConsumer;
   /** K2K / pub-sub inbox ring, where the backend has one. */
   readonly inboxRing: Ring | undefined;
+  /** Whether the actor loop is running (started and not yet exited or killed). */
+  readonly running: boolean;
   /** Starts (or restarts) the actor loop; resolves once it runs. */
   start(timeoutMs: number): Promise<void>;
   /** Wakes a sleeping actor loop to look at its flags and queues. */
