@@ -563,6 +563,18 @@ export abstract class RingProducer {
   /** @internal Slots granted by the last claim and not yet published. */
   protected claimed = 0;
 
+  /** @internal Refuses a claim while one is pending, or a bad count. */
+  protected checkClaim(n: number): void {
+    if (this.claimed !== 0) {
+      throw new InvalidStateError(
+        "claim",
+        "claimed",
+        `${this.claimed} slots are claimed and not published`,
+      );
+    }
+    checkCount(n, "claim count");
+  }
+
   /** @internal */
   constructor(ring: Ring) {
     this.ring = ring;
@@ -740,14 +752,7 @@ class SpscProducer extends RingProducer {
   }
 
   claim(n: number): number {
-    if (this.claimed !== 0) {
-      throw new InvalidStateError(
-        "claim",
-        "claimed",
-        `${this.claimed} slots are claimed and not published`,
-      );
-    }
-    checkCount(n, "claim count");
+    this.checkClaim(n);
     const ring = this.ring;
     let free = ring.capacity - ((this.tailIndex - this.cachedHead) >>> 0);
     if (free < n) free = ring.capacity - this.usedAfterReload(this.tailIndex);
@@ -827,14 +832,7 @@ class MpscProducer extends RingProducer {
   }
 
   claim(n: number): number {
-    if (this.claimed !== 0) {
-      throw new InvalidStateError(
-        "claim",
-        "claimed",
-        `${this.claimed} slots are claimed and not published`,
-      );
-    }
-    checkCount(n, "claim count");
+    this.checkClaim(n);
     if (n === 0) return 0;
     const { words, capacity } = this.ring;
     // The guess saves a load when uncontended; a wrong guess only fails the
