@@ -3,7 +3,9 @@
 // The structs below mirror the layouts declared once in src/layout.ts; the
 // layout test compiles this header as C++17 host code against those
 // declarations, so any drift fails a test. Device-only helpers are guarded by
-// __CUDACC__ so the header also compiles under a plain host compiler.
+// __CUDACC__ so the header also compiles under a plain host compiler; with
+// RK_EMULATION (emulator/rk_emulation.h) they compile as host code for the CPU
+// emulator of the driver.
 //
 // Queue protocol (src/layout.ts, QUEUE_HEADER): `head` and `tail` are
 // free-running 32-bit counters; a message's slot is `counter & (capacity - 1)`.
@@ -194,7 +196,7 @@ static_assert(RK_OFFSETOF(rk_envelope, stamp) == 28, "stamp");
 // ---------------------------------------------------------------------------
 // Device runtime
 // ---------------------------------------------------------------------------
-#if defined(__CUDACC__)
+#if defined(__CUDACC__) || defined(RK_EMULATION)
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 700
 #error "ringkernel.cuh needs compute capability 7.0 or newer (__nanosleep, sys-scope loads)"
@@ -219,16 +221,24 @@ static_assert(RK_OFFSETOF(rk_envelope, stamp) == 28, "stamp");
 
 /** Nanoseconds of the GPU's global timer (%globaltimer). */
 __device__ __forceinline__ rk_u64 rk_globaltimer_ns() {
+#if defined(RK_EMULATION)
+  return rk_emu_globaltimer_ns();
+#else
   rk_u64 t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
+#endif
 }
 
 /** Acquire load at system scope: later loads see what the writer published before this word. */
 __device__ __forceinline__ rk_u32 rk_load_acquire_sys(const rk_u32* p) {
+#if defined(RK_EMULATION)
+  return rk_emu_load_acquire(p);
+#else
   rk_u32 v;
   asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
   return v;
+#endif
 }
 
 /** Acquire load at system scope of a signed word (e.g. a flag that orders what follows it). */
@@ -449,7 +459,7 @@ __device__ __forceinline__ void rk_control_exit(rk_control_block* cb, rk_i32 sta
   __threadfence_system();
 }
 
-#endif  // __CUDACC__
+#endif  // __CUDACC__ || RK_EMULATION
 
 
 // ---------------------------------------------------------------------------
@@ -601,7 +611,7 @@ static_assert(RK_DEAD_LETTER_CAPACITY >= RK_STAGE_SLOTS_MAX, "a stage of dead le
 // handler; and publishes replies, dead letters and K2K messages in batches,
 // with one system fence per batch. It never waits on other blocks.
 // ---------------------------------------------------------------------------
-#if defined(__CUDACC__)
+#if defined(__CUDACC__) || defined(RK_EMULATION)
 
 #ifndef RK_HEARTBEAT_NS
 /** Idle actors refresh last_activity_ticks at least this often. */
@@ -694,8 +704,12 @@ struct rk_actor_base {
   __device__ static void init(State& state, rk_actor_ctx&) { state = State(); }
 };
 
+#if defined(RK_EMULATION)
+#define rk_pool_dynamic_smem (static_cast<uint4*>(rk_emu_dynamic_smem))
+#else
 /** Dynamic shared memory of a pool block. */
 extern __shared__ uint4 rk_pool_dynamic_smem[];
+#endif
 
 /** Shared memory of a pool block: descriptor copy, staging, per-message bookkeeping. */
 struct rk_pool_shared {
@@ -719,9 +733,13 @@ __device__ __forceinline__ rk_pool_shared& rk_pool_smem() {
 
 /** Acquire load of a 64-bit word at system scope. */
 __device__ __forceinline__ rk_u64 rk_load_acquire_sys64(const rk_u64* p) {
+#if defined(RK_EMULATION)
+  return rk_emu_load_acquire(p);
+#else
   rk_u64 v;
   asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
   return v;
+#endif
 }
 
 /** Volatile store of an unsigned 64-bit word (no fence). */
@@ -1542,6 +1560,6 @@ __device__ __forceinline__ bool rk_pool_enter(const rk_u64* descriptors) {
   };                                                                                                     \
   RK_ACTOR_KERNEL(kernel_name, kernel_name##_traits)
 
-#endif  // __CUDACC__
+#endif  // __CUDACC__ || RK_EMULATION
 
 #endif  // RINGKERNEL_CUH

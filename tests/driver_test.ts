@@ -994,6 +994,9 @@ describe("CudaDriver over a stand-in libcuda", () => {
 // On a real GPU (skipped without one; failing with RINGKERNEL_REQUIRE_GPU=1).
 // ---------------------------------------------------------------------------
 
+/** The test kernels below are hand-written PTX, which only a GPU's JIT runs. */
+const TEST_KERNELS_ON_HARDWARE = "hand-written PTX test kernels";
+
 const TEST_PTX = `.version 8.0
 .target sm_80
 .address_size 64
@@ -1115,7 +1118,7 @@ describe("CudaDriver on a GPU", () => {
       stream.close();
       module.close();
     }
-  });
+  }, TEST_KERNELS_ON_HARDWARE);
 
   gpuTest("events time a launch", async () => {
     const module = context.loadModule(TEST_PTX);
@@ -1137,7 +1140,7 @@ describe("CudaDriver on a GPU", () => {
       stream.close();
       module.close();
     }
-  });
+  }, TEST_KERNELS_ON_HARDWARE);
 
   gpuTest("device memory round-trips, sync and on a stream", async () => {
     const stream = context.createStream();
@@ -1233,6 +1236,7 @@ describe("CudaDriver on a GPU", () => {
         module.close();
       }
     },
+    TEST_KERNELS_ON_HARDWARE,
   );
 
   gpuTest("every parameter type reaches a real kernel intact", async () => {
@@ -1265,7 +1269,7 @@ describe("CudaDriver on a GPU", () => {
       stream.close();
       module.close();
     }
-  });
+  }, TEST_KERNELS_ON_HARDWARE);
 
   gpuTest("bad PTX is a CudaError named CUDA_ERROR_INVALID_PTX", () => {
     const error = thrown(() =>

@@ -49,14 +49,15 @@ const FIXTURE = new URL("./fixtures/gpu_fault_actors.ts", import.meta.url);
 
 /**
  * A GPU test with room for its own deadlines (Bun's default test timeout is
- * 5 s); `skip` adds a reason to skip it even with a GPU.
+ * 5 s); `skip` adds a reason to skip it even with a GPU, `hardware` what it
+ * needs that the CPU emulator does not provide.
  */
 function gpuTest(
   name: string,
   fn: () => Promise<void>,
-  options: { timeout?: number; skip?: string } = {},
+  options: { timeout?: number; skip?: string; hardware?: string } = {},
 ): void {
-  const gate = gpuTestOptions();
+  const gate = gpuTestOptions(options.hardware);
   const skip = gate.skip ?? (gpu.available ? options.skip : undefined);
   if (skip !== undefined && gate.skip === undefined) {
     console.log(`GPU test skipped: ${name}: ${skip}`);
@@ -205,7 +206,7 @@ describe("GPU faults through the runtime", () => {
         assert.deepEqual(rt.listKernels(), []);
       }, { heartbeatDeadlineMs: 300 });
     },
-    { skip: stallSkip },
+    { skip: stallSkip, hardware: "a user actor compiled from CUDA C++" },
   );
 
   gpuTest(

@@ -28,6 +28,7 @@
 import process from "node:process";
 import { test } from "node:test";
 import { CudaDriver } from "../src/cuda/driver.ts";
+import { EMULATOR_DEVICE_NAME } from "../scripts/build_emulator.ts";
 
 /** The environment variable that turns skipped GPU tests into failures. */
 export const REQUIRE_GPU_ENV_VAR = "RINGKERNEL_REQUIRE_GPU";
@@ -42,6 +43,8 @@ export interface GpuAvailability {
   readonly deviceName?: string;
   /** The driver's CUDA version, when libcuda initialised. */
   readonly driverVersion?: number;
+  /** Whether the device is the CPU emulator of the driver, not a GPU. */
+  readonly emulated: boolean;
 }
 
 function probe(): GpuAvailability {
@@ -52,6 +55,7 @@ function probe(): GpuAvailability {
     return {
       available: false,
       reason: error instanceof Error ? error.message : String(error),
+      emulated: false,
     };
   }
   try {
@@ -61,18 +65,22 @@ function probe(): GpuAvailability {
         available: false,
         reason: "the CUDA driver initialised but reports no device",
         driverVersion: driver.driverVersion,
+        emulated: false,
       };
     }
+    const deviceName = driver.device(0).name;
     return {
       available: true,
-      deviceName: driver.device(0).name,
+      deviceName,
       driverVersion: driver.driverVersion,
+      emulated: deviceName === EMULATOR_DEVICE_NAME,
     };
   } catch (error) {
     return {
       available: false,
       reason: error instanceof Error ? error.message : String(error),
       driverVersion: driver.driverVersion,
+      emulated: false,
     };
   } finally {
     driver.close();
@@ -98,7 +106,11 @@ let announced = false;
 function announce(): void {
   if (announced) return;
   announced = true;
-  if (gpu.available) {
+  if (gpu.emulated) {
+    console.log(
+      `GPU tests run on the ${gpu.deviceName}, NOT a GPU: they check the device code's protocol, not the hardware`,
+    );
+  } else if (gpu.available) {
     console.log(
       `GPU tests run on ${gpu.deviceName} (CUDA driver ${gpu.driverVersion})`,
     );
@@ -125,9 +137,15 @@ export function requireGpu(): void {
  * Options for `test(name, gpuTestOptions(), fn)`: `{ skip: reason }` without a
  * GPU, `{}` with one — and `{}` too when `RINGKERNEL_REQUIRE_GPU=1`, so the
  * test runs and must fail: start its body with {@linkcode requireGpu}.
+ *
+ * @param hardware what the test needs that only a real GPU provides; on the
+ * CPU emulator the test is skipped with it as the reason.
  */
-export function gpuTestOptions(): { skip?: string } {
+export function gpuTestOptions(hardware?: string): { skip?: string } {
   announce();
+  if (gpu.emulated && hardware) {
+    return { skip: `needs a real GPU (${hardware}); this is the CPU emulator` };
+  }
   if (gpu.available || gpuRequired) return {};
   return { skip: gpu.reason ?? "no CUDA GPU" };
 }
@@ -139,8 +157,9 @@ export function gpuTestOptions(): { skip?: string } {
 export function gpuTest(
   name: string,
   fn: () => void | Promise<void>,
+  hardware?: string,
 ): void {
-  test(name, gpuTestOptions(), async () => {
+  test(name, gpuTestOptions(hardware), async () => {
     requireGpu();
     await fn();
   });

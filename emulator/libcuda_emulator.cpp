@@ -1,0 +1,900 @@
+// libcuda_emulator.cpp — a CPU stand-in for the part of libcuda.so.1 that
+// ringkernel-ts binds (ffi/libcuda.ts), running the bundle's own device
+// sources (cuda/*.cu compiled for the host with rk_emulation.h).
+//
+// Device memory and mapped pinned memory are host memory, so device pointers
+// are host addresses. Streams are worker threads that run their operations in
+// order. A launch runs every block of the grid at once, one OS thread each (a
+// resident actor pool needs all of its blocks running), and a block's threads
+// are fibers that switch only at __syncthreads and at warp collectives.
+//
+// This checks the device code's protocol against the real host side: queue
+// indices, flags, batches, barriers, K2K. It is not a GPU: no PTX runs, the
+// memory model is the host's (x86 is stronger than the GPU's), and timings
+// mean nothing.
+#include "rk_emulation.h"
+
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+thread_local rk_emu_dim3 rk_emu_thread_idx;
+thread_local rk_emu_dim3 rk_emu_block_idx;
+thread_local rk_emu_dim3 rk_emu_block_dim;
+thread_local rk_emu_dim3 rk_emu_grid_dim;
+thread_local void* rk_emu_dynamic_smem;
+
+typedef int CUresult;
+enum : CUresult {
+  CUDA_SUCCESS = 0,
+  CUDA_ERROR_INVALID_VALUE = 1,
+  CUDA_ERROR_OUT_OF_MEMORY = 2,
+  CUDA_ERROR_NOT_INITIALIZED = 3,
+  CUDA_ERROR_INVALID_DEVICE = 101,
+  CUDA_ERROR_INVALID_IMAGE = 200,
+  CUDA_ERROR_INVALID_CONTEXT = 201,
+  CUDA_ERROR_INVALID_PTX = 218,
+  CUDA_ERROR_INVALID_HANDLE = 400,
+  CUDA_ERROR_NOT_FOUND = 500,
+  CUDA_ERROR_NOT_READY = 600,
+  CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
+  CUDA_ERROR_LAUNCH_FAILED = 719,
+};
+
+// ---------------------------------------------------------------------------
+// Fibers: the threads of one block
+// ---------------------------------------------------------------------------
+
+#if defined(__x86_64__)
+// Saves the callee-saved registers on the current stack, stores its pointer in
+// *save, and resumes the stack at `load` (System V x86-64).
+asm(R"(
+  .text
+  .p2align 4
+  .hidden rk_emu_switch
+  .globl rk_emu_switch
+  .type rk_emu_switch, @function
+rk_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size rk_emu_switch, .-rk_emu_switch
+)");
+extern "C" void rk_emu_switch(void** save, void* load);
+#else
+#error "the CPU emulator's fibers are written for x86-64"
+#endif
+
+namespace {
+
+enum class FiberState { Runnable, AtBarrier, AtWarp, Done };
+
+struct Fiber {
+  void* sp = nullptr;
+  FiberState state = FiberState::Runnable;
+  rk_emu_dim3 tid{0, 0, 0};
+  unsigned long long warp_value = 0;
+  unsigned long long* warp_lanes = nullptr;
+};
+
+constexpr size_t kFiberStack = 256 * 1024;
+constexpr size_t kGuard = 4096;
+
+struct BlockRun {
+  const rk_emu_kernel* kernel = nullptr;
+  void* params = nullptr;
+  std::vector<Fiber> fibers;
+  size_t current = 0;
+  void* scheduler_sp = nullptr;
+  bool slept_this_pass = false;
+};
+
+thread_local BlockRun* current_block = nullptr;
+
+[[noreturn]] void fiber_main() {
+  BlockRun* b = current_block;
+  b->kernel->run(b->params);
+  Fiber& f = b->fibers[b->current];
+  f.state = FiberState::Done;
+  rk_emu_switch(&f.sp, b->scheduler_sp);
+  __builtin_unreachable();
+}
+
+void yield_fiber(FiberState state) {
+  BlockRun* b = current_block;
+  Fiber& f = b->fibers[b->current];
+  f.state = state;
+  rk_emu_switch(&f.sp, b->scheduler_sp);
+}
+
+/** Runs one block to completion on this OS thread; returns an error text on a barrier deadlock. */
+std::string run_block(const rk_emu_kernel* kernel, void* params, rk_emu_dim3 block, rk_emu_dim3 grid,
+                      rk_emu_dim3 dim, unsigned int shared_bytes) {
+  const size_t threads = static_cast<size_t>(dim.x) * dim.y * dim.z;
+  const size_t stride = kFiberStack + kGuard;
+  void* region = mmap(nullptr, stride * threads, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+  if (region == MAP_FAILED) return "no memory for the block's thread stacks";
+  std::vector<unsigned char> shared(shared_bytes + 16, 0);
+  BlockRun b;
+  b.kernel = kernel;
+  b.params = params;
+  b.fibers.resize(threads);
+  for (size_t t = 0; t < threads; ++t) {
+    char* base = static_cast<char*>(region) + t * stride;
+    mprotect(base, kGuard, PROT_NONE);  // overflow faults instead of corrupting the next stack
+    char* top = base + stride;
+    void** sp = reinterpret_cast<void**>(top - 64);
+    for (int r = 0; r < 6; ++r) sp[r] = nullptr;  // r15 r14 r13 r12 rbx rbp
+    sp[6] = reinterpret_cast<void*>(&fiber_main);
+    Fiber& f = b.fibers[t];
+    f.sp = sp;
+    f.tid = rk_emu_dim3{static_cast<unsigned>(t % dim.x), static_cast<unsigned>((t / dim.x) % dim.y),
+                        static_cast<unsigned>(t / (static_cast<size_t>(dim.x) * dim.y))};
+  }
+  current_block = &b;
+  rk_emu_block_idx = block;
+  rk_emu_block_dim = dim;
+  rk_emu_grid_dim = grid;
+  rk_emu_dynamic_smem = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(shared.data()) + 15) & ~uintptr_t(15));
+  std::string error;
+  for (;;) {
+    b.slept_this_pass = false;
+    for (size_t t = 0; t < threads; ++t) {
+      if (b.fibers[t].state != FiberState::Runnable) continue;
+      b.current = t;
+      rk_emu_thread_idx = b.fibers[t].tid;
+      rk_emu_switch(&b.scheduler_sp, b.fibers[t].sp);
+    }
+    size_t live = 0, at_barrier = 0;
+    bool released = false;
+    for (size_t w = 0; w * 32 < threads; ++w) {
+      const size_t end = std::min(threads, w * 32 + 32);
+      size_t warp_live = 0, warp_waiting = 0;
+      for (size_t t = w * 32; t < end; ++t) {
+        const FiberState s = b.fibers[t].state;
+        if (s == FiberState::Done) continue;
+        ++warp_live;
+        if (s == FiberState::AtWarp) ++warp_waiting;
+        if (s == FiberState::AtBarrier) ++at_barrier;
+      }
+      live += warp_live;
+      if (warp_waiting == 0 || warp_waiting != warp_live) continue;
+      unsigned long long lanes[32] = {};
+      for (size_t t = w * 32; t < end; ++t) {
+        if (b.fibers[t].state == FiberState::AtWarp) lanes[t - w * 32] = b.fibers[t].warp_value;
+      }
+      for (size_t t = w * 32; t < end; ++t) {
+        Fiber& f = b.fibers[t];
+        if (f.state != FiberState::AtWarp) continue;
+        memcpy(f.warp_lanes, lanes, sizeof lanes);
+        f.state = FiberState::Runnable;
+      }
+      released = true;
+    }
+    if (live == 0) break;
+    if (released) continue;
+    if (at_barrier == live) {
+      for (Fiber& f : b.fibers) {
+        if (f.state == FiberState::AtBarrier) f.state = FiberState::Runnable;
+      }
+      continue;
+    }
+    error = "threads of block " + std::to_string(block.x) +
+            " wait at different barriers (a warp collective and __syncthreads): the kernel diverged";
+    break;
+  }
+  current_block = nullptr;
+  munmap(region, stride * threads);
+  return error;
+}
+
+// ---------------------------------------------------------------------------
+// Kernels, modules, memory, streams, events
+// ---------------------------------------------------------------------------
+
+std::map<std::string, const rk_emu_kernel*>& kernels() {
+  static auto* table = new std::map<std::string, const rk_emu_kernel*>();
+  return *table;
+}
+
+struct Module {
+  std::set<std::string> entries;
+};
+
+struct Stream {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::function<void()>> ops;
+  bool busy = false;
+  bool closing = false;
+};
+
+struct Event {
+  std::atomic<bool> recorded{false};
+  std::atomic<bool> done{false};
+  std::atomic<unsigned long long> time_ns{0};
+};
+
+struct Driver {
+  std::mutex mutex;
+  bool initialised = false;
+  std::set<Module*> modules;
+  std::set<Stream*> streams;
+  std::set<Event*> events;
+  std::map<uintptr_t, size_t> device_memory;
+  std::map<uintptr_t, size_t> host_memory;
+  std::atomic<CUresult> sticky{CUDA_SUCCESS};
+  Stream* null_stream = nullptr;
+};
+
+Driver& driver() {
+  static auto* d = new Driver();  // never destroyed: block threads may outlive static destructors
+  return *d;
+}
+
+unsigned long long now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<unsigned long long>(ts.tv_sec) * 1000000000ull + static_cast<unsigned long long>(ts.tv_nsec);
+}
+
+void stream_worker(Stream* s) {
+  std::unique_lock<std::mutex> lock(s->mutex);
+  for (;;) {
+    s->changed.wait(lock, [s] { return !s->ops.empty() || s->closing; });
+    if (s->ops.empty()) break;
+    std::function<void()> op = std::move(s->ops.front());
+    s->ops.pop_front();
+    s->busy = true;
+    lock.unlock();
+    op();
+    lock.lock();
+    s->busy = false;
+    s->changed.notify_all();
+  }
+  lock.unlock();
+  delete s;
+}
+
+Stream* new_stream() {
+  Stream* s = new Stream();
+  std::thread(stream_worker, s).detach();
+  return s;
+}
+
+Stream* stream_of(uint64_t handle) {
+  Driver& d = driver();
+  if (handle == 0) {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    if (d.null_stream == nullptr) d.null_stream = new_stream();
+    return d.null_stream;
+  }
+  Stream* s = reinterpret_cast<Stream*>(handle);
+  std::lock_guard<std::mutex> lock(d.mutex);
+  return d.streams.count(s) ? s : nullptr;
+}
+
+void enqueue(Stream* s, std::function<void()> op) {
+  std::lock_guard<std::mutex> lock(s->mutex);
+  s->ops.push_back(std::move(op));
+  s->changed.notify_all();
+}
+
+bool stream_idle(Stream* s) {
+  std::lock_guard<std::mutex> lock(s->mutex);
+  return s->ops.empty() && !s->busy;
+}
+
+void stream_wait(Stream* s) {
+  std::unique_lock<std::mutex> lock(s->mutex);
+  s->changed.wait(lock, [s] { return s->ops.empty() && !s->busy; });
+}
+
+bool inside(const std::map<uintptr_t, size_t>& blocks, uintptr_t address, size_t bytes) {
+  auto it = blocks.upper_bound(address);
+  if (it == blocks.begin()) return false;
+  --it;
+  return address >= it->first && address + bytes <= it->first + it->second;
+}
+
+bool device_range(uint64_t address, size_t bytes) {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  return inside(d.device_memory, address, bytes) || inside(d.host_memory, address, bytes);
+}
+
+void launch_grid(const rk_emu_kernel* kernel, void* params, rk_emu_dim3 grid, rk_emu_dim3 dim,
+                 unsigned int shared_bytes) {
+  std::vector<std::thread> blocks;
+  std::mutex errors_mutex;
+  std::string first_error;
+  for (unsigned z = 0; z < grid.z; ++z) {
+    for (unsigned y = 0; y < grid.y; ++y) {
+      for (unsigned x = 0; x < grid.x; ++x) {
+        blocks.emplace_back([=, &errors_mutex, &first_error] {
+          const std::string error = run_block(kernel, params, rk_emu_dim3{x, y, z}, grid, dim, shared_bytes);
+          if (!error.empty()) {
+            std::lock_guard<std::mutex> lock(errors_mutex);
+            if (first_error.empty()) first_error = error;
+          }
+        });
+      }
+    }
+  }
+  for (std::thread& t : blocks) t.join();
+  kernel->release(params);
+  if (!first_error.empty()) {
+    fprintf(stderr, "ringkernel CPU emulator: %s: %s\n", kernel->name, first_error.c_str());
+    driver().sticky.store(CUDA_ERROR_LAUNCH_FAILED);
+  }
+}
+
+/** Kernel names a PTX text declares with `.entry NAME`. */
+std::set<std::string> ptx_entries(const char* text) {
+  std::set<std::string> names;
+  const char* p = text;
+  while ((p = strstr(p, ".entry")) != nullptr) {
+    p += 6;
+    while (*p == ' ' || *p == '\t') ++p;
+    const char* start = p;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+           *p == '$') {
+      ++p;
+    }
+    if (p > start) names.insert(std::string(start, p));
+  }
+  return names;
+}
+
+/** Registered kernels whose names a cubin's string tables hold (NUL-delimited). */
+std::set<std::string> cubin_entries(const unsigned char* image, size_t size) {
+  std::set<std::string> names;
+  for (const auto& [name, kernel] : kernels()) {
+    std::string needle(1, '\0');
+    needle += name;
+    needle += '\0';
+    const auto* end = image + size;
+    if (std::search(image, end, needle.begin(), needle.end()) != end) names.insert(name);
+  }
+  return names;
+}
+
+/**
+ * Checks PTX as the driver's JIT would: with ptxas when it is installed (the
+ * same compiler), otherwise only its structure. Returns the error log; empty
+ * when the PTX is good. Verdicts are kept per text (images load repeatedly).
+ */
+std::string check_ptx(const char* text) {
+  static std::mutex mutex;
+  static auto* verdicts = new std::map<std::string, std::string>();
+  const std::string ptx(text);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto known = verdicts->find(ptx);
+  if (known != verdicts->end()) return known->second;
+  std::string log;
+  if (ptx.find(".version") == std::string::npos || ptx.find(".target") == std::string::npos) {
+    log = "not PTX (no .version or .target directive)";
+  } else if (std::count(ptx.begin(), ptx.end(), '{') != std::count(ptx.begin(), ptx.end(), '}')) {
+    log = "unbalanced braces (truncated PTX)";
+  } else if (system("command -v ptxas >/dev/null 2>&1") == 0) {
+    char path[] = "/tmp/rk-emulator-XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd >= 0 && write(fd, ptx.data(), ptx.size()) == static_cast<ssize_t>(ptx.size())) {
+      close(fd);
+      const std::string command = std::string("ptxas -arch=sm_90 -O0 -o /dev/null ") + path + " 2>&1";
+      FILE* out = popen(command.c_str(), "r");
+      char buffer[512];
+      std::string output;
+      while (out != nullptr && fgets(buffer, sizeof buffer, out) != nullptr) output += buffer;
+      const int status = out != nullptr ? pclose(out) : -1;
+      if (status != 0) log = "ptxas: " + output;
+    } else if (fd >= 0) {
+      close(fd);
+    }
+    unlink(path);
+  }
+  (*verdicts)[ptx] = log;
+  return log;
+}
+
+template <class T>
+T read_le(const unsigned char* p) {
+  T v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+void write_log(char* buffer, size_t size, const std::string& text) {
+  if (buffer == nullptr || size == 0) return;
+  const size_t n = std::min(size - 1, text.size());
+  memcpy(buffer, text.data(), n);
+  buffer[n] = '\0';
+}
+
+CUresult load_module(void** out, const void* image, char* log, size_t log_size) {
+  if (out == nullptr || image == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  const auto* bytes = static_cast<const unsigned char*>(image);
+  auto* module = new Module();
+  if (memcmp(bytes, "\x7f" "ELF", 4) == 0) {
+    // A cubin: 64-bit ELF for EM_CUDA (190); its extent comes from the header.
+    if (bytes[4] != 2 || read_le<uint16_t>(bytes + 18) != 190) {
+      delete module;
+      return CUDA_ERROR_INVALID_IMAGE;
+    }
+    const uint64_t shoff = read_le<uint64_t>(bytes + 40);
+    const uint16_t shentsize = read_le<uint16_t>(bytes + 58);
+    const uint16_t shnum = read_le<uint16_t>(bytes + 60);
+    const size_t size = static_cast<size_t>(shoff) + static_cast<size_t>(shentsize) * shnum;
+    if (shoff == 0 || shnum == 0 || size > (64u << 20)) {
+      delete module;
+      return CUDA_ERROR_INVALID_IMAGE;
+    }
+    module->entries = cubin_entries(bytes, size);
+  } else {
+    const char* text = static_cast<const char*>(image);
+    const std::string error = check_ptx(text);
+    if (!error.empty()) {
+      write_log(log, log_size, "ringkernel CPU emulator: " + error);
+      delete module;
+      return CUDA_ERROR_INVALID_PTX;
+    }
+    module->entries = ptx_entries(text);
+  }
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  d.modules.insert(module);
+  *out = module;
+  return CUDA_SUCCESS;
+}
+
+const char* error_name(CUresult code) {
+  switch (code) {
+    case CUDA_SUCCESS: return "CUDA_SUCCESS";
+    case CUDA_ERROR_INVALID_VALUE: return "CUDA_ERROR_INVALID_VALUE";
+    case CUDA_ERROR_OUT_OF_MEMORY: return "CUDA_ERROR_OUT_OF_MEMORY";
+    case CUDA_ERROR_NOT_INITIALIZED: return "CUDA_ERROR_NOT_INITIALIZED";
+    case CUDA_ERROR_INVALID_DEVICE: return "CUDA_ERROR_INVALID_DEVICE";
+    case CUDA_ERROR_INVALID_IMAGE: return "CUDA_ERROR_INVALID_IMAGE";
+    case CUDA_ERROR_INVALID_CONTEXT: return "CUDA_ERROR_INVALID_CONTEXT";
+    case CUDA_ERROR_INVALID_PTX: return "CUDA_ERROR_INVALID_PTX";
+    case CUDA_ERROR_INVALID_HANDLE: return "CUDA_ERROR_INVALID_HANDLE";
+    case CUDA_ERROR_NOT_FOUND: return "CUDA_ERROR_NOT_FOUND";
+    case CUDA_ERROR_NOT_READY: return "CUDA_ERROR_NOT_READY";
+    case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES: return "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES";
+    case CUDA_ERROR_LAUNCH_FAILED: return "CUDA_ERROR_LAUNCH_FAILED";
+    default: return nullptr;
+  }
+}
+
+CUresult sticky_or(CUresult result) {
+  const CUresult sticky = driver().sticky.load();
+  return sticky != CUDA_SUCCESS ? sticky : result;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// The emulator's side of rk_emulation.h
+// ---------------------------------------------------------------------------
+
+extern "C" {
+
+void rk_emu_register_kernel(const rk_emu_kernel* kernel) { kernels()[kernel->name] = kernel; }
+
+void rk_emu_syncthreads(void) { yield_fiber(FiberState::AtBarrier); }
+
+void rk_emu_warp_exchange(unsigned long long value, unsigned long long lanes[32]) {
+  Fiber& f = current_block->fibers[current_block->current];
+  f.warp_value = value;
+  f.warp_lanes = lanes;
+  yield_fiber(FiberState::AtWarp);
+}
+
+void rk_emu_nanosleep(unsigned int ns) {
+  // Every thread of a block naps together on a GPU: sleep once per scheduling pass.
+  if (current_block != nullptr) {
+    if (current_block->slept_this_pass) return;
+    current_block->slept_this_pass = true;
+  }
+  timespec ts{0, static_cast<long>(ns)};
+  nanosleep(&ts, nullptr);
+}
+
+unsigned long long rk_emu_globaltimer_ns(void) { return now_ns(); }
+
+// ---------------------------------------------------------------------------
+// The driver API (signatures as in cuda.h; handles are pointers)
+// ---------------------------------------------------------------------------
+
+#define RK_EXPORT __attribute__((visibility("default")))
+
+RK_EXPORT CUresult cuInit(unsigned int flags) {
+  if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  driver().initialised = true;
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuDriverGetVersion(int* version) {
+  if (version == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  *version = 13000;
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuGetErrorName(CUresult code, const char** name) {
+  if (name == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  *name = error_name(code);
+  return *name == nullptr ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuGetErrorString(CUresult code, const char** text) {
+  if (text == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  *text = error_name(code);
+  return *text == nullptr ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuDeviceGetCount(int* count) {
+  if (!driver().initialised) return CUDA_ERROR_NOT_INITIALIZED;
+  if (count == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  *count = 1;
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuDeviceGet(int* device, int ordinal) {
+  if (!driver().initialised) return CUDA_ERROR_NOT_INITIALIZED;
+  if (device == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
+  *device = 0;
+  return CUDA_SUCCESS;
+}
+
+/** The device name; tests recognise the emulator by it. */
+RK_EXPORT CUresult cuDeviceGetName(char* name, int length, int device) {
+  if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (name == nullptr || length <= 0) return CUDA_ERROR_INVALID_VALUE;
+  write_log(name, static_cast<size_t>(length), "ringkernel CPU emulator");
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuDeviceGetAttribute(int* value, int attribute, int device) {
+  if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (value == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  switch (attribute) {
+    case 1: *value = 1024; break;   // max threads per block
+    case 8: *value = 49152; break;  // shared memory per block
+    case 10: *value = 32; break;    // warp size
+    case 16: *value = static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); break;
+    case 19: *value = 1; break;     // can map host memory
+    case 41: *value = 1; break;     // unified addressing
+    case 75: *value = 9; break;     // compute capability (the bundle's sm_90 cubin)
+    case 76: *value = 0; break;
+    case 115: *value = 1; break;    // memory pools
+    default: *value = 0;
+  }
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuDevicePrimaryCtxRetain(void** context, int device) {
+  if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+  if (context == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  *context = &driver();
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int device) {
+  return device == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+}
+
+RK_EXPORT CUresult cuCtxSetCurrent(void* context) {
+  return context == nullptr || context == &driver() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+}
+
+RK_EXPORT CUresult cuCtxSynchronize(void) {
+  Driver& d = driver();
+  std::vector<Stream*> streams;
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    streams.assign(d.streams.begin(), d.streams.end());
+    if (d.null_stream) streams.push_back(d.null_stream);
+  }
+  for (Stream* s : streams) stream_wait(s);
+  return sticky_or(CUDA_SUCCESS);
+}
+
+RK_EXPORT CUresult cuModuleLoadData(void** module, const void* image) {
+  return load_module(module, image, nullptr, 0);
+}
+
+RK_EXPORT CUresult cuModuleLoadDataEx(void** module, const void* image, unsigned int count, const int* options,
+                                      void** values) {
+  char* log = nullptr;
+  size_t log_size = 0;
+  for (unsigned int i = 0; i < count && options != nullptr && values != nullptr; ++i) {
+    if (options[i] == 5) log = static_cast<char*>(values[i]);                         // CU_JIT_ERROR_LOG_BUFFER
+    if (options[i] == 6) log_size = static_cast<size_t>(reinterpret_cast<uintptr_t>(values[i]));  // its size
+  }
+  return load_module(module, image, log, log_size);
+}
+
+RK_EXPORT CUresult cuModuleUnload(void* module) {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (!d.modules.erase(static_cast<Module*>(module))) return CUDA_ERROR_INVALID_HANDLE;
+  delete static_cast<Module*>(module);
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuModuleGetFunction(const void** function, void* module, const char* name) {
+  if (function == nullptr || name == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto* m = static_cast<Module*>(module);
+  if (!d.modules.count(m)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!m->entries.count(name)) return CUDA_ERROR_NOT_FOUND;
+  auto it = kernels().find(name);
+  if (it == kernels().end()) {
+    // Declared by the image but not compiled into the emulator (user PTX, NVRTC output).
+    fprintf(stderr, "ringkernel CPU emulator: kernel %s is not one of the emulated device sources\n", name);
+    return CUDA_ERROR_NOT_FOUND;
+  }
+  *function = it->second;
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuModuleGetGlobal_v2(uint64_t*, size_t*, void* module, const char*) {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  return d.modules.count(static_cast<Module*>(module)) ? CUDA_ERROR_NOT_FOUND : CUDA_ERROR_INVALID_HANDLE;
+}
+
+RK_EXPORT CUresult cuLaunchKernel(const void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                                  unsigned by, unsigned bz, unsigned shared_bytes, uint64_t stream, void** params,
+                                  void** extra) {
+  const auto* kernel = static_cast<const rk_emu_kernel*>(function);
+  bool known = false;
+  for (const auto& [name, k] : kernels()) known = known || k == kernel;
+  if (!known) return CUDA_ERROR_INVALID_HANDLE;
+  if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (static_cast<unsigned long long>(bx) * by * bz > 1024) return CUDA_ERROR_INVALID_VALUE;
+  if (static_cast<unsigned long long>(gx) * gy * gz > 1024) return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
+  if (shared_bytes > 227u * 1024u) return CUDA_ERROR_INVALID_VALUE;
+  if (extra != nullptr || (kernel->param_count > 0 && params == nullptr)) return CUDA_ERROR_INVALID_VALUE;
+  Stream* s = stream_of(stream);
+  if (s == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  const CUresult sticky = driver().sticky.load();
+  if (sticky != CUDA_SUCCESS) return sticky;
+  void* captured = kernel->capture(params);
+  const rk_emu_dim3 grid{gx, gy, gz};
+  const rk_emu_dim3 dim{bx, by, bz};
+  enqueue(s, [=] { launch_grid(kernel, captured, grid, dim, shared_bytes); });
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuStreamCreate(void** stream, unsigned int) {
+  if (stream == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  Stream* s = new_stream();
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  d.streams.insert(s);
+  *stream = s;
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuStreamSynchronize(uint64_t stream) {
+  Stream* s = stream_of(stream);
+  if (s == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  stream_wait(s);
+  return sticky_or(CUDA_SUCCESS);
+}
+
+RK_EXPORT CUresult cuStreamQuery(uint64_t stream) {
+  Stream* s = stream_of(stream);
+  if (s == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  return sticky_or(stream_idle(s) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY);
+}
+
+RK_EXPORT CUresult cuStreamDestroy_v2(uint64_t stream) {
+  Driver& d = driver();
+  Stream* s = reinterpret_cast<Stream*>(stream);
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    if (!d.streams.erase(s)) return CUDA_ERROR_INVALID_HANDLE;
+  }
+  // As the driver does: returns at once; the stream goes when its work is done.
+  std::lock_guard<std::mutex> lock(s->mutex);
+  s->closing = true;
+  s->changed.notify_all();
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuEventCreate(void** event, unsigned int) {
+  if (event == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  Event* e = new Event();
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  d.events.insert(e);
+  *event = e;
+  return CUDA_SUCCESS;
+}
+
+static Event* event_of(uint64_t handle) {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  Event* e = reinterpret_cast<Event*>(handle);
+  return d.events.count(e) ? e : nullptr;
+}
+
+RK_EXPORT CUresult cuEventRecord(uint64_t event, uint64_t stream) {
+  Event* e = event_of(event);
+  Stream* s = stream_of(stream);
+  if (e == nullptr || s == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  e->done = false;
+  e->recorded = true;
+  enqueue(s, [e] {
+    e->time_ns = now_ns();
+    e->done = true;
+  });
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuEventQuery(uint64_t event) {
+  Event* e = event_of(event);
+  if (e == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  return !e->recorded || e->done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+RK_EXPORT CUresult cuEventSynchronize(uint64_t event) {
+  Event* e = event_of(event);
+  if (e == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  while (e->recorded && !e->done) std::this_thread::sleep_for(std::chrono::microseconds(20));
+  return sticky_or(CUDA_SUCCESS);
+}
+
+RK_EXPORT CUresult cuEventElapsedTime_v2(float* ms, uint64_t start, uint64_t end) {
+  Event* a = event_of(start);
+  Event* b = event_of(end);
+  if (ms == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (a == nullptr || b == nullptr || !a->recorded || !b->recorded) return CUDA_ERROR_INVALID_HANDLE;
+  if (!a->done || !b->done) return CUDA_ERROR_NOT_READY;
+  *ms = static_cast<float>(static_cast<double>(static_cast<long long>(b->time_ns - a->time_ns)) / 1e6);
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuEventElapsedTime(float* ms, uint64_t start, uint64_t end) {
+  return cuEventElapsedTime_v2(ms, start, end);
+}
+
+RK_EXPORT CUresult cuEventDestroy_v2(uint64_t event) {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  Event* e = reinterpret_cast<Event*>(event);
+  if (!d.events.erase(e)) return CUDA_ERROR_INVALID_HANDLE;
+  // A pending record still refers to it: leak the few bytes rather than race.
+  if (!e->recorded || e->done) delete e;
+  return CUDA_SUCCESS;
+}
+
+static CUresult allocate(std::map<uintptr_t, size_t>& table, void** out, size_t bytes, size_t alignment) {
+  if (out == nullptr || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
+  void* p = aligned_alloc(alignment, (bytes + alignment - 1) / alignment * alignment);
+  if (p == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  table[reinterpret_cast<uintptr_t>(p)] = bytes;
+  *out = p;
+  return CUDA_SUCCESS;
+}
+
+static CUresult release(std::map<uintptr_t, size_t>& table, uint64_t address) {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (!table.erase(address)) return CUDA_ERROR_INVALID_VALUE;
+  free(reinterpret_cast<void*>(address));
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuMemAlloc_v2(void** address, size_t bytes) {
+  return allocate(driver().device_memory, address, bytes, 256);
+}
+
+RK_EXPORT CUresult cuMemFree_v2(uint64_t address) { return release(driver().device_memory, address); }
+
+RK_EXPORT CUresult cuMemAllocAsync(void** address, size_t bytes, uint64_t stream) {
+  if (stream_of(stream) == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  return allocate(driver().device_memory, address, bytes, 256);
+}
+
+RK_EXPORT CUresult cuMemFreeAsync(uint64_t address, uint64_t stream) {
+  Stream* s = stream_of(stream);
+  if (s == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  if (!device_range(address, 1)) return CUDA_ERROR_INVALID_VALUE;
+  enqueue(s, [address] { release(driver().device_memory, address); });
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuMemsetD8_v2(uint64_t address, unsigned char value, size_t bytes) {
+  if (!device_range(address, bytes)) return CUDA_ERROR_INVALID_VALUE;
+  memset(reinterpret_cast<void*>(address), value, bytes);
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuMemHostAlloc(void** pointer, size_t bytes, unsigned int) {
+  return allocate(driver().host_memory, pointer, bytes, 4096);
+}
+
+RK_EXPORT CUresult cuMemHostGetDevicePointer_v2(uint64_t* address, void* pointer, unsigned int flags) {
+  if (address == nullptr || flags != 0) return CUDA_ERROR_INVALID_VALUE;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (!inside(d.host_memory, reinterpret_cast<uintptr_t>(pointer), 1)) return CUDA_ERROR_INVALID_VALUE;
+  *address = reinterpret_cast<uint64_t>(pointer);
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuMemFreeHost(uint64_t pointer) { return release(driver().host_memory, pointer); }
+
+RK_EXPORT CUresult cuMemcpyHtoD_v2(uint64_t dst, const void* src, size_t bytes) {
+  if (!device_range(dst, bytes) || src == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  memcpy(reinterpret_cast<void*>(dst), src, bytes);
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuMemcpyDtoH_v2(void* dst, uint64_t src, size_t bytes) {
+  if (!device_range(src, bytes) || dst == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  memcpy(dst, reinterpret_cast<const void*>(src), bytes);
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t bytes, uint64_t stream) {
+  Stream* s = stream_of(stream);
+  if (s == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  if (!device_range(dst, bytes) || src == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  // Pageable source: the driver stages it before returning, so take a copy now.
+  auto staged = std::make_shared<std::vector<unsigned char>>(static_cast<const unsigned char*>(src),
+                                                             static_cast<const unsigned char*>(src) + bytes);
+  enqueue(s, [dst, staged] { memcpy(reinterpret_cast<void*>(dst), staged->data(), staged->size()); });
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t bytes, uint64_t stream) {
+  Stream* s = stream_of(stream);
+  if (s == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  if (!device_range(src, bytes) || dst == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  // Pageable destination: the copy has landed when the call returns.
+  std::atomic<bool> copied{false};
+  enqueue(s, [&copied, dst, src, bytes] {
+    memcpy(dst, reinterpret_cast<const void*>(src), bytes);
+    copied = true;
+  });
+  while (!copied) std::this_thread::sleep_for(std::chrono::microseconds(10));
+  return CUDA_SUCCESS;
+}
+
+}  // extern "C"
