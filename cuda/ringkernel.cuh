@@ -1196,7 +1196,8 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
     }
   }
   // Messages after a failure stay queued, as on the CPU backend.
-  const rk_u32 taken = sh.words[9] < n ? sh.words[9] + 1u : n;
+  const bool handler_failed = sh.words[9] < n;
+  const rk_u32 taken = handler_failed ? sh.words[9] + 1u : n;
   __syncthreads();
 
   // Where each reply and dead letter goes.
@@ -1284,7 +1285,7 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
     if (deads != 0) rk_store_volatile(&r.dl.header->tail, r.dl_p.tail);
     rk_store_volatile(&q.header->head, r.head[which]);
   }
-  *failed = taken < n;
+  *failed = handler_failed;  // also when the failing message was the batch's last
   __syncthreads();
   return taken;
 }
