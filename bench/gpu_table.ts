@@ -15,6 +15,7 @@
  * ```sh
  * deno run -A bench/gpu_table.ts --out bench/results/gpu_table.json
  * bun bench/gpu_table.ts --out /tmp/gpu_table.json
+ * deno run -A bench/gpu_table.ts --quick   # 1/100 of the messages: a smoke run
  * ```
  *
  * Without a usable GPU it prints why and exits 0. Every figure is measured;
@@ -23,6 +24,7 @@
  * @module
  */
 
+import { EMULATOR_DEVICE_NAME } from "../scripts/build_emulator.ts";
 import { writeFileSync } from "node:fs";
 import process, { hrtime } from "node:process";
 import { EchoMessage } from "../src/actors/schemas.ts";
@@ -113,16 +115,27 @@ function spinUntil(
   }
 }
 
-function parseArgs(args: readonly string[]): { out?: string } {
+/** Share of the full message counts a run uses: 1, or 1/100 with `--quick`. */
+let countScale = 1;
+
+/** `n` scaled by `--quick` (at least 2, so first and last stay distinct). */
+function sized(n: number): number {
+  return Math.max(2, Math.round(n * countScale));
+}
+
+function parseArgs(
+  args: readonly string[],
+): { out?: string; quick: boolean } {
+  const quick = args.includes("--quick");
   const i = args.indexOf("--out");
   if (i >= 0) {
     const out = args[i + 1];
     if (out === undefined || out.startsWith("--")) {
       throw new Error("--out needs a path");
     }
-    return { out };
+    return { out, quick };
   }
-  return {};
+  return { quick };
 }
 
 function runtimeName(): { name: string; version: string } {
@@ -147,8 +160,8 @@ function launchBaselines(): Record<string, unknown> {
       empty.launch({ grid: 1, block: 32, stream, args: noArgs });
       stream.synchronize();
     };
-    for (let i = 0; i < 2_000; i++) emptyLaunch();
-    const emptySamples = new Float64Array(20_000);
+    for (let i = 0; i < sized(2_000); i++) emptyLaunch();
+    const emptySamples = new Float64Array(sized(20_000));
     for (let i = 0; i < emptySamples.length; i++) {
       const t = now();
       emptyLaunch();
@@ -220,8 +233,8 @@ function launchBaselines(): Record<string, unknown> {
         throw new Error("the launched pool kernel did not reply");
       }
     };
-    for (let i = 0; i < 500; i++) perMessage();
-    const launchSamples = new Float64Array(5_000);
+    for (let i = 0; i < sized(500); i++) perMessage();
+    const launchSamples = new Float64Array(sized(5_000));
     for (let i = 0; i < launchSamples.length; i++) {
       const t = now();
       perMessage();
@@ -258,15 +271,15 @@ async function roundTrips(rt: RingKernel): Promise<Record<string, unknown>> {
     ) { /* spin: the reply is microseconds away */ }
     host.output.release(1);
   };
-  for (let i = 0; i < 5_000; i++) raw();
-  const rawSamples = new Float64Array(50_000);
+  for (let i = 0; i < sized(5_000); i++) raw();
+  const rawSamples = new Float64Array(sized(50_000));
   for (let i = 0; i < rawSamples.length; i++) {
     const t = now();
     raw();
     rawSamples[i] = Number(now() - t);
   }
-  for (let i = 0; i < 2_000; i++) await k.call(message);
-  const callSamples = new Float64Array(20_000);
+  for (let i = 0; i < sized(2_000); i++) await k.call(message);
+  const callSamples = new Float64Array(sized(20_000));
   for (let i = 0; i < callSamples.length; i++) {
     const t = now();
     await k.call(message);
@@ -303,7 +316,7 @@ async function hostToGpu(rt: RingKernel): Promise<Record<string, unknown>> {
   const first = [{ seq: 0n, value: 0, tag: 0 }, ...chunk.slice(1)];
   const result: Record<string, unknown> = {};
 
-  const rounds = 4_000; // 16.4 M messages
+  const rounds = sized(4_000); // 16.4 M messages
   let t = now();
   for (let r = 0; r < rounds; r++) {
     await k.sendBatch(r === 0 ? first : r === rounds - 1 ? last : chunk, {
@@ -317,7 +330,7 @@ async function hostToGpu(rt: RingKernel): Promise<Record<string, unknown>> {
     countedByDevice: replies[1].value,
   };
 
-  const n = 4_000_000;
+  const n = sized(4_000_000);
   t = now();
   for (let i = 0; i < n; i++) {
     const m = i === 0 ? first[0] : i === n - 1 ? last[4095] : chunk[i & 4095];
@@ -330,7 +343,7 @@ async function hostToGpu(rt: RingKernel): Promise<Record<string, unknown>> {
     countedByDevice: replies[1].value - (replies[0].value - 1),
   };
 
-  const m = 500_000;
+  const m = sized(500_000);
   t = now();
   for (let i = 0; i < m; i++) {
     await k.send(
@@ -358,7 +371,7 @@ async function gpuToHost(rt: RingKernel): Promise<Record<string, unknown>> {
     },
   );
   const host = k.host;
-  const n = 32_000_000;
+  const n = sized(32_000_000);
   const t = now();
   host.input.tryEnqueue(EchoMessage, { seq: BigInt(n), value: 0, tag: 0 });
   let received = 0;
@@ -398,7 +411,7 @@ async function injection(rt: RingKernel): Promise<Record<string, unknown>> {
     host.inputRing.byteOffset + 260,
     1,
   );
-  const stores = 10_000_000;
+  const stores = sized(10_000_000);
   let t = now();
   for (let i = 0; i < stores; i++) Atomics.store(words, 0, i);
   const storeNs = Number(now() - t) / stores;
@@ -443,7 +456,7 @@ async function k2k(rt: RingKernel): Promise<Record<string, unknown>> {
     config: { target: "k2k-sink" },
     queueCapacity: 16,
   });
-  const n = 32_000_000;
+  const n = sized(32_000_000);
   const t = now();
   await source.send({ seq: BigInt(n), value: 0, tag: 0 });
   const [first, last] = await waitReplies(sink, 2, 60_000);
@@ -460,7 +473,8 @@ async function k2k(rt: RingKernel): Promise<Record<string, unknown>> {
 }
 
 async function main(args: readonly string[]): Promise<number> {
-  const { out } = parseArgs(args);
+  const { out, quick } = parseArgs(args);
+  if (quick) countScale = 0.01;
   const probe = await probeCuda();
   if (!probe.usable) {
     console.log(`gpu_table: no usable GPU, nothing measured (${probe.reason})`);
@@ -472,8 +486,15 @@ async function main(args: readonly string[]): Promise<number> {
   const bundleImage =
     KernelBundle.open().selectImage(info.computeCapability).file;
   driver.close();
+  if (info.name === EMULATOR_DEVICE_NAME) {
+    console.error(
+      "gpu_table: the CPU emulator of the driver, NOT a GPU: these figures only show that every section runs",
+    );
+  }
   const result: Record<string, unknown> = {
     card: info.name,
+    emulated: info.name === EMULATOR_DEVICE_NAME,
+    quick,
     computeCapability:
       `${info.computeCapability.major}.${info.computeCapability.minor}`,
     multiprocessors: info.multiprocessorCount,
