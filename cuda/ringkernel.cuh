@@ -123,7 +123,9 @@ struct alignas(128) rk_control_block {
   rk_u32 actor_id;
   rk_i32 should_abort;
   rk_i32 last_error_code;
-  rk_u8 reserved_[16];
+  /** Messages taken from the device K2K inbox (processed or dead-lettered); the host cannot see that queue. */
+  rk_i64 k2k_received;
+  rk_u8 reserved_[8];
 };
 
 /** Per-actor telemetry. */
@@ -179,6 +181,7 @@ static_assert(RK_OFFSETOF(rk_control_block, input_queue_head_ptr) == 32, "input 
 static_assert(RK_OFFSETOF(rk_control_block, output_queue_head_ptr) == 64, "output queue descriptor");
 static_assert(RK_OFFSETOF(rk_control_block, abi_version) == 96, "abi_version");
 static_assert(RK_OFFSETOF(rk_control_block, last_error_code) == 108, "last_error_code");
+static_assert(RK_OFFSETOF(rk_control_block, k2k_received) == 112, "k2k_received");
 static_assert(sizeof(rk_telemetry) == 64, "rk_telemetry is 64 B");
 static_assert(alignof(rk_telemetry) == 64, "rk_telemetry is 64-aligned");
 static_assert(RK_OFFSETOF(rk_telemetry, total_latency_nanos) == 32, "telemetry latency");
@@ -920,6 +923,7 @@ struct rk_run {
   rk_u32 queue_depth;
   // thread 0 only
   rk_i64 processed;
+  rk_i64 k2k_received;
   rk_u64 dropped;
   rk_u64 total_latency;
   rk_u64 max_latency;
@@ -943,6 +947,7 @@ __device__ __forceinline__ rk_u32 rk_read_run_flags(const rk_control_block* cb) 
 /** Thread 0: stores the counters, telemetry and heartbeat (no fence). */
 __device__ __forceinline__ void rk_run_store_counters(rk_run& r) {
   rk_store_volatile(&r.cb->messages_processed, r.processed);
+  rk_store_volatile(&r.cb->k2k_received, r.k2k_received);
   rk_store_volatile(&r.tm->messages_processed, static_cast<rk_u64>(r.processed));
   rk_store_volatile(&r.tm->messages_dropped, r.dropped);
   rk_store_volatile(&r.tm->total_latency_nanos, r.total_latency);
@@ -1260,6 +1265,7 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
     if (sh.wide[2] != 0) rk_hlc_observe(&r.clock, sh.wide[2]);
     r.processed += handled;
     r.dropped += deads;
+    if (which == RK_SOURCE_K2K) r.k2k_received += handled + deads;
     if (handled != 0) {
       const rk_u64 per = elapsed / handled;
       r.total_latency += elapsed;
@@ -1427,6 +1433,7 @@ __device__ void rk_actor_run(rk_pool_shared& sh) {
   }
   if (leader) {
     r.processed = rk_load_volatile(&r.cb->messages_processed);
+    r.k2k_received = rk_load_volatile(&r.cb->k2k_received);
     r.dropped = rk_load_volatile(&r.tm->messages_dropped);
     r.total_latency = rk_load_volatile(&r.tm->total_latency_nanos);
     r.max_latency = rk_load_volatile(&r.tm->max_latency_nanos);

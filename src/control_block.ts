@@ -27,6 +27,7 @@ const LAST_ERROR = word32(F.lastErrorCode);
 const ABI = word32(F.abiVersion);
 const ACTOR_ID = word32(F.actorId);
 const PROCESSED = word64(F.messagesProcessed);
+const K2K_RECEIVED = word64(F.k2kReceived);
 const LAST_ACTIVITY = word64(F.lastActivityTicks);
 
 /** Reads and writes one control block; every access is atomic. */
@@ -128,6 +129,19 @@ export class ControlBlockView {
   /** Adds `n` to the processed counter (actor-written). */
   addProcessed(n: number): void {
     Atomics.add(this.#i64, PROCESSED, BigInt(n));
+  }
+
+  /**
+   * Messages the actor took from a K2K inbox the host cannot see (a GPU
+   * actor's, in device memory), processed or dead-lettered (actor-written).
+   */
+  get k2kReceived(): bigint {
+    return Atomics.load(this.#i64, K2K_RECEIVED);
+  }
+
+  /** Adds `n` to the K2K received counter (actor-written). */
+  addK2kReceived(n: number): void {
+    Atomics.add(this.#i64, K2K_RECEIVED, BigInt(n));
   }
 
   /** The actor's last heartbeat, in its clock's ticks (ns). */

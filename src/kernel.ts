@@ -683,7 +683,8 @@ export class Kernel<
     return {
       name: this.name,
       state: this.#state,
-      sent: this.#hostSent + inboxAccepted(host),
+      sent: this.#hostSent + inboxAccepted(host) +
+        Number(host.control.k2kReceived),
       processed: Number(host.control.messagesProcessed),
       deadLettered: telemetry.messagesDropped + this.#hostDeadLettered,
       inFlight,

@@ -116,7 +116,8 @@ export type ControlBlockField =
   | "abiVersion"
   | "actorId"
   | "shouldAbort"
-  | "lastErrorCode";
+  | "lastErrorCode"
+  | "k2kReceived";
 
 /**
  * Per-actor control block (128 B, 128-aligned), in the seed's field order.
@@ -147,6 +148,7 @@ export const CONTROL_BLOCK: StructLayout<ControlBlockField> = defineLayout(
     actorId: [100, "u32"],
     shouldAbort: [104, "i32"],
     lastErrorCode: [108, "i32"],
+    k2kReceived: [112, "i64"],
   },
 );
 
