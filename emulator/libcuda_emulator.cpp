@@ -134,6 +134,25 @@ void yield_fiber(FiberState state) {
   rk_emu_switch(&f.sp, b->scheduler_sp);
 }
 
+/** Order in which a block's runnable fibers run between barriers (RINGKERNEL_EMULATOR_ORDER). */
+enum class FiberOrder { Forward, Reverse, Shuffle };
+
+/**
+ * CUDA promises no order between a block's threads between barriers. Running
+ * them in a new random order at every barrier (the default) makes code that
+ * forgot a barrier fail here instead of on the GPU; `forward` and `reverse`
+ * are fixed orders for reproducing a failure.
+ */
+FiberOrder fiber_order() {
+  static const FiberOrder order = [] {
+    const char* v = getenv("RINGKERNEL_EMULATOR_ORDER");
+    if (v != nullptr && strcmp(v, "forward") == 0) return FiberOrder::Forward;
+    if (v != nullptr && strcmp(v, "reverse") == 0) return FiberOrder::Reverse;
+    return FiberOrder::Shuffle;
+  }();
+  return order;
+}
+
 /** Runs one block to completion on this OS thread; returns an error text on a barrier deadlock. */
 std::string run_block(const rk_emu_kernel* kernel, void* params, rk_emu_dim3 block, rk_emu_dim3 grid,
                       rk_emu_dim3 dim, unsigned int shared_bytes) {
@@ -165,9 +184,20 @@ std::string run_block(const rk_emu_kernel* kernel, void* params, rk_emu_dim3 blo
   rk_emu_grid_dim = grid;
   rk_emu_dynamic_smem = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(shared.data()) + 15) & ~uintptr_t(15));
   std::string error;
+  std::vector<size_t> order(threads);
+  for (size_t t = 0; t < threads; ++t) order[t] = fiber_order() == FiberOrder::Reverse ? threads - 1 - t : t;
+  unsigned long long seed = 0x9e3779b97f4a7c15ull ^ (block.x + 1ull) * 0xbf58476d1ce4e5b9ull;
   for (;;) {
     b.slept_this_pass = false;
-    for (size_t t = 0; t < threads; ++t) {
+    if (fiber_order() == FiberOrder::Shuffle) {
+      for (size_t i = threads - 1; i > 0; --i) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::swap(order[i], order[seed % (i + 1)]);
+      }
+    }
+    for (const size_t t : order) {
       if (b.fibers[t].state != FiberState::Runnable) continue;
       b.current = t;
       rk_emu_thread_idx = b.fibers[t].tid;
