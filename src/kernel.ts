@@ -163,6 +163,8 @@ export class Kernel<
   readonly #replies: unknown[] = [];
   readonly #receivers: Receiver[] = [];
   #pumping = false;
+  /** Aborted when the host's memory goes: the pump stops reading it. */
+  readonly #pumpStop = new AbortController();
   /** Correlation id a `call` is spinning for (0: none), and what it caught. */
   #spinningFor = 0;
   #spinCaught = false;
@@ -445,7 +447,7 @@ export class Kernel<
         }, timeoutMs),
       };
       this.#receivers.push(receiver);
-      this.#pump();
+      this.#startPump();
     });
   }
 
@@ -512,7 +514,7 @@ export class Kernel<
         }, left),
       });
     });
-    this.#pump();
+    this.#startPump();
     const value = await reply;
     this.#callLatency.record(Math.round((performance.now() - started) * 1e6));
     return value;
@@ -587,16 +589,42 @@ export class Kernel<
     this.#replies.push(value);
   };
 
+  /**
+   * @internal The host's memory is about to be released (GPU mapped memory is
+   * detached then): stop reading its queues.
+   */
+  detachHost(): void {
+    this.#pumpStop.abort();
+  }
+
+  /** Starts the pump unless it runs; an unexpected failure fails the waiters. */
+  #startPump(): void {
+    this.#pump().catch((error: unknown) =>
+      this.#failWaiters(() =>
+        error instanceof Error ? error : new Error(String(error))
+      )
+    );
+  }
+
   /** Polls the output ring while someone waits for a reply. */
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
       while (this.#pending.size > 0 || this.#receivers.length > 0) {
+        if (this.#pumpStop.signal.aborted) break;
         this.#dispatch();
         if (this.#pending.size === 0 && this.#receivers.length === 0) break;
         if (this.#state === "terminated") break;
-        await this.#host.output.readable({ timeoutMs: PUMP_WAIT_MS });
+        try {
+          await this.#host.output.readable({
+            timeoutMs: PUMP_WAIT_MS,
+            signal: this.#pumpStop.signal,
+          });
+        } catch (error) {
+          if (this.#pumpStop.signal.aborted) break;
+          throw error;
+        }
       }
     } finally {
       this.#pumping = false;

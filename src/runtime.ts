@@ -586,6 +586,7 @@ export class RingKernel implements AsyncDisposable {
       this.#broker.unsubscribeAll(kernel.name);
       this.#supervisor.remove(kernel.name);
       this.#broadcastRoutes();
+      kernel.detachHost();
       kernel.host.dispose();
     }
   }

@@ -445,6 +445,27 @@ async function roundTrip(host: CudaActorHost, seq: number): Promise<void> {
   });
 }
 
+describe("GPU actors and the host's pollers", () => {
+  gpuTest(
+    "shutdown while a receive waits: the waiter fails typed and nothing polls the released queues",
+    async () => {
+      const rt = await RingKernel.create({ backend: "cuda" });
+      const k = await rt.launch("idle", { actor: "echo" });
+      const outcome = k.receive({ timeoutMs: 10_000 }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await delay(5); // the pump is polling the output ring now
+      await rt.shutdown({ timeoutMs: 10_000 });
+      const error = await outcome;
+      assert.ok(error instanceof RingKernelError, String(error));
+      // Longer than the pump's wait: a poll of the released (detached) ring
+      // would surface here as an uncaught TypeError.
+      await delay(150);
+    },
+  );
+});
+
 describe("GPU actors at the backend level", () => {
   gpuTest(
     "four actors in ONE pool launch answer independently and stop one by one",
