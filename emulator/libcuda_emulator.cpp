@@ -54,6 +54,7 @@ enum : CUresult {
   CUDA_ERROR_NOT_READY = 600,
   CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
   CUDA_ERROR_LAUNCH_FAILED = 719,
+  CUDA_ERROR_NOT_PERMITTED = 800,
 };
 
 // ---------------------------------------------------------------------------
@@ -260,6 +261,10 @@ struct Module {
 };
 
 struct Stream {
+  /** Created with CU_STREAM_NON_BLOCKING: the legacy default stream does not wait for it. */
+  bool non_blocking = false;
+  /** Kernels of this stream running now. */
+  std::atomic<int> running{0};
   std::mutex mutex;
   std::condition_variable changed;
   std::deque<std::function<void()>> ops;
@@ -283,6 +288,9 @@ struct Driver {
   std::map<uintptr_t, size_t> host_memory;
   std::atomic<CUresult> sticky{CUDA_SUCCESS};
   Stream* null_stream = nullptr;
+  /** Kernels running now, and the name of one of them. */
+  std::atomic<int> running{0};
+  std::atomic<const char*> running_name{nullptr};
 };
 
 Driver& driver() {
@@ -361,8 +369,12 @@ bool device_range(uint64_t address, size_t bytes) {
   return inside(d.device_memory, address, bytes) || inside(d.host_memory, address, bytes);
 }
 
-void launch_grid(const rk_emu_kernel* kernel, void* params, rk_emu_dim3 grid, rk_emu_dim3 dim,
+void launch_grid(Stream* stream, const rk_emu_kernel* kernel, void* params, rk_emu_dim3 grid, rk_emu_dim3 dim,
                  unsigned int shared_bytes) {
+  Driver& d = driver();
+  d.running_name = kernel->name;
+  ++d.running;
+  ++stream->running;
   std::vector<std::thread> blocks;
   std::mutex errors_mutex;
   std::string first_error;
@@ -380,6 +392,8 @@ void launch_grid(const rk_emu_kernel* kernel, void* params, rk_emu_dim3 grid, rk
     }
   }
   for (std::thread& t : blocks) t.join();
+  --stream->running;
+  --d.running;
   kernel->release(params);
   if (!first_error.empty()) {
     fprintf(stderr, "ringkernel CPU emulator: %s: %s\n", kernel->name, first_error.c_str());
@@ -505,6 +519,39 @@ CUresult load_module(void** out, const void* image, char* log, size_t log_size) 
   return CUDA_SUCCESS;
 }
 
+/**
+ * A call that can wait forever behind a resident kernel on a GPU (DESIGN:
+ * cuMemFree, cuCtxSynchronize, default-stream work): the emulator refuses it
+ * with CUDA_ERROR_NOT_PERMITTED and says why, rather than let it pass where a
+ * GPU would hang. RINGKERNEL_EMULATOR_HAZARDS=warn only warns.
+ */
+CUresult hazard(const char* what) {
+  Driver& d = driver();
+  const char* name = d.running_name.load();
+  fprintf(stderr,
+          "ringkernel CPU emulator: %s while a kernel runs (%s): on a GPU this can wait behind it forever\n", what,
+          name != nullptr ? name : "?");
+  const char* mode = getenv("RINGKERNEL_EMULATOR_HAZARDS");
+  return mode != nullptr && strcmp(mode, "warn") == 0 ? CUDA_SUCCESS : CUDA_ERROR_NOT_PERMITTED;
+}
+
+/** Returns from the calling driver function when `hazard` refuses the call. */
+#define RK_REFUSE_HAZARD(what)                    \
+  do {                                            \
+    const CUresult refused_ = hazard(what);       \
+    if (refused_ != CUDA_SUCCESS) return refused_; \
+  } while (0)
+
+/** Whether a kernel runs on a stream the legacy default stream waits for. */
+bool blocking_kernel_running() {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  for (Stream* s : d.streams) {
+    if (!s->non_blocking && s->running.load() > 0) return true;
+  }
+  return false;
+}
+
 const char* error_name(CUresult code) {
   switch (code) {
     case CUDA_SUCCESS: return "CUDA_SUCCESS";
@@ -520,6 +567,7 @@ const char* error_name(CUresult code) {
     case CUDA_ERROR_NOT_READY: return "CUDA_ERROR_NOT_READY";
     case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES: return "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES";
     case CUDA_ERROR_LAUNCH_FAILED: return "CUDA_ERROR_LAUNCH_FAILED";
+    case CUDA_ERROR_NOT_PERMITTED: return "CUDA_ERROR_NOT_PERMITTED";
     default: return nullptr;
   }
 }
@@ -648,6 +696,7 @@ RK_EXPORT CUresult cuCtxSetCurrent(void* context) {
 
 RK_EXPORT CUresult cuCtxSynchronize(void) {
   Driver& d = driver();
+  if (d.running.load() > 0) RK_REFUSE_HAZARD("cuCtxSynchronize");
   std::vector<Stream*> streams;
   {
     std::lock_guard<std::mutex> lock(d.mutex);
@@ -723,13 +772,15 @@ RK_EXPORT CUresult cuLaunchKernel(const void* function, unsigned gx, unsigned gy
   void* captured = kernel->capture(params);
   const rk_emu_dim3 grid{gx, gy, gz};
   const rk_emu_dim3 dim{bx, by, bz};
-  enqueue(s, [=] { launch_grid(kernel, captured, grid, dim, shared_bytes); });
+  if (s == driver().null_stream && blocking_kernel_running()) RK_REFUSE_HAZARD("cuLaunchKernel on the default stream");
+  enqueue(s, [=] { launch_grid(s, kernel, captured, grid, dim, shared_bytes); });
   return CUDA_SUCCESS;
 }
 
-RK_EXPORT CUresult cuStreamCreate(void** stream, unsigned int) {
-  if (stream == nullptr) return CUDA_ERROR_INVALID_VALUE;
+RK_EXPORT CUresult cuStreamCreate(void** stream, unsigned int flags) {
+  if (stream == nullptr || flags > 1) return CUDA_ERROR_INVALID_VALUE;
   Stream* s = new_stream();
+  s->non_blocking = flags == 1;
   Driver& d = driver();
   std::lock_guard<std::mutex> lock(d.mutex);
   d.streams.insert(s);
@@ -854,7 +905,10 @@ RK_EXPORT CUresult cuMemAlloc_v2(void** address, size_t bytes) {
   return allocate(driver().device_memory, address, bytes, 256);
 }
 
-RK_EXPORT CUresult cuMemFree_v2(uint64_t address) { return release(driver().device_memory, address); }
+RK_EXPORT CUresult cuMemFree_v2(uint64_t address) {
+  if (driver().running.load() > 0) RK_REFUSE_HAZARD("cuMemFree_v2");
+  return release(driver().device_memory, address);
+}
 
 RK_EXPORT CUresult cuMemAllocAsync(void** address, size_t bytes, uint64_t stream) {
   if (stream_of(stream) == nullptr) return CUDA_ERROR_INVALID_HANDLE;
@@ -870,6 +924,7 @@ RK_EXPORT CUresult cuMemFreeAsync(uint64_t address, uint64_t stream) {
 }
 
 RK_EXPORT CUresult cuMemsetD8_v2(uint64_t address, unsigned char value, size_t bytes) {
+  if (blocking_kernel_running()) RK_REFUSE_HAZARD("cuMemsetD8_v2 (default stream)");
   if (!device_range(address, bytes)) return CUDA_ERROR_INVALID_VALUE;
   memset(reinterpret_cast<void*>(address), value, bytes);
   return CUDA_SUCCESS;
@@ -888,15 +943,20 @@ RK_EXPORT CUresult cuMemHostGetDevicePointer_v2(uint64_t* address, void* pointer
   return CUDA_SUCCESS;
 }
 
-RK_EXPORT CUresult cuMemFreeHost(uint64_t pointer) { return release(driver().host_memory, pointer); }
+RK_EXPORT CUresult cuMemFreeHost(uint64_t pointer) {
+  if (driver().running.load() > 0) RK_REFUSE_HAZARD("cuMemFreeHost");
+  return release(driver().host_memory, pointer);
+}
 
 RK_EXPORT CUresult cuMemcpyHtoD_v2(uint64_t dst, const void* src, size_t bytes) {
+  if (blocking_kernel_running()) RK_REFUSE_HAZARD("cuMemcpyHtoD_v2 (default stream)");
   if (!device_range(dst, bytes) || src == nullptr) return CUDA_ERROR_INVALID_VALUE;
   memcpy(reinterpret_cast<void*>(dst), src, bytes);
   return CUDA_SUCCESS;
 }
 
 RK_EXPORT CUresult cuMemcpyDtoH_v2(void* dst, uint64_t src, size_t bytes) {
+  if (blocking_kernel_running()) RK_REFUSE_HAZARD("cuMemcpyDtoH_v2 (default stream)");
   if (!device_range(src, bytes) || dst == nullptr) return CUDA_ERROR_INVALID_VALUE;
   memcpy(dst, reinterpret_cast<const void*>(src), bytes);
   return CUDA_SUCCESS;

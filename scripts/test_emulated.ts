@@ -24,12 +24,13 @@ import { buildEmulator, EMULATOR_DIR } from "./build_emulator.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-/** The test files that hold GPU tests. */
+/** The test files that hold GPU tests, and the emulator's own. */
 export const GPU_TEST_FILES: readonly string[] = [
   "tests/driver_test.ts",
   "tests/bundle_gpu_test.ts",
   "tests/cuda_backend_gpu_test.ts",
   "tests/faults_gpu_test.ts",
+  "tests/emulator_test.ts",
 ];
 
 /** The Bun release the test task pins. */
