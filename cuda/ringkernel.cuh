@@ -1522,6 +1522,13 @@ __device__ __forceinline__ bool rk_pool_enter(const rk_u64* descriptors) {
   return true;
 }
 
+#if defined(RK_EMULATION)
+/** Under the CPU emulator, a pool kernel registers itself by name. */
+#define RK_EMU_KERNEL_DEFINED(kernel_name) RK_EMU_REGISTER(kernel_name)
+#else
+#define RK_EMU_KERNEL_DEFINED(kernel_name)
+#endif
+
 /**
  * Defines `kernel_name(const rk_u64* descriptors, rk_u32 count)`, a pool
  * kernel whose actors all run `Actor` (traits derived from rk_actor_base).
@@ -1538,7 +1545,8 @@ __device__ __forceinline__ bool rk_pool_enter(const rk_u64* descriptors) {
       return;                                                                                          \
     }                                                                                                  \
     rk_actor_run<Actor>(sh);                                                                           \
-  }
+  }                                                                                                    \
+  RK_EMU_KERNEL_DEFINED(kernel_name)
 
 /**
  * A stateless actor from one handler,

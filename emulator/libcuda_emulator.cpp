@@ -14,6 +14,7 @@
 // mean nothing.
 #include "rk_emulation.h"
 
+#include <dlfcn.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -33,11 +35,11 @@
 #include <thread>
 #include <vector>
 
-thread_local rk_emu_dim3 rk_emu_thread_idx;
-thread_local rk_emu_dim3 rk_emu_block_idx;
-thread_local rk_emu_dim3 rk_emu_block_dim;
-thread_local rk_emu_dim3 rk_emu_grid_dim;
-thread_local void* rk_emu_dynamic_smem;
+RK_EMU_API thread_local rk_emu_dim3 rk_emu_thread_idx;
+RK_EMU_API thread_local rk_emu_dim3 rk_emu_block_idx;
+RK_EMU_API thread_local rk_emu_dim3 rk_emu_block_dim;
+RK_EMU_API thread_local rk_emu_dim3 rk_emu_grid_dim;
+RK_EMU_API thread_local void* rk_emu_dynamic_smem;
 
 typedef int CUresult;
 enum : CUresult {
@@ -118,6 +120,9 @@ struct BlockRun {
 };
 
 thread_local BlockRun* current_block = nullptr;
+
+/** While the emulated NVRTC loads a module it compiled: the kernels it registers. */
+thread_local std::set<std::string>* loading_module_kernels = nullptr;
 
 [[noreturn]] void fiber_main() {
   BlockRun* b = current_block;
@@ -585,7 +590,10 @@ CUresult sticky_or(CUresult result) {
 
 extern "C" {
 
-void rk_emu_register_kernel(const rk_emu_kernel* kernel) { kernels()[kernel->name] = kernel; }
+void rk_emu_register_kernel(const rk_emu_kernel* kernel) {
+  kernels()[kernel->name] = kernel;
+  if (loading_module_kernels != nullptr) loading_module_kernels->insert(kernel->name);
+}
 
 void rk_emu_syncthreads(void) { yield_fiber(FiberState::AtBarrier); }
 
@@ -985,6 +993,197 @@ RK_EXPORT CUresult cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t bytes, u
   });
   while (!copied) std::this_thread::sleep_for(std::chrono::microseconds(10));
   return CUDA_SUCCESS;
+}
+
+}  // extern "C"
+
+// ---------------------------------------------------------------------------
+// NVRTC, emulated: CUDA C++ source is compiled for the host with g++ (as the
+// bundle's sources are), loaded into this process, and described by a PTX
+// text that declares its kernels, which cuModuleLoadData then resolves here.
+// ---------------------------------------------------------------------------
+
+#ifndef RK_EMULATOR_HEADER
+#error "build with -DRK_EMULATOR_HEADER=<path of rk_emulation.h> (scripts/build_emulator.ts does)"
+#endif
+#ifndef RK_EMULATOR_CXXFLAGS
+#error "build with -DRK_EMULATOR_CXXFLAGS=<g++ flags> (scripts/build_emulator.ts does)"
+#endif
+
+typedef int nvrtcResult;
+enum : nvrtcResult {
+  NVRTC_SUCCESS = 0,
+  NVRTC_ERROR_OUT_OF_MEMORY = 1,
+  NVRTC_ERROR_PROGRAM_CREATION_FAILURE = 2,
+  NVRTC_ERROR_INVALID_INPUT = 3,
+  NVRTC_ERROR_INVALID_PROGRAM = 4,
+  NVRTC_ERROR_COMPILATION = 6,
+  NVRTC_ERROR_INTERNAL_ERROR = 11,
+};
+
+struct NvrtcProgram {
+  std::string source;
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string log;
+  std::string ptx;
+  bool compiled = false;
+};
+
+static std::string emulator_path() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&rk_emu_register_kernel), &info) == 0 || info.dli_fname == nullptr) return "";
+  return info.dli_fname;
+}
+
+static std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+static std::string base_name(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+static bool write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  return static_cast<bool>(out);
+}
+
+static std::string run_command(const std::string& command, int* status) {
+  FILE* out = popen((command + " 2>&1").c_str(), "r");
+  std::string output;
+  char buffer[512];
+  while (out != nullptr && fgets(buffer, sizeof buffer, out) != nullptr) output += buffer;
+  *status = out != nullptr ? pclose(out) : -1;
+  return output;
+}
+
+extern "C" {
+
+RK_EXPORT nvrtcResult nvrtcVersion(int* major, int* minor) {
+  if (major == nullptr || minor == nullptr) return NVRTC_ERROR_INVALID_INPUT;
+  *major = 13;
+  *minor = 0;
+  return NVRTC_SUCCESS;
+}
+
+RK_EXPORT const char* nvrtcGetErrorString(nvrtcResult result) {
+  switch (result) {
+    case NVRTC_SUCCESS: return "NVRTC_SUCCESS";
+    case NVRTC_ERROR_OUT_OF_MEMORY: return "NVRTC_ERROR_OUT_OF_MEMORY";
+    case NVRTC_ERROR_PROGRAM_CREATION_FAILURE: return "NVRTC_ERROR_PROGRAM_CREATION_FAILURE";
+    case NVRTC_ERROR_INVALID_INPUT: return "NVRTC_ERROR_INVALID_INPUT";
+    case NVRTC_ERROR_INVALID_PROGRAM: return "NVRTC_ERROR_INVALID_PROGRAM";
+    case NVRTC_ERROR_COMPILATION: return "NVRTC_ERROR_COMPILATION";
+    default: return "NVRTC_ERROR_INTERNAL_ERROR";
+  }
+}
+
+RK_EXPORT nvrtcResult nvrtcCreateProgram(NvrtcProgram** program, const char* source, const char* name, int count,
+                                         const char* const* headers, const char* const* names) {
+  if (program == nullptr || source == nullptr || count < 0) return NVRTC_ERROR_INVALID_INPUT;
+  if (count > 0 && (headers == nullptr || names == nullptr)) return NVRTC_ERROR_INVALID_INPUT;
+  auto* p = new NvrtcProgram();
+  p->source = source;
+  p->name = name != nullptr && *name != '\0' ? base_name(name) : "default_program.cu";
+  for (int i = 0; i < count; ++i) {
+    if (headers[i] == nullptr || names[i] == nullptr) {
+      delete p;
+      return NVRTC_ERROR_INVALID_INPUT;
+    }
+    p->headers.emplace_back(base_name(names[i]), headers[i]);
+  }
+  *program = p;
+  return NVRTC_SUCCESS;
+}
+
+/**
+ * Compiles the program with g++ into a shared object linked to this library,
+ * loads it (its kernels register themselves), and writes a PTX text that
+ * declares them. `-D` and `-I` options pass through; GPU options are moot.
+ */
+RK_EXPORT nvrtcResult nvrtcCompileProgram(NvrtcProgram* p, int count, const char* const* options) {
+  if (p == nullptr) return NVRTC_ERROR_INVALID_PROGRAM;
+  if (count < 0 || (count > 0 && options == nullptr)) return NVRTC_ERROR_INVALID_INPUT;
+  char dir_template[] = "/tmp/rk-emulator-nvrtc-XXXXXX";
+  if (mkdtemp(dir_template) == nullptr) return NVRTC_ERROR_INTERNAL_ERROR;
+  const std::string dir = dir_template;
+  for (const auto& [name, text] : p->headers) write_file(dir + "/" + name, text);
+  write_file(dir + "/" + p->name, p->source);
+  write_file(dir + "/module.cpp",
+             std::string("#include \"") + RK_EMULATOR_HEADER + "\"\n#include \"" + p->name + "\"\n");
+  std::string extra;
+  for (int i = 0; i < count; ++i) {
+    const std::string option = options[i] != nullptr ? options[i] : "";
+    if (option.rfind("-D", 0) == 0 || option.rfind("-I", 0) == 0) extra += " " + shell_quote(option);
+  }
+  const std::string library = emulator_path();
+  const std::string module = dir + "/module.so";
+  const std::string command = std::string("g++ ") + RK_EMULATOR_CXXFLAGS + " -shared -I" + shell_quote(dir) + extra +
+                              " -o " + shell_quote(module) + " " + shell_quote(dir + "/module.cpp") + " " +
+                              shell_quote(library);
+  int status = 0;
+  p->log = run_command(command, &status);
+  if (status != 0) {
+    p->log = "ringkernel CPU emulator: g++ could not compile " + p->name + " for the host:\n" + p->log;
+    return NVRTC_ERROR_COMPILATION;
+  }
+  std::set<std::string> registered;
+  loading_module_kernels = &registered;
+  void* handle = dlopen(module.c_str(), RTLD_NOW | RTLD_LOCAL);  // kept loaded: its kernels may run
+  loading_module_kernels = nullptr;
+  if (handle == nullptr) {
+    p->log += std::string("ringkernel CPU emulator: cannot load the compiled module: ") + dlerror();
+    return NVRTC_ERROR_COMPILATION;
+  }
+  std::string ptx = "//\n// ringkernel CPU emulator: " + p->name + " compiled for the host as " + module +
+                    "\n//\n.version 8.0\n.target sm_80\n.address_size 64\n";
+  for (const std::string& name : registered) ptx += "\n.visible .entry " + name + "()\n{\n\tret;\n}\n";
+  p->ptx = ptx;
+  p->compiled = true;
+  return NVRTC_SUCCESS;
+}
+
+RK_EXPORT nvrtcResult nvrtcGetProgramLogSize(NvrtcProgram* p, size_t* size) {
+  if (p == nullptr) return NVRTC_ERROR_INVALID_PROGRAM;
+  if (size == nullptr) return NVRTC_ERROR_INVALID_INPUT;
+  *size = p->log.size() + 1;
+  return NVRTC_SUCCESS;
+}
+
+RK_EXPORT nvrtcResult nvrtcGetProgramLog(NvrtcProgram* p, char* log) {
+  if (p == nullptr) return NVRTC_ERROR_INVALID_PROGRAM;
+  if (log == nullptr) return NVRTC_ERROR_INVALID_INPUT;
+  memcpy(log, p->log.c_str(), p->log.size() + 1);
+  return NVRTC_SUCCESS;
+}
+
+RK_EXPORT nvrtcResult nvrtcGetPTXSize(NvrtcProgram* p, size_t* size) {
+  if (p == nullptr || !p->compiled) return NVRTC_ERROR_INVALID_PROGRAM;
+  if (size == nullptr) return NVRTC_ERROR_INVALID_INPUT;
+  *size = p->ptx.size() + 1;
+  return NVRTC_SUCCESS;
+}
+
+RK_EXPORT nvrtcResult nvrtcGetPTX(NvrtcProgram* p, char* ptx) {
+  if (p == nullptr || !p->compiled) return NVRTC_ERROR_INVALID_PROGRAM;
+  if (ptx == nullptr) return NVRTC_ERROR_INVALID_INPUT;
+  memcpy(ptx, p->ptx.c_str(), p->ptx.size() + 1);
+  return NVRTC_SUCCESS;
+}
+
+RK_EXPORT nvrtcResult nvrtcDestroyProgram(NvrtcProgram** p) {
+  if (p == nullptr || *p == nullptr) return NVRTC_ERROR_INVALID_PROGRAM;
+  delete *p;
+  *p = nullptr;
+  return NVRTC_SUCCESS;
 }
 
 }  // extern "C"

@@ -28,16 +28,19 @@
 // One OS thread runs one block, so a thread-local is exactly block-shared.
 #define __shared__ static thread_local
 
+/** What modules compiled at run time (the emulated NVRTC) link against in the emulator. */
+#define RK_EMU_API __attribute__((visibility("default")))
+
 /** CUDA's dim3 as the device code reads it. */
 struct rk_emu_dim3 {
   unsigned int x, y, z;
 };
 
-extern thread_local rk_emu_dim3 rk_emu_thread_idx;
-extern thread_local rk_emu_dim3 rk_emu_block_idx;
-extern thread_local rk_emu_dim3 rk_emu_block_dim;
-extern thread_local rk_emu_dim3 rk_emu_grid_dim;
-extern thread_local void* rk_emu_dynamic_smem;
+extern RK_EMU_API thread_local rk_emu_dim3 rk_emu_thread_idx;
+extern RK_EMU_API thread_local rk_emu_dim3 rk_emu_block_idx;
+extern RK_EMU_API thread_local rk_emu_dim3 rk_emu_block_dim;
+extern RK_EMU_API thread_local rk_emu_dim3 rk_emu_grid_dim;
+extern RK_EMU_API thread_local void* rk_emu_dynamic_smem;
 
 #define threadIdx rk_emu_thread_idx
 #define blockIdx rk_emu_block_idx
@@ -53,13 +56,13 @@ inline uint4 make_uint4(unsigned int x, unsigned int y, unsigned int z, unsigned
 
 extern "C" {
 /** Block barrier: the calling fiber waits until every live thread of the block arrives. */
-void rk_emu_syncthreads(void);
+RK_EMU_API void rk_emu_syncthreads(void);
 /** Warp collective: every lane passes `value`; returns the values of the whole warp in `lanes`. */
-void rk_emu_warp_exchange(unsigned long long value, unsigned long long lanes[32]);
+RK_EMU_API void rk_emu_warp_exchange(unsigned long long value, unsigned long long lanes[32]);
 /** Sleeps the block (once per block, not once per fiber). */
-void rk_emu_nanosleep(unsigned int ns);
+RK_EMU_API void rk_emu_nanosleep(unsigned int ns);
 /** Monotonic nanoseconds, as %globaltimer. */
-unsigned long long rk_emu_globaltimer_ns(void);
+RK_EMU_API unsigned long long rk_emu_globaltimer_ns(void);
 }
 
 inline void __syncthreads() { rk_emu_syncthreads(); }
@@ -168,7 +171,7 @@ struct rk_emu_kernel {
   void (*release)(void* captured);
 };
 
-extern "C" void rk_emu_register_kernel(const rk_emu_kernel* kernel);
+extern "C" RK_EMU_API void rk_emu_register_kernel(const rk_emu_kernel* kernel);
 
 template <auto Fn, class Signature>
 struct rk_emu_launcher;
@@ -202,6 +205,10 @@ struct rk_emu_registrar {
   }
 };
 
-#define RK_EMU_REGISTER(kernel_name) static rk_emu_registrar<&kernel_name> rk_emu_registrar_##kernel_name(#kernel_name);
+#define RK_EMU_CONCAT_(a, b) a##b
+#define RK_EMU_CONCAT(a, b) RK_EMU_CONCAT_(a, b)
+/** Registers kernel `kernel_name` when the library loads (again is harmless). */
+#define RK_EMU_REGISTER(kernel_name) \
+  static rk_emu_registrar<&kernel_name> RK_EMU_CONCAT(rk_emu_registrar_, __COUNTER__)(#kernel_name);
 
 #endif  // RK_EMULATION_H

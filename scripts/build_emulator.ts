@@ -1,7 +1,9 @@
 /**
  * Builds the CPU emulator of the CUDA driver (`emulator/`): a shared library
  * that exports the libcuda symbols ringkernel-ts binds and runs the bundle's
- * own device sources (`cuda/*.cu`), compiled for the host with g++.
+ * own device sources (`cuda/*.cu`), compiled for the host with g++. It also
+ * exports the NVRTC symbols: CUDA C++ actors compile for the host with g++ and
+ * run on it (point `RINGKERNEL_LIBNVRTC` at the same library).
  *
  * ```sh
  * deno run -A scripts/build_emulator.ts          # build (or reuse) it; prints its path
@@ -138,20 +140,32 @@ export async function buildEmulator(): Promise<string> {
   mkdirSync(EMULATOR_DIR, { recursive: true });
   const objects: string[] = [];
   const compiles = [
-    { source: join(ROOT, "emulator", "libcuda_emulator.cpp"), name: "driver" },
+    {
+      source: join(ROOT, "emulator", "libcuda_emulator.cpp"),
+      name: "driver",
+      defines: [
+        // The emulated NVRTC compiles user sources with the same header and flags.
+        `-DRK_EMULATOR_HEADER="${join(ROOT, "emulator", "rk_emulation.h")}"`,
+        `-DRK_EMULATOR_CXXFLAGS="${FLAGS.join(" ")}"`,
+      ],
+    },
     ...units.map((u) => {
       const path = join(EMULATOR_DIR, u.name);
       writeFileSync(path, u.text);
-      return { source: path, name: u.name.replace(/\.cpp$/, "") };
+      return {
+        source: path,
+        name: u.name.replace(/\.cpp$/, ""),
+        defines: [] as string[],
+      };
     }),
-  ].map(({ source, name }) => {
+  ].map(({ source, name, defines }) => {
     const object = join(EMULATOR_DIR, `${name}.o`);
     objects.push(object);
-    return run([...FLAGS, "-c", "-o", object, source]);
+    return run([...FLAGS, ...defines, "-c", "-o", object, source]);
   });
   await Promise.all(compiles);
   const temporary = `${library}.${process.pid}`;
-  await run([...FLAGS, "-shared", "-o", temporary, ...objects]);
+  await run([...FLAGS, "-shared", "-o", temporary, ...objects, "-ldl"]);
   renameSync(temporary, library);
   writeFileSync(stampFile, stamp);
   return library;

@@ -9,7 +9,8 @@
  * ```
  *
  * It builds the emulator (`scripts/build_emulator.ts`), points
- * `RINGKERNEL_LIBCUDA` at it and sets `RINGKERNEL_REQUIRE_GPU=1`, so a GPU
+ * `RINGKERNEL_LIBCUDA` and `RINGKERNEL_LIBNVRTC` at it and sets
+ * `RINGKERNEL_REQUIRE_GPU=1`, so a GPU
  * test that cannot run fails rather than skips (except those that declare
  * what only a real GPU provides). Exits non-zero when a step fails.
  *
@@ -24,8 +25,9 @@ import { buildEmulator, EMULATOR_DIR } from "./build_emulator.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-/** The test files that hold GPU tests, and the emulator's own. */
+/** The test files that hold GPU (and NVRTC) tests, and the emulator's own. */
 export const GPU_TEST_FILES: readonly string[] = [
+  "tests/cuda_backend_test.ts",
   "tests/driver_test.ts",
   "tests/bundle_gpu_test.ts",
   "tests/cuda_backend_gpu_test.ts",
@@ -55,7 +57,12 @@ function step(
 async function main(args: readonly string[]): Promise<number> {
   const library = await buildEmulator();
   console.log(`CPU emulator of the CUDA driver: ${library}`);
-  const env = { RINGKERNEL_LIBCUDA: library, RINGKERNEL_REQUIRE_GPU: "1" };
+  const env = {
+    RINGKERNEL_LIBCUDA: library,
+    // The emulator's NVRTC compiles CUDA C++ actors for the host.
+    RINGKERNEL_LIBNVRTC: library,
+    RINGKERNEL_REQUIRE_GPU: "1",
+  };
   const deno = "deno";
   const runs: [string, string, string[]][] = [
     ["Deno: GPU tests on the emulator", deno, [

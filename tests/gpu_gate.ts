@@ -6,6 +6,11 @@
  * once, so CI logs say why. With `RINGKERNEL_REQUIRE_GPU=1` (set by the GPU
  * machine's check script), gated tests run anyway and fail with the reason.
  *
+ * With `RINGKERNEL_LIBCUDA` naming the CPU emulator of the driver
+ * (`scripts/build_emulator.ts`), gated tests run on it, except those that
+ * declare what only a real GPU provides (JIT of hand-written or nvcc-built
+ * PTX): they are skipped with that reason.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";

@@ -43,11 +43,14 @@ export type LibnvrtcSymbols = LibrarySymbols<typeof LIBNVRTC_SYMBOLS>;
 
 /** Where to look for libnvrtc. */
 export interface NvrtcOpenOptions {
-  /** Names or paths to try instead of the defaults. */
+  /** Names or paths to try instead of the defaults and `$RINGKERNEL_LIBNVRTC`. */
   readonly candidates?: readonly string[];
 }
 
-/** What {@linkcode Nvrtc.open} tries, in order (`$RINGKERNEL_LIBNVRTC` first when set). */
+/**
+ * What {@linkcode Nvrtc.open} tries, in order: the given candidates alone, or
+ * `$RINGKERNEL_LIBNVRTC` (when set) then the defaults.
+ */
 export function libnvrtcCandidates(options: NvrtcOpenOptions = {}): string[] {
   const defaults = options.candidates ??
     (process.platform === "win32"
@@ -58,7 +61,10 @@ export function libnvrtcCandidates(options: NvrtcOpenOptions = {}): string[] {
         "libnvrtc.so",
         "/usr/local/cuda/lib64/libnvrtc.so",
       ]);
-  return libraryCandidates({ candidates: defaults, envVar: LIBNVRTC_ENV_VAR });
+  return libraryCandidates({
+    candidates: defaults,
+    envVar: options.candidates ? undefined : LIBNVRTC_ENV_VAR,
+  });
 }
 
 /** Options of {@linkcode Nvrtc.compile}. */
@@ -132,8 +138,8 @@ export class Nvrtc {
     const library = openLibrary(LIBNVRTC_SYMBOLS, {
       name:
         "libnvrtc (CUDA run-time compilation; PTX and cubin actors do not need it)",
-      candidates: options.candidates ?? candidates,
-      envVar: LIBNVRTC_ENV_VAR,
+      candidates,
+      envVar: options.candidates ? undefined : LIBNVRTC_ENV_VAR,
     });
     try {
       return new Nvrtc(library);
