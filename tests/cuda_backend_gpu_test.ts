@@ -24,6 +24,7 @@ import { BENCH_ACTORS_MODULE } from "../src/backend/cuda/bench_actors.ts";
 import type { CudaActorHost } from "../src/backend/cuda/cuda_actor.ts";
 import { CudaBackend } from "../src/backend/cuda/cuda_backend.ts";
 import { defineGpuActor } from "../src/backend/cuda/gpu_actor.ts";
+import { Nvrtc } from "../src/backend/cuda/nvrtc.ts";
 import { REDUCE_ACTOR_MODULE } from "../src/backend/cuda/reduce_actor.ts";
 import { ReduceOp } from "../src/backend/cuda/reduce_schema.ts";
 import { readTypeId } from "../src/envelope.ts";
@@ -83,6 +84,42 @@ export const counterWithoutState: ActorDefinition<
   output: EchoMessage,
   gpu: { source: { file: BUNDLE_PTX, kernel: "rk_example_counter_pool" } },
 });
+
+/** CUDA C++ of a stateful user actor: a running total of `value`, as `value`, and the count, as `seq`. */
+const RUNNING_TOTAL_SOURCE = `#include "ringkernel.cuh"
+struct total_echo { rk_u64 seq; double value; rk_u32 tag; };
+static_assert(sizeof(total_echo) == 24, "total_echo mirrors ringkernel.Echo");
+struct total_state { double total; rk_u64 count; };
+__device__ rk_i32 running_total(const total_echo& in, total_echo& out, total_state& state, rk_actor_ctx&) {
+  state.total += in.value;
+  state.count += 1;
+  out.seq = state.count;
+  out.value = state.total;
+  out.tag = in.tag;
+  return RK_REPLY;
+}
+RK_DEFINE_STATEFUL_ACTOR(user_running_total_pool, total_echo, total_echo, total_state, running_total)
+`;
+
+/** A user actor from CUDA C++ source, compiled by libnvrtc at launch. */
+export const runningTotal: ActorDefinition<
+  typeof EchoMessage.spec,
+  typeof EchoMessage.spec,
+  unknown
+> = defineGpuActor({
+  input: EchoMessage,
+  output: EchoMessage,
+  gpu: {
+    source: {
+      cuda: RUNNING_TOTAL_SOURCE,
+      kernel: "user_running_total_pool",
+      name: "running_total.cu",
+    },
+    stateBytes: 16,
+  },
+});
+
+const nvrtc = Nvrtc.probe();
 
 const echo = (seq: number, value = seq / 4, tag = 0) => ({
   seq: BigInt(seq),
@@ -349,6 +386,39 @@ describe("GPU actors through the runtime", () => {
         // Fresh state after the restart.
         assert.equal((await c.call(echo(0), { timeoutMs: 5_000 })).seq, 1n);
         assert.equal(c.metrics().crashes, 1);
+      });
+    },
+  );
+
+  test(
+    "a user actor from CUDA C++ source (NVRTC at launch) keeps its state in device memory",
+    {
+      ...gpuTestOptions(),
+      ...(nvrtc.available ? {} : {
+        skip: `libnvrtc not installed: ${nvrtc.reason?.split("\n")[0]}`,
+      }),
+      timeout: 120_000,
+    },
+    async () => {
+      requireGpu();
+      await withRuntime(async (rt) => {
+        const k = await rt.launch<
+          typeof EchoMessage.spec,
+          typeof EchoMessage.spec
+        >("total", {
+          actor: { module: import.meta.url, export: "runningTotal" },
+        });
+        let total = 0;
+        for (let i = 1; i <= 20; i++) {
+          total += i / 2;
+          assert.deepEqual(
+            await k.call(echo(i, i / 2, 7), { timeoutMs: 5_000 }),
+            { seq: BigInt(i), value: total, tag: 7 },
+          );
+        }
+        const m = k.metrics();
+        assert.equal(m.processed, 20);
+        assert.equal(m.sent, m.processed + m.deadLettered + m.inFlight);
       });
     },
   );
