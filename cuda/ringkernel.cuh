@@ -125,7 +125,10 @@ struct alignas(128) rk_control_block {
   rk_i32 last_error_code;
   /** Messages taken from the device K2K inbox (processed or dead-lettered); the host cannot see that queue. */
   rk_i64 k2k_received;
-  rk_u8 reserved_[8];
+  /** Host: bumped by every deactivate, after is_active = 0. */
+  rk_i32 pause_request;
+  /** Actor: the last pause_request it read while it saw is_active == 0; from then on it takes nothing until active. */
+  rk_i32 pause_ack;
 };
 
 /** Per-actor telemetry. */
@@ -182,6 +185,7 @@ static_assert(RK_OFFSETOF(rk_control_block, output_queue_head_ptr) == 64, "outpu
 static_assert(RK_OFFSETOF(rk_control_block, abi_version) == 96, "abi_version");
 static_assert(RK_OFFSETOF(rk_control_block, last_error_code) == 108, "last_error_code");
 static_assert(RK_OFFSETOF(rk_control_block, k2k_received) == 112, "k2k_received");
+static_assert(RK_OFFSETOF(rk_control_block, pause_ack) == 124, "pause_ack");
 static_assert(sizeof(rk_telemetry) == 64, "rk_telemetry is 64 B");
 static_assert(alignof(rk_telemetry) == 64, "rk_telemetry is 64-aligned");
 static_assert(RK_OFFSETOF(rk_telemetry, total_latency_nanos) == 32, "telemetry latency");
@@ -924,6 +928,7 @@ struct rk_run {
   // thread 0 only
   rk_i64 processed;
   rk_i64 k2k_received;
+  rk_i32 pause_ack;
   rk_u64 dropped;
   rk_u64 total_latency;
   rk_u64 max_latency;
@@ -1434,6 +1439,7 @@ __device__ void rk_actor_run(rk_pool_shared& sh) {
   if (leader) {
     r.processed = rk_load_volatile(&r.cb->messages_processed);
     r.k2k_received = rk_load_volatile(&r.cb->k2k_received);
+    r.pause_ack = rk_load_volatile(&r.cb->pause_ack);
     r.dropped = rk_load_volatile(&r.tm->messages_dropped);
     r.total_latency = rk_load_volatile(&r.tm->total_latency_nanos);
     r.max_latency = rk_load_volatile(&r.tm->max_latency_nanos);
@@ -1476,6 +1482,14 @@ __device__ void rk_actor_run(rk_pool_shared& sh) {
       break;
     }
     r.queue_depth = ready[RK_SOURCE_INPUT];
+    if (leader && (flags & RK_RUN_ACTIVE) == 0) {
+      // Acquire: later polls see the is_active the host stored before this request.
+      const rk_i32 request = rk_load_acquire_sys(&r.cb->pause_request);
+      if (request != r.pause_ack) {
+        r.pause_ack = request;
+        rk_store_volatile(&r.cb->pause_ack, request);
+      }
+    }
     rk_u32 work = 0;
     bool waiting = false;
     if (flags & (RK_RUN_ACTIVE | RK_RUN_TERMINATE)) {

@@ -28,6 +28,8 @@ const ABI = word32(F.abiVersion);
 const ACTOR_ID = word32(F.actorId);
 const PROCESSED = word64(F.messagesProcessed);
 const K2K_RECEIVED = word64(F.k2kReceived);
+const PAUSE_REQUEST = word32(F.pauseRequest);
+const PAUSE_ACK = word32(F.pauseAck);
 const LAST_ACTIVITY = word64(F.lastActivityTicks);
 
 /** Reads and writes one control block; every access is atomic. */
@@ -137,6 +139,25 @@ export class ControlBlockView {
    */
   get k2kReceived(): bigint {
     return Atomics.load(this.#i64, K2K_RECEIVED);
+  }
+
+  /** The host's latest pause request (host-written: bumped by every deactivate). */
+  get pauseRequest(): number {
+    return Atomics.load(this.#i32, PAUSE_REQUEST);
+  }
+  set pauseRequest(value: number) {
+    Atomics.store(this.#i32, PAUSE_REQUEST, value);
+  }
+
+  /**
+   * The last pause request the actor read while it saw `isActive` false
+   * (actor-written); from then on it takes nothing until it is active again.
+   */
+  get pauseAck(): number {
+    return Atomics.load(this.#i32, PAUSE_ACK);
+  }
+  set pauseAck(value: number) {
+    Atomics.store(this.#i32, PAUSE_ACK, value);
   }
 
   /** Adds `n` to the K2K received counter (actor-written). */

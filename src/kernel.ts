@@ -210,11 +210,32 @@ export class Kernel<
     await Promise.resolve();
   }
 
-  /** Pauses processing (messages keep queueing); rejects with {@linkcode InvalidStateError} unless active. */
-  async deactivate(): Promise<void> {
+  /**
+   * Pauses processing (messages keep queueing). Resolves once the actor's
+   * loop has seen the pause, so nothing sent after it is processed until
+   * {@linkcode Kernel.activate}. Rejects with {@linkcode InvalidStateError}
+   * unless active, and with {@linkcode TimeoutError} when the loop does not
+   * confirm within `timeoutMs` (a handler still running): the kernel stays
+   * deactivated, and the loop pauses when the handler returns.
+   */
+  async deactivate(options: { timeoutMs?: number } = {}): Promise<void> {
+    const { timeoutMs = DEFAULT_TIMEOUT_MS } = options;
     this.#transition("deactivate");
-    this.#host.control.isActive = false;
-    await Promise.resolve();
+    const host = this.#host;
+    const control = host.control;
+    control.isActive = false;
+    const request = (control.pauseRequest + 1) | 0;
+    control.pauseRequest = request;
+    host.wake();
+    await pollUntil(
+      () =>
+        control.pauseAck === request || !host.running ||
+        control.hasTerminated !== 0,
+      {
+        timeoutMs,
+        what: `deactivate of "${this.name}" (its loop's confirmation)`,
+      },
+    );
   }
 
   /** Alias of {@linkcode Kernel.deactivate}. */

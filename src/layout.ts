@@ -117,7 +117,9 @@ export type ControlBlockField =
   | "actorId"
   | "shouldAbort"
   | "lastErrorCode"
-  | "k2kReceived";
+  | "k2kReceived"
+  | "pauseRequest"
+  | "pauseAck";
 
 /**
  * Per-actor control block (128 B, 128-aligned), in the seed's field order.
@@ -149,6 +151,8 @@ export const CONTROL_BLOCK: StructLayout<ControlBlockField> = defineLayout(
     shouldAbort: [104, "i32"],
     lastErrorCode: [108, "i32"],
     k2kReceived: [112, "i64"],
+    pauseRequest: [120, "i32"],
+    pauseAck: [124, "i32"],
   },
 );
 

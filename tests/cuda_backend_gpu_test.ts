@@ -278,6 +278,29 @@ describe("GPU actors through the runtime", () => {
   );
 
   gpuTest(
+    "once deactivate resolves, nothing sent is processed until activate (the device confirms the pause)",
+    async () => {
+      await withRuntime(async (rt) => {
+        const k = await rt.launch("paused", { actor: "echo" });
+        for (let i = 0; i < 100; i++) {
+          k.trySend(echo(2 * i));
+          await k.deactivate({ timeoutMs: 5_000 });
+          const processed = k.metrics().processed;
+          assert.equal(k.trySend(echo(2 * i + 1)), true);
+          await delay(1);
+          assert.equal(k.metrics().processed, processed);
+          await k.activate();
+          assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(2 * i));
+          assert.deepEqual(
+            await k.receive({ timeoutMs: 5_000 }),
+            echo(2 * i + 1),
+          );
+        }
+      });
+    },
+  );
+
+  gpuTest(
     "terminate drains what is queued; abort dead-letters it",
     async () => {
       await withRuntime(async (rt) => {

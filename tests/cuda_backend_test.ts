@@ -951,6 +951,8 @@ async function emulateBlock(
         taken++;
       }
       input.release(taken);
+    } else if (control.pauseAck !== control.pauseRequest) {
+      control.pauseAck = control.pauseRequest;
     }
     heartbeat();
     if (failed) {

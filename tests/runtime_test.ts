@@ -275,6 +275,45 @@ describe("lifecycle", () => {
     });
   });
 
+  test("once deactivate resolves, nothing sent is processed until activate", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("paused", { actor: "echo" });
+      for (let i = 0; i < 200; i++) {
+        // A busy loop: the pause lands while it polls or handles.
+        k.trySend(echo(2 * i));
+        await k.deactivate();
+        const processed = k.metrics().processed;
+        assert.equal(k.trySend(echo(2 * i + 1)), true);
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        assert.equal(k.metrics().processed, processed);
+        await k.activate();
+        assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(2 * i));
+        assert.deepEqual(
+          await k.receive({ timeoutMs: 5_000 }),
+          echo(2 * i + 1),
+        );
+      }
+    });
+  });
+
+  test("deactivate times out when the loop cannot confirm; the kernel stays deactivated", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("blocked", {
+        actor: fixture("blocking_actor"),
+      });
+      k.trySend(echo(1, 1_500)); // blocks its Worker for 1.5 s
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await assert.rejects(
+        k.deactivate({ timeoutMs: 100 }),
+        (e: unknown) =>
+          e instanceof TimeoutError &&
+          /deactivate of "blocked"/.test(e.message),
+      );
+      assert.equal(k.state, "deactivated");
+      await k.terminate({ abort: true, timeoutMs: 5_000 });
+    });
+  });
+
   test("terminate from launched and from deactivated", async () => {
     await withRuntime(async (rt) => {
       const a = await rt.launch("a", { actor: "echo", autoActivate: false });

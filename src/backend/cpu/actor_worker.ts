@@ -281,6 +281,10 @@ class ActorLoop {
           continue;
         }
         if (terminating) return this.#exit("terminated");
+      } else {
+        // Deactivated: confirm the host's latest request (read after the flag).
+        const request = control.pauseRequest;
+        if (control.pauseAck !== request) control.pauseAck = request;
       }
       if (performance.now() - lastWork < spinMs) {
         spinning = true;
