@@ -32,6 +32,7 @@ export const GPU_TEST_FILES: readonly string[] = [
   "tests/bundle_gpu_test.ts",
   "tests/cuda_backend_gpu_test.ts",
   "tests/faults_gpu_test.ts",
+  "tests/backend_parity_gpu_test.ts",
   "tests/emulator_test.ts",
 ];
 
