@@ -61,6 +61,7 @@ describe("Spin models", { skip: missing }, () => {
           "lifecycle",
           "worker_kill",
           "hlc",
+          "pause",
         ]
       ) {
         assert.match(

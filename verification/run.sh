@@ -95,6 +95,11 @@ worker_kill | FINDING_INVALID_UNCOMMITTED    | safety             | twin
 worker_kill | FINDING_STALE_REPLY_WRITE      | safety             | twin
 worker_kill | FIX_SLOT_COMMIT                | safety             | fix
 worker_kill | FIX_COMMIT_BEFORE_ENCODE       | safety             | fix
+pause       | -                              | safety             | pass
+pause       | -                              | ltl:completes      | pass
+pause       | BROKEN_NO_WAIT                 | safety             | twin
+pause       | BROKEN_ACK_WHILE_ACTIVE        | safety             | twin
+pause       | BROKEN_NO_ACK                  | ltl:completes      | twin
 hlc         | -                              | safety             | pass
 hlc         | -                              | ltl:packable       | pass
 hlc         | BROKEN_WRAP                    | safety             | twin
