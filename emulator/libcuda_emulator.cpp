@@ -296,6 +296,8 @@ struct Driver {
   /** Kernels running now, and the name of one of them. */
   std::atomic<int> running{0};
   std::atomic<const char*> running_name{nullptr};
+  /** Launches running now, by kernel name (under `mutex`). */
+  std::map<std::string, int> running_kernels;
 };
 
 Driver& driver() {
@@ -379,6 +381,10 @@ void launch_grid(Stream* stream, const rk_emu_kernel* kernel, void* params, rk_e
   Driver& d = driver();
   d.running_name = kernel->name;
   ++d.running;
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    ++d.running_kernels[kernel->name];
+  }
   ++stream->running;
   std::vector<std::thread> blocks;
   std::mutex errors_mutex;
@@ -399,6 +405,10 @@ void launch_grid(Stream* stream, const rk_emu_kernel* kernel, void* params, rk_e
   for (std::thread& t : blocks) t.join();
   --stream->running;
   --d.running;
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    if (--d.running_kernels[kernel->name] == 0) d.running_kernels.erase(kernel->name);
+  }
   kernel->release(params);
   if (!first_error.empty()) {
     fprintf(stderr, "ringkernel CPU emulator: %s: %s\n", kernel->name, first_error.c_str());
@@ -732,8 +742,18 @@ RK_EXPORT CUresult cuModuleLoadDataEx(void** module, const void* image, unsigned
 
 RK_EXPORT CUresult cuModuleUnload(void* module) {
   Driver& d = driver();
-  std::lock_guard<std::mutex> lock(d.mutex);
-  if (!d.modules.erase(static_cast<Module*>(module))) return CUDA_ERROR_INVALID_HANDLE;
+  std::unique_lock<std::mutex> lock(d.mutex);
+  auto* m = static_cast<Module*>(module);
+  if (!d.modules.count(m)) return CUDA_ERROR_INVALID_HANDLE;
+  for (const auto& [name, count] : d.running_kernels) {
+    if (count > 0 && m->entries.count(name)) {
+      lock.unlock();
+      RK_REFUSE_HAZARD("cuModuleUnload of a module whose kernel runs");
+      lock.lock();
+      break;
+    }
+  }
+  if (!d.modules.erase(m)) return CUDA_ERROR_INVALID_HANDLE;
   delete static_cast<Module*>(module);
   return CUDA_SUCCESS;
 }
@@ -993,6 +1013,22 @@ RK_EXPORT CUresult cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t bytes, u
   });
   while (!copied) std::this_thread::sleep_for(std::chrono::microseconds(10));
   return CUDA_SUCCESS;
+}
+
+/**
+ * What the emulator holds now, for leak checks: device allocations, pinned
+ * host allocations, modules, streams and events not yet released, and
+ * kernels running. Not part of libcuda.
+ */
+RK_EXPORT void rkEmulatorLiveObjects(unsigned long long counts[6]) {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  counts[0] = d.device_memory.size();
+  counts[1] = d.host_memory.size();
+  counts[2] = d.modules.size();
+  counts[3] = d.streams.size();
+  counts[4] = d.events.size();
+  counts[5] = static_cast<unsigned long long>(d.running.load());
 }
 
 }  // extern "C"
