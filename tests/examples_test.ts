@@ -1,5 +1,7 @@
 // Every example runs here, on the backend "auto" picks (the CPU backend
-// without a GPU), and its observable results are checked.
+// without a GPU), and its observable results are checked; the examples over
+// built-in actors run again, unchanged, with backend "cuda" where it works (a
+// GPU, or the CPU emulator of the driver).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { main as hello } from "../examples/hello.ts";
@@ -7,6 +9,7 @@ import { main as pipeline } from "../examples/pipeline.ts";
 import { main as pubsub } from "../examples/pubsub.ts";
 import { main as supervision } from "../examples/supervision.ts";
 import { main as demo } from "../examples/demo.ts";
+import { gpuTestOptions, requireGpu } from "./gpu_gate.ts";
 
 describe("examples", () => {
   test("hello: call, send and receive", async () => {
@@ -50,5 +53,32 @@ describe("examples", () => {
     assert.equal(result.calls, 200);
     assert.ok(result.p50Micros > 0);
     assert.equal(result.accounted, true);
+  });
+});
+
+describe("examples on the CUDA backend", () => {
+  const gpuTest = (name: string, fn: () => Promise<void>) =>
+    test(name, { ...gpuTestOptions(), timeout: 60_000 }, async () => {
+      requireGpu();
+      await fn();
+    });
+
+  gpuTest("hello", async () => {
+    const result = await hello("cuda");
+    assert.equal(result.backend, "cuda");
+    assert.deepEqual(result.echoed, { seq: 1n, value: 3.14, tag: 42 });
+    assert.deepEqual(result.totals, [1, 3, 6, 10]);
+  });
+
+  gpuTest("pipeline (K2K on the device)", async () => {
+    const result = await pipeline("cuda", 200);
+    assert.deepEqual(result.sequence, [...Array(200).keys()].map(BigInt));
+    assert.deepEqual(result.processed, { sink: 200, middle: 200, head: 200 });
+  });
+
+  gpuTest("pubsub", async () => {
+    const result = await pubsub("cuda");
+    assert.deepEqual(result.actorReceived, [0n, 2n]);
+    assert.equal(result.seen.length, 6);
   });
 });
