@@ -1,5 +1,6 @@
 // Differential test of the two backends: random sequences of calls, sends,
-// batches and pauses over the built-in actors (echo, accumulator, saxpy, and a
+// batches, pauses and topic publications (with the right schema, or another
+// one the actor must dead-letter) over the built-in actors (echo, accumulator, saxpy, and a
 // forwarder into an echo sink over K2K) run on the CPU backend and on the CUDA
 // backend, and must give the same replies in the same order and the same
 // final metrics. It needs the CUDA backend: a GPU, or the CPU emulator of the
@@ -7,14 +8,34 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { SAXPY_LANES } from "../src/actors/schemas.ts";
+import {
+  AccumulatorAdd,
+  EchoMessage,
+  SAXPY_LANES,
+  SaxpyRequest,
+} from "../src/actors/schemas.ts";
+import type { MessageSchema } from "../src/message.ts";
 import { delay } from "../src/async.ts";
 import type { Kernel } from "../src/kernel.ts";
 import { RingKernel } from "../src/runtime.ts";
 import { gpuTestOptions, requireGpu } from "./gpu_gate.ts";
 
 type ActorName = "echo" | "acc" | "saxpy" | "fwd";
-type Mode = "call" | "send" | "batch" | "paused";
+type Mode = "call" | "send" | "batch" | "paused" | "publish" | "publish-wrong";
+
+/** The schema each actor takes, and one it does not. */
+const SCHEMAS: Record<
+  ActorName,
+  { right: MessageSchema; wrong: MessageSchema }
+> = {
+  echo: { right: EchoMessage, wrong: AccumulatorAdd },
+  fwd: { right: EchoMessage, wrong: AccumulatorAdd },
+  acc: { right: AccumulatorAdd, wrong: EchoMessage },
+  saxpy: { right: SaxpyRequest, wrong: EchoMessage },
+} as unknown as Record<
+  ActorName,
+  { right: MessageSchema; wrong: MessageSchema }
+>;
 
 interface Step {
   readonly actor: ActorName;
@@ -38,12 +59,15 @@ function prng(seed: number): () => number {
 
 function messagesFor(step: Step): unknown[] {
   const next = prng(step.seed);
+  const schema = SCHEMAS[step.actor][
+    step.mode === "publish-wrong" ? "wrong" : "right"
+  ];
   const float = () => (next() / 2 ** 32 - 0.5) * 2 ** ((next() % 40) - 20);
   return Array.from({ length: step.count }, () => {
-    switch (step.actor) {
-      case "acc":
+    switch (schema) {
+      case AccumulatorAdd:
         return { value: float() };
-      case "saxpy":
+      case SaxpyRequest:
         return {
           a: Math.fround(float()),
           x: Float32Array.from({ length: SAXPY_LANES }, () => float()),
@@ -62,6 +86,7 @@ function messagesFor(step: Step): unknown[] {
 interface Outcome {
   readonly replies: unknown[][];
   readonly metrics: Record<string, unknown>;
+  readonly deadLetters: Record<string, number>;
 }
 
 /** Runs `steps` on a fresh runtime of `backend`; what the host observed. */
@@ -81,6 +106,9 @@ async function run(
         config: { target: "sink" },
       }),
     } as unknown as Record<ActorName | "sink", Kernel>;
+    for (const name of ["echo", "acc", "saxpy", "fwd"] as const) {
+      rt.subscribeKernel(kernels[name], `parity/${name}`);
+    }
     const replies: unknown[][] = [];
     for (const step of steps) {
       const k = kernels[step.actor];
@@ -102,6 +130,17 @@ async function run(
           await k.send(m as never, { timeoutMs: 10_000 });
         }
         await receiveAll();
+      } else if (step.mode === "publish" || step.mode === "publish-wrong") {
+        const schema = SCHEMAS[step.actor][
+          step.mode === "publish" ? "right" : "wrong"
+        ];
+        for (const m of messages) {
+          assert.equal(
+            rt.publish(`parity/${step.actor}`, schema, m as never),
+            1,
+          );
+        }
+        if (step.mode === "publish") await receiveAll();
       } else if (step.mode === "batch") {
         assert.equal(
           await k.sendBatch(messages as never[], { timeoutMs: 10_000 }),
@@ -135,7 +174,13 @@ async function run(
         pendingReplies,
       };
     }
-    return { replies, metrics };
+    const deadLetters: Record<string, number> = {};
+    for (
+      const reason of ["invalid-message", "handler-error", "unknown-target"]
+    ) {
+      deadLetters[reason] = rt.deadLetters.countOf(reason as never);
+    }
+    return { replies, metrics, deadLetters };
   } finally {
     await rt.shutdown({ timeoutMs: 10_000 });
   }
@@ -143,7 +188,14 @@ async function run(
 
 const stepArbitrary: fc.Arbitrary<Step> = fc.record({
   actor: fc.constantFrom<ActorName>("echo", "acc", "saxpy", "fwd"),
-  mode: fc.constantFrom<Mode>("call", "send", "batch", "paused"),
+  mode: fc.constantFrom<Mode>(
+    "call",
+    "send",
+    "batch",
+    "paused",
+    "publish",
+    "publish-wrong",
+  ),
   count: fc.integer({ min: 1, max: 40 }),
   seed: fc.integer(),
 });
@@ -161,6 +213,7 @@ test(
           const cuda = await run("cuda", steps);
           assert.deepStrictEqual(cuda.replies, cpu.replies);
           assert.deepStrictEqual(cuda.metrics, cpu.metrics);
+          assert.deepStrictEqual(cuda.deadLetters, cpu.deadLetters);
         },
       ),
       { numRuns: 25, seed: 20261128 },
