@@ -211,8 +211,14 @@ struct rk_builtin_k2k_source : rk_actor_base<ringkernel_echo, ringkernel_echo, r
     rk_queue target;
     if (leader) {
       rk_route route;
-      const bool found = hash != 0 && rk_route_lookup(reinterpret_cast<const rk_route_table*>(sh.desc.routes), hash,
-                                                      &route) && route.slot_size >= 64u;
+      // While the host rewrites the table, wait for it (about 100 ms at most) rather than reject.
+      rk_u32 lookup = RK_ROUTE_ABSENT;
+      for (rk_u32 attempt = 0; hash != 0 && attempt < 100000u; ++attempt) {
+        lookup = rk_route_lookup(reinterpret_cast<const rk_route_table*>(sh.desc.routes), hash, &route);
+        if (lookup != RK_ROUTE_BUSY) break;
+        __nanosleep(1000);
+      }
+      const bool found = lookup == RK_ROUTE_FOUND && route.slot_size >= 64u;
       sh.words[10] = hash == 0 ? 2u : found ? 1u : 0u;
       if (found) {
         sh.route = route;
@@ -290,12 +296,15 @@ struct rk_builtin_k2k_source : rk_actor_base<ringkernel_echo, ringkernel_echo, r
           reinterpret_cast<uint4*>(rk_queue_slot(target, index))[k & 3u] = v;
         }
       }
-      if (to_host) {
-        __threadfence_system();
-      } else {
-        __threadfence();
-      }
+      // Barrier, then a fence by each publishing thread, then its store.
       __syncthreads();
+      if (to_host ? leader : threadIdx.x < granted) {
+        if (to_host) {
+          __threadfence_system();
+        } else {
+          __threadfence();
+        }
+      }
       if (to_host) {
         r.out_p.tail += granted;
         if (leader) rk_store_volatile(&r.out.header->tail, r.out_p.tail);

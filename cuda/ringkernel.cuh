@@ -867,9 +867,16 @@ __device__ __forceinline__ rk_u32 rk_mpsc_reserve(const rk_queue& q, rk_u32 want
   return 0;
 }
 
-/** One thread: looks a name hash up in a route table (seqlock read); true when found. */
-__device__ __forceinline__ bool rk_route_lookup(const rk_route_table* table, rk_u64 name_hash, rk_route* out) {
-  if (table == nullptr || name_hash == 0) return false;
+/** rk_route_lookup: no route for the name. */
+#define RK_ROUTE_ABSENT 0u
+/** rk_route_lookup: the route is in `out`. */
+#define RK_ROUTE_FOUND 1u
+/** rk_route_lookup: the host is rewriting the table; look again later (not an unknown target). */
+#define RK_ROUTE_BUSY 2u
+
+/** One thread: looks a name hash up in a route table (seqlock read): RK_ROUTE_FOUND, _ABSENT or _BUSY. */
+__device__ __forceinline__ rk_u32 rk_route_lookup(const rk_route_table* table, rk_u64 name_hash, rk_route* out) {
+  if (table == nullptr || name_hash == 0) return RK_ROUTE_ABSENT;
   const rk_route* entries = reinterpret_cast<const rk_route*>(table + 1);
   for (int attempt = 0; attempt < 256; ++attempt) {
     const rk_u32 before = rk_load_acquire_sys(&table->sequence);
@@ -890,10 +897,12 @@ __device__ __forceinline__ bool rk_route_lookup(const rk_route_table* table, rk_
         found = true;
       }
     }
-    __threadfence();
-    if (rk_load_volatile(&table->sequence) == before) return found && out->inbox != 0;
+    __threadfence_system();  // the entries are read before the sequence is read again
+    if (rk_load_volatile(&table->sequence) == before) {
+      return found && out->inbox != 0 ? RK_ROUTE_FOUND : RK_ROUTE_ABSENT;
+    }
   }
-  return false;
+  return RK_ROUTE_BUSY;
 }
 
 // ---- the actor loop
@@ -1113,7 +1122,8 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
       rk_u32 granted = 0;
       const rk_u64 hash = reinterpret_cast<const rk_target_config*>(sh.desc.config)->target_hash;
       rk_route route;
-      bool found = rk_route_lookup(reinterpret_cast<const rk_route_table*>(sh.desc.routes), hash, &route);
+      const rk_u32 lookup = rk_route_lookup(reinterpret_cast<const rk_route_table*>(sh.desc.routes), hash, &route);
+      bool found = lookup == RK_ROUTE_FOUND;
       if (found && route.slot_size < RK_ENVELOPE_SIZE + sh.desc.input_size) found = false;
       if (found) {
         rk_queue t;
@@ -1126,7 +1136,8 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
         sh.words[6] = t.mask;
       }
       sh.words[5] = found ? 1u : 0u;
-      sh.words[7] = found ? granted : n;
+      // A busy table takes nothing: the messages wait for the next poll.
+      sh.words[7] = found ? granted : lookup == RK_ROUTE_BUSY ? 0u : n;
       sh.words[8] = first_ticket;
     }
     __syncthreads();
@@ -1231,7 +1242,6 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
   __syncthreads();
 
   // Replies, dead letters and forwards leave with coalesced 16-byte stores.
-  const bool wrote = replies != 0 || deads != 0 || (A::forwards && routed);
   for (rk_u32 k = threadIdx.x; k < n * wps; k += blockDim.x) {
     const rk_u32 m = k >> shift;
     const rk_u32 word = k & (wps - 1u);
@@ -1280,8 +1290,10 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
     }
     rk_run_store_counters(r);
   }
-  if (wrote || leader) __threadfence_system();
+  // Barrier, then a fence by each publishing thread, then its stores: the
+  // fence orders every thread's slot writes (seen through the barrier) first.
   __syncthreads();
+  if (leader || (A::forwards && routed && threadIdx.x < n)) __threadfence_system();
   if (A::forwards && routed) {
     for (rk_u32 m = threadIdx.x; m < n; m += blockDim.x) {
       rk_store_volatile(rk_queue_stamp(target, first_ticket + m), first_ticket + m + 1u);
@@ -1320,6 +1332,7 @@ __device__ __forceinline__ void rk_block_queue_init(rk_queue_header* h, rk_u32 c
                                                     rk_u32 kind) {
   if (threadIdx.x == 0) rk_store_volatile(&h->magic, 0u);
   __threadfence();
+  __syncthreads();  // the queue reads as uninitialised before any stamp changes
   rk_u8* slots = reinterpret_cast<rk_u8*>(h) + RK_QUEUE_HEADER_SIZE;
   for (rk_u32 k = threadIdx.x; k < capacity; k += blockDim.x) {
     rk_store_volatile(reinterpret_cast<rk_u32*>(slots + static_cast<rk_u64>(k) * slot_size +
@@ -1463,7 +1476,9 @@ __device__ void rk_actor_run(rk_pool_shared& sh) {
       A::init(*state, ctx);
       __threadfence();
     }
-    // The first heartbeat tells the host the actor runs.
+    // The first heartbeat tells the host the actor runs (and that its K2K
+    // inbox and state are initialised: fence first).
+    __threadfence_system();
     rk_run_store_counters(r);
     __threadfence_system();
   }
@@ -1487,6 +1502,7 @@ __device__ void rk_actor_run(rk_pool_shared& sh) {
       const rk_i32 request = rk_load_acquire_sys(&r.cb->pause_request);
       if (request != r.pause_ack) {
         r.pause_ack = request;
+        __threadfence_system();  // the previous batch's heads, tails and counters first
         rk_store_volatile(&r.cb->pause_ack, request);
       }
     }

@@ -408,6 +408,37 @@ describe("GPU actors through the runtime", () => {
   );
 
   gpuTest(
+    "K2K while the route table is rewritten: nothing is dead-lettered as unknown-target, nothing is lost",
+    async () => {
+      await withRuntime(async (rt) => {
+        const sink = await rt.launch("sink", { actor: "echo" });
+        const fwd = await rt.launch("fwd", {
+          actor: "forwarder",
+          config: { target: "sink" },
+        });
+        const total = 2_000;
+        const sending = fwd.sendBatch(
+          Array.from({ length: total }, (_, i) => echo(i)),
+          { timeoutMs: 30_000 },
+        );
+        // Every launch and terminate rewrites the device route table.
+        const churn = (async () => {
+          for (let i = 0; i < 20; i++) {
+            const k = await rt.launch(`churn${i}`, { actor: "echo" });
+            await k.terminate({ timeoutMs: 5_000 });
+          }
+        })();
+        for (let i = 0; i < total; i++) {
+          assert.deepEqual(await sink.receive({ timeoutMs: 10_000 }), echo(i));
+        }
+        assert.equal(await sending, total);
+        await churn;
+        assert.equal(rt.deadLetters.countOf("unknown-target"), 0);
+      });
+    },
+  );
+
+  gpuTest(
     "K2K to an actor without a route is dead-lettered as unknown-target",
     async () => {
       await withRuntime(async (rt) => {

@@ -560,7 +560,9 @@ describe("route table", () => {
     const image = emptyRouteTable();
     assert.equal(decodeRouteTable(image).count, 0);
     image.set(update.open);
+    assert.equal(update.open.byteLength, 4);
     assert.equal(decodeRouteTable(image).sequence % 2, 1);
+    assert.equal(decodeRouteTable(image).count, 0); // the old count until closed
     image.set(update.entries, ROUTE_TABLE.size);
     image.set(update.close);
     const table = decodeRouteTable(image);

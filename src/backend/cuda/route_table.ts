@@ -45,7 +45,11 @@ export interface RouteEntry {
 
 /** The three writes of one table update, in the order they must reach the device. */
 export interface RouteTableUpdate {
-  /** Header bytes with an odd sequence: readers retry while they see it. */
+  /**
+   * The odd sequence word alone (4 bytes at offset 0): readers retry while
+   * they see it. The count stays as it was until `close`, so no reader can
+   * pair a new count with old entries.
+   */
   readonly open: Uint8Array;
   /** The entries, at byte offset `ROUTE_TABLE.size`. */
   readonly entries: Uint8Array;
@@ -102,7 +106,10 @@ export function encodeRouteTableUpdate(
   });
   const next = (sequence + 2) >>> 0;
   return {
-    open: header((sequence + 1) >>> 0, routes.length),
+    open: header((sequence + 1) >>> 0, 0).subarray(
+      ROUTE_TABLE.fields.sequence.offset,
+      ROUTE_TABLE.fields.sequence.offset + 4,
+    ),
     entries: entries.subarray(0, routes.length * ROUTE.size),
     close: header(next, routes.length),
     sequence: next,
