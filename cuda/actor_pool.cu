@@ -279,8 +279,8 @@ struct rk_builtin_k2k_source : rk_actor_base<ringkernel_echo, ringkernel_echo, r
             break;
           case 1u: {
             const rk_u64 ts = stamp_base + m;
-            const rk_u32 stamp = to_host ? 0u : index + 1u - (target.mask + 1u);
-            v = make_uint4(static_cast<rk_u32>(ts), static_cast<rk_u32>(ts >> 32), sh.desc.actor_id, stamp);
+            // The stamp (.w) is not stored to a K2K slot here; host slots have none.
+            v = make_uint4(static_cast<rk_u32>(ts), static_cast<rk_u32>(ts >> 32), sh.desc.actor_id, 0u);
             break;
           }
           case 2u:
@@ -293,7 +293,12 @@ struct rk_builtin_k2k_source : rk_actor_base<ringkernel_echo, ringkernel_echo, r
         if (to_host) {
           __stcs(reinterpret_cast<uint4*>(rk_queue_slot(r.out, index)) + (k & 3u), v);
         } else {
-          reinterpret_cast<uint4*>(rk_queue_slot(target, index))[k & 3u] = v;
+          uint4* to = reinterpret_cast<uint4*>(rk_queue_slot(target, index)) + (k & 3u);
+          if ((k & 3u) == 1u) {
+            rk_store_stamp_word(to, v);  // the stamp is published after the fence
+          } else {
+            *to = v;
+          }
         }
       }
       // Barrier, then a fence by each publishing thread, then its store.

@@ -824,6 +824,18 @@ __device__ __forceinline__ rk_u32* rk_queue_stamp(const rk_queue& q, rk_u32 inde
   return reinterpret_cast<rk_u32*>(rk_queue_slot(q, index) + RK_OFFSETOF(rk_envelope, stamp));
 }
 
+/**
+ * Stores the 16-byte word of an MPSC slot that holds the envelope's stamp,
+ * except the stamp: its publisher stores it after the fence, and the consumer
+ * may be reading it meanwhile.
+ */
+__device__ __forceinline__ void rk_store_stamp_word(uint4* to, uint4 v) {
+  rk_u32* words = reinterpret_cast<rk_u32*>(to);
+  words[0] = v.x;
+  words[1] = v.y;
+  words[2] = v.z;
+}
+
 /** Whether the slot of counter `index` is published (one acquire load). */
 __device__ __forceinline__ bool rk_mpsc_ready(const rk_queue& q, rk_u32 index) {
   return rk_load_acquire_sys(rk_queue_stamp(q, index)) == index + 1u;
@@ -847,7 +859,9 @@ __device__ __forceinline__ rk_u32 rk_block_mpsc_available(const rk_queue& q, rk_
 /**
  * One thread: reserves up to `wanted` tickets of an MPSC queue in device
  * memory (never more than free slots). Returns how many, 0 when full; the
- * first ticket goes to `*first`. Every ticket must be published.
+ * first ticket goes to `*first`. Every ticket must be published. Only for
+ * queues in device memory (K2K inboxes): the CAS is device-scope; a queue in
+ * host memory would need atomicCAS_system and host atomics over the bus.
  */
 __device__ __forceinline__ rk_u32 rk_mpsc_reserve(const rk_queue& q, rk_u32 wanted, rk_u32* first) {
   const rk_u32 capacity = q.mask + 1u;
@@ -1267,9 +1281,13 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
           v.y = static_cast<rk_u32>(ts >> 32);
           v.z = sh.desc.actor_id;
         }
-        v.w = ticket + 1u - (target.mask + 1u);  // the stamp keeps its previous-lap value until published
       }
-      reinterpret_cast<uint4*>(rk_queue_slot(target, ticket))[word] = v;
+      uint4* to = reinterpret_cast<uint4*>(rk_queue_slot(target, ticket)) + word;
+      if (word == 1u) {
+        rk_store_stamp_word(to, v);  // the stamp keeps its previous-lap value until published
+      } else {
+        *to = v;
+      }
     }
   }
 
