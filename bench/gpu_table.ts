@@ -472,6 +472,83 @@ async function k2k(rt: RingKernel): Promise<Record<string, unknown>> {
   };
 }
 
+/** One target of the GPU issue against what this run measured. */
+export interface TargetCheck {
+  /** The target, in words. */
+  readonly target: string;
+  /** The measured figure, with its unit; undefined when the section failed. */
+  readonly measured?: string;
+  /** Whether the measured figure meets the target. */
+  readonly met?: boolean;
+}
+
+/** The targets by name. */
+export type TargetTable = Record<string, TargetCheck>;
+
+function check(
+  target: string,
+  value: number | undefined,
+  unit: string,
+  ok: (v: number) => boolean,
+): TargetCheck {
+  if (value === undefined || !Number.isFinite(value)) return { target };
+  const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
+  return {
+    target,
+    measured: `${value.toFixed(digits)} ${unit}`,
+    met: ok(value),
+  };
+}
+
+/**
+ * The GPU targets (round trip p50 ≤ 2 µs and ≥ 5× faster than launch+sync;
+ * ≥ 40 Mmsg/s host → GPU; injection ≤ 25 ns) against this run's figures.
+ */
+export function targetsOf(result: Record<string, unknown>): TargetTable {
+  const at = (path: string[]): number | undefined => {
+    let v: unknown = result;
+    for (const key of path) {
+      if (typeof v !== "object" || v === null) return undefined;
+      v = (v as Record<string, unknown>)[key];
+    }
+    return typeof v === "number" ? v : undefined;
+  };
+  const us = (ns: number | undefined) =>
+    ns === undefined ? undefined : ns / 1000;
+  return {
+    roundTripRawQueuesP50: check(
+      "round trip host → resident actor → host, p50 ≤ 2 µs",
+      us(at(["roundTrip", "residentRoundTripRawQueues", "p50Ns"])),
+      "µs",
+      (v) => v <= 2,
+    ),
+    roundTripCallP50: check(
+      "the same through kernel.call, p50 ≤ 2 µs",
+      us(at(["roundTrip", "residentRoundTripCall", "p50Ns"])),
+      "µs",
+      (v) => v <= 2,
+    ),
+    roundTripVsLaunchSync: check(
+      "resident round trip ≥ 5× faster than cuLaunchKernel + synchronize of the same work (p50)",
+      at(["ratios", "launchPerMessageOverResidentP50"]),
+      "×",
+      (v) => v >= 5,
+    ),
+    hostToGpuSendBatch: check(
+      "64 B messages host → GPU ≥ 40 Mmsg/s (sendBatch)",
+      at(["hostToGpu64B", "sendBatch", "mmsgPerSecond"]),
+      "Mmsg/s",
+      (v) => v >= 40,
+    ),
+    injectionTryEnqueue: check(
+      "injection ≤ 25 ns (encode + tryEnqueue of one 64 B message into mapped memory)",
+      at(["injection", "tryEnqueue64BNs"]),
+      "ns",
+      (v) => v <= 25,
+    ),
+  };
+}
+
 async function main(args: readonly string[]): Promise<number> {
   const { out, quick } = parseArgs(args);
   if (quick) countScale = 0.01;
@@ -540,6 +617,14 @@ async function main(args: readonly string[]): Promise<number> {
       launchPerMessageOverCallP50: base.poolKernelLaunchPerMessage.p50Ns /
         rtStats.residentRoundTripCall.p50Ns,
     };
+  }
+  result.targets = targetsOf(result);
+  for (const [name, t] of Object.entries(result.targets as TargetTable)) {
+    console.error(
+      `gpu_table: target ${name}: ${
+        t.measured ?? "not measured"
+      } (${t.target}) ${t.met === undefined ? "" : t.met ? "met" : "NOT met"}`,
+    );
   }
   const text = JSON.stringify(
     result,
