@@ -10,7 +10,9 @@ if [ ! -f "$tarball" ]; then
   (cd .device && npm pack "@deno/linux-x64-glibc@${deno_version}" --silent >/dev/null)
   mv ".device/deno-linux-x64-glibc-${deno_version}.tgz" "$tarball" 2>/dev/null || true
 fi
-deno_bin="${DENO:-node_modules/.bin/deno}"
+# The pinned Deno (npm ci --prefix tools), else the one on PATH.
+deno_bin="${DENO:-tools/node_modules/.bin/deno}"
+[ -x "$deno_bin" ] || deno_bin="$(command -v deno)"
 # The cache must not depend on a node_modules folder that will not travel.
 DENO_DIR=.device/deno_dir "$deno_bin" cache --node-modules-dir=none \
   mod.ts tests/*_test.ts bench/*.ts examples/*.ts scripts/soak.ts
