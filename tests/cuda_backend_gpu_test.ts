@@ -143,6 +143,28 @@ async function withRuntime(
   }
 }
 
+/** Asserts sent = processed + dead-lettered + in flight over `m`. */
+function assertBalanced(
+  m: {
+    sent: number;
+    processed: number;
+    deadLettered: number;
+    inFlight: number;
+  },
+): void {
+  assert.equal(m.sent, m.processed + m.deadLettered + m.inFlight);
+}
+
+/** An echo "sink" and a forwarder "fwd" that sends it everything over K2K. */
+async function sinkAndForwarder(rt: RingKernel) {
+  const sink = await rt.launch("sink", { actor: "echo" });
+  const fwd = await rt.launch("fwd", {
+    actor: "forwarder",
+    config: { target: "sink" },
+  });
+  return { sink, fwd };
+}
+
 describe("GPU actors through the runtime", () => {
   gpuTest("echo: call, send/receive and trySend", async () => {
     await withRuntime(async (rt) => {
@@ -316,11 +338,7 @@ describe("GPU actors through the runtime", () => {
         await aborted.terminate({ abort: true, timeoutMs: 5_000 });
         assert.equal(aborted.metrics().processed, 0);
         assert.equal(rt.deadLetters.countOf("aborted"), 2);
-        const totals = rt.metrics().totals;
-        assert.equal(
-          totals.sent,
-          totals.processed + totals.deadLettered + totals.inFlight,
-        );
+        assertBalanced(rt.metrics().totals);
       });
     },
   );
@@ -329,11 +347,7 @@ describe("GPU actors through the runtime", () => {
     "K2K: the forwarder sends through the device route table to its target",
     async () => {
       await withRuntime(async (rt) => {
-        const sink = await rt.launch("sink", { actor: "echo" });
-        const fwd = await rt.launch("fwd", {
-          actor: "forwarder",
-          config: { target: "sink" },
-        });
+        const { sink, fwd } = await sinkAndForwarder(rt);
         for (let i = 0; i < 100; i++) await fwd.send(echo(i, 1.5));
         for (let i = 0; i < 100; i++) {
           assert.deepEqual(
@@ -346,12 +360,8 @@ describe("GPU actors through the runtime", () => {
         const m = sink.metrics();
         assert.equal(m.processed, 100);
         assert.equal(m.sent, 100);
-        assert.equal(m.sent, m.processed + m.deadLettered + m.inFlight);
-        const totals = rt.metrics().totals;
-        assert.equal(
-          totals.sent,
-          totals.processed + totals.deadLettered + totals.inFlight,
-        );
+        assertBalanced(m);
+        assertBalanced(rt.metrics().totals);
       });
     },
   );
@@ -411,11 +421,7 @@ describe("GPU actors through the runtime", () => {
     "K2K while the route table is rewritten: nothing is dead-lettered as unknown-target, nothing is lost",
     async () => {
       await withRuntime(async (rt) => {
-        const sink = await rt.launch("sink", { actor: "echo" });
-        const fwd = await rt.launch("fwd", {
-          actor: "forwarder",
-          config: { target: "sink" },
-        });
+        const { sink, fwd } = await sinkAndForwarder(rt);
         const total = 2_000;
         const sending = fwd.sendBatch(
           Array.from({ length: total }, (_, i) => echo(i)),
@@ -452,7 +458,7 @@ describe("GPU actors through the runtime", () => {
         });
         const m = fwd.metrics();
         assert.equal(m.deadLettered, 1);
-        assert.equal(m.sent, m.processed + m.deadLettered + m.inFlight);
+        assertBalanced(m);
       });
     },
   );
@@ -523,7 +529,7 @@ describe("GPU actors through the runtime", () => {
         }
         const m = k.metrics();
         assert.equal(m.processed, 20);
-        assert.equal(m.sent, m.processed + m.deadLettered + m.inFlight);
+        assertBalanced(m);
       });
     },
   );
