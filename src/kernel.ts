@@ -620,6 +620,8 @@ export class Kernel<
 
   /** Starts the pump unless it runs; an unexpected failure fails the waiters. */
   #startPump(): void {
+    // Every call and receive comes here: no promise when the pump already runs.
+    if (this.#pumping) return;
     this.#pump().catch((error: unknown) =>
       this.#failWaiters(() =>
         error instanceof Error ? error : new Error(String(error))
