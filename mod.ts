@@ -91,6 +91,10 @@ export {
 } from "./src/actors/builtins.ts";
 export type { BackendKind } from "./src/backend/backend.ts";
 export type { BackendRequest } from "./src/backend/select.ts";
+export {
+  prepareKernelFiles,
+  type PrepareKernelFilesOptions,
+} from "./src/cuda/kernel_fetch.ts";
 export type { SerializedError } from "./src/backend/cpu/protocol.ts";
 export {
   ActorCrashedError,

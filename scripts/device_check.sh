@@ -26,7 +26,7 @@ flags=(-A --cached-only --node-modules-dir=none)
 echo "== GPU tests first (RINGKERNEL_REQUIRE_GPU=1: they fail instead of skipping)"
 RINGKERNEL_REQUIRE_GPU=1 timeout "$gpu_tests_limit" deno test "${flags[@]}" \
   tests/driver_test.ts tests/bundle_gpu_test.ts tests/cuda_backend_gpu_test.ts tests/faults_gpu_test.ts \
-  tests/backend_parity_gpu_test.ts 2>&1 | tee "$OUT/gpu_tests.log"
+  tests/backend_parity_gpu_test.ts tests/remote_import_test.ts 2>&1 | tee "$OUT/gpu_tests.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
 echo "== the whole suite, on the CUDA backend where \"auto\" picks it"

@@ -16,6 +16,8 @@ import { CpuBackend } from "./cpu/cpu_backend.ts";
 export async function createBackend(kind: BackendKind): Promise<Backend> {
   if (kind === "cpu") return new CpuBackend();
   if (kind === "cuda") {
+    const { prepareKernelFiles } = await import("../cuda/kernel_fetch.ts");
+    await prepareKernelFiles();
     const { CudaBackend } = await import("./cuda/cuda_backend.ts");
     return CudaBackend.open();
   }

@@ -49,7 +49,9 @@ function reasonOf(error: unknown): string {
 /**
  * Looks for a usable CUDA device without keeping anything open: the driver
  * loads, device 0 exists and maps host memory, and the kernel bundle has an
- * image for it that the driver loads, with the actor pool kernel in it.
+ * image for it that the driver loads, with the actor pool kernel in it. A
+ * library loaded from a URL fetches its bundle first, once a device is found
+ * (`prepareKernelFiles`).
  * Loading the driver needs FFI permission under Deno (`--allow-ffi`); its
  * absence is a reason like any other.
  */
@@ -76,6 +78,11 @@ export async function probeCuda(
         device,
         reason: `${device} cannot map host memory, which GPU actors need`,
       };
+    }
+    if (options.bundleDir === undefined) {
+      // Only now, with a device found: a library loaded from a URL downloads its bundle.
+      const { prepareKernelFiles } = await import("../cuda/kernel_fetch.ts");
+      await prepareKernelFiles();
     }
     const { KernelBundle } = await import("../cuda/bundle.ts");
     const bundle = KernelBundle.open({ dir: options.bundleDir });

@@ -11,8 +11,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { BackendUnavailableError, LibraryLoadError } from "../errors.ts";
+import { shippedCudaDir } from "./kernel_files.ts";
 
 /** Version of the manifest format this module reads. */
 export const BUNDLE_FORMAT = 1;
@@ -21,19 +21,13 @@ export const BUNDLE_FORMAT = 1;
 export const BUNDLE_MANIFEST_FILE = "manifest.json";
 
 /**
- * Directory of the bundle that ships with the library (`cuda/bundle/`).
- * Throws {@linkcode LibraryLoadError} when the library was not loaded from
- * local files (a remote module URL has no directory to read).
+ * Directory of the bundle that ships with the library (`cuda/bundle/`, or
+ * its fetched copy when the library was loaded from a URL). Throws
+ * {@linkcode LibraryLoadError} when it was loaded from a URL and the copy has
+ * not been fetched yet.
  */
 export function defaultBundleDir(): string {
-  const url = new URL("../../cuda/bundle/", import.meta.url);
-  if (url.protocol !== "file:") {
-    throw new LibraryLoadError(
-      `the kernel bundle must be read from local files, not ${url.href}`,
-      [url.href],
-    );
-  }
-  return fileURLToPath(url);
+  return join(shippedCudaDir(), "bundle");
 }
 
 /** A device's compute capability, e.g. `{ major: 9, minor: 0 }` for an H100. */
@@ -377,6 +371,31 @@ export function selectBundleImage(
 }
 
 /**
+ * Checks bytes of a bundle output against its manifest entry (size, then
+ * SHA-256); `source` names them in the error. Throws
+ * {@linkcode LibraryLoadError} when they differ.
+ */
+export function checkBundleImage(
+  bytes: Uint8Array,
+  output: BundleOutput,
+  source: string,
+): void {
+  if (bytes.byteLength !== output.size) {
+    throw new LibraryLoadError(
+      `kernel bundle image ${source} is corrupt: ${bytes.byteLength} bytes, manifest says ${output.size}`,
+      [source],
+    );
+  }
+  const actual = sha256Hex(bytes);
+  if (actual !== output.sha256) {
+    throw new LibraryLoadError(
+      `kernel bundle image ${source} is corrupt: sha256 ${actual}, manifest says ${output.sha256}`,
+      [source],
+    );
+  }
+}
+
+/**
  * Reads one output of a bundle and checks its size and SHA-256, so a corrupt
  * image is caught before the driver sees it. PTX comes back NUL-terminated.
  * Throws {@linkcode LibraryLoadError} when the file is missing or corrupt.
@@ -396,19 +415,7 @@ export function readBundleImage(
       { cause },
     );
   }
-  if (bytes.byteLength !== output.size) {
-    throw new LibraryLoadError(
-      `kernel bundle image ${path} is corrupt: ${bytes.byteLength} bytes, manifest says ${output.size}`,
-      [path],
-    );
-  }
-  const actual = sha256Hex(bytes);
-  if (actual !== output.sha256) {
-    throw new LibraryLoadError(
-      `kernel bundle image ${path} is corrupt: sha256 ${actual}, manifest says ${output.sha256}`,
-      [path],
-    );
-  }
+  checkBundleImage(bytes, output, path);
   if (output.kind === "ptx") {
     const terminated = new Uint8Array(bytes.byteLength + 1);
     terminated.set(bytes);

@@ -9,6 +9,7 @@
  */
 
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
 import {
   type DynamicLibrary,
@@ -18,6 +19,7 @@ import {
 } from "../../../ffi/dylib.ts";
 import { addressOf, readCString } from "../../../ffi/memory.ts";
 import { LibraryLoadError, RingKernelError } from "../../errors.ts";
+import { shippedCudaDir } from "../../cuda/kernel_files.ts";
 
 /** The environment variable that names a libnvrtc to try first. */
 export const LIBNVRTC_ENV_VAR = "RINGKERNEL_LIBNVRTC";
@@ -109,7 +111,7 @@ let ringkernelHeader: string | undefined;
 /** The text of `cuda/ringkernel.cuh` shipped with the package. */
 export function ringkernelHeaderText(): string {
   ringkernelHeader ??= readFileSync(
-    new URL("../../../cuda/ringkernel.cuh", import.meta.url),
+    join(shippedCudaDir(), "ringkernel.cuh"),
     "utf8",
   );
   return ringkernelHeader;

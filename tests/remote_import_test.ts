@@ -1,0 +1,114 @@
+// The library imported from a URL, the way a JSR or https: import loads it:
+// a Deno process imports mod.ts from a local HTTP server over this
+// repository, launches the built-in echo actor and calls it. On the CPU
+// backend the actor's Worker comes from that URL too; on the CUDA backend
+// (a GPU, or the CPU emulator of the driver) the kernel bundle is fetched
+// into the cache first.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { detectRuntime } from "../ffi/runtime.ts";
+import { resolveRuntime } from "../bench/harness/spawn.ts";
+import { gpuTestOptions, requireGpu } from "./gpu_gate.ts";
+import { serveDirectory, type StaticServer } from "./fixtures/static_server.ts";
+
+const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+const deno = detectRuntime() === "deno"
+  ? resolveRuntime("deno", { root: REPO_ROOT })
+  : undefined;
+const skip = deno === undefined
+  ? "imports over http: are Deno's (Bun runs the package from local files)"
+  : deno.available
+  ? undefined
+  : deno.reason;
+
+const SCRIPT = `
+const [url, backend] = Deno.args;
+const { RingKernel } = await import(url);
+await using rt = await RingKernel.create({ backend, quiet: true });
+const echo = await rt.launch("echo", { actor: "echo" });
+const reply = await echo.call({ seq: 9n, value: 1.5, tag: 3 }, { timeoutMs: 10_000 });
+console.log(JSON.stringify({ backend: rt.backend, reply: { ...reply, seq: String(reply.seq) } }));
+`;
+
+describe("the library imported from a URL", () => {
+  let server: StaticServer;
+  let work: string;
+
+  before(async () => {
+    if (skip) return;
+    server = await serveDirectory(REPO_ROOT);
+    work = mkdtempSync(join(os.tmpdir(), "rk-remote-"));
+    writeFileSync(join(work, "main.ts"), SCRIPT);
+  });
+
+  after(async () => {
+    await server?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  // Asynchronous: the server answering the child runs on this event loop.
+  async function run(backend: string) {
+    const { code, stdout, stderr } = await new Promise<
+      { code: number | null; stdout: string; stderr: string }
+    >((resolve) => {
+      execFile(
+        deno!.path,
+        ["run", "-A", "--quiet", "main.ts", `${server.url}mod.ts`, backend],
+        {
+          cwd: work,
+          encoding: "utf8",
+          timeout: 120_000,
+          env: {
+            ...process.env,
+            DENO_DIR: join(work, "deno_dir"),
+            RINGKERNEL_CACHE_DIR: join(work, "kernels"),
+            NO_COLOR: "1",
+          },
+        },
+        (error, stdout, stderr) =>
+          resolve({
+            code: error
+              ? (typeof error.code === "number" ? error.code : -1)
+              : 0,
+            stdout,
+            stderr,
+          }),
+      );
+    });
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    return JSON.parse(stdout.trim().split("\n").at(-1)!);
+  }
+
+  test("runs an actor on the CPU backend, its Worker loaded from the URL", {
+    skip,
+  }, async () => {
+    assert.deepEqual(await run("cpu"), {
+      backend: "cpu",
+      reply: { seq: "9", value: 1.5, tag: 3 },
+    });
+    assert.ok(server.requests.includes("/src/backend/cpu/actor_worker.ts"));
+  });
+
+  test(
+    "runs an actor on the CUDA backend, its kernel bundle fetched into the cache",
+    skip ? { skip } : gpuTestOptions(),
+    async () => {
+      requireGpu();
+      assert.deepEqual(await run("cuda"), {
+        backend: "cuda",
+        reply: { seq: "9", value: 1.5, tag: 3 },
+      });
+      assert.ok(server.requests.includes("/cuda/bundle/manifest.json"));
+      const cached = readdirSync(join(work, "kernels"));
+      assert.equal(cached.length, 1);
+      assert.match(cached[0], /^kernels-[0-9a-f]{24}$/);
+    },
+  );
+});
