@@ -35,6 +35,8 @@ export const GPU_TEST_FILES: readonly string[] = [
   "tests/backend_parity_gpu_test.ts",
   "tests/examples_test.ts",
   "tests/emulator_test.ts",
+  "tests/remote_import_test.ts",
+  "tests/package_test.ts",
 ];
 
 /** The Bun release the test task pins. */
