@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import {
+  copyFileSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -29,14 +30,7 @@ const skip = npm === undefined
   ? undefined
   : bun.reason;
 
-const SCRIPT = `
-import process from "node:process";
-import { RingKernel } from "ringkernel-ts";
-await using rt = await RingKernel.create({ backend: process.argv[2], quiet: true });
-const echo = await rt.launch("echo", { actor: "echo" });
-const reply = await echo.call({ seq: 9n, value: 1.5, tag: 3 }, { timeoutMs: 10_000 });
-console.log(JSON.stringify({ backend: rt.backend, reply: { ...reply, seq: String(reply.seq) } }));
-`;
+const CLIENT = new URL("./fixtures/echo_client.ts", import.meta.url);
 
 const run = (file: string, args: string[], cwd: string) =>
   execFileSync(file, args, {
@@ -73,7 +67,7 @@ describe("the npm package", () => {
         dependencies: { "ringkernel-ts": `file:../${packed[0].filename}` },
       }),
     );
-    writeFileSync(join(app, "main.ts"), SCRIPT);
+    copyFileSync(CLIENT, join(app, "main.ts"));
     run(bun.path, ["install", "--no-progress"], app);
   });
 
@@ -83,7 +77,8 @@ describe("the npm package", () => {
 
   const echo = (backend: string) =>
     JSON.parse(
-      run(bun.path, ["main.ts", backend], join(work, "app")).trim().split("\n")
+      run(bun.path, ["main.ts", "ringkernel-ts", backend], join(work, "app"))
+        .trim().split("\n")
         .at(-1)!,
     );
 

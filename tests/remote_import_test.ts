@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -28,14 +28,7 @@ const skip = deno === undefined
   ? undefined
   : deno.reason;
 
-const SCRIPT = `
-const [url, backend] = Deno.args;
-const { RingKernel } = await import(url);
-await using rt = await RingKernel.create({ backend, quiet: true });
-const echo = await rt.launch("echo", { actor: "echo" });
-const reply = await echo.call({ seq: 9n, value: 1.5, tag: 3 }, { timeoutMs: 10_000 });
-console.log(JSON.stringify({ backend: rt.backend, reply: { ...reply, seq: String(reply.seq) } }));
-`;
+const CLIENT = new URL("./fixtures/echo_client.ts", import.meta.url);
 
 describe("the library imported from a URL", () => {
   let server: StaticServer;
@@ -45,7 +38,7 @@ describe("the library imported from a URL", () => {
     if (skip) return;
     server = await serveDirectory(REPO_ROOT);
     work = mkdtempSync(join(os.tmpdir(), "rk-remote-"));
-    writeFileSync(join(work, "main.ts"), SCRIPT);
+    copyFileSync(CLIENT, join(work, "main.ts"));
   });
 
   after(async () => {
