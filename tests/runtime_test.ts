@@ -1,7 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
+import {
+  defaultIdleSpinMicros,
+  RingKernel,
+  type RuntimeEvent,
+} from "../src/runtime.ts";
 import { AccumulatorAdd, EchoMessage } from "../src/actors/schemas.ts";
 import {
   ActorCrashedError,
@@ -74,6 +78,12 @@ describe("idle", () => {
         } ms`,
       );
     });
+  });
+
+  test("an idle actor spins only where another CPU can feed it", () => {
+    assert.equal(defaultIdleSpinMicros(1), 0);
+    assert.equal(defaultIdleSpinMicros(2), 100);
+    assert.equal(defaultIdleSpinMicros(64), 100);
   });
 });
 
