@@ -215,7 +215,7 @@ interface TopicMessage {
 /**
  * The default idle spin of CPU actors, in µs, for a process that may use
  * `cpus` CPUs: a spin only pays when another CPU can give the actor work
- * meanwhile (measured on one CPU, a 100 µs spin made a call 1.4–1.6× slower).
+ * meanwhile; on one CPU it delays the very thread that would.
  */
 export function defaultIdleSpinMicros(
   cpus: number = availableParallelism(),
