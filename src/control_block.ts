@@ -123,6 +123,14 @@ export class ControlBlockView {
     return Atomics.load(this.#i64, PROCESSED);
   }
 
+  /**
+   * The low 32 bits of the processed counter (one i32 load, little-endian):
+   * enough to tell whether it moved past a value read moments before.
+   */
+  get messagesProcessedLow(): number {
+    return Atomics.load(this.#i32, PROCESSED * 2) >>> 0;
+  }
+
   /** Adds one to the processed counter (actor-written; the per-message path). */
   addOneProcessed(): void {
     Atomics.add(this.#i64, PROCESSED, 1n);

@@ -471,8 +471,17 @@ export class Ring {
 
   /** Messages enqueued (MPSC: reserved) and not yet released. */
   depth(): number {
-    const end = this.kind === "spsc" ? TAIL : RESERVE;
-    return (Atomics.load(this.words, end) - Atomics.load(this.words, HEAD)) >>>
+    return (this.endIndex() - Atomics.load(this.words, HEAD)) >>> 0;
+  }
+
+  /** Index of the next slot the consumer reads (the release counter, `head`). */
+  headIndex(): number {
+    return Atomics.load(this.words, HEAD) >>> 0;
+  }
+
+  /** Index one past the last slot published (SPSC `tail`) or reserved (MPSC). */
+  endIndex(): number {
+    return Atomics.load(this.words, this.kind === "spsc" ? TAIL : RESERVE) >>>
       0;
   }
 
@@ -591,6 +600,9 @@ export abstract class RingProducer {
 
   /** Byte offset (within `view`) of the i-th claimed slot; the envelope is there, the payload 32 B later. */
   abstract slotOffset(i: number): number;
+
+  /** Free-running index of the i-th claimed slot (what `tail` reaches once it is published, minus one). */
+  abstract slotIndex(i: number): number;
 
   /**
    * Publishes the first `n` claimed slots (in one store for SPSC, one stamp
@@ -768,6 +780,13 @@ class SpscProducer extends RingProducer {
       ((this.tailIndex + i) & ring.mask) * ring.slotSize;
   }
 
+  slotIndex(i: number): number {
+    if ((i >>> 0) >= this.claimed) {
+      throw new RangeError(`slot ${i} is not claimed (${this.claimed} are)`);
+    }
+    return (this.tailIndex + i) >>> 0;
+  }
+
   // Same contract as the base method, specialised: one slot needs no claim
   // bookkeeping and no rollback (nothing is visible until the tail store).
   override tryEnqueue<F extends FieldsSpec>(
@@ -895,6 +914,13 @@ class MpscProducer extends RingProducer {
       ((this.firstTicket + i) & ring.mask) * ring.slotSize;
   }
 
+  slotIndex(i: number): number {
+    if ((i >>> 0) >= this.claimed) {
+      throw new RangeError(`slot ${i} is not claimed (${this.claimed} are)`);
+    }
+    return (this.firstTicket + i) >>> 0;
+  }
+
   publish(n: number): void {
     const claimed = this.claimed;
     if ((n >>> 0) !== n || n > claimed) {
@@ -959,6 +985,11 @@ export abstract class RingConsumer {
 
   /** Byte offset (within `view`) of the i-th ready slot. */
   abstract slotOffset(i: number): number;
+
+  /** Free-running index of the i-th slot from the head (`head + i`; this consumer's own copy of `head`). */
+  slotIndex(i: number): number {
+    return (this.headIndex + i) >>> 0;
+  }
 
   /** Releases the first `n` ready slots to the producers (one store). */
   abstract release(n: number): void;

@@ -16,6 +16,13 @@ import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
 import type { Kernel, KernelMetrics } from "../src/kernel.ts";
 import type { CpuActorHost } from "../src/backend/cpu/cpu_actor.ts";
 import {
+  busyIdle,
+  BusyState,
+  CommitKind,
+  WorkerWord,
+} from "../src/backend/actor_memory.ts";
+import { EchoMessage } from "../src/actors/schemas.ts";
+import {
   ActorCrashedError,
   BackendUnavailableError,
   InvalidStateError,
@@ -246,6 +253,107 @@ describe("Worker deaths", () => {
       });
     },
   );
+});
+
+// A loop whose thread stops inside its committed window (Bun's
+// Worker.terminate() stops JavaScript anywhere) is simulated: the test writes
+// the busy word, the commit record and whatever the loop had done by then, as
+// the loop would, into the memory of an actor whose loop is paused; then the
+// Worker dies. verification/worker_kill.pml (-DINTERRUPT) models the protocol.
+describe("a loop stopped inside its committed window", () => {
+  type Stage = "committed" | "published" | "counted" | "released";
+  const STAGES: readonly Stage[] = [
+    "committed",
+    "published",
+    "counted",
+    "released",
+  ];
+
+  function stopInside(k: Kernel, stage: Stage, withReply: boolean): void {
+    const host = k.host as CpuActorHost;
+    const words = new Int32Array(host.memory, host.plan.worker, 8);
+    const generation = Atomics.load(words, WorkerWord.generation);
+    // What the loop records before it commits, then the commit itself.
+    Atomics.store(
+      words,
+      WorkerWord.commitKind,
+      withReply ? CommitKind.reply : CommitKind.noReply,
+    );
+    Atomics.store(words, WorkerWord.commitHead, host.inputRing.headIndex());
+    Atomics.store(words, WorkerWord.commitReply, host.outputRing.endIndex());
+    Atomics.store(
+      words,
+      WorkerWord.commitProcessed,
+      host.control.messagesProcessedLow,
+    );
+    Atomics.store(
+      words,
+      WorkerWord.busy,
+      busyIdle(generation) | BusyState.input | BusyState.committed,
+    );
+    const done = STAGES.indexOf(stage);
+    if (withReply && done >= 1) {
+      const reply = host.outputRing.producer();
+      assert.ok(reply.tryEnqueue(EchoMessage, echo(1), { correlationId: 0 }));
+    }
+    if (done >= 2) host.control.addOneProcessed();
+    if (done >= 3) {
+      const input = host.inputRing.consumer();
+      assert.equal(input.available(), 1);
+      input.release(1);
+    }
+  }
+
+  test("a running loop's commit record names its last message, reply slot and count", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("recorded", { actor: "echo" });
+      for (let i = 0; i < 3; i++) await k.call(echo(i));
+      const host = k.host as CpuActorHost;
+      const words = new Int32Array(host.memory, host.plan.worker, 8);
+      const record = [
+        WorkerWord.commitKind,
+        WorkerWord.commitHead,
+        WorkerWord.commitReply,
+        WorkerWord.commitProcessed,
+      ].map((w) => Atomics.load(words, w) >>> 0);
+      assert.deepEqual(record, [CommitKind.reply, 2, 2, 2]);
+      assert.equal(host.inputRing.headIndex(), 3);
+      assert.equal(host.outputRing.endIndex(), 3);
+      assert.equal(host.control.messagesProcessedLow, 3);
+    });
+  });
+
+  for (const withReply of [true, false]) {
+    for (const stage of STAGES) {
+      if (!withReply && stage === "published") continue;
+      test(`${withReply ? "a reply's" : "a message without reply's"} window, stopped once ${stage}: handled once, counted once, answered once`, async () => {
+        await withRuntime(async (rt, events) => {
+          const k = await rt.launch("victim", {
+            actor: withReply ? "echo" : fixture("sink_actor"),
+            autoActivate: false,
+          });
+          await k.send(echo(1));
+          stopInside(k, stage, withReply);
+          (k.host as CpuActorHost).injectDeath("stopped while committed");
+          await pollUntil(() => events.some((e) => e.type === "restart"), {
+            timeoutMs: 10_000,
+          });
+          await k.activate();
+          const replies = { count: 0 };
+          const m = await settle(k, withReply ? replies : undefined);
+          await delay(50);
+          assertAccounted(k.metrics());
+          assert.equal(m.sent, 1);
+          assert.equal(m.processed, 1);
+          assert.equal(m.deadLettered, 0);
+          if (withReply) {
+            while (k.tryReceive() !== undefined) replies.count++;
+            assert.equal(replies.count, 1);
+          }
+        });
+      });
+    }
+  }
 });
 
 describe("terminate under load", () => {

@@ -248,6 +248,30 @@ describe("ring protocol against a model", () => {
     }
   });
 
+  test("slot indices and positions are free-running and agree with the header", () => {
+    for (const kind of KINDS) {
+      const ring = makeRing(kind, 4, { initialIndex: 0xffff_fffe });
+      assert.equal(ring.headIndex(), 0xffff_fffe);
+      assert.equal(ring.endIndex(), 0xffff_fffe);
+      const producer = ring.producer();
+      assert.equal(producer.claim(3), 3);
+      assert.deepEqual(
+        [0, 1, 2].map((i) => producer.slotIndex(i)),
+        [0xffff_fffe, 0xffff_ffff, 0],
+      );
+      assert.throws(() => producer.slotIndex(3), RangeError);
+      producer.publish(3);
+      assert.equal(ring.endIndex(), 1);
+      const consumer = ring.consumer();
+      assert.equal(consumer.available(), 3);
+      assert.equal(consumer.slotIndex(0), ring.headIndex());
+      consumer.release(2);
+      assert.equal(ring.headIndex(), 0);
+      assert.equal(consumer.slotIndex(0), 0);
+      assert.equal(ring.depth(), 1);
+    }
+  });
+
   test("a consumer refuses a corrupt tail", () => {
     const ring = makeRing("spsc", 4);
     ring.view.setUint32(QUEUE_HEADER.fields.tail.offset, 9, true);

@@ -84,11 +84,13 @@ worker_kill | -                              | safety             | pass
 worker_kill | -                              | ltl:done           | pass
 worker_kill | INTERRUPT                      | safety             | pass
 worker_kill | INTERRUPT                      | ltl:done           | pass
+worker_kill | CODE_INTERRUPT                 | safety             | pass
 worker_kill | BROKEN_NO_GENERATION           | safety             | twin
 worker_kill | BROKEN_COMMIT_BEFORE_REPLY_WAIT | safety            | twin
 worker_kill | BROKEN_PUBLISH_BEFORE_COMMIT   | safety             | twin
 worker_kill | BROKEN_HOST_TAKES_COMMITTED    | safety             | twin
 worker_kill | BROKEN_PLAIN_CLAIM             | safety             | twin
+worker_kill | BROKEN_LEAVE_COMMITTED         | safety             | twin
 worker_kill | FINDING_INTERRUPT              | safety             | finding
 worker_kill | FINDING_COMMIT_STALL           | safety             | finding
 worker_kill | FINDING_INVALID_UNCOMMITTED    | safety             | twin

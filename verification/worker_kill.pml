@@ -15,17 +15,21 @@
  *   CAS handling -> finishing (else exit);
  *   wait for room in the output ring, polling busy (exit once it changed);
  *   claim the reply slot and encode the reply into it;
+ *   write the commit record (kind, head h, reply slot, processed counter);
  *   CAS finishing -> committed (else give the slot back and exit);
  *   committed window, no waits: publish the reply, count it processed,
  *   release it (head = h + 1), store idle.
- *   A handler that throws: CAS handling -> committed, count it dead-lettered,
- *   release it, store idle, exit (crash).
+ *   A handler that throws: record a dead letter's commit, CAS handling ->
+ *   committed, count it dead-lettered, release it, store idle, exit (crash).
  * Host kill: Worker.terminate(); then loop reading busy: TAKEN -> nothing;
  *   committed -> wait (the 100 ms deadline passes only if the window can
  *   outlast it); otherwise CAS busy -> TAKEN and, for handling or finishing,
  *   take the head message of that ring as a dead letter. A word still
- *   committed after the deadline is taken without the message (it stays at
- *   the head). Restart: busy = (g + 1) << 4, a new loop attaches.
+ *   committed after the deadline is taken, and the commit record says how far
+ *   the loop got: once its reply is published, the host finishes the message
+ *   (counts it unless the counter moved past the record, releases it unless
+ *   head moved); before that, or in a dead letter's window, the message stays
+ *   at the head. Restart: busy = (g + 1) << 4, a new loop attaches.
  *
  * How a killed Worker stops: Deno's Worker.terminate() does not interrupt
  * running JavaScript; the loop stops at its next await (modelled, generously,
@@ -49,12 +53,13 @@
  * producer) at a time: nobody releases or publishes behind another's back;
  * no invalid end state. LTL `done`: the kill, and the run, always complete.
  *
- * -DINTERRUPT (Bun, must verify) states the remaining limitation exactly: the
- * message of a loop stopped inside its committed window stays at the head
- * and may be handled again (after a restart) or dead-lettered (terminate):
- * it may get a second reply, or a reply and a dead letter, once the loop had
- * published; it is counted twice only when the loop stopped between counting
- * and releasing it. Every other message keeps the properties above.
+ * -DINTERRUPT (Bun, must verify) keeps every property for every message a
+ * loop processes, wherever its thread stops, and states the remaining
+ * limitation exactly: a message whose dead letter's committed window the
+ * loop stopped in stays at the head and may be handled again (after a
+ * restart) or dead-lettered again (terminate); it is counted twice only when
+ * the loop stopped between counting and releasing it. -DCODE_INTERRUPT is the
+ * same with every FIX_* below (the code as it is).
  *
  * Broken twins (-D..., must fail): BROKEN_NO_GENERATION (busy values carry
  * no generation: the old design, formerly FINDING_RESTART_ABA),
@@ -62,10 +67,13 @@
  * so the window can outlast the deadline: the old FINISHING state, formerly
  * FINDING_FINISHING_TIMEOUT),
  * BROKEN_PUBLISH_BEFORE_COMMIT, BROKEN_HOST_TAKES_COMMITTED,
- * BROKEN_PLAIN_CLAIM (the host reads busy and stores TAKEN, no CAS).
+ * BROKEN_PLAIN_CLAIM (the host reads busy and stores TAKEN, no CAS),
+ * BROKEN_LEAVE_COMMITTED (Bun: the host leaves a committed message at the
+ * head whatever the loop did, the design before the commit record: a reply
+ * published twice, or a message counted twice).
  *
  * Findings (-D..., gaps of the code, must fail): FINDING_INTERRUPT (Bun,
- * strict properties), FINDING_COMMIT_STALL (a Deno loop descheduled for
+ * strict properties: fails only in a dead letter's window), FINDING_COMMIT_STALL (a Deno loop descheduled for
  * 100 ms inside its committed window), FINDING_INVALID_UNCOMMITTED (an
  * invalid or void slot is dead-lettered and released under `handling`),
  * FINDING_STALE_REPLY_WRITE (a loop encodes its reply into the claimed slot
@@ -81,10 +89,21 @@
 #define SRC 1          /* source: the input ring (the inbox is symmetric) */
 #define FINISHING 4
 #define COMMITTED 8
+#define KIND_DEAD 0    /* commit record: a dead letter (or a void slot) */
+#define KIND_REPLY 1   /* commit record: processed, with a reply */
 
+/* The code as it is (every fix below) under Bun's stop semantics. */
+#ifdef CODE_INTERRUPT
+#define INTERRUPT
+#define FIX_SLOT_COMMIT
+#define FIX_COMMIT_BEFORE_ENCODE
+#endif
 #ifdef FINDING_INTERRUPT
 #define INTERRUPT
 #define STRICT
+#endif
+#ifdef BROKEN_LEAVE_COMMITTED
+#define INTERRUPT
 #endif
 #if defined(FINDING_INVALID_UNCOMMITTED) || defined(FIX_SLOT_COMMIT)
 #define INVALID_MSG
@@ -119,6 +138,13 @@
 #endif
 
 byte head = 0;              /* input ring head; tail = N */
+byte total = 0;             /* the processed counter (control block) */
+/* The commit record (worker words): what a loop is about to commit, written
+   before its commit CAS; the host reads it only after taking a committed word. */
+byte markKind = KIND_DEAD;
+byte markHead = NONE;
+byte markOut = NONE;
+byte markCount = 0;
 byte busy = IDLE(1);
 byte processed[N];          /* ghost: times counted processed */
 byte dead[N];               /* ghost: times counted dead-lettered */
@@ -137,14 +163,19 @@ byte workers = 1;
 byte workersDone = 0;
 /* ghost (INTERRUPT): where the first loop is in its committed window */
 byte committing = NONE;
+byte committingKind = KIND_DEAD;
 byte stage = 0;             /* 1 committed, 2 published, 3 counted, 4 released */
 byte stoppedMsg = NONE;
 byte stoppedStage = 0;
+byte stoppedKind = KIND_DEAD;
 
 ltl done { <> (hostDone && workersDone == workers) }
 
 /* Ghost bookkeeping of the first loop's committed window. */
 #define STAGE(s) if :: gen == 1 -> stage = s :: else -> skip fi
+
+/* The commit record a loop writes before its commit CAS (separate stores). */
+#define RECORD(kind) markKind = kind; markHead = h; markOut = ot; markCount = total
 
 /* A consumer releases the slot it read: nobody moved head meanwhile. */
 #define RELEASE(h) atomic { assert(head == h); head = h + 1 }
@@ -178,10 +209,11 @@ proctype worker(byte gen) {
     :: h == 1 ->
       /* message 1 is invalid (or void): dead-lettered by the loop */
 #ifdef FIX_SLOT_COMMIT
+      RECORD(KIND_DEAD);
       if
       :: d_step {
            busy == HANDLING(gen) -> busy = COMMIT(gen);
-           if :: gen == 1 -> committing = h; stage = 1 :: else -> skip fi
+           if :: gen == 1 -> committing = h; committingKind = markKind; stage = 1 :: else -> skip fi
          }
       :: busy != HANDLING(gen) -> goto stop
       fi;
@@ -204,10 +236,11 @@ proctype worker(byte gen) {
     :: gen == 1 && !threw ->
       /* the handler throws: commit to dead-lettering it, then crash */
       threw = true;
+      RECORD(KIND_DEAD);
       if
       :: d_step {
            busy == HANDLING(gen) -> busy = COMMIT(gen);
-           if :: gen == 1 -> committing = h; stage = 1 :: else -> skip fi
+           if :: gen == 1 -> committing = h; committingKind = markKind; stage = 1 :: else -> skip fi
          }
       :: busy != HANDLING(gen) -> goto stop
       fi;
@@ -221,10 +254,11 @@ proctype worker(byte gen) {
     fi;
 #ifdef BROKEN_COMMIT_BEFORE_REPLY_WAIT
     /* the old design: the commit point comes before the wait for room */
+    RECORD(KIND_REPLY);
     if
     :: d_step {
          busy == HANDLING(gen) -> busy = COMMIT(gen);
-         if :: gen == 1 -> committing = h; stage = 1 :: else -> skip fi
+         if :: gen == 1 -> committing = h; committingKind = markKind; stage = 1 :: else -> skip fi
        }
     :: busy != HANDLING(gen) -> goto stop
     fi;
@@ -258,11 +292,12 @@ proctype worker(byte gen) {
 #ifdef BROKEN_PUBLISH_BEFORE_COMMIT
     PUBLISH(h);
 #endif
-    /* the point of no return */
+    /* the point of no return, recorded first */
+    RECORD(KIND_REPLY);
     if
     :: d_step {
          busy == FIN(gen) -> busy = COMMIT(gen);
-         if :: gen == 1 -> committing = h; stage = 1 :: else -> skip fi
+         if :: gen == 1 -> committing = h; committingKind = markKind; stage = 1 :: else -> skip fi
        }
     :: busy != FIN(gen) -> goto stop   /* gives the claimed slot back */
     fi;
@@ -274,7 +309,7 @@ proctype worker(byte gen) {
 #ifndef BROKEN_PUBLISH_BEFORE_COMMIT
     PUBLISH(h);
 #endif
-    d_step { processed[h]++; STAGE(3) };
+    d_step { processed[h]++; total++; STAGE(3) };
     RELEASE(h);
     STAGE(4);
     h++;
@@ -286,7 +321,8 @@ next:
     stopped && gen == 1;
     /* where in its committed window the thread stopped, if it was in one */
     stoppedMsg = committing;
-    stoppedStage = stage
+    stoppedStage = stage;
+    stoppedKind = committingKind
   };
 stop:
   workersDone++
@@ -361,7 +397,25 @@ claim:
       RELEASE(hh)
     :: else -> skip
     fi
-  :: else -> skip      /* idle, or committed past the deadline: left in place */
+#if !defined(BROKEN_HOST_TAKES_COMMITTED) && !defined(BROKEN_LEAVE_COMMITTED)
+  :: (b & SRC) != 0 && (b & COMMITTED) != 0 ->
+    /* committed past the deadline: a loop that stopped after publishing its
+       reply is finished by the host (counted once, released once); before
+       that, or in a dead letter's window, the message stays at the head */
+    if
+    :: markKind == KIND_REPLY && outTail != markOut ->
+      if
+      :: total == markCount -> d_step { processed[markHead]++; total++ }
+      :: else -> skip
+      fi;
+      if
+      :: head == markHead -> RELEASE(markHead)
+      :: else -> skip
+      fi
+    :: else -> skip
+    fi
+#endif
+  :: else -> skip      /* idle, or (old host) committed past the deadline: left in place */
   fi;
 decided:
   if
@@ -386,8 +440,9 @@ active proctype check() {
   :: m < N ->
 #if defined(INTERRUPT) && !defined(STRICT)
     if
-    :: m == stoppedMsg && stoppedStage < 4 ->
-      /* stopped inside its committed window: handled again, or dead-lettered */
+    :: m == stoppedMsg && stoppedStage < 4 && stoppedKind == KIND_DEAD ->
+      /* stopped inside a dead letter's committed window: handled again, or
+         dead-lettered again */
       assert(processed[m] + dead[m] >= 1);
       assert(processed[m] + dead[m] <= (stoppedStage == 3 -> 2 : 1));
       assert(replies[m] <= (stoppedStage >= 2 -> 2 : 1));

@@ -51,6 +51,33 @@ export const WorkerWord = Object.freeze({
   mailbox: 1,
   /** Restart generation of the loop currently attached. */
   generation: 2,
+  /**
+   * Commit record: what the loop is committing ({@linkcode CommitKind}). The
+   * loop writes the record before each commit of `busy`; the host reads it
+   * only after it took a committed word.
+   */
+  commitKind: 3,
+  /** Commit record: the message's index in its ring (`head` before the release). */
+  commitHead: 4,
+  /** Commit record: the output ring's `tail` before the reply is published. */
+  commitReply: 5,
+  /** Commit record: the processed counter's low 32 bits before the message is counted. */
+  commitProcessed: 6,
+});
+
+/**
+ * What a loop commits. A host that finds a loop stopped inside its committed
+ * window finishes a processed message whose reply is out (or that has none):
+ * counts it unless the counter moved past the record, and releases it unless
+ * `head` did. A dead letter's window is left as it is.
+ */
+export const CommitKind = Object.freeze({
+  /** A dead letter, or a void slot. */
+  deadLetter: 0,
+  /** A processed message with a reply. */
+  reply: 1,
+  /** A processed message without a reply. */
+  noReply: 2,
 });
 
 /**

@@ -41,7 +41,12 @@ import { TelemetryView } from "../../telemetry.ts";
 import { validateFilter, validateTopic } from "../../topic.ts";
 import { sleepSync } from "../../async.ts";
 import type { DeadLetterReason } from "../../dead_letter.ts";
-import { busyIdle, BusyState, WorkerWord } from "../actor_memory.ts";
+import {
+  busyIdle,
+  BusyState,
+  CommitKind,
+  WorkerWord,
+} from "../actor_memory.ts";
 import {
   type HostToWorker,
   type RouteEntry,
@@ -173,6 +178,8 @@ class ActorLoop {
   readonly #slotSize: number;
   /** This loop's `busy` value when idle (its generation, state bits 0). */
   readonly #busyIdle: number;
+  /** The processed counter's low 32 bits: only this loop moves it while it runs. */
+  #processedLow: number;
   readonly #rules: EnvelopeRules;
   readonly #replyHeader: {
     correlationId: number | bigint;
@@ -200,6 +207,7 @@ class ActorLoop {
     this.#output = this.#outputRing.producer();
     this.#slotSize = plan.slotSize;
     this.#busyIdle = busyIdle(init.generation);
+    this.#processedLow = this.#control.messagesProcessedLow;
     this.#replyHeader = { correlationId: 0, sourceActor: init.id };
     this.#clock = new HybridClock({ nodeId: init.id & 0xffff });
     this.#accepts = new SchemaRegistry([
@@ -395,6 +403,7 @@ class ActorLoop {
       }
       const offset = consumer.slotOffset(0);
       if (readTypeId(view, offset) === VOID_TYPE_ID) {
+        words[WorkerWord.commitKind] = CommitKind.deadLetter;
         if (
           Atomics.compareExchange(words, busy, handling, committed) !== handling
         ) return ABANDONED;
@@ -409,6 +418,7 @@ class ActorLoop {
         const schema = validateEnvelope(view, offset, this.#rules);
         message = schema.decode(view, offset + ENVELOPE_SIZE);
       } catch (error) {
+        words[WorkerWord.commitKind] = CommitKind.deadLetter;
         if (
           Atomics.compareExchange(words, busy, handling, committed) !== handling
         ) return ABANDONED;
@@ -445,28 +455,35 @@ class ActorLoop {
         ) return ABANDONED;
         const output = this.#definition.output;
         const wanted = reply !== undefined && output !== undefined;
-        const outcome = wanted
-          ? this.#reply(
+        let outcome: ReplyOutcome;
+        if (wanted) {
+          outcome = this.#reply(
             output,
             reply as MessageValue<FieldsSpec>,
             correlation,
+            consumer,
             finishing,
             committed,
-          )
-          : Atomics.compareExchange(words, busy, finishing, committed) ===
-              finishing
-          ? REPLY_DONE
-          : REPLY_ABANDONED;
+          );
+        } else {
+          this.#record(CommitKind.noReply, consumer);
+          outcome =
+            Atomics.compareExchange(words, busy, finishing, committed) ===
+                finishing
+              ? REPLY_DONE
+              : REPLY_ABANDONED;
+        }
         if (outcome === REPLY_ABANDONED) return ABANDONED;
         if (typeof outcome === "object") {
           // The reply did not encode: committed already, so it is a handler error.
           failed = true;
           failure = outcome.error;
         }
-      } else if (
-        Atomics.compareExchange(words, busy, handling, committed) !== handling
-      ) {
-        return ABANDONED;
+      } else {
+        words[WorkerWord.commitKind] = CommitKind.deadLetter;
+        if (
+          Atomics.compareExchange(words, busy, handling, committed) !== handling
+        ) return ABANDONED;
       }
       if (failed) {
         this.#deadLetter(consumer, offset, "handler-error", failure);
@@ -482,6 +499,7 @@ class ActorLoop {
       processed++;
       // Count before releasing: sent = processed + dead-lettered + in flight holds at every instant.
       control.addOneProcessed();
+      this.#processedLow = (this.#processedLow + 1) >>> 0;
       consumer.release(1);
       if (Atomics.compareExchange(words, busy, committed, idle) !== committed) {
         return ABANDONED;
@@ -499,6 +517,21 @@ class ActorLoop {
       minLatencyNs: latencyNs,
       maxLatencyNs: latencyNs,
     });
+  }
+
+  /**
+   * Writes the commit record of a processed message (see
+   * {@linkcode CommitKind}) just before the commit.
+   */
+  #record(kind: number, consumer: RingConsumer): void {
+    // Plain stores: the commit CAS that follows publishes them to the host.
+    const words = this.#words;
+    words[WorkerWord.commitKind] = kind;
+    words[WorkerWord.commitHead] = consumer.slotIndex(0);
+    words[WorkerWord.commitReply] = kind === CommitKind.reply
+      ? this.#output.slotIndex(0)
+      : 0;
+    words[WorkerWord.commitProcessed] = this.#processedLow;
   }
 
   #deadLetter(
@@ -535,6 +568,7 @@ class ActorLoop {
     schema: MessageSchema,
     value: MessageValue<FieldsSpec>,
     correlationId: number | bigint,
+    consumer: RingConsumer,
     finishing: number,
     committed: number,
   ): ReplyOutcome {
@@ -553,6 +587,7 @@ class ActorLoop {
       sleepSync(sleepMs);
       sleepMs = Math.min(1, sleepMs * 2);
     }
+    this.#record(CommitKind.reply, consumer);
     if (
       Atomics.compareExchange(words, WorkerWord.busy, finishing, committed) !==
         finishing

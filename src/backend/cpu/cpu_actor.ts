@@ -17,6 +17,7 @@ import {
   BUSY_TAKEN,
   busyIdle,
   BusyState,
+  CommitKind,
   planActorMemory,
   WorkerWord,
 } from "../actor_memory.ts";
@@ -276,10 +277,15 @@ export class CpuActorHost implements ActorHost {
     this.#worker = undefined;
     worker?.terminate();
     const busy = this.#claimBusy();
-    if (busy !== BusyState.input && busy !== BusyState.inbox) return undefined;
+    const source = busy & (BusyState.input | BusyState.inbox);
+    if (source === 0) return undefined;
+    const ring = source === BusyState.input ? this.inputRing : this.inboxRing;
+    if ((busy & BusyState.committed) !== 0) {
+      this.#finishCommitted(ring);
+      return undefined;
+    }
     // The dead loop was handling the message at the head of that ring; the
     // host takes it out so it can be accounted for.
-    const ring = busy === BusyState.input ? this.inputRing : this.inboxRing;
     const consumer = ring.consumer();
     if (consumer.available() === 0) return undefined;
     const offset = consumer.slotOffset(0);
@@ -289,8 +295,8 @@ export class CpuActorHost implements ActorHost {
   }
 
   /**
-   * Takes the `busy` word from a stopping loop: returns which ring's head
-   * message it was handling (1 input, 2 inbox) once the host owns it, or 0.
+   * Takes the `busy` word from a stopping loop once the host owns it: returns
+   * its state bits (which ring's head message it held, and its phase), or 0.
    * A loop that is writing a finished message's results gets a moment to end.
    */
   #claimBusy(): number {
@@ -307,11 +313,36 @@ export class CpuActorHost implements ActorHost {
         Atomics.compareExchange(words, WorkerWord.busy, busy, BUSY_TAKEN) !==
           busy
       ) continue;
-      // A loop stopped inside the few stores that commit a message cannot be
-      // told apart from one that finished it: the message is left in place.
-      if ((state & BusyState.committed) !== 0) return BusyState.idle;
-      return state & (BusyState.input | BusyState.inbox);
+      return state;
     }
+  }
+
+  /**
+   * Finishes what a loop stopped inside its committed window started, by its
+   * commit record (verification/worker_kill.pml): a processed message whose
+   * reply is out (or that has none) is counted unless the counter already
+   * moved, and released unless `head` already moved. Before its reply is out,
+   * or in a dead letter's window, the message stays at the head, to be
+   * handled again or dead-lettered.
+   */
+  #finishCommitted(ring: Ring): void {
+    const words = this.#words;
+    const kind = Atomics.load(words, WorkerWord.commitKind);
+    if (kind !== CommitKind.reply && kind !== CommitKind.noReply) return;
+    if (
+      kind === CommitKind.reply &&
+      this.outputRing.endIndex() ===
+        Atomics.load(words, WorkerWord.commitReply) >>> 0
+    ) return;
+    if (
+      this.control.messagesProcessedLow ===
+        Atomics.load(words, WorkerWord.commitProcessed) >>> 0
+    ) this.control.addOneProcessed();
+    const consumer = ring.consumer();
+    if (
+      ring.headIndex() === Atomics.load(words, WorkerWord.commitHead) >>> 0 &&
+      consumer.available() > 0
+    ) consumer.release(1);
   }
 
   dispose(): void {
