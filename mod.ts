@@ -98,6 +98,7 @@ export {
 export type { SerializedError } from "./src/backend/cpu/protocol.ts";
 export {
   ActorCrashedError,
+  ActorModuleError,
   BackendUnavailableError,
   ClockSkewError,
   CudaError,

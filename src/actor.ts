@@ -5,6 +5,7 @@
  * @module
  */
 
+import { ActorModuleError } from "./errors.ts";
 import type {
   DecodedMessage,
   FieldsSpec,
@@ -145,17 +146,35 @@ export interface ActorModuleRef {
   export?: string;
 }
 
-/** Loads an actor definition from its module; throws a typed error if it is not one. */
+/**
+ * Loads an actor definition from its module. Throws
+ * {@linkcode ActorModuleError} when the module cannot be imported or the
+ * export is not an actor.
+ */
 export async function loadActorDefinition(
   ref: ActorModuleRef,
 ): Promise<ActorDefinition> {
   const url = typeof ref.module === "string" ? ref.module : ref.module.href;
   const exportName = ref.export ?? "default";
-  const mod = await import(url) as Record<string, unknown>;
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(url);
+  } catch (cause) {
+    throw new ActorModuleError(
+      url,
+      exportName,
+      `cannot be imported: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+      { cause },
+    );
+  }
   const definition = mod[exportName];
   if (!isActorDefinition(definition)) {
-    throw new TypeError(
-      `${url} export "${exportName}" is not an actor (create it with defineActor)`,
+    throw new ActorModuleError(
+      url,
+      exportName,
+      "is not an actor (create it with defineActor)",
     );
   }
   return definition;

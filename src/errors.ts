@@ -137,6 +137,32 @@ export class UnknownActorError extends RingKernelError {
   }
 }
 
+/**
+ * An actor's module could not be imported (missing file, syntax error, no
+ * read permission: the import's error is the cause), or its export is not an
+ * actor definition.
+ */
+export class ActorModuleError extends RingKernelError {
+  /** The module's URL. */
+  readonly module: string;
+  /** The export that was asked for. */
+  readonly exportName: string;
+  /** Creates the error for one module and export. */
+  constructor(
+    module: string,
+    exportName: string,
+    detail: string,
+    options?: RingKernelErrorOptions,
+  ) {
+    super(
+      `actor module ${module} (export "${exportName}"): ${detail}`,
+      options,
+    );
+    this.module = module;
+    this.exportName = exportName;
+  }
+}
+
 /** An actor crashed and its supervisor gave up restarting it. */
 export class ActorCrashedError extends RingKernelError {
   /** The actor's name. */

@@ -191,15 +191,21 @@ describe("kernel files of a library loaded from local files", () => {
     const saved = {
       explicit: process.env[CACHE_DIR_ENV_VAR],
       xdg: process.env.XDG_CACHE_HOME,
+      home: process.env.HOME,
     };
     try {
       delete process.env[CACHE_DIR_ENV_VAR];
       process.env.XDG_CACHE_HOME = "/xdg";
       assert.equal(defaultKernelCacheDir(), "/xdg/ringkernel");
       delete process.env.XDG_CACHE_HOME;
-      assert.equal(
-        defaultKernelCacheDir(),
-        join(os.homedir(), ".cache", "ringkernel"),
+      process.env.HOME = "/home/someone";
+      assert.equal(defaultKernelCacheDir(), "/home/someone/.cache/ringkernel");
+      delete process.env.HOME;
+      assert.throws(
+        () => defaultKernelCacheDir(),
+        (error: unknown) =>
+          error instanceof LibraryLoadError &&
+          error.message.includes(CACHE_DIR_ENV_VAR),
       );
       process.env[CACHE_DIR_ENV_VAR] = "/explicit";
       assert.equal(defaultKernelCacheDir(), "/explicit");

@@ -9,6 +9,7 @@ import {
 import { AccumulatorAdd, EchoMessage } from "../src/actors/schemas.ts";
 import {
   ActorCrashedError,
+  ActorModuleError,
   BackendUnavailableError,
   InvalidMessageError,
   InvalidStateError,
@@ -444,8 +445,20 @@ describe("launch failures", () => {
             export: "missing",
           },
         }),
-        /is not an actor/,
+        (error: unknown) =>
+          error instanceof ActorModuleError && error.exportName === "missing" &&
+          /is not an actor/.test(error.message),
       );
+      const missing = new URL("./fixtures/no_such_actor.ts", import.meta.url);
+      await assert.rejects(
+        rt.launch("gone", { actor: { module: missing } }),
+        (error: unknown) =>
+          error instanceof ActorModuleError &&
+          error.module === missing.href &&
+          /cannot be imported/.test(error.message) &&
+          error.cause !== undefined,
+      );
+      assert.deepEqual(rt.metrics().kernels, []);
     });
   });
 });

@@ -18,7 +18,6 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { LibraryLoadError } from "../errors.ts";
@@ -47,19 +46,29 @@ const HEADER_FILE = "ringkernel.cuh";
 export interface PrepareKernelFilesOptions {
   /**
    * Cache directory. Default: `$RINGKERNEL_CACHE_DIR`, else
-   * `$XDG_CACHE_HOME/ringkernel`, else `~/.cache/ringkernel`.
+   * `$XDG_CACHE_HOME/ringkernel`, else `$HOME/.cache/ringkernel`.
    */
   readonly cacheDir?: string;
   /** Deadline of each download in milliseconds (default 60 000). */
   readonly timeoutMs?: number;
 }
 
-/** The cache directory {@linkcode prepareKernelFiles} uses by default. */
+/**
+ * The cache directory {@linkcode prepareKernelFiles} uses by default. Read
+ * from the environment only (Deno: `--allow-env`). Throws
+ * {@linkcode LibraryLoadError} when none of the variables is set.
+ */
 export function defaultKernelCacheDir(): string {
   const explicit = process.env[CACHE_DIR_ENV_VAR];
   if (explicit) return explicit;
   const xdg = process.env.XDG_CACHE_HOME;
-  return join(xdg ? xdg : join(homedir(), ".cache"), "ringkernel");
+  if (xdg) return join(xdg, "ringkernel");
+  const home = process.env.HOME;
+  if (home) return join(home, ".cache", "ringkernel");
+  throw new LibraryLoadError(
+    `no directory for the kernel cache: set ${CACHE_DIR_ENV_VAR} (or XDG_CACHE_HOME or HOME)`,
+    [CACHE_DIR_ENV_VAR, "XDG_CACHE_HOME", "HOME"],
+  );
 }
 
 async function download(url: URL, timeoutMs: number): Promise<Uint8Array> {
