@@ -156,7 +156,7 @@ describe("kernel files fetched from a URL", () => {
       fetchKernelFiles(server.url, { cacheDir: cache, timeoutMs: 200 }),
       (error: unknown) =>
         error instanceof LibraryLoadError &&
-        error.message.endsWith("no answer within 200 ms"),
+        error.message.endsWith("were not fetched within 200 ms"),
     );
     assert.ok(performance.now() - started < 30_000);
     assert.deepEqual(cachedEntries(), []);

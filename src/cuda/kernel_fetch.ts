@@ -49,7 +49,7 @@ export interface PrepareKernelFilesOptions {
    * `$XDG_CACHE_HOME/ringkernel`, else `$HOME/.cache/ringkernel`.
    */
   readonly cacheDir?: string;
-  /** Deadline of each download in milliseconds (default 60 000). */
+  /** Deadline of the whole fetch in milliseconds (default 60 000). */
   readonly timeoutMs?: number;
 }
 
@@ -71,10 +71,14 @@ export function defaultKernelCacheDir(): string {
   );
 }
 
-async function download(url: URL, timeoutMs: number): Promise<Uint8Array> {
+async function download(
+  url: URL,
+  signal: AbortSignal,
+  timeoutMs: number,
+): Promise<Uint8Array> {
   let response: Response;
   try {
-    response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetch(url, { signal });
     if (!response.ok) {
       await response.body?.cancel();
       throw new LibraryLoadError(
@@ -89,7 +93,7 @@ async function download(url: URL, timeoutMs: number): Promise<Uint8Array> {
       cause.name === "TimeoutError";
     throw new LibraryLoadError(
       timedOut
-        ? `cannot fetch ${url.href}: no answer within ${timeoutMs} ms`
+        ? `cannot fetch ${url.href}: the kernel files were not fetched within ${timeoutMs} ms`
         : `cannot fetch ${url.href}: ${
           cause instanceof Error ? cause.message : String(cause)
         }`,
@@ -148,9 +152,10 @@ export async function fetchKernelFiles(
   const base = new URL(cudaUrl);
   if (!base.pathname.endsWith("/")) base.pathname += "/";
   const timeoutMs = options.timeoutMs ?? 60_000;
+  const deadline = AbortSignal.timeout(timeoutMs);
   const cacheDir = options.cacheDir ?? defaultKernelCacheDir();
   const manifestUrl = new URL(`bundle/${BUNDLE_MANIFEST_FILE}`, base);
-  const manifestBytes = await download(manifestUrl, timeoutMs);
+  const manifestBytes = await download(manifestUrl, deadline, timeoutMs);
   const manifestText = new TextDecoder().decode(manifestBytes);
   const manifest = parseBundleManifest(manifestText, manifestUrl.href);
   // Named by content: a new release gets a new directory, and old ones stay valid.
@@ -163,12 +168,12 @@ export async function fetchKernelFiles(
   const files = new Map<string, Uint8Array>();
   for (const output of manifest.outputs) {
     const url = new URL(`bundle/${output.file}`, base);
-    const bytes = await download(url, timeoutMs);
+    const bytes = await download(url, deadline, timeoutMs);
     checkBundleImage(bytes, output, url.href);
     files.set(join("bundle", output.file), bytes);
   }
   const headerUrl = new URL(HEADER_FILE, base);
-  const header = await download(headerUrl, timeoutMs);
+  const header = await download(headerUrl, deadline, timeoutMs);
   checkHeader(manifest, header, headerUrl.href);
   files.set(HEADER_FILE, header);
   // The manifest goes last: a copy without one is never taken for sound.
