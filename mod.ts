@@ -13,7 +13,10 @@
  * ```
  *
  * Your own CPU actors are modules exporting {@linkcode defineActor}; their
- * messages are fixed-layout schemas from {@linkcode defineMessage}.
+ * messages are fixed-layout schemas from {@linkcode defineMessage}. An actor
+ * with a device side of its own (CUDA C++ compiled by libnvrtc, or PTX/cubin)
+ * comes from {@linkcode defineGpuActor}, its C structs from
+ * {@linkcode toCStruct}.
  *
  * @module
  */
@@ -89,6 +92,19 @@ export {
   type BuiltinActor,
   type BuiltinActorName,
 } from "./src/actors/builtins.ts";
+export {
+  type BuiltinGpuActor,
+  defineGpuActor,
+  type GpuActorDefinition,
+  type GpuActorImplementation,
+  type GpuActorSource,
+} from "./src/backend/cuda/gpu_actor.ts";
+export {
+  type CHeaderOptions,
+  type CStructOptions,
+  toCHeader,
+  toCStruct,
+} from "./src/c_struct.ts";
 export type { BackendKind } from "./src/backend/backend.ts";
 export type { BackendRequest } from "./src/backend/select.ts";
 export {

@@ -5,7 +5,8 @@
  * the compiler lays it out exactly as {@linkcode defineMessage} does; the
  * emitted `static_assert`s on size, alignment and every offset turn any drift
  * into a compile error. The output is C++ (CUDA C++), using `<stdint.h>` and
- * `<stddef.h>`.
+ * `<stddef.h>`, or, with `standalone`, no header at all (for NVRTC, which has
+ * no system headers).
  *
  * @module
  */
@@ -33,6 +34,21 @@ const C_SCALAR: Readonly<Record<ScalarType, string>> = {
   bool: "uint8_t",
 };
 
+/** The same sizes in built-in types (LP64, as CUDA on Linux): no `<stdint.h>` needed. */
+const BUILTIN_SCALAR: Readonly<Record<ScalarType, string>> = {
+  u8: "unsigned char",
+  u16: "unsigned short",
+  u32: "unsigned int",
+  u64: "unsigned long long",
+  i8: "signed char",
+  i16: "short",
+  i32: "int",
+  i64: "long long",
+  f32: "float",
+  f64: "double",
+  bool: "unsigned char",
+};
+
 const C_KEYWORDS = new Set(
   ("alignas alignof and asm auto bool break case catch char char16_t char32_t class const " +
     "constexpr continue decltype default delete do double else enum explicit export extern " +
@@ -58,6 +74,12 @@ export function cIdentifier(name: string): string {
 export interface CStructOptions {
   /** Struct name (default: snake_case of the schema name). */
   cName?: string;
+  /**
+   * Use only built-in types and `__builtin_offsetof`, so the declaration
+   * compiles without `<stdint.h>` and `<stddef.h>`: for CUDA C++ given to
+   * NVRTC (a GPU actor's `gpu.source.cuda`). Default false.
+   */
+  standalone?: boolean;
 }
 
 interface CMember {
@@ -66,28 +88,29 @@ interface CMember {
   offset: number;
 }
 
-function membersOf(field: FieldInfo): CMember[] {
+function membersOf(
+  field: FieldInfo,
+  scalar: Readonly<Record<ScalarType, string>>,
+): CMember[] {
   const name = cIdentifier(field.name);
   const spec = field.spec;
   if (typeof spec === "string") {
-    return [{ name, decl: `${C_SCALAR[spec]} ${name};`, offset: field.offset }];
+    return [{ name, decl: `${scalar[spec]} ${name};`, offset: field.offset }];
   }
   switch (spec.kind) {
     case "array":
       return [{
         name,
-        decl: `${
-          C_SCALAR[spec.element as NumericType]
-        } ${name}[${spec.length}];`,
+        decl: `${scalar[spec.element as NumericType]} ${name}[${spec.length}];`,
         offset: field.offset,
       }];
     case "bytes":
     case "string": {
-      const element = spec.kind === "bytes" ? "uint8_t" : "char";
+      const element = spec.kind === "bytes" ? scalar.u8 : "char";
       return [
         {
           name: `${name}_len`,
-          decl: `uint16_t ${name}_len;`,
+          decl: `${scalar.u16} ${name}_len;`,
           offset: field.offset,
         },
         {
@@ -104,7 +127,7 @@ function membersOf(field: FieldInfo): CMember[] {
  * The C declaration of `schema`: a `#define` of its type id and size, the
  * struct, and `static_assert`s of its size, alignment and member offsets.
  * Bytes and string fields become a `uint16_t <name>_len` followed by the data
- * array. A schema without fields has no struct (C++ would give it size 1),
+ * array (`unsigned short` with `standalone`). A schema without fields has no struct (C++ would give it size 1),
  * only the defines. Throws {@linkcode InvalidMessageError} when two members
  * would get the same C name.
  */
@@ -127,7 +150,9 @@ export function toCStruct(
     `#define ${macro}_SIZE ${schema.size}u`,
   ];
   if (schema.fields.length === 0) return lines.join("\n") + "\n";
-  const members = schema.fields.flatMap(membersOf);
+  const scalar = options.standalone ? BUILTIN_SCALAR : C_SCALAR;
+  const offsetof = options.standalone ? "__builtin_offsetof" : "offsetof";
+  const members = schema.fields.flatMap((field) => membersOf(field, scalar));
   const seen = new Set<string>();
   for (const member of members) {
     if (seen.has(member.name)) {
@@ -148,7 +173,7 @@ export function toCStruct(
   );
   for (const member of members) {
     lines.push(
-      `static_assert(offsetof(${cName}, ${member.name}) == ${member.offset}, "${cName}.${member.name}: offset");`,
+      `static_assert(${offsetof}(${cName}, ${member.name}) == ${member.offset}, "${cName}.${member.name}: offset");`,
     );
   }
   return lines.join("\n") + "\n";

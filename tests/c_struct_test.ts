@@ -10,6 +10,7 @@ import {
   bytes,
   defineMessage,
   type FieldSpec,
+  type MessageSchema,
   utf8,
 } from "../src/message.ts";
 import { InvalidMessageError } from "../src/errors.ts";
@@ -18,7 +19,10 @@ import { Prng } from "./workers/prng.ts";
 const hasGxx = spawnSync("g++", ["--version"]).status === 0;
 
 /** Compiles `source` as C++17 with `g++ -fsyntax-only`; returns the diagnostics on failure. */
-function compile(source: string): { ok: boolean; stderr: string } {
+function compile(
+  source: string,
+  extraArgs: readonly string[] = [],
+): { ok: boolean; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), "rk-cstruct-"));
   try {
     const file = join(dir, "messages.cpp");
@@ -28,6 +32,7 @@ function compile(source: string): { ok: boolean; stderr: string } {
       "-fsyntax-only",
       "-Wall",
       "-Werror",
+      ...extraArgs,
       file,
     ], {
       encoding: "utf8",
@@ -51,6 +56,43 @@ const Sample = defineMessage({
     count: "i64",
   },
 });
+
+/** Sample, an empty message, and 40 random schemas of every field kind. */
+function randomSchemas(): MessageSchema[] {
+  const rng = new Prng(99);
+  const types = [
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "f32",
+    "f64",
+    "bool",
+  ] as const;
+  const schemas: MessageSchema[] = [
+    Sample,
+    defineMessage({ name: "Ping", fields: {} }),
+  ];
+  for (let i = 0; i < 40; i++) {
+    const fields: Record<string, FieldSpec> = {};
+    for (let k = rng.int(1, 7); k > 0; k--) {
+      const roll = rng.int(0, 9);
+      fields[`field${k}`] = roll < 7
+        ? rng.pick(types)
+        : roll === 7
+        ? array(rng.pick(types.filter((t) => t !== "bool")), rng.int(1, 5))
+        : roll === 8
+        ? utf8(rng.int(1, 9))
+        : bytes(rng.int(1, 9));
+    }
+    schemas.push(defineMessage({ name: `Random${i}`, fields }));
+  }
+  return schemas;
+}
 
 describe("toCStruct", () => {
   test("declares members, defines and asserted offsets", () => {
@@ -97,35 +139,7 @@ describe("toCStruct", () => {
   test("generated headers compile and their static_asserts hold", {
     skip: !hasGxx && "g++ not found",
   }, () => {
-    const rng = new Prng(99);
-    const types = [
-      "u8",
-      "u16",
-      "u32",
-      "u64",
-      "i8",
-      "i16",
-      "i32",
-      "i64",
-      "f32",
-      "f64",
-      "bool",
-    ] as const;
-    const schemas = [Sample, defineMessage({ name: "Ping", fields: {} })];
-    for (let i = 0; i < 40; i++) {
-      const fields: Record<string, FieldSpec> = {};
-      for (let k = rng.int(1, 7); k > 0; k--) {
-        const roll = rng.int(0, 9);
-        fields[`field${k}`] = roll < 7
-          ? rng.pick(types)
-          : roll === 7
-          ? array(rng.pick(types.filter((t) => t !== "bool")), rng.int(1, 5))
-          : roll === 8
-          ? utf8(rng.int(1, 9))
-          : bytes(rng.int(1, 9));
-      }
-      schemas.push(defineMessage({ name: `Random${i}`, fields }) as never);
-    }
+    const schemas = randomSchemas();
     const header = toCHeader(schemas);
     const result = compile(header + "\nint main() { return 0; }\n");
     assert.ok(result.ok, result.stderr);
@@ -136,5 +150,25 @@ describe("toCStruct", () => {
     );
     assert.notEqual(broken, header);
     assert.equal(compile(broken).ok, false);
+  });
+
+  test("standalone declarations compile without any header, for NVRTC", {
+    skip: !hasGxx && "g++ not found",
+  }, () => {
+    const schemas = randomSchemas();
+    const source = schemas.map((schema) =>
+      toCStruct(schema, { standalone: true })
+    ).join("\n");
+    assert.doesNotMatch(source, /int\d+_t|#include|[^_]offsetof/);
+    const result = compile(source + "\nint main() { return 0; }\n", [
+      "-nostdinc",
+    ]);
+    assert.ok(result.ok, result.stderr);
+    const broken = source.replace(
+      "__builtin_offsetof(vector_add, scale) == 8",
+      "__builtin_offsetof(vector_add, scale) == 4",
+    );
+    assert.notEqual(broken, source);
+    assert.equal(compile(broken, ["-nostdinc"]).ok, false);
   });
 });
