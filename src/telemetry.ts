@@ -305,6 +305,14 @@ export class TelemetryView {
   }
 
   /**
+   * The low 32 bits of the dropped counter (one i32 load, little-endian):
+   * enough to tell whether it moved past a value read moments before.
+   */
+  get messagesDroppedLow(): number {
+    return Atomics.load(this.#i32, DROPPED * 2) >>> 0;
+  }
+
+  /**
    * Counts `count` dropped messages. Writer only.
    *
    * @throws {RingKernelError} on a negative or non-integer count.

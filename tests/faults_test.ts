@@ -262,42 +262,45 @@ describe("Worker deaths", () => {
 // Worker dies. verification/worker_kill.pml (-DINTERRUPT) models the protocol.
 describe("a loop stopped inside its committed window", () => {
   type Stage = "committed" | "published" | "counted" | "released";
-  const STAGES: readonly Stage[] = [
-    "committed",
-    "published",
-    "counted",
-    "released",
-  ];
+  type Commit = "reply" | "noReply" | "handlerError";
+  const STAGES: Readonly<Record<Commit, readonly Stage[]>> = {
+    reply: ["committed", "published", "counted", "released"],
+    noReply: ["committed", "counted", "released"],
+    handlerError: ["committed", "counted", "released"],
+  };
 
-  function stopInside(k: Kernel, stage: Stage, withReply: boolean): void {
+  /** Leaves the actor's memory as a loop that stopped at `stage` would. */
+  function stopInside(k: Kernel, commit: Commit, stage: Stage): void {
     const host = k.host as CpuActorHost;
     const words = new Int32Array(host.memory, host.plan.worker, 8);
     const generation = Atomics.load(words, WorkerWord.generation);
+    const processed = commit !== "handlerError";
     // What the loop records before it commits, then the commit itself.
-    Atomics.store(
-      words,
-      WorkerWord.commitKind,
-      withReply ? CommitKind.reply : CommitKind.noReply,
-    );
+    Atomics.store(words, WorkerWord.commitKind, CommitKind[commit]);
     Atomics.store(words, WorkerWord.commitHead, host.inputRing.headIndex());
     Atomics.store(words, WorkerWord.commitReply, host.outputRing.endIndex());
     Atomics.store(
       words,
-      WorkerWord.commitProcessed,
-      host.control.messagesProcessedLow,
+      WorkerWord.commitCount,
+      processed
+        ? host.control.messagesProcessedLow
+        : host.telemetry.messagesDroppedLow,
     );
     Atomics.store(
       words,
       WorkerWord.busy,
       busyIdle(generation) | BusyState.input | BusyState.committed,
     );
-    const done = STAGES.indexOf(stage);
-    if (withReply && done >= 1) {
+    const done = STAGES[commit].indexOf(stage);
+    if (commit === "reply" && done >= 1) {
       const reply = host.outputRing.producer();
       assert.ok(reply.tryEnqueue(EchoMessage, echo(1), { correlationId: 0 }));
     }
-    if (done >= 2) host.control.addOneProcessed();
-    if (done >= 3) {
+    if (stage === "counted" || stage === "released") {
+      if (processed) host.control.addOneProcessed();
+      else host.telemetry.recordDropped(1);
+    }
+    if (stage === "released") {
       const input = host.inputRing.consumer();
       assert.equal(input.available(), 1);
       input.release(1);
@@ -309,12 +312,16 @@ describe("a loop stopped inside its committed window", () => {
       const k = await rt.launch("recorded", { actor: "echo" });
       for (let i = 0; i < 3; i++) await k.call(echo(i));
       const host = k.host as CpuActorHost;
+      // A reply is out before its loop counts and releases the message.
+      await pollUntil(() => !host.busy && host.inputRing.headIndex() === 3, {
+        timeoutMs: 5_000,
+      });
       const words = new Int32Array(host.memory, host.plan.worker, 8);
       const record = [
         WorkerWord.commitKind,
         WorkerWord.commitHead,
         WorkerWord.commitReply,
-        WorkerWord.commitProcessed,
+        WorkerWord.commitCount,
       ].map((w) => Atomics.load(words, w) >>> 0);
       assert.deepEqual(record, [CommitKind.reply, 2, 2, 2]);
       assert.equal(host.inputRing.headIndex(), 3);
@@ -323,36 +330,74 @@ describe("a loop stopped inside its committed window", () => {
     });
   });
 
-  for (const withReply of [true, false]) {
-    for (const stage of STAGES) {
-      if (!withReply && stage === "published") continue;
-      test(`${withReply ? "a reply's" : "a message without reply's"} window, stopped once ${stage}: handled once, counted once, answered once`, async () => {
+  for (const commit of ["reply", "noReply"] as const) {
+    for (const stage of STAGES[commit]) {
+      test(`${commit === "reply" ? "a reply's" : "a message without reply's"} window, stopped once ${stage}: handled once, counted once, answered once`, async () => {
         await withRuntime(async (rt, events) => {
           const k = await rt.launch("victim", {
-            actor: withReply ? "echo" : fixture("sink_actor"),
+            actor: commit === "reply" ? "echo" : fixture("sink_actor"),
             autoActivate: false,
           });
           await k.send(echo(1));
-          stopInside(k, stage, withReply);
+          stopInside(k, commit, stage);
           (k.host as CpuActorHost).injectDeath("stopped while committed");
           await pollUntil(() => events.some((e) => e.type === "restart"), {
             timeoutMs: 10_000,
           });
           await k.activate();
           const replies = { count: 0 };
-          const m = await settle(k, withReply ? replies : undefined);
+          const m = await settle(k, commit === "reply" ? replies : undefined);
           await delay(50);
           assertAccounted(k.metrics());
           assert.equal(m.sent, 1);
           assert.equal(m.processed, 1);
           assert.equal(m.deadLettered, 0);
-          if (withReply) {
+          if (commit === "reply") {
             while (k.tryReceive() !== undefined) replies.count++;
             assert.equal(replies.count, 1);
           }
         });
       });
     }
+  }
+
+  for (const stage of STAGES.handlerError) {
+    test(`a dead letter's window, stopped once ${stage}: counted once`, async () => {
+      await withRuntime(async (rt, events) => {
+        const k = await rt.launch("victim", {
+          actor: "echo",
+          autoActivate: false,
+        });
+        await k.send(echo(1));
+        stopInside(k, "handlerError", stage);
+        (k.host as CpuActorHost).injectDeath("stopped while committed");
+        await pollUntil(() => events.some((e) => e.type === "restart"), {
+          timeoutMs: 10_000,
+        });
+        await k.activate();
+        const m = await settle(k);
+        await delay(50);
+        assertAccounted(k.metrics());
+        assert.equal(m.sent, 1);
+        const letters = rt.deadLetters.drain();
+        if (stage === "committed") {
+          // Not counted yet: left at the head, and the handler (which does
+          // not fail this time) processes it after the restart.
+          assert.equal(m.processed, 1);
+          assert.equal(letters.length, 0);
+        } else {
+          assert.equal(m.processed, 0);
+          assert.equal(m.deadLettered, 1);
+        }
+        if (stage === "counted") {
+          // The loop had counted it but not reported it: the host does.
+          assert.equal(letters.length, 1);
+          assert.equal(letters[0].reason, "handler-error");
+          assert.match(letters[0].detail ?? "", /stopped before it reported/);
+          assert.deepEqual(letters[0].message.value, echo(1));
+        }
+      });
+    });
   }
 });
 

@@ -91,7 +91,7 @@ worker_kill | BROKEN_PUBLISH_BEFORE_COMMIT   | safety             | twin
 worker_kill | BROKEN_HOST_TAKES_COMMITTED    | safety             | twin
 worker_kill | BROKEN_PLAIN_CLAIM             | safety             | twin
 worker_kill | BROKEN_LEAVE_COMMITTED         | safety             | twin
-worker_kill | FINDING_INTERRUPT              | safety             | finding
+worker_kill | BROKEN_LEAVE_DEAD_COMMITTED    | safety             | twin
 worker_kill | FINDING_COMMIT_STALL           | safety             | finding
 worker_kill | FINDING_INVALID_UNCOMMITTED    | safety             | twin
 worker_kill | FINDING_STALE_REPLY_WRITE      | safety             | twin

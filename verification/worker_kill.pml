@@ -28,8 +28,9 @@
  *   committed after the deadline is taken, and the commit record says how far
  *   the loop got: once its reply is published, the host finishes the message
  *   (counts it unless the counter moved past the record, releases it unless
- *   head moved); before that, or in a dead letter's window, the message stays
- *   at the head. Restart: busy = (g + 1) << 4, a new loop attaches.
+ *   head moved); once the loop counted a dead letter, the host releases it
+ *   unless head moved; before that, the message stays at the head. Restart:
+ *   busy = (g + 1) << 4, a new loop attaches.
  *
  * How a killed Worker stops: Deno's Worker.terminate() does not interrupt
  * running JavaScript; the loop stops at its next await (modelled, generously,
@@ -53,13 +54,11 @@
  * producer) at a time: nobody releases or publishes behind another's back;
  * no invalid end state. LTL `done`: the kill, and the run, always complete.
  *
- * -DINTERRUPT (Bun, must verify) keeps every property for every message a
- * loop processes, wherever its thread stops, and states the remaining
- * limitation exactly: a message whose dead letter's committed window the
- * loop stopped in stays at the head and may be handled again (after a
- * restart) or dead-lettered again (terminate); it is counted twice only when
- * the loop stopped between counting and releasing it. -DCODE_INTERRUPT is the
- * same with every FIX_* below (the code as it is).
+ * -DINTERRUPT (Bun, must verify): every property holds for every message
+ * wherever the loop's thread stops. -DCODE_INTERRUPT is the same with every
+ * FIX_* below (the code as it is). Not modelled: the dead letter's record (its
+ * bytes and reason), which the loop posts to the host after the release; a
+ * loop stopped between the two counts the message but leaves no record.
  *
  * Broken twins (-D..., must fail): BROKEN_NO_GENERATION (busy values carry
  * no generation: the old design, formerly FINDING_RESTART_ABA),
@@ -70,11 +69,11 @@
  * BROKEN_PLAIN_CLAIM (the host reads busy and stores TAKEN, no CAS),
  * BROKEN_LEAVE_COMMITTED (Bun: the host leaves a committed message at the
  * head whatever the loop did, the design before the commit record: a reply
- * published twice, or a message counted twice).
+ * published twice, or a message counted twice), BROKEN_LEAVE_DEAD_COMMITTED
+ * (the host finishes processed messages only: a dead letter counted twice).
  *
- * Findings (-D..., gaps of the code, must fail): FINDING_INTERRUPT (Bun,
- * strict properties: fails only in a dead letter's window), FINDING_COMMIT_STALL (a Deno loop descheduled for
- * 100 ms inside its committed window), FINDING_INVALID_UNCOMMITTED (an
+ * Findings (-D..., gaps of the code, must fail): FINDING_COMMIT_STALL (a
+ * Deno loop descheduled for 100 ms inside its committed window), FINDING_INVALID_UNCOMMITTED (an
  * invalid or void slot is dead-lettered and released under `handling`),
  * FINDING_STALE_REPLY_WRITE (a loop encodes its reply into the claimed slot
  * after the host took its word and a restarted loop used that slot).
@@ -98,11 +97,7 @@
 #define FIX_SLOT_COMMIT
 #define FIX_COMMIT_BEFORE_ENCODE
 #endif
-#ifdef FINDING_INTERRUPT
-#define INTERRUPT
-#define STRICT
-#endif
-#ifdef BROKEN_LEAVE_COMMITTED
+#if defined(BROKEN_LEAVE_COMMITTED) || defined(BROKEN_LEAVE_DEAD_COMMITTED)
 #define INTERRUPT
 #endif
 #if defined(FINDING_INVALID_UNCOMMITTED) || defined(FIX_SLOT_COMMIT)
@@ -139,6 +134,7 @@
 
 byte head = 0;              /* input ring head; tail = N */
 byte total = 0;             /* the processed counter (control block) */
+byte dtotal = 0;            /* the loop's dead-letter counter (telemetry) */
 /* The commit record (worker words): what a loop is about to commit, written
    before its commit CAS; the host reads it only after taking a committed word. */
 byte markKind = KIND_DEAD;
@@ -161,21 +157,14 @@ bool waitingForRoom = false;
 bool hostDone = false;
 byte workers = 1;
 byte workersDone = 0;
-/* ghost (INTERRUPT): where the first loop is in its committed window */
-byte committing = NONE;
-byte committingKind = KIND_DEAD;
-byte stage = 0;             /* 1 committed, 2 published, 3 counted, 4 released */
-byte stoppedMsg = NONE;
-byte stoppedStage = 0;
-byte stoppedKind = KIND_DEAD;
 
 ltl done { <> (hostDone && workersDone == workers) }
 
-/* Ghost bookkeeping of the first loop's committed window. */
-#define STAGE(s) if :: gen == 1 -> stage = s :: else -> skip fi
 
 /* The commit record a loop writes before its commit CAS (separate stores). */
-#define RECORD(kind) markKind = kind; markHead = h; markOut = ot; markCount = total
+#define RECORD(kind) \
+  markKind = kind; markHead = h; markOut = ot; \
+  markCount = (kind == KIND_REPLY -> total : dtotal)
 
 /* A consumer releases the slot it read: nobody moved head meanwhile. */
 #define RELEASE(h) atomic { assert(head == h); head = h + 1 }
@@ -183,7 +172,7 @@ ltl done { <> (hostDone && workersDone == workers) }
 /* The output producer publishes its slot: nobody published meanwhile. */
 #define PUBLISH(h) \
   d_step { \
-    assert(outTail == ot); outTail = ot + 1; replies[h]++; STAGE(2) \
+    assert(outTail == ot); outTail = ot + 1; replies[h]++ \
   }; \
   ot++
 
@@ -213,16 +202,15 @@ proctype worker(byte gen) {
       if
       :: d_step {
            busy == HANDLING(gen) -> busy = COMMIT(gen);
-           if :: gen == 1 -> committing = h; committingKind = markKind; stage = 1 :: else -> skip fi
          }
       :: busy != HANDLING(gen) -> goto stop
       fi;
 #endif
-      d_step { dead[h]++; STAGE(3) };
+      d_step { dead[h]++; dtotal++ };
       RELEASE(h);
-      STAGE(4);
+     ;
       h++;
-      d_step { busy = IDLE(gen); if :: gen == 1 -> committing = NONE :: else -> skip fi };
+      busy = IDLE(gen);
       goto next
     :: else -> skip
     fi;
@@ -240,15 +228,14 @@ proctype worker(byte gen) {
       if
       :: d_step {
            busy == HANDLING(gen) -> busy = COMMIT(gen);
-           if :: gen == 1 -> committing = h; committingKind = markKind; stage = 1 :: else -> skip fi
          }
       :: busy != HANDLING(gen) -> goto stop
       fi;
-      d_step { dead[h]++; STAGE(3) };
+      d_step { dead[h]++; dtotal++ };
       RELEASE(h);
-      STAGE(4);
+     ;
       h++;
-      d_step { busy = IDLE(gen); if :: gen == 1 -> committing = NONE :: else -> skip fi };
+      busy = IDLE(gen);
       goto stop
     :: true -> skip
     fi;
@@ -258,7 +245,6 @@ proctype worker(byte gen) {
     if
     :: d_step {
          busy == HANDLING(gen) -> busy = COMMIT(gen);
-         if :: gen == 1 -> committing = h; committingKind = markKind; stage = 1 :: else -> skip fi
        }
     :: busy != HANDLING(gen) -> goto stop
     fi;
@@ -297,7 +283,6 @@ proctype worker(byte gen) {
     if
     :: d_step {
          busy == FIN(gen) -> busy = COMMIT(gen);
-         if :: gen == 1 -> committing = h; committingKind = markKind; stage = 1 :: else -> skip fi
        }
     :: busy != FIN(gen) -> goto stop   /* gives the claimed slot back */
     fi;
@@ -309,20 +294,16 @@ proctype worker(byte gen) {
 #ifndef BROKEN_PUBLISH_BEFORE_COMMIT
     PUBLISH(h);
 #endif
-    d_step { processed[h]++; total++; STAGE(3) };
+    d_step { processed[h]++; total++ };
     RELEASE(h);
-    STAGE(4);
+   ;
     h++;
-    d_step { busy = IDLE(gen); if :: gen == 1 -> committing = NONE :: else -> skip fi };
+    busy = IDLE(gen);
 next:
     skip
   od
   } unless {
-    stopped && gen == 1;
-    /* where in its committed window the thread stopped, if it was in one */
-    stoppedMsg = committing;
-    stoppedStage = stage;
-    stoppedKind = committingKind
+    stopped && gen == 1
   };
 stop:
   workersDone++
@@ -399,9 +380,11 @@ claim:
     fi
 #if !defined(BROKEN_HOST_TAKES_COMMITTED) && !defined(BROKEN_LEAVE_COMMITTED)
   :: (b & SRC) != 0 && (b & COMMITTED) != 0 ->
-    /* committed past the deadline: a loop that stopped after publishing its
-       reply is finished by the host (counted once, released once); before
-       that, or in a dead letter's window, the message stays at the head */
+    /* committed past the deadline: the host finishes what the loop started.
+       A processed message whose reply is out is counted unless the counter
+       moved, and released unless head moved; a dead letter the loop counted
+       is released unless head moved. Otherwise the message stays at the
+       head, to be handled again or dead-lettered. */
     if
     :: markKind == KIND_REPLY && outTail != markOut ->
       if
@@ -412,6 +395,13 @@ claim:
       :: head == markHead -> RELEASE(markHead)
       :: else -> skip
       fi
+#ifndef BROKEN_LEAVE_DEAD_COMMITTED
+    :: markKind == KIND_DEAD && dtotal != markCount ->
+      if
+      :: head == markHead -> RELEASE(markHead)
+      :: else -> skip
+      fi
+#endif
     :: else -> skip
     fi
 #endif
@@ -438,23 +428,9 @@ active proctype check() {
   hostDone && workersDone == workers;
   do
   :: m < N ->
-#if defined(INTERRUPT) && !defined(STRICT)
-    if
-    :: m == stoppedMsg && stoppedStage < 4 && stoppedKind == KIND_DEAD ->
-      /* stopped inside a dead letter's committed window: handled again, or
-         dead-lettered again */
-      assert(processed[m] + dead[m] >= 1);
-      assert(processed[m] + dead[m] <= (stoppedStage == 3 -> 2 : 1));
-      assert(replies[m] <= (stoppedStage >= 2 -> 2 : 1));
-      assert(replies[m] == 0 || dead[m] == 0 || stoppedStage >= 2);
-      goto counted
-    :: else -> skip
-    fi;
-#endif
     assert(processed[m] + dead[m] == 1);  /* counted exactly once */
     assert(replies[m] <= processed[m]);   /* at most one reply, if processed */
     assert(replies[m] == 0 || dead[m] == 0);
-counted:
     m++
   :: else -> break
   od;
@@ -462,13 +438,8 @@ counted:
   m = 0;
   do
   :: m < outTail ->
-#if defined(INTERRUPT) && !defined(STRICT)
-    assert(outSlot[m] == stoppedMsg ||
-           (processed[outSlot[m]] > 0 && dead[outSlot[m]] == 0));
-#else
     assert(outSlot[m] != NONE && processed[outSlot[m]] > 0 &&
            dead[outSlot[m]] == 0);
-#endif
     m++
   :: else -> break
   od

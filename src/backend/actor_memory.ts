@@ -61,23 +61,32 @@ export const WorkerWord = Object.freeze({
   commitHead: 4,
   /** Commit record: the output ring's `tail` before the reply is published. */
   commitReply: 5,
-  /** Commit record: the processed counter's low 32 bits before the message is counted. */
-  commitProcessed: 6,
+  /**
+   * Commit record: the low 32 bits, before the message is counted, of the
+   * counter it moves (processed, or the actor's dead letters).
+   */
+  commitCount: 6,
 });
 
 /**
  * What a loop commits. A host that finds a loop stopped inside its committed
- * window finishes a processed message whose reply is out (or that has none):
- * counts it unless the counter moved past the record, and releases it unless
- * `head` did. A dead letter's window is left as it is.
+ * window finishes what the record shows it started: a processed message whose
+ * reply is out (or that has none) is counted unless the counter moved past
+ * the record, and released unless `head` did; a dead letter the loop counted
+ * is released and reported; a void slot is released. Otherwise the message
+ * stays at the head, to be handled again or dead-lettered.
  */
 export const CommitKind = Object.freeze({
-  /** A dead letter, or a void slot. */
-  deadLetter: 0,
+  /** A dead letter: the handler failed (or its reply did not encode). */
+  handlerError: 0,
   /** A processed message with a reply. */
   reply: 1,
   /** A processed message without a reply. */
   noReply: 2,
+  /** A dead letter: the message is invalid. */
+  invalidMessage: 3,
+  /** A void slot: released, never counted. */
+  voidSlot: 4,
 });
 
 /**

@@ -180,6 +180,8 @@ class ActorLoop {
   readonly #busyIdle: number;
   /** The processed counter's low 32 bits: only this loop moves it while it runs. */
   #processedLow: number;
+  /** The same of the dead-letter counter (telemetry). */
+  #droppedLow: number;
   readonly #rules: EnvelopeRules;
   readonly #replyHeader: {
     correlationId: number | bigint;
@@ -208,6 +210,7 @@ class ActorLoop {
     this.#slotSize = plan.slotSize;
     this.#busyIdle = busyIdle(init.generation);
     this.#processedLow = this.#control.messagesProcessedLow;
+    this.#droppedLow = this.#telemetry.messagesDroppedLow;
     this.#replyHeader = { correlationId: 0, sourceActor: init.id };
     this.#clock = new HybridClock({ nodeId: init.id & 0xffff });
     this.#accepts = new SchemaRegistry([
@@ -403,7 +406,7 @@ class ActorLoop {
       }
       const offset = consumer.slotOffset(0);
       if (readTypeId(view, offset) === VOID_TYPE_ID) {
-        words[WorkerWord.commitKind] = CommitKind.deadLetter;
+        this.#record(CommitKind.voidSlot, consumer);
         if (
           Atomics.compareExchange(words, busy, handling, committed) !== handling
         ) return ABANDONED;
@@ -418,7 +421,7 @@ class ActorLoop {
         const schema = validateEnvelope(view, offset, this.#rules);
         message = schema.decode(view, offset + ENVELOPE_SIZE);
       } catch (error) {
-        words[WorkerWord.commitKind] = CommitKind.deadLetter;
+        this.#record(CommitKind.invalidMessage, consumer);
         if (
           Atomics.compareExchange(words, busy, handling, committed) !== handling
         ) return ABANDONED;
@@ -475,12 +478,16 @@ class ActorLoop {
         }
         if (outcome === REPLY_ABANDONED) return ABANDONED;
         if (typeof outcome === "object") {
-          // The reply did not encode: committed already, so it is a handler error.
+          // The reply did not encode: committed already, so it is a handler
+          // error. The record changes kind; its count word first, so a host
+          // never pairs the new kind with the old count.
+          Atomics.store(words, WorkerWord.commitCount, this.#droppedLow);
+          Atomics.store(words, WorkerWord.commitKind, CommitKind.handlerError);
           failed = true;
           failure = outcome.error;
         }
       } else {
-        words[WorkerWord.commitKind] = CommitKind.deadLetter;
+        this.#record(CommitKind.handlerError, consumer);
         if (
           Atomics.compareExchange(words, busy, handling, committed) !== handling
         ) return ABANDONED;
@@ -520,8 +527,8 @@ class ActorLoop {
   }
 
   /**
-   * Writes the commit record of a processed message (see
-   * {@linkcode CommitKind}) just before the commit.
+   * Writes the commit record (see {@linkcode CommitKind}) of the message at
+   * the head of `consumer`, just before the commit.
    */
   #record(kind: number, consumer: RingConsumer): void {
     // Plain stores: the commit CAS that follows publishes them to the host.
@@ -531,7 +538,10 @@ class ActorLoop {
     words[WorkerWord.commitReply] = kind === CommitKind.reply
       ? this.#output.slotIndex(0)
       : 0;
-    words[WorkerWord.commitProcessed] = this.#processedLow;
+    words[WorkerWord.commitCount] =
+      kind === CommitKind.reply || kind === CommitKind.noReply
+        ? this.#processedLow
+        : this.#droppedLow;
   }
 
   #deadLetter(
@@ -548,6 +558,7 @@ class ActorLoop {
       ).slice()
       : new Uint8Array(this.#slotSize);
     this.#telemetry.recordDropped(1);
+    this.#droppedLow = (this.#droppedLow + 1) >>> 0;
     consumer.release(1);
     const detail = error instanceof Error
       ? `${error.name}: ${error.message}`
@@ -555,7 +566,6 @@ class ActorLoop {
     post({ kind: "dead-letter", reason, detail, slot }, [slot.buffer]);
   }
 
-  /** Writes a reply, waiting (backpressure) while the host has not made room. */
   /**
    * Writes a reply into the output ring: claims a slot (waiting while the
    * host has not made room, as long as this loop still owns the message),

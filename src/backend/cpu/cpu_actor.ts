@@ -319,30 +319,54 @@ export class CpuActorHost implements ActorHost {
 
   /**
    * Finishes what a loop stopped inside its committed window started, by its
-   * commit record (verification/worker_kill.pml): a processed message whose
-   * reply is out (or that has none) is counted unless the counter already
-   * moved, and released unless `head` already moved. Before its reply is out,
-   * or in a dead letter's window, the message stays at the head, to be
-   * handled again or dead-lettered.
+   * commit record ({@linkcode CommitKind}; verification/worker_kill.pml): a
+   * processed message whose reply is out (or that has none) is counted unless
+   * the counter already moved, and released unless `head` already moved; a
+   * dead letter the loop counted is released and reported (the loop reports
+   * only after its release); a void slot is released. Otherwise the message
+   * stays at the head, to be handled again or dead-lettered.
    */
   #finishCommitted(ring: Ring): void {
     const words = this.#words;
     const kind = Atomics.load(words, WorkerWord.commitKind);
-    if (kind !== CommitKind.reply && kind !== CommitKind.noReply) return;
-    if (
-      kind === CommitKind.reply &&
-      this.outputRing.endIndex() ===
-        Atomics.load(words, WorkerWord.commitReply) >>> 0
-    ) return;
-    if (
-      this.control.messagesProcessedLow ===
-        Atomics.load(words, WorkerWord.commitProcessed) >>> 0
-    ) this.control.addOneProcessed();
+    const count = Atomics.load(words, WorkerWord.commitCount) >>> 0;
     const consumer = ring.consumer();
-    if (
+    const atHead = () =>
       ring.headIndex() === Atomics.load(words, WorkerWord.commitHead) >>> 0 &&
-      consumer.available() > 0
-    ) consumer.release(1);
+      consumer.available() > 0;
+    switch (kind) {
+      case CommitKind.reply:
+      case CommitKind.noReply:
+        if (
+          kind === CommitKind.reply &&
+          this.outputRing.endIndex() ===
+            Atomics.load(words, WorkerWord.commitReply) >>> 0
+        ) return;
+        if (this.control.messagesProcessedLow === count) {
+          this.control.addOneProcessed();
+        }
+        if (atHead()) consumer.release(1);
+        return;
+      case CommitKind.handlerError:
+      case CommitKind.invalidMessage: {
+        if (this.telemetry.messagesDroppedLow === count || !atHead()) return;
+        const offset = consumer.slotOffset(0);
+        const slot = ring.bytes.slice(offset, offset + ring.slotSize);
+        consumer.release(1);
+        this.#events.onDeadLetter(
+          kind === CommitKind.handlerError
+            ? "handler-error"
+            : "invalid-message",
+          "the actor stopped before it reported this dead letter",
+          slot,
+          false,
+        );
+        return;
+      }
+      case CommitKind.voidSlot:
+        if (atHead()) consumer.release(1);
+        return;
+    }
   }
 
   dispose(): void {
