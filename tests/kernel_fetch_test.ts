@@ -25,6 +25,7 @@ import {
   prepareKernelFiles,
 } from "../src/cuda/kernel_fetch.ts";
 import { shippedCudaDir } from "../src/cuda/kernel_files.ts";
+import { delay } from "../src/async.ts";
 import { serveDirectory, type StaticServer } from "./fixtures/static_server.ts";
 
 const CUDA_DIR = fileURLToPath(new URL("../cuda/", import.meta.url));
@@ -88,6 +89,34 @@ describe("kernel files fetched from a URL", () => {
     server.requests.length = 0;
     assert.equal(await fetchKernelFiles(server.url, { cacheDir: cache }), dir);
     assert.deepEqual(server.requests, ["/bundle/manifest.json"]);
+  });
+
+  test("a fetch that finds a sound copy published meanwhile keeps it", async () => {
+    let release = () => {};
+    server.override("/ringkernel.cuh", {
+      after: new Promise<void>((resolve) => release = resolve),
+    });
+    const slow = fetchKernelFiles(server.url, { cacheDir: cache });
+    // The slow fetch is past its cache check once it asks for the header.
+    while (!server.requests.includes("/ringkernel.cuh")) await delay(5);
+    server.override("/ringkernel.cuh", undefined);
+    const dir = await fetchKernelFiles(server.url, { cacheDir: cache });
+    // A reader of the published copy would see this file vanish if the slow
+    // fetch replaced the copy.
+    writeFileSync(join(dir, "in-use"), "");
+    release();
+    assert.equal(await slow, dir);
+    assert.ok(existsSync(join(dir, "in-use")));
+    assert.deepEqual(cachedEntries(), [dir.slice(cache.length + 1)]);
+  });
+
+  test("fetches that race publish one copy and leave no staging behind", async () => {
+    const dirs = await Promise.all(
+      [1, 2, 3].map(() => fetchKernelFiles(server.url, { cacheDir: cache })),
+    );
+    assert.equal(new Set(dirs).size, 1);
+    assert.deepEqual(cachedEntries(), [dirs[0].slice(cache.length + 1)]);
+    KernelBundle.open({ dir: join(dirs[0], "bundle") }).verify();
   });
 
   test("a damaged cached copy is fetched again", async () => {

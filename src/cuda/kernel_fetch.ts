@@ -195,7 +195,11 @@ export async function fetchKernelFiles(
     for (const [path, bytes] of files) {
       writeFileSync(join(staging, path), bytes);
     }
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+    if (existsSync(dir)) {
+      // Another process may have published a sound copy meanwhile: keep it.
+      if (cachedCopyIsSound(dir, manifestText)) return dir;
+      rmSync(dir, { recursive: true, force: true });
+    }
     try {
       renameSync(staging, dir);
     } catch (cause) {
