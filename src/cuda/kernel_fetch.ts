@@ -228,6 +228,9 @@ let prepared: Promise<string> | undefined;
  * `RingKernel.create` calls this before it probes CUDA; call it yourself to
  * fill the cache ahead of time (for example before going offline). Under Deno
  * the fetch needs `--allow-net`, and the cache `--allow-read --allow-write`.
+ * One fetch per process: calls while it runs, or after it succeeded, share its
+ * result (and the first call's options); after a failure the next call tries
+ * again.
  */
 export function prepareKernelFiles(
   options: PrepareKernelFilesOptions = {},
