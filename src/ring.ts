@@ -471,7 +471,7 @@ export class Ring {
 
   /** Messages enqueued (MPSC: reserved) and not yet released. */
   depth(): number {
-    return (this.endIndex() - Atomics.load(this.words, HEAD)) >>> 0;
+    return (this.endIndex() - this.headIndex()) >>> 0;
   }
 
   /** Index of the next slot the consumer reads (the release counter, `head`). */
@@ -496,7 +496,7 @@ export class Ring {
       capacity: this.capacity,
       depth: this.depth(),
       dropped: this.dropped(),
-      released: Atomics.load(this.words, HEAD),
+      released: this.headIndex(),
     };
   }
 

@@ -17,8 +17,8 @@ export const SHIPPED_CUDA_URL: URL = new URL("../../cuda/", import.meta.url);
 let fetchedCudaDir: string | undefined;
 
 /** Whether the library was loaded from local files (its kernel files are next to it). */
-export function isShippedCudaLocal(url: URL = SHIPPED_CUDA_URL): boolean {
-  return url.protocol === "file:";
+export function isShippedCudaLocal(): boolean {
+  return SHIPPED_CUDA_URL.protocol === "file:";
 }
 
 /**
