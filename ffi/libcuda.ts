@@ -58,6 +58,39 @@ export const LIBCUDA_SYMBOLS = {
     parameters: ["buffer", "buffer", "u64", "buffer"],
     result: "i32",
   },
+  // Loading mode and eager kernel fetch (lazy loading can wait for an idle GPU)
+  cuModuleGetLoadingMode: {
+    parameters: ["buffer"],
+    result: "i32",
+    optional: true,
+  },
+  cuModuleGetFunctionCount: {
+    parameters: ["buffer", "u64"],
+    result: "i32",
+    optional: true,
+  },
+  cuModuleEnumerateFunctions: {
+    parameters: ["buffer", "u32", "u64"],
+    result: "i32",
+    optional: true,
+  },
+  cuFuncGetName: {
+    parameters: ["buffer", "u64"],
+    result: "i32",
+    optional: true,
+  },
+  cuFuncLoad: { parameters: ["u64"], result: "i32", optional: true },
+  cuFuncIsLoaded: {
+    parameters: ["buffer", "u64"],
+    result: "i32",
+    optional: true,
+  },
+  // Occupancy: how many blocks of a kernel fit on one multiprocessor
+  cuOccupancyMaxActiveBlocksPerMultiprocessor: {
+    parameters: ["buffer", "u64", "i32", "usize"],
+    result: "i32",
+    optional: true,
+  },
   // Execution: f, grid xyz, block xyz, shared bytes, stream, params, extra
   cuLaunchKernel: {
     parameters: [
@@ -192,6 +225,8 @@ export const CuResult = {
   ERROR_ILLEGAL_ADDRESS: 700,
   /** `CUDA_ERROR_LAUNCH_FAILED` */
   ERROR_LAUNCH_FAILED: 719,
+  /** `CUDA_ERROR_NOT_PERMITTED` */
+  ERROR_NOT_PERMITTED: 800,
   /** `CUDA_ERROR_NOT_SUPPORTED` */
   ERROR_NOT_SUPPORTED: 801,
 } as const;
@@ -259,6 +294,20 @@ export const CuDeviceAttribute = {
   /** `CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED`: `cuMemAllocAsync` works. */
   MEMORY_POOLS_SUPPORTED: 115,
 } as const;
+
+/** `CUmoduleLoadingMode`, from `cuModuleGetLoadingMode`. */
+export const CuModuleLoadingMode = {
+  /** `CU_MODULE_EAGER_LOADING`: every kernel is loaded with its module. */
+  EAGER: 1,
+  /** `CU_MODULE_LAZY_LOADING`: a kernel is loaded at its first use. */
+  LAZY: 2,
+} as const;
+
+/**
+ * The environment variable the driver reads at `cuInit` to choose its module
+ * loading mode (`EAGER` or `LAZY`; lazy by default since CUDA 12.2).
+ */
+export const CUDA_MODULE_LOADING_ENV_VAR = "CUDA_MODULE_LOADING";
 
 /** A `CUdevice_attribute` id from {@linkcode CuDeviceAttribute}. */
 export type CuDeviceAttributeId =
