@@ -12,6 +12,16 @@
 // indices, flags, batches, barriers, K2K. It is not a GPU: no PTX runs, the
 // memory model is the host's (x86 is stronger than the GPU's), and timings
 // mean nothing.
+//
+// It does model the driver behaviour that hangs a resident design, and
+// refuses it (CUDA_ERROR_NOT_PERMITTED, with a message on stderr; see
+// `hazard`): calls that wait for the device while a kernel runs (frees,
+// allocations, module loads and unloads, context synchronisation and the
+// primary context's last release, default-stream work), a kernel's first
+// load under lazy module loading (CUDA_MODULE_LOADING, lazy by default as
+// since CUDA 12.2), and launches whose blocks would not all be resident on an
+// sm_90 device of RINGKERNEL_EMULATOR_SMS multiprocessors (132 by default) or
+// that would make a 129th resident grid.
 #include "rk_emulation.h"
 
 #include <dlfcn.h>
@@ -32,6 +42,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -261,8 +272,26 @@ std::map<std::string, const rk_emu_kernel*>& kernels() {
   return *table;
 }
 
+struct Module;
+
+/**
+ * A CUfunction: one emulated kernel of one module, with its loading state.
+ * With lazy loading (the driver's default since CUDA 12.2) a kernel is loaded
+ * at its first use, and a load can wait for the whole device to go idle:
+ * never, beside a resident kernel.
+ */
+struct Function {
+  Module* module = nullptr;
+  const rk_emu_kernel* kernel = nullptr;
+  std::string name;
+  bool loaded = false;
+};
+
 struct Module {
+  /** Kernel names the image declares. */
   std::set<std::string> entries;
+  /** Those the emulator can run (registered in kernels()), by name. */
+  std::map<std::string, Function*> functions;
 };
 
 struct Stream {
@@ -283,10 +312,45 @@ struct Event {
   std::atomic<unsigned long long> time_ns{0};
 };
 
+/** CUmoduleLoadingMode */
+enum : int { CU_MODULE_EAGER_LOADING = 1, CU_MODULE_LAZY_LOADING = 2 };
+
+/** An sm_90 multiprocessor, as the occupancy model sees it. */
+constexpr unsigned kMaxThreadsPerSm = 2048;
+constexpr unsigned kMaxBlocksPerSm = 32;
+constexpr unsigned kMaxThreadsPerBlock = 1024;
+/** Shared memory of one SM usable by blocks, and the 1 KiB the system reserves per block. */
+constexpr size_t kSharedPerSm = 233472;
+constexpr size_t kSharedReservedPerBlock = 1024;
+/** CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN */
+constexpr size_t kMaxSharedPerBlock = 232448;
+/** Grids a device keeps resident at once (concurrent kernels, sm_90). */
+constexpr int kMaxResidentGrids = 128;
+/**
+ * A resident launch holds blocks / occupancy of an SM; counted in units of
+ * 1/lcm(1..32) of an SM, every occupancy divides it and the sum is exact.
+ */
+constexpr unsigned long long kUnitsPerSm = 144403552893600ull;
+using Units = unsigned __int128;
+
 struct Driver {
   std::mutex mutex;
   bool initialised = false;
+  /** Chosen at the first cuInit from CUDA_MODULE_LOADING. */
+  int loading_mode = CU_MODULE_LAZY_LOADING;
+  /** What cuDriverGetVersion reports (RINGKERNEL_EMULATOR_DRIVER_VERSION at cuInit). */
+  int driver_version = 13000;
+  /** Multiprocessors (RINGKERNEL_EMULATOR_SMS at cuInit): 132, like an H100 or H200. */
+  int multiprocessors = 132;
+  /** cuDevicePrimaryCtxRetain minus cuDevicePrimaryCtxRelease_v2. */
+  int primary_refs = 0;
   std::set<Module*> modules;
+  /** Every valid CUfunction (functions of loaded modules). */
+  std::set<Function*> functions;
+  /** Launched and not finished (queued or running): grids, their blocks, and their share of the SMs. */
+  int resident_grids = 0;
+  unsigned long long resident_blocks = 0;
+  Units resident_units = 0;
   std::set<Stream*> streams;
   std::set<Event*> events;
   std::map<uintptr_t, size_t> device_memory;
@@ -376,8 +440,37 @@ bool device_range(uint64_t address, size_t bytes) {
   return inside(d.device_memory, address, bytes) || inside(d.host_memory, address, bytes);
 }
 
+/** An integer from the environment, or `fallback` when unset or not an integer in [low, high]. */
+long env_integer(const char* name, long fallback, long low, long high) {
+  const char* text = getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  char* end = nullptr;
+  const long value = strtol(text, &end, 10);
+  return *end == '\0' && value >= low && value <= high ? value : fallback;
+}
+
+/**
+ * Blocks of `threads` threads with `shared_bytes` of dynamic shared memory
+ * that one sm_90 SM holds at once (registers and static shared memory are not
+ * modelled); 0 when such a block cannot run at all.
+ */
+unsigned occupancy(unsigned long long threads, size_t shared_bytes) {
+  if (threads == 0 || threads > kMaxThreadsPerBlock || shared_bytes > kMaxSharedPerBlock) return 0;
+  const unsigned long long rounded = (threads + 31) / 32 * 32;
+  unsigned blocks = static_cast<unsigned>(kMaxThreadsPerSm / rounded);
+  blocks = std::min(blocks, kMaxBlocksPerSm);
+  if (shared_bytes > 0) {
+    blocks = std::min(blocks, static_cast<unsigned>(kSharedPerSm / (shared_bytes + kSharedReservedPerBlock)));
+  }
+  return blocks;
+}
+
+/**
+ * Runs a grid: every block at once, one OS thread each. `units` and `blocks`
+ * are what its launch added to the device's residency; released when it ends.
+ */
 void launch_grid(Stream* stream, const rk_emu_kernel* kernel, void* params, rk_emu_dim3 grid, rk_emu_dim3 dim,
-                 unsigned int shared_bytes) {
+                 unsigned int shared_bytes, Units units, unsigned long long resident_blocks) {
   Driver& d = driver();
   d.running_name = kernel->name;
   ++d.running;
@@ -389,16 +482,27 @@ void launch_grid(Stream* stream, const rk_emu_kernel* kernel, void* params, rk_e
   std::vector<std::thread> blocks;
   std::mutex errors_mutex;
   std::string first_error;
+  bool spawn_failed = false;
   for (unsigned z = 0; z < grid.z; ++z) {
     for (unsigned y = 0; y < grid.y; ++y) {
       for (unsigned x = 0; x < grid.x; ++x) {
-        blocks.emplace_back([=, &errors_mutex, &first_error] {
-          const std::string error = run_block(kernel, params, rk_emu_dim3{x, y, z}, grid, dim, shared_bytes);
-          if (!error.empty()) {
-            std::lock_guard<std::mutex> lock(errors_mutex);
-            if (first_error.empty()) first_error = error;
+        if (spawn_failed) break;
+        try {
+          blocks.emplace_back([=, &errors_mutex, &first_error] {
+            const std::string error = run_block(kernel, params, rk_emu_dim3{x, y, z}, grid, dim, shared_bytes);
+            if (!error.empty()) {
+              std::lock_guard<std::mutex> lock(errors_mutex);
+              if (first_error.empty()) first_error = error;
+            }
+          });
+        } catch (const std::system_error& e) {
+          spawn_failed = true;  // the blocks started may wait for it: the grid is lost either way
+          std::lock_guard<std::mutex> lock(errors_mutex);
+          if (first_error.empty()) {
+            first_error = "no OS thread for block " + std::to_string(x) + " of " +
+                          std::to_string(static_cast<unsigned long long>(grid.x) * grid.y * grid.z) + ": " + e.what();
           }
-        });
+        }
       }
     }
   }
@@ -408,6 +512,9 @@ void launch_grid(Stream* stream, const rk_emu_kernel* kernel, void* params, rk_e
   {
     std::lock_guard<std::mutex> lock(d.mutex);
     if (--d.running_kernels[kernel->name] == 0) d.running_kernels.erase(kernel->name);
+    --d.resident_grids;
+    d.resident_blocks -= resident_blocks;
+    d.resident_units -= units;
   }
   kernel->release(params);
   if (!first_error.empty()) {
@@ -484,6 +591,55 @@ std::string check_ptx(const char* text) {
   return log;
 }
 
+/**
+ * Refuses a call that a GPU would let hang (see `hazard`): prints `message`
+ * and returns CUDA_ERROR_NOT_PERMITTED, or CUDA_SUCCESS when
+ * RINGKERNEL_EMULATOR_HAZARDS=warn (the call then goes ahead).
+ */
+CUresult refuse(const std::string& message) {
+  fprintf(stderr, "ringkernel CPU emulator: %s\n", message.c_str());
+  const char* mode = getenv("RINGKERNEL_EMULATOR_HAZARDS");
+  return mode != nullptr && strcmp(mode, "warn") == 0 ? CUDA_SUCCESS : CUDA_ERROR_NOT_PERMITTED;
+}
+
+/**
+ * A call that can wait forever behind a resident kernel on a GPU (DESIGN:
+ * cuMemFree, cuCtxSynchronize, default-stream work, module loads and unloads,
+ * allocations, a kernel's first load under lazy loading, the primary
+ * context's last release): the emulator refuses it with
+ * CUDA_ERROR_NOT_PERMITTED and says why, rather than let it pass where a GPU
+ * would hang. RINGKERNEL_EMULATOR_HAZARDS=warn only warns.
+ */
+CUresult hazard(const std::string& what) {
+  const char* name = driver().running_name.load();
+  return refuse(what + " while a kernel runs (" + (name != nullptr ? name : "?") +
+                "): on a GPU this can wait behind it forever");
+}
+
+/** Returns from the calling driver function when `hazard` refuses the call. */
+#define RK_REFUSE_HAZARD(what)                    \
+  do {                                            \
+    const CUresult refused_ = hazard(what);       \
+    if (refused_ != CUDA_SUCCESS) return refused_; \
+  } while (0)
+
+/** Whether any kernel runs now (on any stream). */
+bool kernel_running() { return driver().running.load() > 0; }
+
+/** Whether a kernel runs on a stream the legacy default stream waits for (with `driver().mutex` held). */
+bool blocking_kernel_running_locked() {
+  for (Stream* s : driver().streams) {
+    if (!s->non_blocking && s->running.load() > 0) return true;
+  }
+  return false;
+}
+
+/** Whether a kernel runs on a stream the legacy default stream waits for. */
+bool blocking_kernel_running() {
+  std::lock_guard<std::mutex> lock(driver().mutex);
+  return blocking_kernel_running_locked();
+}
+
 template <class T>
 T read_le(const unsigned char* p) {
   T v;
@@ -498,8 +654,9 @@ void write_log(char* buffer, size_t size, const std::string& text) {
   buffer[n] = '\0';
 }
 
-CUresult load_module(void** out, const void* image, char* log, size_t log_size) {
+CUresult load_module(const char* call, void** out, const void* image, char* log, size_t log_size) {
   if (out == nullptr || image == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  if (kernel_running()) RK_REFUSE_HAZARD(std::string(call) + " (module load)");
   const auto* bytes = static_cast<const unsigned char*>(image);
   auto* module = new Module();
   if (memcmp(bytes, "\x7f" "ELF", 4) == 0) {
@@ -516,6 +673,7 @@ CUresult load_module(void** out, const void* image, char* log, size_t log_size) 
       delete module;
       return CUDA_ERROR_INVALID_IMAGE;
     }
+    std::lock_guard<std::mutex> lock(driver().mutex);  // kernels() grows while NVRTC loads a module
     module->entries = cubin_entries(bytes, size);
   } else {
     const char* text = static_cast<const char*>(image);
@@ -529,42 +687,42 @@ CUresult load_module(void** out, const void* image, char* log, size_t log_size) 
   }
   Driver& d = driver();
   std::lock_guard<std::mutex> lock(d.mutex);
+  for (const std::string& name : module->entries) {
+    auto kernel = kernels().find(name);
+    if (kernel == kernels().end()) continue;  // declared, but not one the emulator can run
+    auto* f = new Function();
+    f->module = module;
+    f->kernel = kernel->second;
+    f->name = name;
+    f->loaded = d.loading_mode == CU_MODULE_EAGER_LOADING;  // eager: every kernel loads with its module
+    module->functions[name] = f;
+    d.functions.insert(f);
+  }
   d.modules.insert(module);
   *out = module;
   return CUDA_SUCCESS;
 }
 
 /**
- * A call that can wait forever behind a resident kernel on a GPU (DESIGN:
- * cuMemFree, cuCtxSynchronize, default-stream work): the emulator refuses it
- * with CUDA_ERROR_NOT_PERMITTED and says why, rather than let it pass where a
- * GPU would hang. RINGKERNEL_EMULATOR_HAZARDS=warn only warns.
+ * Loads a function for its first use (with `driver().mutex` held): under lazy
+ * loading that can wait for the device to go idle, so beside a running kernel
+ * it is a hazard. `refused` is set to the refusal when there is one.
  */
-CUresult hazard(const char* what) {
-  Driver& d = driver();
-  const char* name = d.running_name.load();
-  fprintf(stderr,
-          "ringkernel CPU emulator: %s while a kernel runs (%s): on a GPU this can wait behind it forever\n", what,
-          name != nullptr ? name : "?");
-  const char* mode = getenv("RINGKERNEL_EMULATOR_HAZARDS");
-  return mode != nullptr && strcmp(mode, "warn") == 0 ? CUDA_SUCCESS : CUDA_ERROR_NOT_PERMITTED;
+bool load_function(Function* f, CUresult* refused) {
+  *refused = CUDA_SUCCESS;
+  if (f->loaded) return true;
+  if (kernel_running()) {
+    *refused = hazard("first load of kernel " + f->name + " (lazy loading)");
+    if (*refused != CUDA_SUCCESS) return false;
+  }
+  f->loaded = true;
+  return true;
 }
 
-/** Returns from the calling driver function when `hazard` refuses the call. */
-#define RK_REFUSE_HAZARD(what)                    \
-  do {                                            \
-    const CUresult refused_ = hazard(what);       \
-    if (refused_ != CUDA_SUCCESS) return refused_; \
-  } while (0)
-
-/** Whether a kernel runs on a stream the legacy default stream waits for. */
-bool blocking_kernel_running() {
-  Driver& d = driver();
-  std::lock_guard<std::mutex> lock(d.mutex);
-  for (Stream* s : d.streams) {
-    if (!s->non_blocking && s->running.load() > 0) return true;
-  }
-  return false;
+/** The Function a CUfunction names (with `driver().mutex` held), or null. */
+Function* function_of(const void* handle) {
+  auto* f = static_cast<Function*>(const_cast<void*>(handle));
+  return driver().functions.count(f) ? f : nullptr;
 }
 
 const char* error_name(CUresult code) {
@@ -601,6 +759,7 @@ CUresult sticky_or(CUresult result) {
 extern "C" {
 
 void rk_emu_register_kernel(const rk_emu_kernel* kernel) {
+  std::lock_guard<std::mutex> lock(driver().mutex);
   kernels()[kernel->name] = kernel;
   if (loading_module_kernels != nullptr) loading_module_kernels->insert(kernel->name);
 }
@@ -634,13 +793,28 @@ unsigned long long rk_emu_globaltimer_ns(void) { return now_ns(); }
 
 RK_EXPORT CUresult cuInit(unsigned int flags) {
   if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
-  driver().initialised = true;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (!d.initialised) {
+    // As the driver: the loading mode is read once, at the first cuInit; lazy
+    // unless CUDA_MODULE_LOADING=EAGER (the default since CUDA 12.2).
+    const char* loading = getenv("CUDA_MODULE_LOADING");
+    d.loading_mode = loading != nullptr && strcmp(loading, "EAGER") == 0 ? CU_MODULE_EAGER_LOADING
+                                                                          : CU_MODULE_LAZY_LOADING;
+    d.driver_version = static_cast<int>(env_integer("RINGKERNEL_EMULATOR_DRIVER_VERSION", 13000, 1, 1000000));
+    d.multiprocessors = static_cast<int>(env_integer("RINGKERNEL_EMULATOR_SMS", 132, 1, 100000));
+    d.initialised = true;
+  }
   return CUDA_SUCCESS;
 }
 
 RK_EXPORT CUresult cuDriverGetVersion(int* version) {
   if (version == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  *version = 13000;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  // Callable before cuInit, as on the driver: then the environment says now.
+  *version = d.initialised ? d.driver_version
+                           : static_cast<int>(env_integer("RINGKERNEL_EMULATOR_DRIVER_VERSION", 13000, 1, 1000000));
   return CUDA_SUCCESS;
 }
 
@@ -683,14 +857,23 @@ RK_EXPORT CUresult cuDeviceGetAttribute(int* value, int attribute, int device) {
   if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
   if (value == nullptr) return CUDA_ERROR_INVALID_VALUE;
   switch (attribute) {
-    case 1: *value = 1024; break;   // max threads per block
+    case 1: *value = static_cast<int>(kMaxThreadsPerBlock); break;  // max threads per block
     case 8: *value = 49152; break;  // shared memory per block
     case 10: *value = 32; break;    // warp size
-    case 16: *value = static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); break;
+    case 16: {                      // multiprocessors: the residency model's, not this machine's cores
+      std::lock_guard<std::mutex> lock(driver().mutex);
+      *value = driver().multiprocessors;
+      break;
+    }
     case 19: *value = 1; break;     // can map host memory
+    case 31: *value = 1; break;     // concurrent kernels
+    case 39: *value = static_cast<int>(kMaxThreadsPerSm); break;  // max threads per multiprocessor
     case 41: *value = 1; break;     // unified addressing
     case 75: *value = 9; break;     // compute capability (the bundle's sm_90 cubin)
     case 76: *value = 0; break;
+    case 95: *value = 1; break;     // cooperative launch
+    case 97: *value = static_cast<int>(kMaxSharedPerBlock); break;  // shared memory per block, opt-in
+    case 106: *value = static_cast<int>(kMaxBlocksPerSm); break;    // max blocks per multiprocessor
     case 115: *value = 1; break;    // memory pools
     default: *value = 0;
   }
@@ -700,12 +883,27 @@ RK_EXPORT CUresult cuDeviceGetAttribute(int* value, int attribute, int device) {
 RK_EXPORT CUresult cuDevicePrimaryCtxRetain(void** context, int device) {
   if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
   if (context == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  *context = &driver();
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  ++d.primary_refs;
+  *context = &d;
   return CUDA_SUCCESS;
 }
 
+/**
+ * The last release destroys the primary context, which first waits for its
+ * work: for ever, beside a resident kernel. (The emulator keeps its state.)
+ */
 RK_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int device) {
-  return device == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+  if (device != 0) return CUDA_ERROR_INVALID_DEVICE;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (d.primary_refs <= 0) return CUDA_ERROR_INVALID_CONTEXT;
+  if (d.primary_refs == 1 && kernel_running()) {
+    RK_REFUSE_HAZARD("cuDevicePrimaryCtxRelease_v2 of the last reference (context release)");
+  }
+  --d.primary_refs;
+  return CUDA_SUCCESS;
 }
 
 RK_EXPORT CUresult cuCtxSetCurrent(void* context) {
@@ -725,8 +923,17 @@ RK_EXPORT CUresult cuCtxSynchronize(void) {
   return sticky_or(CUDA_SUCCESS);
 }
 
+RK_EXPORT CUresult cuModuleGetLoadingMode(int* mode) {
+  if (mode == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (!d.initialised) return CUDA_ERROR_NOT_INITIALIZED;
+  *mode = d.loading_mode;
+  return CUDA_SUCCESS;
+}
+
 RK_EXPORT CUresult cuModuleLoadData(void** module, const void* image) {
-  return load_module(module, image, nullptr, 0);
+  return load_module("cuModuleLoadData", module, image, nullptr, 0);
 }
 
 RK_EXPORT CUresult cuModuleLoadDataEx(void** module, const void* image, unsigned int count, const int* options,
@@ -737,24 +944,26 @@ RK_EXPORT CUresult cuModuleLoadDataEx(void** module, const void* image, unsigned
     if (options[i] == 5) log = static_cast<char*>(values[i]);                         // CU_JIT_ERROR_LOG_BUFFER
     if (options[i] == 6) log_size = static_cast<size_t>(reinterpret_cast<uintptr_t>(values[i]));  // its size
   }
-  return load_module(module, image, log, log_size);
+  return load_module("cuModuleLoadDataEx", module, image, log, log_size);
 }
 
 RK_EXPORT CUresult cuModuleUnload(void* module) {
   Driver& d = driver();
-  std::unique_lock<std::mutex> lock(d.mutex);
+  std::lock_guard<std::mutex> lock(d.mutex);
   auto* m = static_cast<Module*>(module);
   if (!d.modules.count(m)) return CUDA_ERROR_INVALID_HANDLE;
-  for (const auto& [name, count] : d.running_kernels) {
-    if (count > 0 && m->entries.count(name)) {
-      lock.unlock();
-      RK_REFUSE_HAZARD("cuModuleUnload of a module whose kernel runs");
-      lock.lock();
-      break;
-    }
+  if (kernel_running()) {
+    // Unloading synchronises with the device: any running kernel, not only the module's own.
+    bool own = false;
+    for (const auto& [name, count] : d.running_kernels) own = own || (count > 0 && m->entries.count(name));
+    RK_REFUSE_HAZARD(own ? "cuModuleUnload of a module whose kernel runs" : "cuModuleUnload (module unload)");
   }
-  if (!d.modules.erase(m)) return CUDA_ERROR_INVALID_HANDLE;
-  delete static_cast<Module*>(module);
+  d.modules.erase(m);
+  for (const auto& [name, f] : m->functions) {
+    d.functions.erase(f);
+    delete f;
+  }
+  delete m;
   return CUDA_SUCCESS;
 }
 
@@ -765,13 +974,86 @@ RK_EXPORT CUresult cuModuleGetFunction(const void** function, void* module, cons
   auto* m = static_cast<Module*>(module);
   if (!d.modules.count(m)) return CUDA_ERROR_INVALID_HANDLE;
   if (!m->entries.count(name)) return CUDA_ERROR_NOT_FOUND;
-  auto it = kernels().find(name);
-  if (it == kernels().end()) {
+  auto it = m->functions.find(name);
+  if (it == m->functions.end()) {
     // Declared by the image but not compiled into the emulator (user PTX, NVRTC output).
     fprintf(stderr, "ringkernel CPU emulator: kernel %s is not one of the emulated device sources\n", name);
     return CUDA_ERROR_NOT_FOUND;
   }
+  CUresult refused;
+  if (!load_function(it->second, &refused)) return refused;  // lazy: the first fetch loads it
   *function = it->second;
+  return CUDA_SUCCESS;
+}
+
+/** Kernels of the module that the emulator can run (what cuModuleEnumerateFunctions lists). */
+RK_EXPORT CUresult cuModuleGetFunctionCount(unsigned int* count, void* module) {
+  if (count == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto* m = static_cast<Module*>(module);
+  if (!d.modules.count(m)) return CUDA_ERROR_INVALID_HANDLE;
+  *count = static_cast<unsigned int>(m->functions.size());
+  return CUDA_SUCCESS;
+}
+
+/** At most `capacity` of the module's functions, by name; under lazy loading not loaded until first used. */
+RK_EXPORT CUresult cuModuleEnumerateFunctions(const void** functions, unsigned int capacity, void* module) {
+  if (functions == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  auto* m = static_cast<Module*>(module);
+  if (!d.modules.count(m)) return CUDA_ERROR_INVALID_HANDLE;
+  unsigned int i = 0;
+  for (const auto& [name, f] : m->functions) {
+    if (i == capacity) break;
+    functions[i++] = f;
+  }
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuFuncGetName(const char** name, const void* function) {
+  if (name == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  Function* f = function_of(function);
+  if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  *name = f->name.c_str();
+  return CUDA_SUCCESS;
+}
+
+RK_EXPORT CUresult cuFuncLoad(const void* function) {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  Function* f = function_of(function);
+  if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  CUresult refused;
+  return load_function(f, &refused) ? CUDA_SUCCESS : refused;
+}
+
+/** CUfunctionLoadingState: 0 unloaded, 1 loaded. */
+RK_EXPORT CUresult cuFuncIsLoaded(int* state, const void* function) {
+  if (state == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  Function* f = function_of(function);
+  if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  *state = f->loaded ? 1 : 0;
+  return CUDA_SUCCESS;
+}
+
+/**
+ * Blocks of the function one sm_90 SM holds (see `occupancy`): threads and
+ * dynamic shared memory limit it, registers and static shared memory are not
+ * modelled.
+ */
+RK_EXPORT CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const void* function, int block_size,
+                                                              size_t shared_bytes) {
+  if (blocks == nullptr || block_size <= 0) return CUDA_ERROR_INVALID_VALUE;
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  if (function_of(function) == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  *blocks = static_cast<int>(occupancy(static_cast<unsigned long long>(block_size), shared_bytes));
   return CUDA_SUCCESS;
 }
 
@@ -781,27 +1063,84 @@ RK_EXPORT CUresult cuModuleGetGlobal_v2(uint64_t*, size_t*, void* module, const 
   return d.modules.count(static_cast<Module*>(module)) ? CUDA_ERROR_NOT_FOUND : CUDA_ERROR_INVALID_HANDLE;
 }
 
+static std::string units_as_sms(Units units) {
+  char text[64];
+  snprintf(text, sizeof text, "%.2f", static_cast<double>(units) / static_cast<double>(kUnitsPerSm));
+  return text;
+}
+
+/**
+ * Launches a grid. Residency: from here until the grid ends, a launch holds
+ * blocks / (occupancy x SMs) of the device. A launch that would take the sum
+ * past the whole device, or a 129th grid, is refused as a hazard: on a GPU
+ * its blocks would wait for SMs that resident kernels never give back.
+ */
 RK_EXPORT CUresult cuLaunchKernel(const void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                                   unsigned by, unsigned bz, unsigned shared_bytes, uint64_t stream, void** params,
                                   void** extra) {
-  const auto* kernel = static_cast<const rk_emu_kernel*>(function);
-  bool known = false;
-  for (const auto& [name, k] : kernels()) known = known || k == kernel;
-  if (!known) return CUDA_ERROR_INVALID_HANDLE;
+  Driver& d = driver();
+  const rk_emu_kernel* kernel = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    Function* f = function_of(function);
+    if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+    kernel = f->kernel;
+  }
   if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0) return CUDA_ERROR_INVALID_VALUE;
-  if (static_cast<unsigned long long>(bx) * by * bz > 1024) return CUDA_ERROR_INVALID_VALUE;
-  if (static_cast<unsigned long long>(gx) * gy * gz > 1024) return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
-  if (shared_bytes > 227u * 1024u) return CUDA_ERROR_INVALID_VALUE;
+  if (gx > 0x7fffffffu || gy > 65535 || gz > 65535 || bz > 64) return CUDA_ERROR_INVALID_VALUE;
+  const unsigned long long threads = static_cast<unsigned long long>(bx) * by * bz;
+  if (threads > kMaxThreadsPerBlock) return CUDA_ERROR_INVALID_VALUE;
+  if (shared_bytes > kMaxSharedPerBlock) return CUDA_ERROR_INVALID_VALUE;
   if (extra != nullptr || (kernel->param_count > 0 && params == nullptr)) return CUDA_ERROR_INVALID_VALUE;
   Stream* s = stream_of(stream);
   if (s == nullptr) return CUDA_ERROR_INVALID_HANDLE;
-  const CUresult sticky = driver().sticky.load();
+  const CUresult sticky = d.sticky.load();
   if (sticky != CUDA_SUCCESS) return sticky;
+  const unsigned long long blocks = static_cast<unsigned long long>(gx) * gy * gz;
+  const unsigned per_sm = occupancy(threads, shared_bytes);  // >= 1: the block's shape is valid
+  const Units units = static_cast<Units>(blocks) * (kUnitsPerSm / per_sm);
+  {
+    std::lock_guard<std::mutex> lock(d.mutex);
+    Function* f = function_of(function);
+    if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;  // unloaded meanwhile
+    if (!f->loaded && kernel_running()) {
+      RK_REFUSE_HAZARD("first load of kernel " + f->name + " (lazy loading, at its first launch)");
+    }
+    if (s == d.null_stream && blocking_kernel_running_locked()) {
+      RK_REFUSE_HAZARD("cuLaunchKernel on the default stream");
+    }
+    if (d.resident_grids >= kMaxResidentGrids) {
+      const CUresult refused =
+          refuse("cuLaunchKernel of " + f->name + ": " + std::to_string(d.resident_grids) +
+                 " grids are resident already, and a device keeps at most " + std::to_string(kMaxResidentGrids) +
+                 " grids resident: on a GPU this launch waits for one of them to end, forever beside resident "
+                 "kernels");
+      if (refused != CUDA_SUCCESS) return refused;
+    }
+    const Units capacity = static_cast<Units>(d.multiprocessors) * kUnitsPerSm;
+    if (d.resident_units + units > capacity) {
+      const unsigned long long fit = static_cast<unsigned long long>(per_sm) * d.multiprocessors;
+      const Units left = d.resident_units < capacity ? capacity - d.resident_units : 0;
+      const unsigned long long free_blocks = static_cast<unsigned long long>(left / (kUnitsPerSm / per_sm));
+      const CUresult refused = refuse(
+          "cuLaunchKernel of " + f->name + " with " + std::to_string(blocks) + " blocks of " +
+          std::to_string(threads) + " threads and " + std::to_string(shared_bytes) +
+          " bytes of dynamic shared memory: the device's capacity is " + std::to_string(fit) + " such blocks (" +
+          std::to_string(per_sm) + " per SM x " + std::to_string(d.multiprocessors) + " SMs), " +
+          std::to_string(free_blocks) + " of them free beside " + std::to_string(d.resident_grids) +
+          " resident grids (" + units_as_sms(d.resident_units) +
+          " SMs held): a block that does not fit waits for a free SM, forever on a resident design");
+      if (refused != CUDA_SUCCESS) return refused;
+    }
+    f->loaded = true;  // lazy: the first launch loads it
+    ++d.resident_grids;
+    d.resident_blocks += blocks;
+    d.resident_units += units;
+  }
   void* captured = kernel->capture(params);
   const rk_emu_dim3 grid{gx, gy, gz};
   const rk_emu_dim3 dim{bx, by, bz};
-  if (s == driver().null_stream && blocking_kernel_running()) RK_REFUSE_HAZARD("cuLaunchKernel on the default stream");
-  enqueue(s, [=] { launch_grid(s, kernel, captured, grid, dim, shared_bytes); });
+  enqueue(s, [=] { launch_grid(s, kernel, captured, grid, dim, shared_bytes, units, blocks); });
   return CUDA_SUCCESS;
 }
 
@@ -929,7 +1268,12 @@ static CUresult release(std::map<uintptr_t, size_t>& table, uint64_t address) {
   return CUDA_SUCCESS;
 }
 
+/**
+ * Allocating can wait for the device (the driver may map memory or grow a
+ * pool with a device synchronisation): a hazard beside a running kernel.
+ */
 RK_EXPORT CUresult cuMemAlloc_v2(void** address, size_t bytes) {
+  if (kernel_running()) RK_REFUSE_HAZARD("cuMemAlloc_v2 (allocation)");
   return allocate(driver().device_memory, address, bytes, 256);
 }
 
@@ -940,6 +1284,7 @@ RK_EXPORT CUresult cuMemFree_v2(uint64_t address) {
 
 RK_EXPORT CUresult cuMemAllocAsync(void** address, size_t bytes, uint64_t stream) {
   if (stream_of(stream) == nullptr) return CUDA_ERROR_INVALID_HANDLE;
+  if (kernel_running()) RK_REFUSE_HAZARD("cuMemAllocAsync (allocation)");
   return allocate(driver().device_memory, address, bytes, 256);
 }
 
@@ -959,6 +1304,7 @@ RK_EXPORT CUresult cuMemsetD8_v2(uint64_t address, unsigned char value, size_t b
 }
 
 RK_EXPORT CUresult cuMemHostAlloc(void** pointer, size_t bytes, unsigned int) {
+  if (kernel_running()) RK_REFUSE_HAZARD("cuMemHostAlloc (allocation)");
   return allocate(driver().host_memory, pointer, bytes, 4096);
 }
 
@@ -1029,6 +1375,17 @@ RK_EXPORT void rkEmulatorLiveObjects(unsigned long long counts[6]) {
   counts[3] = d.streams.size();
   counts[4] = d.events.size();
   counts[5] = static_cast<unsigned long long>(d.running.load());
+}
+
+/**
+ * The device's residency now: grids launched and not finished (queued or
+ * running), and their blocks. Not part of libcuda.
+ */
+RK_EXPORT void rkEmulatorResidency(unsigned long long counts[2]) {
+  Driver& d = driver();
+  std::lock_guard<std::mutex> lock(d.mutex);
+  counts[0] = static_cast<unsigned long long>(d.resident_grids);
+  counts[1] = d.resident_blocks;
 }
 
 }  // extern "C"
