@@ -105,7 +105,7 @@ export {
   toCHeader,
   toCStruct,
 } from "./src/c_struct.ts";
-export type { BackendKind } from "./src/backend/backend.ts";
+export type { BackendKind, CudaRuntimeOptions } from "./src/backend/backend.ts";
 export type { BackendRequest } from "./src/backend/select.ts";
 export {
   prepareKernelFiles,
@@ -118,6 +118,9 @@ export {
   BackendUnavailableError,
   ClockSkewError,
   CudaError,
+  DriverTooOldError,
+  GpuResidencyError,
+  type GpuResidencyLimit,
   InvalidMessageError,
   InvalidStateError,
   LibraryLoadError,

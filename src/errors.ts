@@ -77,6 +77,73 @@ export class BackendUnavailableError extends RingKernelError {
   }
 }
 
+/**
+ * The CUDA driver is older than the kernel bundle needs (its PTX ISA and
+ * cubins come from a newer CUDA): `requiredDriver` names the driver branch to
+ * install. Under backend `"auto"` this is the reason for the CPU fallback.
+ */
+export class DriverTooOldError extends BackendUnavailableError {
+  /** The driver's CUDA version (`cuDriverGetVersion`), e.g. `12040`. */
+  readonly driverVersion: number;
+  /** The CUDA version the bundle needs, e.g. `13000`. */
+  readonly requiredVersion: number;
+  /** The driver branch that provides it, e.g. `"R580"`. */
+  readonly requiredDriver: string;
+  /** Creates the error for one driver. */
+  constructor(
+    init: {
+      driverVersion: number;
+      requiredVersion: number;
+      requiredDriver: string;
+      builtWith: string;
+    },
+  ) {
+    super(
+      "cuda",
+      `the NVIDIA driver supports only CUDA ${
+        cudaVersionText(init.driverVersion)
+      }; the kernel bundle (built with CUDA ${init.builtWith}) needs CUDA ${
+        cudaVersionText(init.requiredVersion)
+      }: install driver ${init.requiredDriver} or newer`,
+    );
+    this.driverVersion = init.driverVersion;
+    this.requiredVersion = init.requiredVersion;
+    this.requiredDriver = init.requiredDriver;
+  }
+}
+
+/** `13000` → `"13.0"`, as CUDA writes its versions. */
+export function cudaVersionText(version: number): string {
+  return `${Math.floor(version / 1000)}.${Math.floor((version % 1000) / 10)}`;
+}
+
+/** What a {@linkcode GpuResidencyError} ran into. */
+export type GpuResidencyLimit =
+  /** More blocks than fit on the device's multiprocessors at once. */
+  | "blocks"
+  /** More grids than a device keeps resident (128). */
+  | "grids"
+  /** A memory reserve is full, and growing it now could wait behind resident kernels. */
+  | "memory"
+  /** A module would load beside resident kernels, which can wait behind them. */
+  | "module-load";
+
+/**
+ * A GPU launch or preparation was refused up front because, with kernels
+ * resident, it would wait forever on a GPU: a block that does not fit waits
+ * for a free multiprocessor, and loading a module or allocating memory can
+ * wait for the device to go idle. The message says the limit and the way out.
+ */
+export class GpuResidencyError extends RingKernelError {
+  /** Which limit it was. */
+  readonly limit: GpuResidencyLimit;
+  /** Creates the error for one refusal. */
+  constructor(limit: GpuResidencyLimit, message: string) {
+    super(message);
+    this.limit = limit;
+  }
+}
+
 /** A queue had no room for a message and the caller asked not to wait (or the wait ran out). */
 export class QueueFullError extends RingKernelError {}
 

@@ -24,6 +24,7 @@ import type {
   ActorHostEvents,
   Backend,
   BackendKind,
+  CudaRuntimeOptions,
 } from "./backend/backend.ts";
 import { createBackend } from "./backend/create.ts";
 import type { SerializedError } from "./backend/cpu/protocol.ts";
@@ -78,6 +79,12 @@ export interface RingKernelOptions {
   heartbeatDeadlineMs?: number;
   /** Do not print the one-line notice when `"auto"` falls back to the CPU. */
   quiet?: boolean;
+  /**
+   * The CUDA backend's device and memory reserves (ignored on the CPU
+   * backend). Reserves are made before any kernel runs and shared by the
+   * process's CUDA runtimes; see {@linkcode CudaRuntimeOptions}.
+   */
+  cuda?: CudaRuntimeOptions;
   /** @internal Replaces the CUDA probe (tests). */
   probeCuda?: () => Promise<CudaProbe>;
 }
@@ -358,10 +365,32 @@ export class RingKernel implements AsyncDisposable {
       );
     }
     return new RingKernel(
-      await createBackend(choice.kind),
+      await createBackend(choice.kind, options.cuda),
       choice.fallbackReason,
       options,
     );
+  }
+
+  /**
+   * Resolves an actor and loads what it needs ahead of its launch: on the
+   * CUDA backend, the module of a GPU actor's kernel. Loading a module beside
+   * a resident kernel could wait behind it forever, so the CUDA backend
+   * refuses that with a `GpuResidencyError`: prepare every actor of your own
+   * before the first actor starts (built-in actors need nothing).
+   *
+   * @throws {ActorModuleError} when the actor's module does not load.
+   * @throws {GpuResidencyError} when a module would load beside resident kernels.
+   */
+  async prepare(options: Pick<LaunchOptions, "actor">): Promise<void> {
+    if (this.#closed) throw new InvalidStateError("prepare", "shut down");
+    const ref = typeof options.actor === "string"
+      ? this.#builtin(options.actor)
+      : options.actor;
+    await loadActorDefinition(ref);
+    await this.#backend.prepare?.({
+      module: typeof ref.module === "string" ? ref.module : ref.module.href,
+      exportName: ref.export ?? "default",
+    });
   }
 
   /** Listens to crash and restart events; returns a function that stops listening. */

@@ -1364,6 +1364,10 @@ class StandInCuda {
           ? 0
           : attribute === 16
           ? 132
+          : attribute === 39
+          ? 2048
+          : attribute === 106
+          ? 32
           : 1;
         return ok;
       },

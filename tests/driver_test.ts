@@ -233,6 +233,8 @@ class FakeCuda implements LibcudaLike {
             76: 0,
             16: 132,
             19: 1,
+            39: 2048,
+            106: 32,
             115: 1,
           };
           if (!(attribute in values)) return CuResult.ERROR_INVALID_VALUE;
@@ -572,6 +574,8 @@ describe("CudaDriver over a stand-in libcuda", () => {
       multiprocessorCount: 132,
       canMapHostMemory: true,
       memoryPoolsSupported: true,
+      maxThreadsPerMultiprocessor: 2048,
+      maxBlocksPerMultiprocessor: 32,
     });
     assert.equal(driver.deviceAttribute(0, 16), 132);
     assert.throws(() => driver.device(2), /out of range/);

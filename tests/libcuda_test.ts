@@ -58,6 +58,13 @@ const OPTIONAL = [
   "cuEventElapsedTime_v2",
   "cuMemAllocAsync",
   "cuMemFreeAsync",
+  "cuModuleGetLoadingMode",
+  "cuModuleGetFunctionCount",
+  "cuModuleEnumerateFunctions",
+  "cuFuncGetName",
+  "cuFuncLoad",
+  "cuFuncIsLoaded",
+  "cuOccupancyMaxActiveBlocksPerMultiprocessor",
 ];
 
 function withLibcudaEnv<T>(value: string | undefined, body: () => T): T {

@@ -108,4 +108,28 @@ export interface Backend {
   updateRoutes(actors: ReadonlyMap<string, ActorHost>): void;
   /** Releases what the backend holds; every actor must have stopped. */
   close(): Promise<void>;
+  /**
+   * Resolves an actor and loads what it needs before any actor starts (the
+   * CUDA backend loads its kernel's module); absent when there is nothing to
+   * load ahead.
+   */
+  prepare?(spec: { module: string; exportName: string }): Promise<void>;
+}
+
+/**
+ * Options of the CUDA backend, given to `RingKernel.create({ cuda })`.
+ *
+ * Every CUDA runtime of a process shares one session per device: its driver,
+ * context, kernel bundle and memory reserves. Memory is reserved before any
+ * kernel runs and grows only while none is resident (allocating beside a
+ * resident kernel can wait behind it forever); the first runtime's sizes
+ * apply, a later runtime's larger sizes are added while nothing is resident.
+ */
+export interface CudaRuntimeOptions {
+  /** Device ordinal (default 0). */
+  readonly device?: number;
+  /** Mapped host memory (queues, control blocks) to reserve, in bytes (default 16 MiB). */
+  readonly hostArenaBytes?: number;
+  /** Device memory (K2K inboxes, actor state and data) to reserve, in bytes (default 16 MiB). */
+  readonly deviceArenaBytes?: number;
 }

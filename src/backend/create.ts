@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Backend, BackendKind } from "./backend.ts";
+import type { Backend, BackendKind, CudaRuntimeOptions } from "./backend.ts";
 import { CpuBackend } from "./cpu/cpu_backend.ts";
 
 /**
@@ -13,13 +13,20 @@ import { CpuBackend } from "./cpu/cpu_backend.ts";
  * `BackendUnavailableError`, `LibraryLoadError` or `CudaError` when CUDA
  * cannot run actors here.
  */
-export async function createBackend(kind: BackendKind): Promise<Backend> {
+export async function createBackend(
+  kind: BackendKind,
+  cuda: CudaRuntimeOptions = {},
+): Promise<Backend> {
   if (kind === "cpu") return new CpuBackend();
   if (kind === "cuda") {
     const { prepareKernelFiles } = await import("../cuda/kernel_fetch.ts");
     await prepareKernelFiles();
     const { CudaBackend } = await import("./cuda/cuda_backend.ts");
-    return CudaBackend.open();
+    return CudaBackend.open({
+      device: cuda.device,
+      hostArenaBytes: cuda.hostArenaBytes,
+      deviceArenaBytes: cuda.deviceArenaBytes,
+    });
   }
   throw new RangeError(
     `backend kind must be "cpu" or "cuda", got ${JSON.stringify(kind)}`,

@@ -20,6 +20,8 @@ export interface CudaProbe {
   readonly reason?: string;
   /** Device 0's name, when a device was found. */
   readonly device?: string;
+  /** The error behind `reason`, when one was thrown (e.g. a `DriverTooOldError`). */
+  readonly error?: unknown;
 }
 
 /** The backend a runtime will use, and why CUDA was not chosen when it was not. */
@@ -38,32 +40,51 @@ export interface CudaProbeOptions {
   readonly bundleDir?: string;
 }
 
-/** The pool kernel the CUDA backend launches. */
-const POOL_KERNEL = "rk_actor_pool";
-
 function reasonOf(error: unknown): string {
   if (error instanceof BackendUnavailableError) return error.reason;
   return error instanceof Error ? error.message : String(error);
 }
 
+const probes = new Map<unknown, Map<string, Promise<CudaProbe>>>();
+
 /**
- * Looks for a usable CUDA device without keeping anything open: the driver
- * loads, device 0 exists and maps host memory, and the kernel bundle has an
+ * Looks for a usable CUDA device: the driver loads and is new enough for the
+ * kernel bundle, device 0 exists and maps host memory, and the bundle has an
  * image for it that the driver loads, with the actor pool kernel in it. A
  * library loaded from a URL fetches its bundle first, once a device is found
  * (`prepareKernelFiles`).
+ *
+ * Once per process (per driver and bundle): later calls get the first answer.
+ * It opens the process's session of the device (driver, context, bundle), or
+ * finds it already open, and gives it back; it never loads or unloads
+ * anything beside a kernel of another runtime.
  * Loading the driver needs FFI permission under Deno (`--allow-ffi`); its
  * absence is a reason like any other.
  */
-export async function probeCuda(
-  options: CudaProbeOptions = {},
-): Promise<CudaProbe> {
+export function probeCuda(options: CudaProbeOptions = {}): Promise<CudaProbe> {
+  const libraryKey = options.driver?.library ??
+    (options.driver?.candidates ?? []).join("\n");
+  let byBundle = probes.get(libraryKey);
+  if (byBundle === undefined) {
+    byBundle = new Map();
+    probes.set(libraryKey, byBundle);
+  }
+  const bundleKey = options.bundleDir ?? "";
+  let probe = byBundle.get(bundleKey);
+  if (probe === undefined) {
+    probe = probeOnce(options);
+    byBundle.set(bundleKey, probe);
+  }
+  return probe;
+}
+
+async function probeOnce(options: CudaProbeOptions): Promise<CudaProbe> {
   let driver;
   try {
     const { CudaDriver } = await import("../cuda/driver.ts");
     driver = CudaDriver.open(options.driver);
   } catch (error) {
-    return { usable: false, reason: reasonOf(error) };
+    return { usable: false, reason: reasonOf(error), error };
   }
   let device: string | undefined;
   try {
@@ -84,13 +105,12 @@ export async function probeCuda(
       const { prepareKernelFiles } = await import("../cuda/kernel_fetch.ts");
       await prepareKernelFiles();
     }
-    const { KernelBundle } = await import("../cuda/bundle.ts");
-    const bundle = KernelBundle.open({ dir: options.bundleDir });
-    bundle.requireKernels([POOL_KERNEL]);
-    const image = bundle.loadImage(info.computeCapability);
-    const context = driver.primaryContext(0);
-    const module = context.loadModule(image.data, { name: image.output.file });
-    module.getFunction(POOL_KERNEL);
+    const { DeviceSession } = await import("./cuda/device_session.ts");
+    DeviceSession.acquire({
+      driver: options.driver,
+      bundleDir: options.bundleDir,
+      reserve: false,
+    }).release();
     return { usable: true, device };
   } catch (error) {
     return {
@@ -99,6 +119,7 @@ export async function probeCuda(
       reason: device === undefined
         ? reasonOf(error)
         : `found ${device}, but ${reasonOf(error)}`,
+      error,
     };
   } finally {
     try {
@@ -127,6 +148,10 @@ export async function chooseBackend(
   const cuda = await probe();
   if (cuda.usable) return { kind: "cuda" };
   const reason = cuda.reason ?? "CUDA is not usable";
-  if (request === "cuda") throw new BackendUnavailableError("cuda", reason);
+  if (request === "cuda") {
+    // A typed refusal (e.g. a driver too old for the bundle) keeps its type.
+    if (cuda.error instanceof BackendUnavailableError) throw cuda.error;
+    throw new BackendUnavailableError("cuda", reason, { cause: cuda.error });
+  }
   return { kind: "cpu", fallbackReason: reason };
 }

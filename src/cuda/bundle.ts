@@ -11,7 +11,11 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BackendUnavailableError, LibraryLoadError } from "../errors.ts";
+import {
+  BackendUnavailableError,
+  DriverTooOldError,
+  LibraryLoadError,
+} from "../errors.ts";
 import { shippedCudaDir } from "./kernel_files.ts";
 
 /** Version of the manifest format this module reads. */
@@ -422,6 +426,76 @@ export function readBundleImage(
     return Object.freeze({ output, data: terminated });
   }
   return Object.freeze({ output, data: new Uint8Array(bytes) });
+}
+
+/**
+ * The first Linux driver branch of each CUDA release (newest first): what a
+ * user installs to run code built with it.
+ */
+const DRIVER_BRANCHES: readonly (readonly [cuda: number, branch: number])[] = [
+  [13000, 580],
+  [12090, 575],
+  [12080, 570],
+  [12060, 560],
+  [12050, 555],
+  [12040, 550],
+  [12030, 545],
+  [12020, 535],
+  [12010, 530],
+  [12000, 525],
+];
+
+/**
+ * The driver branch that supports a CUDA version, e.g. `"R580"` for `13000`
+ * (a version newer than this table knows names its CUDA version instead).
+ */
+export function driverBranchFor(cudaVersion: number): string {
+  const known = DRIVER_BRANCHES.find(([cuda]) => cuda <= cudaVersion);
+  if (known === undefined || cudaVersion >= 14000) {
+    return `supporting CUDA ${Math.floor(cudaVersion / 1000)}.${
+      Math.floor((cudaVersion % 1000) / 10)
+    }`;
+  }
+  return `R${known[1]}`;
+}
+
+/**
+ * The CUDA version a driver must support to load a bundle, from the nvcc
+ * that built it (`13.0.88` → `13000`): its PTX ISA and cubins need a driver of
+ * that CUDA release or newer.
+ *
+ * @throws {LibraryLoadError} when the manifest's nvcc version is unreadable.
+ */
+export function requiredDriverVersion(manifest: BundleManifest): number {
+  const match = /^(\d+)\.(\d+)/.exec(manifest.nvcc.version);
+  if (match === null) {
+    throw new LibraryLoadError(
+      `kernel bundle manifest: cannot read the nvcc version ${
+        JSON.stringify(manifest.nvcc.version)
+      }`,
+      [],
+    );
+  }
+  return Number(match[1]) * 1000 + Number(match[2]) * 10;
+}
+
+/**
+ * Checks that a driver (`cuDriverGetVersion`) can load a bundle.
+ *
+ * @throws {DriverTooOldError} naming the driver branch needed.
+ */
+export function checkDriverVersion(
+  driverVersion: number,
+  manifest: BundleManifest,
+): void {
+  const required = requiredDriverVersion(manifest);
+  if (driverVersion >= required) return;
+  throw new DriverTooOldError({
+    driverVersion,
+    requiredVersion: required,
+    requiredDriver: driverBranchFor(required),
+    builtWith: manifest.nvcc.version,
+  });
 }
 
 /** The kernel bundle: manifest plus image selection and verified reads. */

@@ -29,11 +29,13 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import {
+  CUDA_MODULE_LOADING_ENV_VAR,
   CuDeviceAttribute,
   type CuDeviceAttributeId,
   CuEventFlags,
   CuJitOption,
   CuMemHostAllocFlags,
+  CuModuleLoadingMode,
   CuResult,
   CuStreamFlags,
   libcudaCandidates,
@@ -47,6 +49,7 @@ import {
   readCString,
   unmapMemory,
 } from "../../ffi/memory.ts";
+import { hasNativeEnv, setNativeEnv } from "../../ffi/libc.ts";
 import { type KernelArg, KernelParams, packKernelParams } from "./params.ts";
 
 /** Options of {@linkcode CudaDriver.open}. */
@@ -85,6 +88,52 @@ export interface CudaDeviceInfo {
   readonly canMapHostMemory: boolean;
   /** Whether stream-ordered allocation (`cuMemAllocAsync`) is supported. */
   readonly memoryPoolsSupported: boolean;
+  /** Most threads resident on one multiprocessor. */
+  readonly maxThreadsPerMultiprocessor: number;
+  /** Most blocks resident on one multiprocessor. */
+  readonly maxBlocksPerMultiprocessor: number;
+}
+
+/**
+ * How the driver loads a module's kernels: all with the module (`"eager"`),
+ * or each at its first use (`"lazy"`, which can wait for the whole GPU to go
+ * idle: never, while an actor is resident); `"unknown"` when the driver
+ * cannot say.
+ */
+export type ModuleLoadingMode = "eager" | "lazy" | "unknown";
+
+/** Where the driver's module loading mode came from. */
+export type ModuleLoadingSource =
+  /** This library set `CUDA_MODULE_LOADING=EAGER` before the first `cuInit`. */
+  | "library"
+  /** The environment already named a mode (the user's choice, kept). */
+  | "environment"
+  /** The driver was initialised before this library could choose. */
+  | "preinitialised"
+  /** The C environment could not be written (no C library). */
+  | "unavailable";
+
+let processLoadingSource: ModuleLoadingSource | undefined;
+
+/**
+ * Chooses eager module loading before the process's first `cuInit`, unless
+ * the user named a mode in `CUDA_MODULE_LOADING`: a kernel loaded lazily
+ * beside a resident one may wait for the GPU to go idle, which never happens.
+ * Returns where the mode comes from; decided once per process.
+ */
+export function chooseModuleLoading(): ModuleLoadingSource {
+  if (processLoadingSource !== undefined) return processLoadingSource;
+  try {
+    if (hasNativeEnv(CUDA_MODULE_LOADING_ENV_VAR)) {
+      processLoadingSource = "environment";
+    } else {
+      setNativeEnv(CUDA_MODULE_LOADING_ENV_VAR, "EAGER");
+      processLoadingSource = "library";
+    }
+  } catch {
+    processLoadingSource = "unavailable";
+  }
+  return processLoadingSource;
 }
 
 /** One launch dimension: `x`, or `[x, y?, z?]` (missing ones are 1). */
@@ -149,6 +198,12 @@ export interface ModuleLoadOptions {
   readonly name?: string;
   /** Capacity of the JIT error log captured on failure; defaults to 16 KiB. */
   readonly errorLogBytes?: number;
+  /**
+   * The module's kernels, when known (a bundle's manifest): fetched right
+   * after the load when the driver cannot enumerate them. PTX text names its
+   * own (`.entry`).
+   */
+  readonly kernels?: readonly string[];
 }
 
 /** One closable thing made from a context. */
@@ -168,6 +223,10 @@ let currentContext = 0n;
 
 function startsWith(bytes: Uint8Array, magic: readonly number[]): boolean {
   return bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b);
+}
+
+function isBinaryImage(bytes: Uint8Array): boolean {
+  return startsWith(bytes, ELF_MAGIC) || startsWith(bytes, FATBIN_MAGIC);
 }
 
 /**
@@ -246,6 +305,27 @@ function decodeCString(bytes: Uint8Array): string {
   return new TextDecoder().decode(
     end === -1 ? bytes : bytes.subarray(0, end),
   ).trim();
+}
+
+function loadingModeOf(api: DriverApi): ModuleLoadingMode {
+  const query = api.cu.cuModuleGetLoadingMode;
+  if (query === undefined) return "unknown";
+  const mode = new Int32Array(1);
+  if (query(mode) !== CuResult.SUCCESS) return "unknown";
+  return mode[0] === CuModuleLoadingMode.EAGER
+    ? "eager"
+    : mode[0] === CuModuleLoadingMode.LAZY
+    ? "lazy"
+    : "unknown";
+}
+
+/** Kernel names a PTX text declares (`.entry NAME`). */
+export function ptxEntryNames(ptx: string): string[] {
+  const names = new Set<string>();
+  for (const match of ptx.matchAll(/\.entry\s+([A-Za-z_$][\w$]*)/g)) {
+    names.add(match[1]);
+  }
+  return [...names];
 }
 
 const RESULT_NAMES: ReadonlyMap<number, string> = new Map(
@@ -361,14 +441,24 @@ export class CudaDriver {
   readonly driverVersion: number;
   /** Where libcuda was loaded from. */
   readonly libraryPath: string;
+  /** How the driver loads kernels (`cuModuleGetLoadingMode`). */
+  readonly moduleLoadingMode: ModuleLoadingMode;
+  /** Where that mode came from. */
+  readonly moduleLoadingSource: ModuleLoadingSource;
   #api: DriverApi;
   #contexts = new Map<number, CudaContext>();
   #closed = false;
 
-  private constructor(api: DriverApi, driverVersion: number) {
+  private constructor(
+    api: DriverApi,
+    driverVersion: number,
+    loading: { mode: ModuleLoadingMode; source: ModuleLoadingSource },
+  ) {
     this.#api = api;
     this.libraryPath = api.path;
     this.driverVersion = driverVersion;
+    this.moduleLoadingMode = loading.mode;
+    this.moduleLoadingSource = loading.source;
   }
 
   /**
@@ -396,6 +486,7 @@ export class CudaDriver {
       throw new BackendUnavailableError("cuda", reason, { cause: error });
     }
     const api = new DriverApi(library);
+    const source = chooseModuleLoading();
     const init = api.cu.cuInit(0);
     if (init !== CuResult.SUCCESS) {
       const error = api.error("cuInit", init);
@@ -405,7 +496,10 @@ export class CudaDriver {
     }
     const version = new Int32Array(1);
     api.check("cuDriverGetVersion", api.cu.cuDriverGetVersion(version));
-    return new CudaDriver(api, version[0]);
+    return new CudaDriver(api, version[0], {
+      mode: loadingModeOf(api),
+      source,
+    });
   }
 
   /** Whether {@linkcode CudaDriver.close} has run. */
@@ -484,6 +578,11 @@ export class CudaDriver {
       );
       return value[0];
     };
+    // Occupancy hints only: 0 when the driver does not report them.
+    const optionalAttribute = (id: CuDeviceAttributeId) =>
+      api.cu.cuDeviceGetAttribute(value, id, device) === CuResult.SUCCESS
+        ? value[0]
+        : 0;
     return {
       ordinal,
       name: decodeCString(name),
@@ -495,6 +594,12 @@ export class CudaDriver {
       canMapHostMemory: attribute(CuDeviceAttribute.CAN_MAP_HOST_MEMORY) !== 0,
       memoryPoolsSupported:
         attribute(CuDeviceAttribute.MEMORY_POOLS_SUPPORTED) !== 0,
+      maxThreadsPerMultiprocessor: optionalAttribute(
+        CuDeviceAttribute.MAX_THREADS_PER_MULTIPROCESSOR,
+      ),
+      maxBlocksPerMultiprocessor: optionalAttribute(
+        CuDeviceAttribute.MAX_BLOCKS_PER_MULTIPROCESSOR,
+      ),
     };
   }
 
@@ -690,6 +795,17 @@ export class CudaContext {
     }
     const module = new CudaModule(this, out[0]);
     this.adopt(module);
+    try {
+      module.fetchAllFunctions(
+        options.kernels ??
+          (typeof image === "string" || !isBinaryImage(bytes)
+            ? ptxEntryNames(new TextDecoder().decode(bytes))
+            : []),
+      );
+    } catch (error) {
+      module.close();
+      throw error;
+    }
     return module;
   }
 
@@ -1038,6 +1154,83 @@ export class CudaModule extends ContextResource {
     this.#handle = handle;
   }
 
+  /** The kernels fetched so far (all of them, once loaded by {@linkcode CudaContext.loadModule}). */
+  get functionNames(): readonly string[] {
+    return [...this.#functions.keys()];
+  }
+
+  /**
+   * Fetches (and, under lazy loading, loads) every kernel of the module now,
+   * so no kernel is loaded for the first time beside a resident one: all that
+   * the driver enumerates (`cuModuleEnumerateFunctions`), else each of
+   * `names`. A name the module lacks is skipped. Called by
+   * {@linkcode CudaContext.loadModule}.
+   */
+  fetchAllFunctions(names: readonly string[] = []): void {
+    const api = this.use("fetch the kernels of a module");
+    const {
+      cuModuleGetFunctionCount: count,
+      cuModuleEnumerateFunctions: list,
+    } = api.cu;
+    if (count !== undefined && list !== undefined) {
+      const n = new Uint32Array(1);
+      api.check("cuModuleGetFunctionCount", count(n, this.#handle));
+      const handles = new BigUint64Array(n[0]);
+      if (n[0] > 0) {
+        api.check(
+          "cuModuleEnumerateFunctions",
+          list(handles, n[0], this.#handle),
+        );
+      }
+      const enumerated = [...handles].map((handle) => ({
+        handle,
+        name: this.#nameOf(api, handle),
+      }));
+      if (enumerated.every((f) => f.name !== undefined)) {
+        for (const { handle, name } of enumerated) {
+          this.#loadFunction(api, handle);
+          if (!this.#functions.has(name!)) {
+            this.#functions.set(name!, new CudaFunction(this, name!, handle));
+          }
+        }
+        return;
+      }
+    }
+    for (const name of names) {
+      try {
+        this.getFunction(name);
+      } catch (error) {
+        if (
+          !(error instanceof CudaError) ||
+          error.code !== CuResult.ERROR_NOT_FOUND
+        ) throw error;
+      }
+    }
+  }
+
+  #nameOf(api: DriverApi, handle: bigint): string | undefined {
+    const getName = api.cu.cuFuncGetName;
+    if (getName === undefined) return undefined;
+    const out = new BigUint64Array(1);
+    if (getName(out, handle) !== CuResult.SUCCESS || out[0] === 0n) {
+      return undefined;
+    }
+    return readCString(out[0]);
+  }
+
+  /** Loads an enumerated kernel the driver left unloaded (lazy loading). */
+  #loadFunction(api: DriverApi, handle: bigint): void {
+    const { cuFuncIsLoaded: isLoaded, cuFuncLoad: load } = api.cu;
+    if (load === undefined) return;
+    if (isLoaded !== undefined) {
+      const state = new Int32Array(1);
+      if (isLoaded(state, handle) === CuResult.SUCCESS && state[0] === 1) {
+        return;
+      }
+    }
+    api.check("cuFuncLoad", load(handle));
+  }
+
   /**
    * Looks up a kernel by its (unmangled, `extern "C"`) name.
    *
@@ -1114,6 +1307,27 @@ export class CudaFunction {
     this.module = module;
     this.name = name;
     this.#handle = handle;
+  }
+
+  /**
+   * How many blocks of this kernel fit on one multiprocessor at once
+   * (`cuOccupancyMaxActiveBlocksPerMultiprocessor`), or `undefined` when the
+   * driver cannot say.
+   */
+  maxActiveBlocksPerMultiprocessor(
+    blockThreads: number,
+    sharedMemBytes = 0,
+  ): number | undefined {
+    const api = this.module.context.use(`occupancy of ${this.name}`);
+    const occupancy = api.cu.cuOccupancyMaxActiveBlocksPerMultiprocessor;
+    if (occupancy === undefined) return undefined;
+    const out = new Int32Array(1);
+    api.check(
+      "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+      occupancy(out, this.#handle, blockThreads, sharedMemBytes),
+      `kernel ${JSON.stringify(this.name)}`,
+    );
+    return out[0];
   }
 
   /**

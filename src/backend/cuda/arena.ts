@@ -9,7 +9,11 @@
  * @module
  */
 
-import { InvalidStateError, RingKernelError } from "../../errors.ts";
+import {
+  GpuResidencyError,
+  InvalidStateError,
+  RingKernelError,
+} from "../../errors.ts";
 
 /** One chunk of memory an arena carves blocks from. */
 export interface ArenaChunk {
@@ -50,6 +54,8 @@ export interface ArenaOptions {
    * growing is unsafe now, undefined when it may grow.
    */
   growthBlockedBecause?(): string | undefined;
+  /** The `RingKernel.create({ cuda })` option that sizes this arena, for messages. */
+  readonly option?: string;
 }
 
 interface Span {
@@ -146,8 +152,13 @@ export class Arena {
     }
     const why = this.#options.growthBlockedBecause?.();
     if (why !== undefined) {
-      throw new RingKernelError(
-        `${this.#options.name}: no room for ${size} bytes (${this.usedBytes} of ${this.reservedBytes} in use) and ${why}`,
+      const option = this.#options.option;
+      throw new GpuResidencyError(
+        "memory",
+        `${this.#options.name}: no room for ${size} bytes (${this.usedBytes} of ${this.reservedBytes} in use) and ${why}` +
+          (option === undefined
+            ? ""
+            : `; reserve more up front with RingKernel.create({ cuda: { ${option} } })`),
       );
     }
     const state = this.#addChunk(Math.max(size, this.#options.chunkBytes));

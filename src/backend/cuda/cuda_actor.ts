@@ -109,7 +109,7 @@ export class PoolLaunch {
   /** Hosts whose blocks have not been seen to exit. */
   readonly members: Set<CudaActorHost>;
   /** The launch table of a pool of several (given back when idle). */
-  readonly table: ArenaBlock | undefined;
+  table: ArenaBlock | undefined;
   #idle = false;
 
   /** @internal */

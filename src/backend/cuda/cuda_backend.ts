@@ -3,12 +3,14 @@
  * through queues in pinned mapped memory and to each other through K2K
  * queues in device memory.
  *
- * What it owns: the driver and the primary context, the kernel bundle's
- * module (and any user modules), a pool of non-blocking streams (one per
- * launch), an arena of mapped host memory and one of device memory, and the
- * route table. Memory is taken from the arenas with no driver call, and given
- * back to them only once the kernel that used it has stopped; chunks are
- * freed at {@linkcode CudaBackend.close}, after every kernel stopped.
+ * The driver, the primary context, the kernel bundle's module, user modules,
+ * streams and the memory reserves belong to the process's
+ * {@linkcode DeviceSession} of the device, shared by every CUDA runtime of the
+ * process (see there why). A backend holds the session, its actors, its
+ * launches and its route table. Memory is taken from the session's arenas with
+ * no driver call, and given back to them only once the kernel that used it has
+ * stopped; launches are admitted only when their blocks fit beside the
+ * resident ones.
  *
  * @module
  */
@@ -16,39 +18,30 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { delay } from "../../async.ts";
-import { KernelBundle } from "../../cuda/bundle.ts";
-import {
-  type CudaContext,
-  type CudaDeviceInfo,
-  CudaDriver,
-  type CudaDriverOptions,
-  type CudaFunction,
-  type CudaModule,
-  type CudaStream,
-  type DeviceMemory,
-  type MappedHostMemory,
+import type {
+  CudaDeviceInfo,
+  CudaDriverOptions,
+  CudaFunction,
+  CudaModule,
+  ModuleLoadingMode,
 } from "../../cuda/driver.ts";
-import {
-  BackendUnavailableError,
-  InvalidStateError,
-  RingKernelError,
-} from "../../errors.ts";
+import { InvalidStateError, RingKernelError } from "../../errors.ts";
 import type {
   ActorHost,
   ActorHostEvents,
   ActorSpawnSpec,
   Backend,
 } from "../backend.ts";
-import { Arena, type ArenaBlock, type ArenaChunk } from "./arena.ts";
+import type { ArenaBlock } from "./arena.ts";
 import {
   CudaActorHost,
   type CudaActorServices,
   PoolLaunch,
 } from "./cuda_actor.ts";
-import type { GpuActorImplementation } from "./gpu_actor.ts";
+import { DeviceSession } from "./device_session.ts";
+import { type GpuActorImplementation, resolveGpuActor } from "./gpu_actor.ts";
 import { Nvrtc } from "./nvrtc.ts";
 import {
-  BUILTIN_POOL_KERNEL,
   POOL_SHARED_BYTES,
   POOL_THREADS,
   ROUTE_TABLE,
@@ -68,9 +61,16 @@ export interface CudaBackendOptions {
   readonly device?: number;
   /** Kernel bundle directory (default: the shipped `cuda/bundle/`). */
   readonly bundleDir?: string;
-  /** Mapped host memory reserved at open, and the size of each further chunk (default 16 MiB). */
+  /**
+   * Mapped host memory (queues, control blocks) reserved before any kernel
+   * runs, shared by the process's CUDA runtimes (default 16 MiB). The reserve
+   * grows only while no kernel is resident.
+   */
   readonly hostArenaBytes?: number;
-  /** Device memory reserved at open, and the size of each further chunk (default 16 MiB). */
+  /**
+   * Device memory (K2K inboxes, actor state and data) reserved before any
+   * kernel runs, shared like the host reserve (default 16 MiB).
+   */
   readonly deviceArenaBytes?: number;
   /** How often running actors are checked for exit and dead letters, in ms (default 1). */
   readonly watchIntervalMs?: number;
@@ -94,6 +94,12 @@ export interface CudaBackendStats {
   readonly pendingReleases: number;
   /** Actors spawned and not disposed. */
   readonly actors: number;
+  /** Grids resident on the device now (every runtime of the process). */
+  readonly residentGrids: number;
+  /** Blocks of those grids. */
+  readonly residentBlocks: number;
+  /** How the driver loads kernels (eager unless the user chose otherwise). */
+  readonly moduleLoading: ModuleLoadingMode;
 }
 
 interface PendingRelease {
@@ -101,8 +107,6 @@ interface PendingRelease {
   stopped: () => boolean;
   k2k?: ArenaBlock;
 }
-
-const MiB = 1024 * 1024;
 
 /** The CUDA backend; see the module documentation. */
 export class CudaBackend implements Backend {
@@ -114,19 +118,11 @@ export class CudaBackend implements Backend {
   readonly driverVersion: number;
   /** The bundle image loaded for the device (file name). */
   readonly bundleImage: string;
-  readonly #driver: CudaDriver;
-  readonly #context: CudaContext;
-  readonly #module: CudaModule;
-  readonly #service: CudaStream;
-  readonly #hostArena: Arena;
-  readonly #deviceArena: Arena;
-  readonly #deviceChunks = new Map<ArenaChunk, DeviceMemory>();
-  readonly #routeTable: DeviceMemory;
+  readonly #session: DeviceSession;
+  readonly #routeTable: ArenaBlock;
   readonly #routeStaging: ArenaBlock;
   #routeSequence = 0;
-  readonly #userModules = new Map<unknown, CudaModule>();
   #nvrtc: Nvrtc | undefined;
-  readonly #idleStreams: CudaStream[] = [];
   #streamCount = 0;
   readonly #launches = new Set<PoolLaunch>();
   readonly #watched = new Set<CudaActorHost>();
@@ -138,136 +134,60 @@ export class CudaBackend implements Backend {
   #closed = false;
   readonly #services: CudaActorServices;
 
-  private constructor(
-    driver: CudaDriver,
-    ordinal: number,
-    options: CudaBackendOptions,
-  ) {
-    this.#driver = driver;
-    this.driverVersion = driver.driverVersion;
-    this.device = driver.device(ordinal);
-    if (!this.device.canMapHostMemory) {
-      throw new BackendUnavailableError(
-        "cuda",
-        `${this.device.name} cannot map host memory, which GPU actors need`,
-      );
-    }
+  private constructor(session: DeviceSession, options: CudaBackendOptions) {
+    this.#session = session;
+    this.driverVersion = session.driver.driverVersion;
+    this.device = session.device;
+    this.bundleImage = session.bundleImage;
     this.#watchIntervalMs = options.watchIntervalMs ?? 1;
-    const context = driver.primaryContext(ordinal);
-    this.#context = context;
-    const bundle = KernelBundle.open({ dir: options.bundleDir });
-    bundle.requireKernels([BUILTIN_POOL_KERNEL]);
-    const image = bundle.loadImage(this.device.computeCapability);
-    this.bundleImage = image.output.file;
-    this.#module = context.loadModule(image.data, { name: image.output.file });
-    this.#module.getFunction(BUILTIN_POOL_KERNEL);
-    this.#service = context.createStream();
-    const hostBytes = options.hostArenaBytes ?? 16 * MiB;
-    const deviceBytes = options.deviceArenaBytes ?? 16 * MiB;
-    this.#hostArena = new Arena({
-      name: "mapped host memory",
-      chunkBytes: hostBytes,
-      alignment: 4096,
-      allocateChunk: (bytes) => this.#mappedChunk(bytes),
-    });
-    this.#deviceArena = new Arena({
-      name: "device memory",
-      chunkBytes: deviceBytes,
-      alignment: 256,
-      allocateChunk: (bytes) => this.#deviceChunk(bytes),
-    });
-    // Everything the first actors need is allocated now, before any kernel runs.
-    this.#hostArena.reserve();
-    this.#deviceArena.reserve();
-    this.#routeTable = this.#allocDevice(ROUTE_TABLE_BYTES);
-    // Route updates are copied from pinned memory: truly asynchronous, stream-ordered.
-    this.#routeStaging = this.#hostArena.allocate(3 * ROUTE_TABLE_BYTES);
+    this.#routeTable = session.deviceArena.allocate(ROUTE_TABLE_BYTES);
+    try {
+      // Route updates are copied from pinned memory: truly asynchronous, stream-ordered.
+      this.#routeStaging = session.hostArena.allocate(3 * ROUTE_TABLE_BYTES);
+    } catch (error) {
+      session.deviceArena.free(this.#routeTable);
+      throw error;
+    }
     this.#copyRoutes([{ bytes: emptyRouteTable(), offset: 0 }]);
     this.#services = this.#makeServices();
   }
 
   /**
-   * Opens the driver, the device's primary context and the kernel bundle.
-   * Throws {@linkcode BackendUnavailableError} (or a `LibraryLoadError` /
-   * `CudaError`) when CUDA cannot run actors here.
+   * Opens the backend on the process's session of the device (opening the
+   * driver, the primary context and the kernel bundle on first use).
+   * Throws {@linkcode BackendUnavailableError} (a `DriverTooOldError` for a
+   * driver older than the bundle), `LibraryLoadError` or `CudaError` when
+   * CUDA cannot run actors here.
    */
   static open(options: CudaBackendOptions = {}): CudaBackend {
-    const driver = CudaDriver.open(options.driver);
+    const session = DeviceSession.acquire({
+      driver: options.driver,
+      device: options.device,
+      bundleDir: options.bundleDir,
+      hostReserveBytes: options.hostArenaBytes,
+      deviceReserveBytes: options.deviceArenaBytes,
+    });
     try {
-      const ordinal = options.device ?? 0;
-      const count = driver.deviceCount();
-      if (count === 0) {
-        throw new BackendUnavailableError(
-          "cuda",
-          "the CUDA driver reports no device",
-        );
-      }
-      if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= count) {
-        throw new BackendUnavailableError(
-          "cuda",
-          `device ${ordinal} does not exist (${count} device${
-            count === 1 ? "" : "s"
-          })`,
-        );
-      }
-      return new CudaBackend(driver, ordinal, options);
+      return new CudaBackend(session, options);
     } catch (error) {
-      driver.close();
+      session.release();
       throw error;
     }
   }
 
-  #mappedChunk(bytes: number): ArenaChunk {
-    const memory: MappedHostMemory = this.#context.allocMappedHost(bytes);
-    return {
-      byteLength: memory.byteLength,
-      deviceAddress: memory.deviceAddress,
-      buffer: memory.buffer,
-      release: () => memory.free(),
-    };
-  }
-
   /**
-   * Device memory, stream-ordered on the service stream when the driver can
-   * (a plain cuMemAlloc/cuMemFree may wait behind resident kernels, ours or
-   * another backend's in this process).
+   * Resolves a GPU actor and loads its kernel's module now, before actors
+   * start: a module loaded beside resident kernels could wait behind them.
    */
-  #allocDevice(bytes: number): DeviceMemory {
-    if (!this.#context.supportsAsyncAlloc) {
-      return this.#context.allocDevice(bytes);
-    }
-    const memory = this.#context.allocDeviceAsync(bytes, this.#service);
-    this.#service.synchronize();
-    return memory;
-  }
-
-  #freeDevice(memory: DeviceMemory): void {
-    if (this.#context.supportsAsyncAlloc) {
-      memory.freeAsync(this.#service);
-      this.#service.synchronize();
-    } else {
-      memory.free();
-    }
-  }
-
-  #deviceChunk(bytes: number): ArenaChunk {
-    const memory = this.#allocDevice(bytes);
-    const chunk: ArenaChunk = {
-      byteLength: memory.byteLength,
-      deviceAddress: memory.deviceAddress,
-      release: () => {
-        this.#deviceChunks.delete(chunk);
-        this.#freeDevice(memory);
-      },
-    };
-    this.#deviceChunks.set(chunk, memory);
-    return chunk;
+  async prepare(spec: { module: string; exportName: string }): Promise<void> {
+    this.#assertOpen("prepare an actor");
+    this.#functionFor(await resolveGpuActor(spec.module, spec.exportName));
   }
 
   #makeServices(): CudaActorServices {
     return {
-      allocateMapped: (bytes) => this.#hostArena.allocate(bytes),
-      allocateDevice: (bytes) => this.#deviceArena.allocate(bytes),
+      allocateMapped: (bytes) => this.#session.hostArena.allocate(bytes),
+      allocateDevice: (bytes) => this.#session.deviceArena.allocate(bytes),
       release: (blocks, stopped, k2k) => {
         this.#pending.push({ blocks, stopped, k2k });
         this.#processPending();
@@ -275,7 +195,7 @@ export class CudaBackend implements Backend {
       },
       functionFor: (gpu) => this.#functionFor(gpu),
       upload: (block, bytes, stream) => {
-        const memory = this.#deviceChunks.get(block.chunk);
+        const memory = this.#session.deviceMemoryOf(block.chunk);
         if (memory === undefined) {
           throw new RingKernelError(
             "upload: the block is not device memory of this backend",
@@ -339,6 +259,8 @@ export class CudaBackend implements Backend {
     const stream = this.#acquireStream();
     let table: ArenaBlock | undefined;
     let fn: CudaFunction | undefined;
+    let admitted: { cancel(): void } | undefined;
+    const launch = new PoolLaunch(stream, hosts);
     try {
       for (const host of hosts) {
         const next = await host.prepareLaunch(stream);
@@ -353,7 +275,7 @@ export class CudaBackend implements Backend {
       if (hosts.length === 1) {
         tableAddress = hosts[0].launchWord;
       } else {
-        table = this.#hostArena.allocate(8 * hosts.length);
+        table = this.#session.hostArena.allocate(8 * hosts.length);
         const words = new BigUint64Array(
           table.chunk.buffer!,
           table.offset,
@@ -362,6 +284,14 @@ export class CudaBackend implements Backend {
         hosts.forEach((host, i) => words[i] = host.descriptorAddress);
         tableAddress = table.deviceAddress;
       }
+      launch.table = table;
+      admitted = this.#session.admit({
+        fn: fn!,
+        blocks: hosts.length,
+        threads: POOL_THREADS,
+        sharedBytes: POOL_SHARED_BYTES,
+        stopped: () => launch.idle(),
+      });
       fn!.launch({
         grid: hosts.length,
         block: POOL_THREADS,
@@ -373,11 +303,11 @@ export class CudaBackend implements Backend {
         }],
       });
     } catch (error) {
-      if (table !== undefined) this.#hostArena.free(table);
-      this.#idleStreams.push(stream);
+      admitted?.cancel();
+      if (table !== undefined) this.#session.hostArena.free(table);
+      this.#session.returnStream(stream);
       throw error;
     }
-    const launch = new PoolLaunch(stream, hosts, table);
     this.#launches.add(launch);
     for (const host of hosts) host.attach(launch);
     this.#ensureTimer();
@@ -392,37 +322,41 @@ export class CudaBackend implements Backend {
     }
   }
 
-  #acquireStream(): CudaStream {
-    const stream = this.#idleStreams.pop();
-    if (stream !== undefined) return stream;
+  #acquireStream() {
     this.#streamCount++;
-    return this.#context.createStream();
+    return this.#session.acquireStream();
   }
 
   #functionFor(gpu: GpuActorImplementation): CudaFunction {
     const source = gpu.source;
-    if ("builtin" in source) {
-      return this.#module.getFunction(BUILTIN_POOL_KERNEL);
-    }
+    if ("builtin" in source) return this.#session.poolFunction;
     const key = "file" in source
+      ? `file:${String(source.file)}`
+      : "cuda" in source
+      ? `cuda:${source.cuda}\0${(source.options ?? []).join("\0")}`
+      : source;
+    const name = "file" in source
       ? String(source.file)
       : "cuda" in source
-      ? source.cuda
-      : source;
-    let module = this.#userModules.get(key);
-    if (module === undefined) {
-      module = this.#loadUserModule(source);
-      this.#userModules.set(key, module);
-    }
+      ? source.name ?? "actor.cu"
+      : "ptx" in source
+      ? "user PTX"
+      : "user cubin";
+    const module = this.#session.userModule(
+      key,
+      name,
+      () => this.#loadUserModule(source),
+    );
     return module.getFunction(source.kernel);
   }
 
   #loadUserModule(source: GpuActorImplementation["source"]): CudaModule {
+    const context = this.#session.context;
     if ("ptx" in source) {
-      return this.#context.loadModule(source.ptx, { name: "user PTX" });
+      return context.loadModule(source.ptx, { name: "user PTX" });
     }
     if ("cubin" in source) {
-      return this.#context.loadModule(source.cubin, { name: "user cubin" });
+      return context.loadModule(source.cubin, { name: "user cubin" });
     }
     if ("file" in source) {
       const path = source.file instanceof URL || source.file.startsWith("file:")
@@ -436,7 +370,7 @@ export class CudaBackend implements Backend {
           cause,
         });
       }
-      return this.#context.loadModule(new Uint8Array(bytes), { name: path });
+      return context.loadModule(new Uint8Array(bytes), { name: path });
     }
     if ("cuda" in source) {
       this.#nvrtc ??= Nvrtc.open();
@@ -446,7 +380,7 @@ export class CudaBackend implements Backend {
         arch: `compute_${cc.major}${cc.minor}`,
         options: source.options,
       });
-      return this.#context.loadModule(ptx, { name: source.name ?? "actor.cu" });
+      return context.loadModule(ptx, { name: source.name ?? "actor.cu" });
     }
     throw new RingKernelError("unknown GPU actor source");
   }
@@ -485,12 +419,15 @@ export class CudaBackend implements Backend {
         bytes.byteLength,
       );
       pinned.set(bytes);
-      this.#routeTable.copyFromHost(pinned, {
-        byteOffset: offset,
-        stream: this.#service,
-      });
+      this.#session.deviceMemoryOf(this.#routeTable.chunk)!.copyFromHost(
+        pinned,
+        {
+          byteOffset: this.#routeTable.offset + offset,
+          stream: this.#session.service,
+        },
+      );
     });
-    this.#service.synchronize();
+    this.#session.service.synchronize();
   }
 
   #ensureTimer(): void {
@@ -520,8 +457,10 @@ export class CudaBackend implements Backend {
       }
       if (!idle) continue;
       this.#launches.delete(launch);
-      if (launch.table !== undefined) this.#hostArena.free(launch.table);
-      this.#idleStreams.push(launch.stream);
+      if (launch.table !== undefined) {
+        this.#session.hostArena.free(launch.table);
+      }
+      this.#session.returnStream(launch.stream);
     }
     this.#processPending();
     if (
@@ -555,35 +494,42 @@ export class CudaBackend implements Backend {
         continue;
       }
       for (const block of pending.blocks) {
-        if (block.chunk.buffer !== undefined) this.#hostArena.free(block);
-        else this.#deviceArena.free(block);
+        if (block.chunk.buffer !== undefined) {
+          this.#session.hostArena.free(block);
+        } else this.#session.deviceArena.free(block);
       }
       if (pending.k2k !== undefined) this.#quarantine.push(pending.k2k);
     }
     this.#pending = waiting;
     // A K2K inbox is reused only when no running actor can hold a stale route to it.
     if (this.#quarantine.length > 0 && !this.#anyRunningSender()) {
-      for (const block of this.#quarantine) this.#deviceArena.free(block);
+      for (const block of this.#quarantine) {
+        this.#session.deviceArena.free(block);
+      }
       this.#quarantine = [];
     }
     if (this.#launches.size === 0 && this.#pending.length === 0) {
-      // Nothing runs: empty chunks beyond the first can go.
-      this.#hostArena.releaseEmptyChunks(1);
-      this.#deviceArena.releaseEmptyChunks(1);
+      // Nothing of ours runs: empty chunks beyond the first can go (if nothing else runs).
+      this.#session.trimReserves();
     }
   }
 
   /** Memory and launch counters, for leak checks and diagnostics. */
   stats(): CudaBackendStats {
+    const session = this.#session;
+    const resident = session.residency();
     return {
-      mappedBytesInUse: this.#hostArena.usedBytes,
-      mappedBytesReserved: this.#hostArena.reservedBytes,
-      deviceBytesInUse: this.#deviceArena.usedBytes,
-      deviceBytesReserved: this.#deviceArena.reservedBytes,
+      mappedBytesInUse: session.hostArena.usedBytes,
+      mappedBytesReserved: session.hostArena.reservedBytes,
+      deviceBytesInUse: session.deviceArena.usedBytes,
+      deviceBytesReserved: session.deviceArena.reservedBytes,
       streams: this.#streamCount,
       launches: this.#launches.size,
       pendingReleases: this.#pending.length + this.#quarantine.length,
       actors: this.#hosts.size,
+      residentGrids: resident.grids,
+      residentBlocks: resident.blocks,
+      moduleLoading: session.moduleLoading.mode,
     };
   }
 
@@ -627,10 +573,9 @@ export class CudaBackend implements Backend {
     const failures: unknown[] = [];
     for (
       const close of [
-        () => this.#freeDevice(this.#routeTable),
-        () => this.#hostArena.close(),
-        () => this.#deviceArena.close(),
-        () => this.#driver.close(),
+        () => this.#session.deviceArena.free(this.#routeTable),
+        () => this.#session.hostArena.free(this.#routeStaging),
+        () => this.#session.release(),
       ]
     ) {
       try {
