@@ -1214,14 +1214,22 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
       }
     }
   } else {
+    // Every thread must leave after the same message, so the leader's verdict
+    // goes through shared memory. A handler that fails may return before any
+    // barrier: the leader can then write the verdict on message i + 1 while
+    // slower threads still read the one on message i. So the verdicts
+    // alternate between two words; the leader rewrites a word only after the
+    // next barrier, which every thread reaches after reading it.
     for (rk_u32 i = 0; i < n; ++i) {
       const rk_u32 status = rk_handle_staged<A>(sh, r, i, stamp_base, ctx);
+      rk_u32* stop = &sh.words[14u + (i & 1u)];
       if (leader) {
         sh.status[i] = status;
         if (status == RK_S_DEAD_HANDLER) sh.words[9] = i;
+        *stop = status == RK_S_DEAD_HANDLER ? 1u : 0u;
       }
       __syncthreads();
-      if (sh.words[9] != n) break;
+      if (*stop != 0u) break;
     }
   }
   __syncthreads();
