@@ -33,6 +33,7 @@ export const GPU_TEST_FILES: readonly string[] = [
   "tests/cuda_backend_gpu_test.ts",
   "tests/faults_gpu_test.ts",
   "tests/backend_parity_gpu_test.ts",
+  "tests/reduce_barrier_gpu_test.ts",
   "tests/examples_test.ts",
   "tests/emulator_test.ts",
   "tests/remote_import_test.ts",
