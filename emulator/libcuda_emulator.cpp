@@ -360,8 +360,8 @@ struct Driver {
   /** Kernels running now, and the name of one of them. */
   std::atomic<int> running{0};
   std::atomic<const char*> running_name{nullptr};
-  /** Launches running now, by kernel name (under `mutex`). */
-  std::map<std::string, int> running_kernels;
+  /** Launches running now, by the module of their function (under `mutex`; keys only, never dereferenced). */
+  std::map<const Module*, int> running_modules;
 };
 
 Driver& driver() {
@@ -466,17 +466,17 @@ unsigned occupancy(unsigned long long threads, size_t shared_bytes) {
 }
 
 /**
- * Runs a grid: every block at once, one OS thread each. `units` and `blocks`
+ * Runs a grid: every block at once, one OS thread each. `units` and `resident_blocks`
  * are what its launch added to the device's residency; released when it ends.
  */
-void launch_grid(Stream* stream, const rk_emu_kernel* kernel, void* params, rk_emu_dim3 grid, rk_emu_dim3 dim,
-                 unsigned int shared_bytes, Units units, unsigned long long resident_blocks) {
+void launch_grid(Stream* stream, const Module* module, const rk_emu_kernel* kernel, void* params, rk_emu_dim3 grid,
+                 rk_emu_dim3 dim, unsigned int shared_bytes, Units units, unsigned long long resident_blocks) {
   Driver& d = driver();
   d.running_name = kernel->name;
   ++d.running;
   {
     std::lock_guard<std::mutex> lock(d.mutex);
-    ++d.running_kernels[kernel->name];
+    ++d.running_modules[module];
   }
   ++stream->running;
   std::vector<std::thread> blocks;
@@ -511,7 +511,7 @@ void launch_grid(Stream* stream, const rk_emu_kernel* kernel, void* params, rk_e
   --d.running;
   {
     std::lock_guard<std::mutex> lock(d.mutex);
-    if (--d.running_kernels[kernel->name] == 0) d.running_kernels.erase(kernel->name);
+    if (--d.running_modules[module] == 0) d.running_modules.erase(module);
     --d.resident_grids;
     d.resident_blocks -= resident_blocks;
     d.resident_units -= units;
@@ -954,8 +954,7 @@ RK_EXPORT CUresult cuModuleUnload(void* module) {
   if (!d.modules.count(m)) return CUDA_ERROR_INVALID_HANDLE;
   if (kernel_running()) {
     // Unloading synchronises with the device: any running kernel, not only the module's own.
-    bool own = false;
-    for (const auto& [name, count] : d.running_kernels) own = own || (count > 0 && m->entries.count(name));
+    const bool own = d.running_modules.count(m) > 0;
     RK_REFUSE_HAZARD(own ? "cuModuleUnload of a module whose kernel runs" : "cuModuleUnload (module unload)");
   }
   d.modules.erase(m);
@@ -1080,11 +1079,13 @@ RK_EXPORT CUresult cuLaunchKernel(const void* function, unsigned gx, unsigned gy
                                   void** extra) {
   Driver& d = driver();
   const rk_emu_kernel* kernel = nullptr;
+  const Module* module = nullptr;
   {
     std::lock_guard<std::mutex> lock(d.mutex);
     Function* f = function_of(function);
     if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
     kernel = f->kernel;
+    module = f->module;
   }
   if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0) return CUDA_ERROR_INVALID_VALUE;
   if (gx > 0x7fffffffu || gy > 65535 || gz > 65535 || bz > 64) return CUDA_ERROR_INVALID_VALUE;
@@ -1140,7 +1141,7 @@ RK_EXPORT CUresult cuLaunchKernel(const void* function, unsigned gx, unsigned gy
   void* captured = kernel->capture(params);
   const rk_emu_dim3 grid{gx, gy, gz};
   const rk_emu_dim3 dim{bx, by, bz};
-  enqueue(s, [=] { launch_grid(s, kernel, captured, grid, dim, shared_bytes, units, blocks); });
+  enqueue(s, [=] { launch_grid(s, module, kernel, captured, grid, dim, shared_bytes, units, blocks); });
   return CUDA_SUCCESS;
 }
 
