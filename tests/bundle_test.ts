@@ -14,14 +14,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { after, describe, test } from "node:test";
-import { BackendUnavailableError, LibraryLoadError } from "../src/errors.ts";
+import {
+  BackendUnavailableError,
+  DriverTooOldError,
+  LibraryLoadError,
+} from "../src/errors.ts";
 import {
   archCapability,
   type BundleManifest,
+  checkDriverVersion,
   defaultBundleDir,
+  driverBranchFor,
   KernelBundle,
   parseBundleManifest,
   readBundleManifest,
+  requiredDriverVersion,
   selectBundleImage,
 } from "../src/cuda/bundle.ts";
 import {
@@ -427,5 +434,51 @@ describe("KernelBundle", () => {
     assert.deepEqual(archCapability("compute_80"), { major: 8, minor: 0 });
     assert.deepEqual(archCapability("sm_120"), { major: 12, minor: 0 });
     assert.equal(archCapability("sm_90a"), undefined);
+  });
+});
+
+describe("the driver a bundle needs", () => {
+  test("comes from the nvcc that built it, and names the driver branch", () => {
+    const manifest = KernelBundle.open().manifest;
+    assert.match(manifest.nvcc.version, /^13\.0\./);
+    assert.equal(requiredDriverVersion(manifest), 13000);
+    assert.equal(driverBranchFor(13000), "R580");
+    assert.equal(driverBranchFor(12040), "R550");
+    assert.equal(driverBranchFor(12070), "R560");
+    assert.equal(driverBranchFor(14000), "supporting CUDA 14.0");
+    assert.throws(
+      () =>
+        requiredDriverVersion({
+          ...manifest,
+          nvcc: { ...manifest.nvcc, version: "unknown" },
+        }),
+      LibraryLoadError,
+    );
+  });
+
+  test("an older driver gets a typed error naming what to install; a newer one passes", () => {
+    const manifest = KernelBundle.open().manifest;
+    checkDriverVersion(13000, manifest);
+    checkDriverVersion(13010, manifest);
+    const error = (() => {
+      try {
+        checkDriverVersion(12080, manifest);
+      } catch (error) {
+        return error;
+      }
+    })();
+    assert.ok(error instanceof DriverTooOldError);
+    assert.ok(
+      error instanceof BackendUnavailableError,
+      "a reason to fall back",
+    );
+    assert.equal(error.backend, "cuda");
+    assert.equal(error.driverVersion, 12080);
+    assert.equal(error.requiredVersion, 13000);
+    assert.equal(error.requiredDriver, "R580");
+    assert.match(
+      error.message,
+      /supports only CUDA 12\.8; the kernel bundle \(built with CUDA 13\.0\.\d+\) needs CUDA 13\.0: install driver R580 or newer/,
+    );
   });
 });

@@ -42,6 +42,7 @@ import {
   resolveGpuActor,
 } from "../src/backend/cuda/gpu_actor.ts";
 import { CudaBackend } from "../src/backend/cuda/cuda_backend.ts";
+import { DeviceSession } from "../src/backend/cuda/device_session.ts";
 import { Nvrtc } from "../src/backend/cuda/nvrtc.ts";
 import {
   ACTOR_CONFIG_BYTES,
@@ -86,6 +87,7 @@ import { packKernelParams } from "../src/cuda/params.ts";
 import { readTypeId } from "../src/envelope.ts";
 import {
   BackendUnavailableError,
+  GpuResidencyError,
   InvalidStateError,
   LibraryLoadError,
   RingKernelError,
@@ -1542,6 +1544,53 @@ describe("CudaBackend over a stand-in driver", () => {
     assert.equal(stats.deviceBytesReserved, 1 << 20);
     assert.ok(cuda.calls.includes("cuMemAllocAsync"));
     await backend.close();
+    assert.deepEqual(cuda.violations, []);
+  });
+
+  test("a device keeps at most 128 grids resident: the 129th launch is refused up front", async () => {
+    const { cuda, backend } = open();
+    const session = DeviceSession.acquire({
+      driver: { library: cuda },
+      reserve: false,
+    });
+    try {
+      const fn = session.poolFunction;
+      let running = true;
+      const tokens = Array.from({ length: 128 }, () =>
+        session.admit({
+          fn,
+          blocks: 1,
+          threads: POOL_THREADS,
+          sharedBytes: POOL_SHARED_BYTES,
+          stopped: () => !running,
+        }));
+      assert.equal(session.residency().grids, 128);
+      const refused = (() => {
+        try {
+          session.admit({
+            fn,
+            blocks: 1,
+            threads: POOL_THREADS,
+            sharedBytes: POOL_SHARED_BYTES,
+            stopped: () => false,
+          });
+        } catch (error) {
+          return error;
+        }
+      })();
+      assert.ok(refused instanceof GpuResidencyError);
+      assert.equal(refused.limit, "grids");
+      assert.match(refused.message, /at most|the most a device keeps/);
+      // A refused launch is not counted; ended ones are forgotten.
+      assert.equal(session.residency().grids, 128);
+      tokens[0].cancel();
+      assert.equal(session.residency().grids, 127);
+      running = false;
+      assert.equal(session.residency().grids, 0);
+    } finally {
+      session.release();
+      await backend.close();
+    }
     assert.deepEqual(cuda.violations, []);
   });
 

@@ -8,6 +8,7 @@ import {
   type CudaStream,
   dim3,
   moduleImage,
+  ptxEntryNames,
 } from "../src/cuda/driver.ts";
 import { packKernelParams } from "../src/cuda/params.ts";
 import {
@@ -65,6 +66,7 @@ class FakeCuda implements LibcudaLike {
   readonly hostToDevice = new Map<bigint, bigint>();
   readonly modules = new Map<bigint, Set<string>>();
   readonly functions = new Map<bigint, string>();
+  readonly loadedFunctions = new Set<bigint>();
   readonly streams = new Map<bigint, number>();
   readonly events = new Map<bigint, boolean>();
   readonly launches: { name: string; grid: number[]; block: number[] }[] = [];
@@ -280,6 +282,56 @@ class FakeCuda implements LibcudaLike {
             log.set(new TextEncoder().encode("ptxas fatal: broken line 7\0"));
           }
           return result;
+        },
+      ),
+      cuModuleGetFunctionCount: track(
+        "cuModuleGetFunctionCount",
+        (out: Uint32Array, module: bigint) => {
+          const kernels = this.modules.get(module);
+          if (kernels === undefined) return CuResult.ERROR_INVALID_HANDLE;
+          out[0] = kernels.size;
+          return ok;
+        },
+      ),
+      cuModuleEnumerateFunctions: track(
+        "cuModuleEnumerateFunctions",
+        (out: BigUint64Array, count: number, module: bigint) => {
+          const kernels = [...this.modules.get(module) ?? []];
+          kernels.slice(0, count).forEach((name, i) => {
+            const handle = this.#handle();
+            this.functions.set(handle, name);
+            out[i] = handle;
+          });
+          return ok;
+        },
+      ),
+      cuFuncGetName: track(
+        "cuFuncGetName",
+        (out: BigUint64Array, fn: bigint) => {
+          const name = this.functions.get(fn);
+          if (name === undefined) return CuResult.ERROR_INVALID_HANDLE;
+          return write64(out, this.#cString(name));
+        },
+      ),
+      cuFuncIsLoaded: track(
+        "cuFuncIsLoaded",
+        (out: Int32Array, fn: bigint) => {
+          out[0] = this.loadedFunctions.has(fn) ? 1 : 0;
+          return ok;
+        },
+      ),
+      cuFuncLoad: track("cuFuncLoad", (fn: bigint) => {
+        this.loadedFunctions.add(fn);
+        return ok;
+      }),
+      cuOccupancyMaxActiveBlocksPerMultiprocessor: track(
+        "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+        (out: Int32Array, _fn: bigint, threads: number, shared: bigint) => {
+          out[0] = Math.min(
+            Math.floor(2048 / threads),
+            Math.floor(233472 / (Number(shared) + 1024)),
+          );
+          return ok;
         },
       ),
       cuModuleUnload: track("cuModuleUnload", (module: bigint) => {
@@ -638,6 +690,64 @@ describe("CudaDriver over a stand-in libcuda", () => {
     driver.close();
     assert.equal(fake.retained.get(0), 0);
     assert.equal(fake.retained.get(1), 0);
+  });
+
+  test("a module's kernels are all fetched at load: enumerated and loaded by the driver when it can", () => {
+    const { fake, driver } = openFake();
+    const context = driver.primaryContext(0);
+    const module = context.loadModule(FAKE_PTX);
+    assert.deepEqual([...module.functionNames].sort(), [
+      "dump_params",
+      "store_u32",
+    ]);
+    // Lazy loading leaves enumerated kernels unloaded: each was loaded now.
+    assert.equal(fake.calls.filter((c) => c === "cuFuncLoad").length, 2);
+    assert.equal(fake.loadedFunctions.size, 2);
+    const before = fake.calls.length;
+    module.getFunction("store_u32");
+    module.getFunction("dump_params");
+    assert.equal(fake.calls.length, before, "no driver call after the load");
+  });
+
+  test("without enumeration, the kernels a PTX declares (or the names given) are fetched at load", () => {
+    const { fake, driver } = openFake({
+      without: ["cuModuleGetFunctionCount", "cuModuleEnumerateFunctions"],
+    });
+    const context = driver.primaryContext(0);
+    const module = context.loadModule(FAKE_PTX);
+    assert.deepEqual([...module.functionNames].sort(), [
+      "dump_params",
+      "store_u32",
+    ]);
+    assert.equal(
+      fake.calls.filter((c) => c === "cuModuleGetFunction").length,
+      2,
+    );
+    // Bytes that are not PTX text: the names given (a bundle's manifest); absent ones skipped.
+    const named = context.loadModule(FAKE_PTX, {
+      kernels: ["store_u32", "not_in_the_module"],
+    });
+    assert.deepEqual([...named.functionNames], ["store_u32"]);
+  });
+
+  test("PTX entry names are read from .entry directives", () => {
+    assert.deepEqual(ptxEntryNames(FAKE_PTX), ["store_u32", "dump_params"]);
+    assert.deepEqual(ptxEntryNames(".version 9.0\n.target sm_80\n"), []);
+  });
+
+  test("occupancy comes from the driver, per kernel and launch shape", () => {
+    const { driver } = openFake();
+    const context = driver.primaryContext(0);
+    const fn = context.loadModule(FAKE_PTX).getFunction("store_u32");
+    assert.equal(fn.maxActiveBlocksPerMultiprocessor(256, 36864), 6);
+    assert.equal(fn.maxActiveBlocksPerMultiprocessor(1024), 2);
+    const { driver: old } = openFake({
+      without: ["cuOccupancyMaxActiveBlocksPerMultiprocessor"],
+    });
+    const oldFn = old.primaryContext(0).loadModule(FAKE_PTX).getFunction(
+      "store_u32",
+    );
+    assert.equal(oldFn.maxActiveBlocksPerMultiprocessor(256), undefined);
   });
 
   test("modules load PTX, find kernels and unload", () => {

@@ -7,7 +7,7 @@ import {
   type CudaProbe,
   probeCuda,
 } from "../src/backend/select.ts";
-import { BackendUnavailableError } from "../src/errors.ts";
+import { BackendUnavailableError, DriverTooOldError } from "../src/errors.ts";
 import {
   CuResult,
   type LibcudaLike,
@@ -74,13 +74,19 @@ describe("chooseBackend", () => {
 
 /** A stand-in libcuda: every call succeeds, with a configurable device. */
 function standInDriver(
-  device: { count?: number; canMap?: boolean; moduleFails?: boolean } = {},
+  device: {
+    count?: number;
+    canMap?: boolean;
+    moduleFails?: boolean;
+    driverVersion?: number;
+    loads?: { count: number };
+  } = {},
 ): LibcudaLike {
   const name = new TextEncoder().encode("Stand-in GPU\0");
   const symbols: Record<string, unknown> = {
     cuInit: () => CuResult.SUCCESS,
     cuDriverGetVersion: (out: Int32Array) => {
-      out[0] = 13000;
+      out[0] = device.driverVersion ?? 13000;
       return CuResult.SUCCESS;
     },
     cuGetErrorName: () => CuResult.ERROR_INVALID_VALUE,
@@ -114,6 +120,7 @@ function standInDriver(
     cuDevicePrimaryCtxRelease_v2: () => CuResult.SUCCESS,
     cuCtxSetCurrent: () => CuResult.SUCCESS,
     cuModuleLoadData: (out: BigUint64Array) => {
+      if (device.loads) device.loads.count++;
       if (device.moduleFails) return CuResult.ERROR_NO_BINARY_FOR_GPU;
       out[0] = 0x200n;
       return CuResult.SUCCESS;
@@ -168,6 +175,33 @@ describe("probeCuda", () => {
       refused.reason ?? "",
       /^found Stand-in GPU, but cuModuleLoadData failed/,
     );
+  });
+
+  test("once per process: a second probe gets the first answer and loads nothing", async () => {
+    const loads = { count: 0 };
+    const library = standInDriver({ loads });
+    const first = probeCuda({ driver: { library } });
+    assert.equal(probeCuda({ driver: { library } }), first);
+    assert.equal((await first).usable, true);
+    await probeCuda({ driver: { library } });
+    assert.equal(loads.count, 1);
+  });
+
+  test("a driver older than the bundle: unusable, naming the driver to install; 'cuda' throws it typed", async () => {
+    const library = standInDriver({ driverVersion: 12040 });
+    const probe = await probeCuda({ driver: { library } });
+    assert.equal(probe.usable, false);
+    assert.match(
+      probe.reason ?? "",
+      /^found Stand-in GPU, but the NVIDIA driver supports only CUDA 12\.4; .* install driver R580 or newer$/,
+    );
+    assert.ok(probe.error instanceof DriverTooOldError);
+    const probeAgain = () => probeCuda({ driver: { library } });
+    await assert.rejects(chooseBackend("cuda", probeAgain), DriverTooOldError);
+    assert.deepEqual(await chooseBackend("auto", probeAgain), {
+      kind: "cpu",
+      fallbackReason: probe.reason,
+    });
   });
 
   test("a missing or broken kernel bundle makes CUDA unusable, with the reason", async () => {

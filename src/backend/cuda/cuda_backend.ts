@@ -86,7 +86,7 @@ export interface CudaBackendStats {
   readonly deviceBytesInUse: number;
   /** Device bytes held in chunks. */
   readonly deviceBytesReserved: number;
-  /** Streams created (busy and idle). */
+  /** Launch streams the device session created (busy and idle). */
   readonly streams: number;
   /** Launches whose kernel may still run. */
   readonly launches: number;
@@ -123,7 +123,6 @@ export class CudaBackend implements Backend {
   readonly #routeStaging: ArenaBlock;
   #routeSequence = 0;
   #nvrtc: Nvrtc | undefined;
-  #streamCount = 0;
   readonly #launches = new Set<PoolLaunch>();
   readonly #watched = new Set<CudaActorHost>();
   readonly #hosts = new Set<CudaActorHost>();
@@ -256,7 +255,7 @@ export class CudaBackend implements Backend {
     if (new Set(hosts).size !== hosts.length) {
       throw new RingKernelError("an actor appears twice in one pool");
     }
-    const stream = this.#acquireStream();
+    const stream = this.#session.acquireStream();
     let table: ArenaBlock | undefined;
     let fn: CudaFunction | undefined;
     let admitted: { cancel(): void } | undefined;
@@ -322,10 +321,6 @@ export class CudaBackend implements Backend {
     }
   }
 
-  #acquireStream() {
-    this.#streamCount++;
-    return this.#session.acquireStream();
-  }
 
   #functionFor(gpu: GpuActorImplementation): CudaFunction {
     const source = gpu.source;
@@ -523,7 +518,7 @@ export class CudaBackend implements Backend {
       mappedBytesReserved: session.hostArena.reservedBytes,
       deviceBytesInUse: session.deviceArena.usedBytes,
       deviceBytesReserved: session.deviceArena.reservedBytes,
-      streams: this.#streamCount,
+      streams: session.streamCount,
       launches: this.#launches.size,
       pendingReleases: this.#pending.length + this.#quarantine.length,
       actors: this.#hosts.size,

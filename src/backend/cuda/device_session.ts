@@ -166,6 +166,7 @@ export class DeviceSession {
   readonly #userModules = new Map<unknown, CudaModule>();
   readonly #idleStreams: CudaStream[] = [];
   #holders = 0;
+  #streamsCreated = 0;
   #closed = false;
   #onClose: (() => void)[] = [];
 
@@ -421,7 +422,15 @@ export class DeviceSession {
   /** A non-blocking stream for a launch (reused once its launch ended). */
   acquireStream(): CudaStream {
     this.#assertOpen("create a stream");
-    return this.#idleStreams.pop() ?? this.context.createStream();
+    const idle = this.#idleStreams.pop();
+    if (idle !== undefined) return idle;
+    this.#streamsCreated++;
+    return this.context.createStream();
+  }
+
+  /** Launch streams created so far (busy and idle). */
+  get streamCount(): number {
+    return this.#streamsCreated;
   }
 
   /** Gives back a stream whose work has finished. */
