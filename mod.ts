@@ -105,7 +105,11 @@ export {
   toCHeader,
   toCStruct,
 } from "./src/c_struct.ts";
-export type { BackendKind, CudaRuntimeOptions } from "./src/backend/backend.ts";
+export type {
+  BackendKind,
+  CudaRuntimeOptions,
+  GpuInfo,
+} from "./src/backend/backend.ts";
 export type { BackendRequest } from "./src/backend/select.ts";
 export {
   prepareKernelFiles,

@@ -25,6 +25,7 @@ import type {
   Backend,
   BackendKind,
   CudaRuntimeOptions,
+  GpuInfo,
 } from "./backend/backend.ts";
 import { createBackend } from "./backend/create.ts";
 import type { SerializedError } from "./backend/cpu/protocol.ts";
@@ -391,6 +392,15 @@ export class RingKernel implements AsyncDisposable {
       module: typeof ref.module === "string" ? ref.module : ref.module.href,
       exportName: ref.export ?? "default",
     });
+  }
+
+  /**
+   * What the GPU runs and how — device, driver, module loading mode, resident
+   * grids and blocks, block capacity, memory reserves — or `undefined` on the
+   * CPU backend.
+   */
+  gpuInfo(): GpuInfo | undefined {
+    return this.#backend.gpuInfo?.();
   }
 
   /** Listens to crash and restart events; returns a function that stops listening. */

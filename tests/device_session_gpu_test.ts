@@ -164,6 +164,36 @@ describe("the device session", () => {
     },
   );
 
+  gpuTest(
+    "gpuInfo reports the device, the loading mode and what is resident",
+    async () => {
+      await withRuntime(async (rt) => {
+        const idle = rt.gpuInfo()!;
+        assert.equal(
+          idle.moduleLoading,
+          process.env[CUDA_MODULE_LOADING_ENV_VAR] === "LAZY"
+            ? "lazy"
+            : "eager",
+        );
+        assert.equal(idle.device, gpu.deviceName);
+        assert.equal(idle.driverVersion, gpu.driverVersion);
+        assert.ok(idle.actorBlockCapacity >= idle.multiprocessors);
+        assert.ok(idle.hostReservedBytes > 0 && idle.deviceReservedBytes > 0);
+        const echo = await rt.launch("resident", { actor: "echo" });
+        const busy = rt.gpuInfo()!;
+        assert.equal(busy.residentGrids, idle.residentGrids + 1);
+        assert.equal(busy.residentBlocks, idle.residentBlocks + 1);
+        await echo.terminate({ timeoutMs: 5_000 });
+      });
+      const cpu = await RingKernel.create({ backend: "cpu" });
+      try {
+        assert.equal(cpu.gpuInfo(), undefined);
+      } finally {
+        await cpu.shutdown();
+      }
+    },
+  );
+
   gpuTest("CUDA is probed once per process", async () => {
     const first = probeCuda();
     assert.equal(probeCuda(), first);

@@ -114,6 +114,49 @@ export interface Backend {
    * load ahead.
    */
   prepare?(spec: { module: string; exportName: string }): Promise<void>;
+  /** What the GPU runs and how (the CUDA backend only). */
+  gpuInfo?(): GpuInfo;
+}
+
+/** What `RingKernel.gpuInfo()` reports about the CUDA device and its use. */
+export interface GpuInfo {
+  /** The device's name, e.g. `"NVIDIA H200"`. */
+  readonly device: string;
+  /** Its ordinal. */
+  readonly ordinal: number;
+  /** Its compute capability, e.g. `"9.0"`. */
+  readonly computeCapability: string;
+  /** Its multiprocessors. */
+  readonly multiprocessors: number;
+  /** The driver's CUDA version (`cuDriverGetVersion`), e.g. `13000`. */
+  readonly driverVersion: number;
+  /**
+   * How the driver loads kernels: `"eager"` unless the user chose otherwise
+   * with `CUDA_MODULE_LOADING` (lazy loading can wait for an idle GPU, which
+   * never comes while actors are resident).
+   */
+  readonly moduleLoading: "eager" | "lazy" | "unknown";
+  /**
+   * Where that mode came from: set by the library before the first `cuInit`,
+   * the user's environment, a driver initialised earlier, or no C library.
+   */
+  readonly moduleLoadingSource:
+    | "library"
+    | "environment"
+    | "preinitialised"
+    | "unavailable";
+  /** The bundle image loaded, e.g. `"ringkernel.sm_90.cubin"`. */
+  readonly bundleImage: string;
+  /** Grids resident on the device now (every runtime of the process). */
+  readonly residentGrids: number;
+  /** Blocks of those grids. */
+  readonly residentBlocks: number;
+  /** Actor-pool blocks (one actor each) that fit on the device at once. */
+  readonly actorBlockCapacity: number;
+  /** Mapped host memory reserved, in bytes (shared by the process's runtimes). */
+  readonly hostReservedBytes: number;
+  /** Device memory reserved, in bytes (shared likewise). */
+  readonly deviceReservedBytes: number;
 }
 
 /**

@@ -31,6 +31,7 @@ import type {
   ActorHostEvents,
   ActorSpawnSpec,
   Backend,
+  GpuInfo,
 } from "../backend.ts";
 import type { ArenaBlock } from "./arena.ts";
 import {
@@ -321,7 +322,6 @@ export class CudaBackend implements Backend {
     }
   }
 
-
   #functionFor(gpu: GpuActorImplementation): CudaFunction {
     const source = gpu.source;
     if ("builtin" in source) return this.#session.poolFunction;
@@ -507,6 +507,32 @@ export class CudaBackend implements Backend {
       // Nothing of ours runs: empty chunks beyond the first can go (if nothing else runs).
       this.#session.trimReserves();
     }
+  }
+
+  /** What the GPU runs and how; see {@linkcode GpuInfo}. */
+  gpuInfo(): GpuInfo {
+    const session = this.#session;
+    const resident = session.residency();
+    const cc = this.device.computeCapability;
+    return {
+      device: this.device.name,
+      ordinal: this.device.ordinal,
+      computeCapability: `${cc.major}.${cc.minor}`,
+      multiprocessors: this.device.multiprocessorCount,
+      driverVersion: this.driverVersion,
+      moduleLoading: session.moduleLoading.mode,
+      moduleLoadingSource: session.moduleLoading.source,
+      bundleImage: this.bundleImage,
+      residentGrids: resident.grids,
+      residentBlocks: resident.blocks,
+      actorBlockCapacity: session.blockCapacity(
+        session.poolFunction,
+        POOL_THREADS,
+        POOL_SHARED_BYTES,
+      ),
+      hostReservedBytes: session.hostArena.reservedBytes,
+      deviceReservedBytes: session.deviceArena.reservedBytes,
+    };
   }
 
   /** Memory and launch counters, for leak checks and diagnostics. */
