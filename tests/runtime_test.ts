@@ -96,6 +96,30 @@ describe("backend selection", () => {
     await rt.shutdown();
   });
 
+  test("on the CPU backend prepare() checks the actor and gpuInfo() is undefined", async () => {
+    const rt = await RingKernel.create({ backend: "cpu" });
+    try {
+      assert.equal(rt.gpuInfo(), undefined);
+      await rt.prepare({ actor: "echo" });
+      await assert.rejects(
+        rt.prepare({
+          actor: {
+            module: new URL("./fixtures/missing_module.ts", import.meta.url),
+          },
+        }),
+        ActorModuleError,
+      );
+      const echo = await rt.launch("echo", { actor: "echo" });
+      assert.deepEqual(await echo.call({ seq: 1n, value: 2, tag: 3 }), {
+        seq: 1n,
+        value: 2,
+        tag: 3,
+      });
+    } finally {
+      await rt.shutdown();
+    }
+  });
+
   test("auto falls back to the CPU and says why", async () => {
     const rt = await RingKernel.create({
       backend: "auto",
