@@ -96,6 +96,16 @@ describe("the device session", () => {
         child(script, { [CUDA_MODULE_LOADING_ENV_VAR]: "LAZY" }),
         { mode: "lazy", source: "environment" },
       );
+      // A choice made in process.env alone reaches the driver too.
+      assert.deepEqual(
+        child(
+          `import process from "node:process";
+           process.env.${CUDA_MODULE_LOADING_ENV_VAR} = "LAZY";
+           ${script}`,
+          { [CUDA_MODULE_LOADING_ENV_VAR]: undefined },
+        ),
+        { mode: "lazy", source: "environment" },
+      );
       // This process too: the gate opened the driver before anything else.
       const driver = CudaDriver.open();
       try {

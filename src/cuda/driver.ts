@@ -20,6 +20,7 @@
  * @module
  */
 
+import process from "node:process";
 import {
   BackendUnavailableError,
   CudaError,
@@ -124,7 +125,12 @@ let processLoadingSource: ModuleLoadingSource | undefined;
 export function chooseModuleLoading(): ModuleLoadingSource {
   if (processLoadingSource !== undefined) return processLoadingSource;
   try {
+    const chosenInJs = process.env[CUDA_MODULE_LOADING_ENV_VAR];
     if (hasNativeEnv(CUDA_MODULE_LOADING_ENV_VAR)) {
+      processLoadingSource = "environment";
+    } else if (chosenInJs !== undefined) {
+      // Set in process.env only (a runtime need not write it through): pass it on.
+      setNativeEnv(CUDA_MODULE_LOADING_ENV_VAR, chosenInJs);
       processLoadingSource = "environment";
     } else {
       setNativeEnv(CUDA_MODULE_LOADING_ENV_VAR, "EAGER");
