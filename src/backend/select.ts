@@ -7,6 +7,7 @@
 
 import { BackendUnavailableError } from "../errors.ts";
 import type { CudaDriverOptions } from "../cuda/driver.ts";
+import { libcudaCandidates } from "../../ffi/libcuda.ts";
 import type { BackendKind } from "./backend.ts";
 
 /** What a runtime may ask for. */
@@ -62,8 +63,9 @@ const probes = new Map<unknown, Map<string, Promise<CudaProbe>>>();
  * absence is a reason like any other.
  */
 export function probeCuda(options: CudaProbeOptions = {}): Promise<CudaProbe> {
+  // What would be loaded: $RINGKERNEL_LIBCUDA included, so changing it probes again.
   const libraryKey = options.driver?.library ??
-    (options.driver?.candidates ?? []).join("\n");
+    libcudaCandidates({ candidates: options.driver?.candidates }).join("\n");
   let byBundle = probes.get(libraryKey);
   if (byBundle === undefined) {
     byBundle = new Map();

@@ -38,7 +38,7 @@ import {
   InvalidStateError,
   RingKernelError,
 } from "../../errors.ts";
-import type { LibcudaLike } from "../../../ffi/libcuda.ts";
+import { libcudaCandidates, type LibcudaLike } from "../../../ffi/libcuda.ts";
 import { Arena, type ArenaChunk } from "./arena.ts";
 import { BUILTIN_POOL_KERNEL } from "./pool_layout.ts";
 
@@ -127,7 +127,9 @@ function libraryKey(options: CudaDriverOptions | undefined): string {
     }
     return key;
   }
-  return `candidates:${(options?.candidates ?? []).join("\n")}`;
+  return `candidates:${
+    libcudaCandidates({ candidates: options?.candidates }).join("\n")
+  }`;
 }
 
 function checkReserve(value: number | undefined, what: string): number {
