@@ -126,6 +126,7 @@ export {
   GpuResidencyError,
   type GpuResidencyLimit,
   InvalidMessageError,
+  InvalidOptionError,
   InvalidStateError,
   LibraryLoadError,
   QueueFullError,

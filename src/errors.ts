@@ -163,6 +163,37 @@ export class InvalidStateError extends RingKernelError {
   }
 }
 
+/**
+ * An option or deadline was given a value it cannot take (NaN, a negative or
+ * infinite deadline, a batch size of 0, an unknown backend name, …): `option`
+ * names it, `value` is what was given.
+ */
+export class InvalidOptionError extends RingKernelError {
+  /** The option, e.g. `"timeoutMs"` or `"queueCapacity"`. */
+  readonly option: string;
+  /** The value that was refused. */
+  readonly value: unknown;
+  /** Creates the error for one option; `expected` says what it takes. */
+  constructor(option: string, value: unknown, expected: string) {
+    super(`${option} must be ${expected}, got ${describeValue(value)}`);
+    this.option = option;
+    this.value = value;
+  }
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "number" || value === undefined || value === null) {
+    return String(value);
+  }
+  if (typeof value === "string") return JSON.stringify(value);
+  try {
+    return JSON.stringify(value) ?? typeof value;
+  } catch {
+    return typeof value;
+  }
+}
+
 /** A message is malformed, oversize, or of an unknown type. */
 export class InvalidMessageError extends RingKernelError {}
 
