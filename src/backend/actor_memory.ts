@@ -66,6 +66,14 @@ export const WorkerWord = Object.freeze({
    * counter it moves (processed, or the actor's dead letters).
    */
   commitCount: 6,
+  /**
+   * The generation of the loop while it runs the actor's own code
+   * synchronously (`init`, or a handler up to its return or its first
+   * `await`), else 0. A host that killed a loop which still shows its
+   * generation here a while later knows the thread is still inside that
+   * code: Deno's `Worker.terminate()` cannot interrupt synchronous code.
+   */
+  userCode: 7,
 });
 
 /**

@@ -33,6 +33,30 @@ export interface ActorSpawnSpec {
   idleSpinMicros: number;
   /** Most messages handled per queue per loop turn. */
   batchSize: number;
+  /**
+   * The CPU backend under Deno: the most heap (V8 old generation, in MiB)
+   * the actor's Worker may use; past it the actor crashes. Absent: the
+   * engine's default limit, still reached as a crash of the actor rather
+   * than of the process. Bun has no per-Worker limit and ignores it.
+   */
+  maxHeapMb?: number;
+}
+
+/**
+ * An actor's thread that its host terminated inside the actor's own code and
+ * found still running it a while later: Deno's `Worker.terminate()` cannot
+ * interrupt synchronous JavaScript, so it keeps a CPU busy until that code
+ * returns, and keeps the process from exiting; only `Deno.exit()` ends it.
+ */
+export interface StuckThread {
+  /** The actor's name. */
+  readonly actor: string;
+  /** The restart generation of the loop on that thread. */
+  readonly generation: number;
+  /** How long after the kill it was still running the actor's code, in ms. */
+  readonly afterMs: number;
+  /** The whole report, in words. */
+  readonly message: string;
 }
 
 /** Why an actor loop ended. */
@@ -59,6 +83,12 @@ export interface ActorHostEvents {
   onPublish(topic: string, slot: Uint8Array): void;
   /** The actor subscribed (`true`) to or unsubscribed from a topic filter. */
   onSubscription(filter: string, subscribe: boolean): void;
+  /**
+   * A thread the host terminated is stuck in the actor's code (see
+   * {@linkcode StuckThread}); without this event the host writes the report
+   * to `console.warn`.
+   */
+  onStuck?(thread: StuckThread): void;
 }
 
 /** A message that was being handled when its actor's thread died. */

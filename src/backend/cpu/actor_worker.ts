@@ -4,8 +4,13 @@
  * replies to the output ring, keeps telemetry and the heartbeat, spins
  * briefly when idle and then sleeps on the input ring's doorbell.
  *
+ * The host starts it as a `node:worker_threads` Worker (Deno and Bun): its
+ * control messages come through `parentPort`. It also runs as a web Worker.
+ *
  * @module
  */
+
+import { parentPort } from "node:worker_threads";
 
 import {
   type ActorContext,
@@ -58,9 +63,11 @@ import {
 interface WorkerScope {
   onmessage: ((event: MessageEvent<HostToWorker>) => void) | null;
   postMessage(message: WorkerToHost, transfer?: Transferable[]): void;
-  close(): void;
+  close?(): void;
 }
 const scope = globalThis as unknown as WorkerScope;
+/** The host's port in a `node:worker_threads` Worker; null in a web Worker. */
+const port = parentPort;
 
 const DOORBELL = QUEUE_HEADER.fields.doorbell.offset >> 2;
 const SLEEPING = QUEUE_HEADER.fields.sleeping.offset >> 2;
@@ -126,26 +133,38 @@ function buildRoutes(entries: RouteEntry[]): Map<string, Route> {
 }
 
 function post(message: WorkerToHost, transfer?: Transferable[]): void {
-  scope.postMessage(message, transfer);
+  if (port !== null) port.postMessage(message, transfer as never);
+  else scope.postMessage(message, transfer);
+}
+
+/**
+ * Ends this Worker once its last message is posted (messages posted before
+ * arrive first). The host terminates it too when it reads that message.
+ */
+function closeSelf(): void {
+  if (typeof scope.close === "function") scope.close();
+  else port?.close();
 }
 
 function macrotask(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-scope.onmessage = (event) => {
-  const message = event.data;
+function onHostMessage(message: HostToWorker): void {
   if (message.kind === "start") {
     mailboxHandled++;
     start(message).catch((error) => {
       post({ kind: "start-failed", error: serializeError(error) });
-      scope.close();
+      closeSelf();
     });
   } else if (message.kind === "routes") {
     routes = buildRoutes(message.routes);
     mailboxHandled++;
   }
-};
+}
+
+if (port !== null) port.on("message", onHostMessage);
+else scope.onmessage = (event) => onHostMessage(event.data);
 
 async function start(init: StartMessage): Promise<void> {
   const definition = await loadActorDefinition({
@@ -158,7 +177,7 @@ async function start(init: StartMessage): Promise<void> {
   const reason = await loop.run();
   // An abandoned loop's host has moved on: it reports nothing.
   if (reason !== "abandoned") post({ kind: "exited", reason });
-  scope.close();
+  closeSelf();
 }
 
 class ActorLoop {
@@ -218,11 +237,14 @@ class ActorLoop {
       ...(definition.accepts ?? []),
     ]);
     this.#rules = { schemas: this.#accepts, slotSize: this.#slotSize };
+    // `init` is the actor's code: marked like a handler (WorkerWord.userCode).
+    this.#words[WorkerWord.userCode] = init.generation;
     const state = definition.init?.({
       name: init.name,
       id: init.id,
       config: init.config,
     });
+    this.#words[WorkerWord.userCode] = 0;
     this.#ctx = {
       name: init.name,
       id: init.id,
@@ -396,6 +418,8 @@ class ActorLoop {
     const finishing = handling | BusyState.finishing;
     const committed = handling | BusyState.committed;
     const busy = WorkerWord.busy;
+    const userCode = WorkerWord.userCode;
+    const generation = this.#init.generation;
     const started = performance.now();
     let processed = 0;
     for (let i = 0; i < n; i++) {
@@ -440,7 +464,12 @@ class ActorLoop {
       let failed = false;
       let reply;
       try {
+        // Plain stores: the host reads the mark only after it killed this
+        // loop, to tell whether the thread is still inside the handler. A
+        // loop killed meanwhile leaves a restarted loop's mark alone.
+        words[userCode] = generation;
         reply = this.#definition.handle(message as never, ctx);
+        if (words[userCode] === generation) words[userCode] = 0;
         if (
           reply !== undefined &&
           typeof (reply as Promise<unknown>).then === "function"
@@ -448,6 +477,7 @@ class ActorLoop {
           reply = await reply;
         }
       } catch (error) {
+        if (words[userCode] === generation) words[userCode] = 0;
         failed = true;
         failure = error;
       }

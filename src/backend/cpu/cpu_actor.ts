@@ -3,8 +3,18 @@
  * the same control block, telemetry and ring layouts as a GPU actor) and the
  * Worker that runs its loop.
  *
+ * The Worker is a `node:worker_threads` Worker, under Deno as under Bun: its
+ * `exit` event tells the host when the thread ended on its own (a handler
+ * calling `process.exit()`, `Deno.exit()` or `self.close()`, where a web
+ * Worker under Deno fires nothing), and under Deno its `resourceLimits` turn
+ * a heap exhausted by one actor into that actor's crash instead of the
+ * process's abort.
+ *
  * @module
  */
+
+import { Worker } from "node:worker_threads";
+import { setTimeout as setTimer } from "node:timers";
 
 import { ControlBlockView } from "../../control_block.ts";
 import { RingKernelError, TimeoutError } from "../../errors.ts";
@@ -26,12 +36,34 @@ import type {
   ActorHostEvents,
   ActorSpawnSpec,
   InFlightMessage,
+  StuckThread,
 } from "../backend.ts";
 import type { RouteEntry, SerializedError, WorkerToHost } from "./protocol.ts";
 
 const WORKER_URL = new URL("./actor_worker.ts", import.meta.url);
+/**
+ * What the Worker is started from: `node:worker_threads` loads `file:` and
+ * `data:` URLs only, so a library imported from elsewhere (`https:`) starts
+ * its Worker from a `data:` module that imports the real one.
+ */
+const WORKER_ENTRY = WORKER_URL.protocol === "file:" ? WORKER_URL : new URL(
+  `data:text/javascript,${
+    encodeURIComponent(`import ${JSON.stringify(WORKER_URL.href)};`)
+  }`,
+);
 /** How long a kill waits for a loop that committed a message to finish it (no waits inside). */
 const COMMIT_WAIT_MS = 100;
+/**
+ * Whether `Worker.terminate()` stops a thread inside synchronous JavaScript.
+ * Bun's does; Deno's does not (a handler stuck in a loop keeps its thread,
+ * and the process, running).
+ */
+const TERMINATE_STOPS_SYNC_CODE = !("Deno" in globalThis);
+/**
+ * How long after a kill a thread still inside the actor's code counts as
+ * stuck (a handler busy for a moment more is not).
+ */
+export const STUCK_AFTER_MS = 500;
 
 /** One CPU actor: shared memory plus the Worker running its loop. */
 export class CpuActorHost implements ActorHost {
@@ -52,6 +84,7 @@ export class CpuActorHost implements ActorHost {
   readonly #words: Int32Array;
   #worker: Worker | undefined;
   #generation = 0;
+  readonly #stuck: StuckThread[] = [];
 
   /** Lays out the actor's memory; {@linkcode CpuActorHost.start} runs it. */
   constructor(
@@ -115,9 +148,15 @@ export class CpuActorHost implements ActorHost {
     // A fresh Worker has handled no host message yet.
     Atomics.store(this.#words, WorkerWord.mailbox, 0);
     this.control.hasTerminated = 0;
-    const worker = new Worker(WORKER_URL.href, {
-      type: "module",
+    const { maxHeapMb } = this.#spec;
+    const worker = new Worker(WORKER_ENTRY, {
       name: `ringkernel:${this.#spec.name}`,
+      // Even empty, resourceLimits makes Deno end the Worker alone when its
+      // heap runs out (the default limit), instead of aborting the process.
+      // Bun ignores them.
+      resourceLimits: maxHeapMb === undefined
+        ? {}
+        : { maxOldGenerationSizeMb: maxHeapMb },
     });
     this.#worker = worker;
     return new Promise<void>((resolve, reject) => {
@@ -130,9 +169,22 @@ export class CpuActorHost implements ActorHost {
           new TimeoutError(`starting actor "${this.#spec.name}"`, timeoutMs),
         );
       }, timeoutMs);
-      worker.onmessage = (event: MessageEvent<WorkerToHost>) => {
+      /** The Worker failed or ended before it ran: the start fails. */
+      const failStart = (error: SerializedError): boolean => {
+        if (started) return false;
+        started = true;
+        clearTimeout(timer);
+        this.#worker = undefined;
+        void worker.terminate().catch(() => {});
+        reject(
+          new RingKernelError(
+            `actor "${this.#spec.name}" failed to start: ${error.message}`,
+          ),
+        );
+        return true;
+      };
+      worker.on("message", (message: WorkerToHost) => {
         if (this.#worker !== worker) return;
-        const message = event.data;
         if (!started) {
           if (message.kind === "ready") {
             started = true;
@@ -141,41 +193,30 @@ export class CpuActorHost implements ActorHost {
             return;
           }
           if (message.kind === "start-failed") {
-            started = true;
-            clearTimeout(timer);
-            this.#worker = undefined;
-            worker.terminate();
-            reject(
-              new RingKernelError(
-                `actor "${this.#spec.name}" failed to start: ${message.error.message}`,
-              ),
-            );
+            failStart(message.error);
             return;
           }
         }
         this.#onWorkerMessage(worker, message);
-      };
-      worker.onerror = (event: ErrorEvent) => {
-        event.preventDefault?.();
+      });
+      worker.on("error", (error: unknown) => {
+        if (this.#worker !== worker) return;
+        const serialized = workerError(error);
+        if (!failStart(serialized)) this.#died(serialized);
+      });
+      // A Worker the host did not stop ended on its own: a handler called
+      // process.exit(), Deno.exit() or self.close(). (After its loop's own
+      // exit, the host detached it when the "exited" message came, which
+      // arrives before this event.)
+      worker.on("exit", (code: number) => {
         if (this.#worker !== worker) return;
         const error: SerializedError = {
-          name: "WorkerError",
-          message: event.message ?? "the actor's Worker failed",
+          name: "WorkerExited",
+          message:
+            `the actor's Worker ended on its own (exit code ${code}): its code called process.exit(), Deno.exit() or self.close()`,
         };
-        if (!started) {
-          started = true;
-          clearTimeout(timer);
-          this.#worker = undefined;
-          worker.terminate();
-          reject(
-            new RingKernelError(
-              `actor "${this.#spec.name}" failed to start: ${error.message}`,
-            ),
-          );
-          return;
-        }
-        this.#died(error);
-      };
+        if (!failStart(error)) this.#died(error);
+      });
       Atomics.add(this.#words, WorkerWord.mailbox, 1);
       worker.postMessage({
         kind: "start",
@@ -219,7 +260,7 @@ export class CpuActorHost implements ActorHost {
         break;
       case "exited":
         if (this.#worker === worker) this.#worker = undefined;
-        worker.terminate();
+        void worker.terminate().catch(() => {});
         this.#events.onExit(message.reason);
         break;
     }
@@ -227,7 +268,7 @@ export class CpuActorHost implements ActorHost {
 
   /** The loop's thread is gone: account for its message, then report the crash. */
   #died(error: SerializedError): void {
-    const inFlight = this.kill();
+    const inFlight = this.#kill(false);
     if (inFlight !== undefined) {
       this.#events.onDeadLetter(
         "handler-error",
@@ -273,9 +314,27 @@ export class CpuActorHost implements ActorHost {
   }
 
   kill(): InFlightMessage | undefined {
+    return this.#kill(true);
+  }
+
+  /**
+   * Threads of this actor that were terminated inside the actor's code and
+   * were still running it {@linkcode STUCK_AFTER_MS} later (Deno only).
+   */
+  get stuckThreads(): readonly StuckThread[] {
+    return this.#stuck;
+  }
+
+  /** Kills the loop; `alive`: its thread was running (not known to be gone). */
+  #kill(alive: boolean): InFlightMessage | undefined {
     const worker = this.#worker;
     this.#worker = undefined;
-    worker?.terminate();
+    if (worker !== undefined) {
+      void worker.terminate().catch(() => {});
+      if (alive && !TERMINATE_STOPS_SYNC_CODE) {
+        this.#watchStuck(this.#generation);
+      }
+    }
     const busy = this.#claimBusy();
     const source = busy & (BusyState.input | BusyState.inbox);
     if (source === 0) return undefined;
@@ -369,7 +428,55 @@ export class CpuActorHost implements ActorHost {
     }
   }
 
+  /**
+   * Deno's `terminate()` cannot stop a thread inside synchronous JavaScript:
+   * a loop killed while it ran the actor's code (its generation in
+   * `WorkerWord.userCode`) and still running it a while later is stuck
+   * there, keeping a CPU busy and the process alive. Reports it.
+   */
+  #watchStuck(generation: number): void {
+    const words = this.#words;
+    if (Atomics.load(words, WorkerWord.userCode) !== generation) return;
+    setTimer(() => {
+      if (Atomics.load(words, WorkerWord.userCode) !== generation) return;
+      const thread: StuckThread = {
+        actor: this.#spec.name,
+        generation,
+        afterMs: STUCK_AFTER_MS,
+        message:
+          `actor "${this.#spec.name}": its Worker was terminated while it ran the actor's code (a handler or init), and ${STUCK_AFTER_MS} ms later that thread still runs it. Deno cannot interrupt synchronous JavaScript in a Worker: the thread keeps a CPU busy until that code returns, and the process cannot exit on its own meanwhile; Deno.exit() ends it.`,
+      };
+      this.#stuck.push(thread);
+      if (this.#events.onStuck !== undefined) this.#events.onStuck(thread);
+      else console.warn(`ringkernel: ${thread.message}`);
+    }, STUCK_AFTER_MS).unref();
+  }
+
   dispose(): void {
     this.kill();
   }
+}
+
+/** What a Worker's `error` event carries, as a {@linkcode SerializedError}. */
+function workerError(error: unknown): SerializedError {
+  if (error instanceof Error || typeof error === "object" && error !== null) {
+    const { name, message, code } = error as {
+      name?: unknown;
+      message?: unknown;
+      code?: unknown;
+    };
+    if (code === "ERR_WORKER_OUT_OF_MEMORY") {
+      return {
+        name: "WorkerOutOfMemory",
+        message: `the actor's Worker ran out of memory (${String(message)})`,
+      };
+    }
+    return {
+      name: typeof name === "string" ? name : "WorkerError",
+      message: typeof message === "string"
+        ? message
+        : "the actor's Worker failed",
+    };
+  }
+  return { name: "WorkerError", message: String(error) };
 }
