@@ -148,10 +148,21 @@ export interface FieldAccessor<S extends FieldSpec = FieldSpec> {
 
 /** A fixed-layout message type; create one with {@linkcode defineMessage}. */
 export interface MessageSchema<F extends FieldsSpec = FieldsSpec> {
-  /** Schema name (the type id is derived from it unless given). */
+  /** Schema name (the type id is derived from it and the layout unless given). */
   readonly name: string;
-  /** Stable, non-zero u32 type id carried in the envelope. */
+  /**
+   * Stable, non-zero u32 type id carried in the envelope: unless given, the
+   * FNV-1a hash of the name and the {@linkcode MessageSchema.layout}, so two
+   * schemas of the same name with different fields have different ids.
+   */
   readonly typeId: number;
+  /**
+   * The canonical field layout: `name:type` for each field in layout order,
+   * comma-separated (`seq:u64,value:f64,tag:u32`; arrays `f32[16]`, bytes
+   * `bytes(32)`, strings `utf8(16)`). Two schemas with the same layout read
+   * the same bytes the same way.
+   */
+  readonly layout: string;
   /** Encoded size in bytes (a multiple of `align`). */
   readonly size: number;
   /** Alignment in bytes (the largest field alignment, at least 1). */
@@ -206,9 +217,12 @@ export interface MessageSchema<F extends FieldsSpec = FieldsSpec> {
 
 /** Options of {@linkcode defineMessage}. */
 export interface MessageDefinition<F extends FieldsSpec> {
-  /** Schema name: letters, digits, `_`, `.`, `-`; the default type id is its FNV-1a hash. */
+  /**
+   * Schema name: letters, digits, `_`, `.`, `-`. The default type id is the
+   * FNV-1a hash of the name and the canonical field layout.
+   */
   name: string;
-  /** Explicit type id (u32, non-zero); overrides the hash of the name. */
+  /** Explicit type id (u32, non-zero); overrides the hash of the name and layout. */
   typeId?: number;
   /** Fields in layout order. Names must be identifiers (letters, digits, `_`). */
   fields: F;
@@ -265,6 +279,38 @@ export function fnv1a32(text: string): number {
   }
   hash >>>= 0;
   return hash === 0 ? 0x811c9dc5 : hash;
+}
+
+/** The canonical text of one field type: `u32`, `f32[16]`, `bytes(32)`, `utf8(16)`. */
+function canonicalSpec(spec: FieldSpec): string {
+  if (typeof spec === "string") return spec;
+  switch (spec.kind) {
+    case "array":
+      return `${spec.element}[${spec.length}]`;
+    case "bytes":
+      return `bytes(${spec.capacity})`;
+    case "string":
+      return `utf8(${spec.capacity})`;
+  }
+}
+
+/**
+ * The canonical layout of fields in layout order (see
+ * {@linkcode MessageSchema.layout}).
+ */
+export function canonicalLayout(
+  fields: readonly Pick<FieldInfo, "name" | "spec">[],
+): string {
+  return fields.map((f) => `${f.name}:${canonicalSpec(f.spec)}`).join(",");
+}
+
+/**
+ * The default type id of a schema: the FNV-1a hash of its name and its
+ * canonical layout, so a schema's identity covers its fields, not only its
+ * name.
+ */
+export function defaultTypeId(name: string, layout: string): number {
+  return fnv1a32(`${name}{${layout}}`);
 }
 
 const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.\-]*$/;
@@ -714,12 +760,16 @@ export function defineMessage<const F extends FieldsSpec>(
   if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
     invalid(`message name ${describe(name)} must match ${NAME_PATTERN}`);
   }
-  const typeId: unknown = definition.typeId ?? fnv1a32(name);
+  const explicitTypeId: unknown = definition.typeId;
   if (
-    typeof typeId !== "number" || (typeId >>> 0) !== typeId || typeId === 0
+    explicitTypeId !== undefined &&
+    (typeof explicitTypeId !== "number" ||
+      (explicitTypeId >>> 0) !== explicitTypeId || explicitTypeId === 0)
   ) {
     invalid(
-      `message ${name}: type id ${describe(typeId)} must be a non-zero u32`,
+      `message ${name}: type id ${
+        describe(explicitTypeId)
+      } must be a non-zero u32`,
     );
   }
   if (spec === null || typeof spec !== "object") {
@@ -753,6 +803,9 @@ export function defineMessage<const F extends FieldsSpec>(
     align = Math.max(align, layout.align);
   }
   const size = Math.ceil(offset / align) * align;
+  const layout = canonicalLayout(infos);
+  const typeId = (explicitTypeId as number | undefined) ??
+    defaultTypeId(name, layout);
   if (size > MAX_MESSAGE_SIZE) {
     invalid(
       `message ${name}: size ${size} exceeds ${MAX_MESSAGE_SIZE} (the envelope's u16 payload length)`,
@@ -812,6 +865,7 @@ export function defineMessage<const F extends FieldsSpec>(
   const schema: MessageSchema<F> = {
     name,
     typeId,
+    layout,
     size,
     align,
     fields: Object.freeze(infos),
@@ -867,30 +921,74 @@ export function defineMessage<const F extends FieldsSpec>(
   return Object.freeze(schema);
 }
 
+/** The canonical layout of a schema (computed when it lacks one). */
+function layoutOfSchema(schema: MessageSchema): string {
+  return typeof schema.layout === "string"
+    ? schema.layout
+    : canonicalLayout(schema.fields);
+}
+
+/** Whether two schemas are the same message type: name, type id and layout. */
+function sameType(a: MessageSchema, b: MessageSchema): boolean {
+  return a === b ||
+    (a.name === b.name && a.typeId === b.typeId && a.size === b.size &&
+      layoutOfSchema(a) === layoutOfSchema(b));
+}
+
 /**
- * Type ids to schemas, for queues that carry several message types. A type id
- * may be registered once; registering a different schema under a taken id is
- * a collision and throws {@linkcode InvalidMessageError}.
+ * Type ids to schemas, for queues that carry several message types. A type
+ * id and a schema name each name one message type: registering a schema
+ * whose type id is taken by another type (a collision), or whose name is
+ * taken by a schema with other fields or another type id, throws
+ * {@linkcode InvalidMessageError}. The same type registered again (the same
+ * object, or the same name, type id and layout, e.g. defined by two modules)
+ * is a no-op.
  */
 export class SchemaRegistry {
   #byId = new Map<number, MessageSchema>();
+  #byName = new Map<string, MessageSchema>();
 
   /** Creates a registry holding `schemas`. */
   constructor(schemas: Iterable<MessageSchema> = []) {
     for (const schema of schemas) this.register(schema);
   }
 
-  /** Adds a schema; re-adding the same schema object is a no-op. */
-  register(schema: MessageSchema): this {
+  /**
+   * Why `schema` cannot be registered (a message naming the schema it
+   * conflicts with), or `undefined` when it can (or already is).
+   */
+  conflict(schema: MessageSchema): string | undefined {
     const taken = this.#byId.get(schema.typeId);
-    if (taken && taken !== schema) {
-      invalid(
-        `type id 0x${
-          schema.typeId.toString(16)
-        } of ${schema.name} is already taken by ${taken.name}`,
-      );
+    if (taken !== undefined && !sameType(taken, schema)) {
+      return `type id 0x${schema.typeId.toString(16)} of ${schema.name} (${
+        layoutOfSchema(schema)
+      }) is already taken by ${taken.name} (${layoutOfSchema(taken)})`;
     }
-    this.#byId.set(schema.typeId, schema);
+    const named = this.#byName.get(schema.name);
+    if (named !== undefined && !sameType(named, schema)) {
+      return `message name ${schema.name} is already registered with another ${
+        named.typeId === schema.typeId ? "layout" : "type id"
+      }: ${layoutOfSchema(named)} (type id 0x${
+        named.typeId.toString(16)
+      }), not ${layoutOfSchema(schema)} (type id 0x${
+        schema.typeId.toString(16)
+      })`;
+    }
+    return undefined;
+  }
+
+  /**
+   * Adds a schema; re-adding the same type is a no-op.
+   *
+   * @throws {InvalidMessageError} when its type id or name is taken by another type.
+   */
+  register(schema: MessageSchema): this {
+    const problem = this.conflict(schema);
+    if (problem !== undefined) invalid(problem);
+    if (!this.#byId.has(schema.typeId)) {
+      this.#byId.set(schema.typeId, schema);
+      this.#byName.set(schema.name, schema);
+    }
     return this;
   }
 

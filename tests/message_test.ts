@@ -234,13 +234,18 @@ describe("defineMessage layout", () => {
     assert.deepEqual(s.decode(new DataView(new ArrayBuffer(0)), 0), {});
   });
 
-  test("type ids: explicit, or FNV-1a of the name, never 0", () => {
+  test("type ids: explicit, or FNV-1a of the name and layout, never 0", () => {
     assert.equal(fnv1a32(""), 0x811c9dc5);
     assert.equal(fnv1a32("a"), 0xe40c292c);
     assert.equal(fnv1a32("foobar"), 0xbf9cf968);
     const derived = defineMessage({ name: "Command", fields: { x: "u32" } });
-    assert.equal(derived.typeId, fnv1a32("Command"));
+    assert.equal(derived.layout, "x:u32");
+    assert.equal(derived.typeId, fnv1a32("Command{x:u32}"));
     assert.equal(
+      defineMessage({ name: "Command", fields: { x: "u32" } }).typeId,
+      derived.typeId,
+    );
+    assert.notEqual(
       defineMessage({ name: "Command", fields: {} }).typeId,
       derived.typeId,
     );
