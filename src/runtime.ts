@@ -37,6 +37,7 @@ import {
 import { DeadLetterQueue, type DeadLetterReason } from "./dead_letter.ts";
 import { ENVELOPE_SIZE, readEnvelope, writeEnvelopeFor } from "./envelope.ts";
 import {
+  InvalidMessageError,
   InvalidStateError,
   RingKernelError,
   UnknownActorError,
@@ -450,9 +451,8 @@ export class RingKernel implements AsyncDisposable {
     const definition = await loadActorDefinition(ref);
     const schemas = [definition.input, ...(definition.accepts ?? [])];
     if (definition.output) schemas.push(definition.output);
-    for (const schema of schemas) {
-      if (!this.#schemas.has(schema.typeId)) this.#schemas.register(schema);
-    }
+    this.#checkSchemas(name, schemas);
+    for (const schema of schemas) this.#schemas.register(schema);
     const queueCapacity = checkCapacity(
       "queueCapacity",
       options.queueCapacity ?? 1024,
@@ -526,6 +526,30 @@ export class RingKernel implements AsyncDisposable {
     }
     this.#broadcastRoutes();
     return kernel;
+  }
+
+  /**
+   * Refuses an actor whose schemas collide with each other or with those
+   * the runtime knows: a name or type id of one message type must not stand
+   * for another layout, or messages would decode with their fields swapped.
+   */
+  #checkSchemas(name: string, schemas: readonly MessageSchema[]): void {
+    try {
+      new SchemaRegistry(schemas);
+    } catch (error) {
+      throw new InvalidMessageError(
+        `actor "${name}": ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    for (const schema of schemas) {
+      const problem = this.#schemas.conflict(schema);
+      if (problem !== undefined) {
+        throw new InvalidMessageError(
+          `actor "${name}": ${problem} in this runtime`,
+        );
+      }
+    }
   }
 
   #builtin(name: string): ActorModuleRef {
@@ -766,7 +790,8 @@ export class RingKernel implements AsyncDisposable {
     schema: MessageSchema<F>,
     message: MessageValue<F>,
   ): number {
-    if (!this.#schemas.has(schema.typeId)) this.#schemas.register(schema);
+    // A schema whose name or type id stands for another layout here is refused.
+    this.#schemas.register(schema);
     const slot = new Uint8Array(ENVELOPE_SIZE + schema.size);
     const view = new DataView(slot.buffer);
     writeEnvelopeFor(view, 0, schema, { timestamp: this.#clock.now() });
