@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ActorModuleError } from "./errors.ts";
+import { ActorModuleError, InvalidOptionError } from "./errors.ts";
 import type {
   DecodedMessage,
   FieldsSpec,
@@ -114,15 +114,31 @@ const ACTOR_BRAND = Symbol.for("ringkernel.actor");
 /**
  * Declares a CPU actor. Export the result from a module so the actor's Worker
  * can import it, then launch it with `runtime.launch(name, { actor: { module } })`.
+ *
+ * @throws {InvalidOptionError} without a `handle` function or an `input` schema.
  */
 export function defineActor<I extends FieldsSpec, O extends FieldsSpec, S>(
   definition: ActorDefinition<I, O, S>,
 ): ActorDefinition<I, O, S> {
-  if (typeof definition?.handle !== "function") {
-    throw new TypeError("defineActor: `handle` must be a function");
+  if (definition === null || typeof definition !== "object") {
+    throw new InvalidOptionError(
+      "definition",
+      definition,
+      "an object with `input` and `handle`",
+    );
   }
-  if (definition.input === undefined) {
-    throw new TypeError("defineActor: `input` schema is required");
+  if (typeof definition.handle !== "function") {
+    throw new InvalidOptionError("handle", definition.handle, "a function");
+  }
+  if (
+    definition.input === null || typeof definition.input !== "object" ||
+    typeof definition.input.typeId !== "number"
+  ) {
+    throw new InvalidOptionError(
+      "input",
+      definition.input,
+      "a message schema (defineMessage)",
+    );
   }
   return Object.freeze(
     Object.assign(Object.create(null), definition, { [ACTOR_BRAND]: true }),

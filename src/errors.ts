@@ -174,8 +174,16 @@ export class InvalidOptionError extends RingKernelError {
   /** The value that was refused. */
   readonly value: unknown;
   /** Creates the error for one option; `expected` says what it takes. */
-  constructor(option: string, value: unknown, expected: string) {
-    super(`${option} must be ${expected}, got ${describeValue(value)}`);
+  constructor(
+    option: string,
+    value: unknown,
+    expected: string,
+    options?: RingKernelErrorOptions,
+  ) {
+    super(
+      `${option} must be ${expected}, got ${describeValue(value)}`,
+      options,
+    );
     this.option = option;
     this.value = value;
   }

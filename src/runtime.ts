@@ -34,12 +34,15 @@ import {
   chooseBackend,
   type CudaProbe,
 } from "./backend/select.ts";
-import { DeadLetterQueue, type DeadLetterReason } from "./dead_letter.ts";
+import {
+  DeadLetterQueue,
+  type DeadLetterReason,
+  DEFAULT_DEAD_LETTER_CAPACITY,
+} from "./dead_letter.ts";
 import { ENVELOPE_SIZE, readEnvelope, writeEnvelopeFor } from "./envelope.ts";
 import {
   InvalidMessageError,
   InvalidStateError,
-  RingKernelError,
   UnknownActorError,
 } from "./errors.ts";
 import { HybridClock } from "./hlc.ts";
@@ -60,6 +63,25 @@ import {
 } from "./supervisor.ts";
 import { SLOT_TIERS } from "./layout.ts";
 import { HeartbeatWatchdog } from "./watchdog.ts";
+import {
+  BACKEND_REQUESTS,
+  checkActor,
+  checkBoolean,
+  checkCapacity,
+  checkChoice,
+  checkConfig,
+  checkCudaOptions,
+  checkFunction,
+  checkInteger,
+  checkOptionsObject,
+  checkPositiveTimeoutMs,
+  checkRestartPolicy,
+  checkSlotSize,
+  checkTimeoutMs,
+  MAX_BATCH_SIZE,
+  MAX_DEAD_LETTER_CAPACITY,
+  MAX_IDLE_SPIN_MICROS,
+} from "./runtime_options.ts";
 
 /** Options of {@linkcode RingKernel.create}. */
 export interface RingKernelOptions {
@@ -239,38 +261,95 @@ let fallbackNoticePrinted = false;
 /** Default of {@linkcode RingKernelOptions.heartbeatDeadlineMs}. */
 const DEFAULT_HEARTBEAT_DEADLINE_MS = 5_000;
 
-function pickSlotSize(
-  requested: number | undefined,
-  schemas: readonly MessageSchema[],
-): number {
-  const need = ENVELOPE_SIZE + Math.max(0, ...schemas.map((s) => s.size));
-  if (requested !== undefined) {
-    if (!SLOT_TIERS.includes(requested)) {
-      throw new RangeError(
-        `slotSize ${requested} must be one of ${SLOT_TIERS.join(", ")}`,
-      );
-    }
-    if (requested < need) {
-      throw new RangeError(
-        `slotSize ${requested} is too small: the actor's messages need ${need} bytes`,
-      );
-    }
-    return requested;
-  }
-  const tier = SLOT_TIERS.find((t) => t >= need);
-  if (tier === undefined) {
-    throw new RangeError(
-      `the actor's messages need ${need} bytes, more than the largest slot`,
-    );
-  }
-  return tier;
+/** Default of {@linkcode LaunchOptions.startTimeoutMs}. */
+const DEFAULT_START_TIMEOUT_MS = 10_000;
+
+/** Default of {@linkcode LaunchOptions.batchSize}. */
+const DEFAULT_BATCH_SIZE = 256;
+
+/** Default of {@linkcode LaunchOptions.queueCapacity}. */
+const DEFAULT_QUEUE_CAPACITY = 1024;
+
+/** Launch options once checked, defaults applied. */
+interface CheckedLaunch {
+  readonly actor: string | ActorModuleRef;
+  readonly queueCapacity: number;
+  readonly outputCapacity: number;
+  readonly slotSize: unknown;
+  readonly autoActivate: boolean;
+  readonly config: unknown;
+  readonly restart: RestartPolicyOptions | undefined;
+  readonly idleSpinMicros: number;
+  readonly batchSize: number;
+  readonly startTimeoutMs: number;
 }
 
-function checkCapacity(what: string, n: number): number {
-  if (!Number.isInteger(n) || n < 2 || (n & (n - 1)) !== 0 || n > 2 ** 20) {
-    throw new RangeError(`${what} ${n} must be a power of two within 2..2^20`);
-  }
-  return n;
+/** Checks every option of a launch (the slot size once the schemas are known). */
+function checkLaunchOptions(options: unknown): CheckedLaunch {
+  const o = checkOptionsObject<LaunchOptions>("options", options);
+  const actor = checkActor(o.actor);
+  const queueCapacity = checkCapacity(
+    "queueCapacity",
+    o.queueCapacity,
+    DEFAULT_QUEUE_CAPACITY,
+  );
+  const outputCapacity = checkCapacity(
+    "outputCapacity",
+    o.outputCapacity,
+    queueCapacity,
+  );
+  checkConfig(o.config);
+  return {
+    actor,
+    queueCapacity,
+    outputCapacity,
+    slotSize: o.slotSize,
+    autoActivate: checkBoolean("autoActivate", o.autoActivate, true),
+    config: o.config,
+    restart: checkRestartPolicy("restart", o.restart),
+    idleSpinMicros: checkInteger("idleSpinMicros", o.idleSpinMicros, {
+      min: 0,
+      max: MAX_IDLE_SPIN_MICROS,
+      fallback: DEFAULT_IDLE_SPIN_MICROS,
+    }),
+    batchSize: checkInteger("batchSize", o.batchSize, {
+      min: 1,
+      max: MAX_BATCH_SIZE,
+      fallback: DEFAULT_BATCH_SIZE,
+    }),
+    startTimeoutMs: checkPositiveTimeoutMs(
+      "startTimeoutMs",
+      o.startTimeoutMs,
+      DEFAULT_START_TIMEOUT_MS,
+    ),
+  };
+}
+
+/** Checks every option of `RingKernel.create`; returns them with defaults applied. */
+function checkRuntimeOptions(options: unknown): RingKernelOptions {
+  const o = checkOptionsObject<RingKernelOptions>("options", options);
+  return {
+    backend: checkChoice("backend", o.backend, BACKEND_REQUESTS, "auto"),
+    restart: checkRestartPolicy("restart", o.restart),
+    deadLetterCapacity: checkInteger(
+      "deadLetterCapacity",
+      o.deadLetterCapacity,
+      {
+        min: 0,
+        max: MAX_DEAD_LETTER_CAPACITY,
+        fallback: DEFAULT_DEAD_LETTER_CAPACITY,
+      },
+    ),
+    onEvent: checkFunction("onEvent", o.onEvent),
+    heartbeatDeadlineMs: checkTimeoutMs(
+      "heartbeatDeadlineMs",
+      o.heartbeatDeadlineMs,
+      DEFAULT_HEARTBEAT_DEADLINE_MS,
+    ),
+    quiet: checkBoolean("quiet", o.quiet, false),
+    cuda: checkCudaOptions(o.cuda),
+    probeCuda: checkFunction("probeCuda", o.probeCuda),
+  };
 }
 
 /**
@@ -301,6 +380,8 @@ export class RingKernel implements AsyncDisposable {
   readonly #listeners = new Set<(event: RuntimeEvent) => void>();
   readonly #retired = { sent: 0, processed: 0, deadLettered: 0 };
   readonly #watchdog: HeartbeatWatchdog | undefined;
+  /** Each kernel's start deadline, for its restarts. */
+  readonly #startTimeouts = new WeakMap<Kernel, number>();
   #nextId = 1;
   #closed = false;
 
@@ -353,6 +434,7 @@ export class RingKernel implements AsyncDisposable {
    * {@linkcode BackendUnavailableError} with the reason.
    */
   static async create(options: RingKernelOptions = {}): Promise<RingKernel> {
+    options = checkRuntimeOptions(options);
     const choice = await chooseBackend(
       options.backend ?? "auto",
       options.probeCuda,
@@ -385,9 +467,10 @@ export class RingKernel implements AsyncDisposable {
    */
   async prepare(options: Pick<LaunchOptions, "actor">): Promise<void> {
     if (this.#closed) throw new InvalidStateError("prepare", "shut down");
-    const ref = typeof options.actor === "string"
-      ? this.#builtin(options.actor)
-      : options.actor;
+    const actor = checkActor(
+      checkOptionsObject<LaunchOptions>("options", options).actor,
+    );
+    const ref = typeof actor === "string" ? this.#builtin(actor) : actor;
     await loadActorDefinition(ref);
     await this.#backend.prepare?.({
       module: typeof ref.module === "string" ? ref.module : ref.module.href,
@@ -442,9 +525,21 @@ export class RingKernel implements AsyncDisposable {
   ): Promise<Kernel> {
     if (this.#closed) throw new InvalidStateError("launch", "shut down");
     validateActorName(name);
+    const checked = checkLaunchOptions(options);
     if (this.#kernels.has(name)) {
-      throw new RingKernelError(`a kernel named "${name}" is already running`);
+      throw new InvalidStateError(
+        `launch "${name}"`,
+        "running",
+        `a kernel named "${name}" is already running`,
+      );
     }
+    return await this.#launchAs(name, checked);
+  }
+
+  async #launchAs(
+    name: string,
+    options: CheckedLaunch,
+  ): Promise<Kernel> {
     const ref = typeof options.actor === "string"
       ? this.#builtin(options.actor)
       : options.actor;
@@ -452,16 +547,16 @@ export class RingKernel implements AsyncDisposable {
     const schemas = [definition.input, ...(definition.accepts ?? [])];
     if (definition.output) schemas.push(definition.output);
     this.#checkSchemas(name, schemas);
+    const need = ENVELOPE_SIZE + Math.max(0, ...schemas.map((s) => s.size));
+    const slotSize = checkSlotSize(options.slotSize, need);
+    if (slotSize === undefined) {
+      throw new InvalidMessageError(
+        `actor "${name}": its messages need ${need} bytes, more than the largest slot (${
+          SLOT_TIERS[SLOT_TIERS.length - 1]
+        })`,
+      );
+    }
     for (const schema of schemas) this.#schemas.register(schema);
-    const queueCapacity = checkCapacity(
-      "queueCapacity",
-      options.queueCapacity ?? 1024,
-    );
-    const outputCapacity = checkCapacity(
-      "outputCapacity",
-      options.outputCapacity ?? queueCapacity,
-    );
-    const slotSize = pickSlotSize(options.slotSize, schemas);
     const id = this.#nextId++;
     // The kernel exists before its host, and the host's events need the kernel.
     const bound: { kernel?: Kernel } = {};
@@ -486,38 +581,47 @@ export class RingKernel implements AsyncDisposable {
       {
         name,
         id,
-        queue: { queueCapacity, outputCapacity, slotSize },
+        queue: {
+          queueCapacity: options.queueCapacity,
+          outputCapacity: options.outputCapacity,
+          slotSize,
+        },
         module: typeof ref.module === "string" ? ref.module : ref.module.href,
         exportName: ref.export ?? "default",
         config: options.config,
-        idleSpinMicros: options.idleSpinMicros ?? DEFAULT_IDLE_SPIN_MICROS,
-        batchSize: options.batchSize ?? 256,
+        idleSpinMicros: options.idleSpinMicros,
+        batchSize: options.batchSize,
       },
       events,
     );
-    const kernel = new Kernel({
-      name,
-      id,
-      backend: this.backend,
-      definition: definition as never,
-      host,
-      services: {
-        deadLetter: (k, reason, detail, slot) =>
-          this.#recordDeadLetter(k.name, reason, detail, slot),
-        terminated: (k) => this.#retire(k),
-      },
-    });
-    bound.kernel = kernel;
-    this.#supervisor.setPolicy(name, options.restart);
-    host.control.isActive = options.autoActivate !== false;
+    let kernel: Kernel;
     try {
-      await host.start(options.startTimeoutMs ?? 10_000);
+      kernel = new Kernel({
+        name,
+        id,
+        backend: this.backend,
+        definition: definition as never,
+        host,
+        services: {
+          deadLetter: (k, reason, detail, slot) =>
+            this.#recordDeadLetter(k.name, reason, detail, slot),
+          terminated: (k) => this.#retire(k),
+        },
+      });
+      bound.kernel = kernel;
+      this.#startTimeouts.set(kernel, options.startTimeoutMs);
+      this.#supervisor.setPolicy(name, options.restart);
+      host.control.isActive = options.autoActivate;
+      await host.start(options.startTimeoutMs);
+      if (options.autoActivate) await kernel.activate();
     } catch (error) {
+      // A launch that fails leaves nothing behind.
+      bound.kernel = undefined;
       this.#supervisor.remove(name);
+      if (host.running) host.kill();
       host.dispose();
       throw error;
     }
-    if (options.autoActivate !== false) await kernel.activate();
     this.#supervisor.started(name);
     this.#kernels.register(name, kernel);
     if (this.#watchdog) {
@@ -595,7 +699,9 @@ export class RingKernel implements AsyncDisposable {
     }
     setTimeout(() => {
       if (kernel.stopping || this.#closed) return;
-      host.start(10_000).then(() => {
+      const startTimeoutMs = this.#startTimeouts.get(kernel) ??
+        DEFAULT_START_TIMEOUT_MS;
+      host.start(startTimeoutMs).then(() => {
         kernel.noteRestart();
         this.#supervisor.started(kernel.name);
         this.#emit({
@@ -838,17 +944,18 @@ export class RingKernel implements AsyncDisposable {
 
   /**
    * Terminates every kernel (draining their queues, each within
-   * `timeoutMs`) and closes the runtime. Idempotent.
+   * `timeoutMs`, default 10 000) and closes the runtime. Idempotent.
    */
   async shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = checkTimeoutMs(
+      "timeoutMs",
+      checkOptionsObject<{ timeoutMs: number }>("options", options).timeoutMs,
+      10_000,
+    );
     if (this.#closed) return;
     this.#closed = true;
     const kernels = this.#kernels.values();
-    await Promise.all(
-      kernels.map((k) =>
-        k.terminate({ timeoutMs: options.timeoutMs ?? 10_000 })
-      ),
-    );
+    await Promise.all(kernels.map((k) => k.terminate({ timeoutMs })));
     this.#broker.clear();
     this.#watchdog?.stop();
     await this.#backend.close();

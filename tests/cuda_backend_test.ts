@@ -88,6 +88,7 @@ import { readTypeId } from "../src/envelope.ts";
 import {
   BackendUnavailableError,
   GpuResidencyError,
+  InvalidOptionError,
   InvalidStateError,
   LibraryLoadError,
   RingKernelError,
@@ -767,7 +768,10 @@ RK_DEFINE_ACTOR(twice_pool, msg, msg, twice)
 describe("createBackend", () => {
   test("cpu needs no FFI; an unknown kind is refused", async () => {
     assert.equal((await createBackend("cpu")).kind, "cpu");
-    await assert.rejects(createBackend("tpu" as never), RangeError);
+    await assert.rejects(
+      createBackend("tpu" as never),
+      (e: unknown) => e instanceof InvalidOptionError && e.option === "backend",
+    );
   });
 
   const driverPresent = gpu.available || gpu.driverVersion !== undefined;

@@ -12,6 +12,7 @@ import {
   ActorModuleError,
   BackendUnavailableError,
   InvalidMessageError,
+  InvalidOptionError,
   InvalidStateError,
   QueueFullError,
   TimeoutError,
@@ -155,7 +156,7 @@ describe("backend selection", () => {
   test("an unknown backend name is refused", async () => {
     await assert.rejects(
       RingKernel.create({ backend: "tpu" as never }),
-      RangeError,
+      (e: unknown) => e instanceof InvalidOptionError && e.option === "backend",
     );
   });
 });
@@ -434,11 +435,13 @@ describe("registry", () => {
       );
       await assert.rejects(
         rt.launch("y", { actor: "echo", queueCapacity: 3 }),
-        RangeError,
+        (e: unknown) =>
+          e instanceof InvalidOptionError && e.option === "queueCapacity",
       );
       await assert.rejects(
         rt.launch("z", { actor: "saxpy", slotSize: 64 }),
-        RangeError,
+        (e: unknown) =>
+          e instanceof InvalidOptionError && e.option === "slotSize",
       );
     });
   });

@@ -7,7 +7,11 @@ import {
   type CudaProbe,
   probeCuda,
 } from "../src/backend/select.ts";
-import { BackendUnavailableError, DriverTooOldError } from "../src/errors.ts";
+import {
+  BackendUnavailableError,
+  DriverTooOldError,
+  InvalidOptionError,
+} from "../src/errors.ts";
 import {
   CuResult,
   type LibcudaLike,
@@ -54,7 +58,10 @@ describe("chooseBackend", () => {
   });
 
   test("an unknown request is refused", async () => {
-    await assert.rejects(chooseBackend("gpu" as never, usable), RangeError);
+    await assert.rejects(
+      chooseBackend("gpu" as never, usable),
+      (e: unknown) => e instanceof InvalidOptionError && e.option === "backend",
+    );
   });
 
   test("a runtime created with auto on an unusable CUDA runs on the CPU and says why", async () => {

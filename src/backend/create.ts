@@ -5,13 +5,14 @@
  */
 
 import type { Backend, BackendKind, CudaRuntimeOptions } from "./backend.ts";
+import { InvalidOptionError } from "../errors.ts";
 import { CpuBackend } from "./cpu/cpu_backend.ts";
 
 /**
  * Creates the backend of `kind`. The CUDA backend is imported only when asked
  * for, so the CPU path never loads FFI code; opening it throws
  * `BackendUnavailableError`, `LibraryLoadError` or `CudaError` when CUDA
- * cannot run actors here.
+ * cannot run actors here; another kind throws `InvalidOptionError`.
  */
 export async function createBackend(
   kind: BackendKind,
@@ -28,7 +29,5 @@ export async function createBackend(
       deviceArenaBytes: cuda.deviceArenaBytes,
     });
   }
-  throw new RangeError(
-    `backend kind must be "cpu" or "cuda", got ${JSON.stringify(kind)}`,
-  );
+  throw new InvalidOptionError("backend", kind, '"cpu" or "cuda"');
 }

@@ -6,6 +6,7 @@
  */
 
 import { BackendUnavailableError } from "../errors.ts";
+import { checkChoice } from "../options.ts";
 import type { CudaDriverOptions } from "../cuda/driver.ts";
 import { libcudaCandidates } from "../../ffi/libcuda.ts";
 import type { BackendKind } from "./backend.ts";
@@ -135,18 +136,15 @@ async function probeOnce(options: CudaProbeOptions): Promise<CudaProbe> {
 /**
  * Chooses the backend for a request. `"cuda"` throws
  * {@linkcode BackendUnavailableError} with the reason when CUDA is not usable;
- * `"auto"` falls back to the CPU backend and reports why.
+ * `"auto"` falls back to the CPU backend and reports why. Any other request
+ * throws `InvalidOptionError` (option `backend`).
  */
 export async function chooseBackend(
   request: BackendRequest,
   probe: () => Promise<CudaProbe> = probeCuda,
 ): Promise<BackendChoice> {
+  request = checkChoice("backend", request, ["auto", "cpu", "cuda"], "auto");
   if (request === "cpu") return { kind: "cpu" };
-  if (request !== "cuda" && request !== "auto") {
-    throw new RangeError(
-      `backend must be "auto", "cpu" or "cuda", got ${JSON.stringify(request)}`,
-    );
-  }
   const cuda = await probe();
   if (cuda.usable) return { kind: "cuda" };
   const reason = cuda.reason ?? "CUDA is not usable";
