@@ -82,6 +82,7 @@ import {
   MAX_DEAD_LETTER_CAPACITY,
   MAX_IDLE_SPIN_MICROS,
 } from "./runtime_options.ts";
+import { setTimeout } from "node:timers";
 
 /** Options of {@linkcode RingKernel.create}. */
 export interface RingKernelOptions {
@@ -353,6 +354,27 @@ function checkRuntimeOptions(options: unknown): RingKernelOptions {
 }
 
 /**
+ * A launch in flight. Shutdown cancels it and waits until it settles: it
+ * checks for cancellation after each step (loading the module, starting the
+ * actor, activating it) and then stops what it started. A step is waited for
+ * rather than cut short, so a start leaves no Worker and no timer behind.
+ */
+interface PendingLaunch {
+  /** Settles when the launch has succeeded or cleaned up after failing. */
+  done: Promise<unknown>;
+  /** Set by shutdown. */
+  cancelled: boolean;
+}
+
+function shutDownDuringLaunch(name: string): InvalidStateError {
+  return new InvalidStateError(
+    "launch",
+    "shut down",
+    `the runtime shut down while "${name}" was launching`,
+  );
+}
+
+/**
  * A ringkernel runtime. Create one with {@linkcode RingKernel.create}, launch
  * actors with {@linkcode RingKernel.launch}, and shut it down with
  * {@linkcode RingKernel.shutdown} (or `await using`).
@@ -380,10 +402,13 @@ export class RingKernel implements AsyncDisposable {
   readonly #listeners = new Set<(event: RuntimeEvent) => void>();
   readonly #retired = { sent: 0, processed: 0, deadLettered: 0 };
   readonly #watchdog: HeartbeatWatchdog | undefined;
+  /** Launches in flight, by name: the name is taken until they settle. */
+  readonly #launching = new Map<string, PendingLaunch>();
   /** Each kernel's start deadline, for its restarts. */
   readonly #startTimeouts = new WeakMap<Kernel, number>();
   #nextId = 1;
   #closed = false;
+  #shutdown: Promise<void> | undefined;
 
   private constructor(
     backend: Backend,
@@ -533,17 +558,39 @@ export class RingKernel implements AsyncDisposable {
         `a kernel named "${name}" is already running`,
       );
     }
-    return await this.#launchAs(name, checked);
+    if (this.#launching.has(name)) {
+      throw new InvalidStateError(
+        `launch "${name}"`,
+        "launching",
+        `a kernel named "${name}" is already being launched`,
+      );
+    }
+    // The name is taken from here until the launch settles, and shutdown
+    // cancels the launch and waits for it: nothing it started outlives it.
+    const pending: PendingLaunch = {
+      done: Promise.resolve(),
+      cancelled: false,
+    };
+    this.#launching.set(name, pending);
+    const done = this.#launchAs(name, checked, pending);
+    pending.done = done.catch(() => {});
+    try {
+      return await done;
+    } finally {
+      this.#launching.delete(name);
+    }
   }
 
   async #launchAs(
     name: string,
     options: CheckedLaunch,
+    pending: PendingLaunch,
   ): Promise<Kernel> {
     const ref = typeof options.actor === "string"
       ? this.#builtin(options.actor)
       : options.actor;
     const definition = await loadActorDefinition(ref);
+    if (pending.cancelled) throw shutDownDuringLaunch(name);
     const schemas = [definition.input, ...(definition.accepts ?? [])];
     if (definition.output) schemas.push(definition.output);
     this.#checkSchemas(name, schemas);
@@ -613,9 +660,11 @@ export class RingKernel implements AsyncDisposable {
       this.#supervisor.setPolicy(name, options.restart);
       host.control.isActive = options.autoActivate;
       await host.start(options.startTimeoutMs);
+      if (pending.cancelled) throw shutDownDuringLaunch(name);
       if (options.autoActivate) await kernel.activate();
+      if (pending.cancelled) throw shutDownDuringLaunch(name);
     } catch (error) {
-      // A launch that fails leaves nothing behind.
+      // A launch that fails or is cancelled leaves nothing behind.
       bound.kernel = undefined;
       this.#supervisor.remove(name);
       if (host.running) host.kill();
@@ -697,6 +746,7 @@ export class RingKernel implements AsyncDisposable {
       kernel.giveUp(`${error.message}; ${decision.reason}`);
       return;
     }
+    // The restart timer does not keep the process alive by itself.
     setTimeout(() => {
       if (kernel.stopping || this.#closed) return;
       const startTimeoutMs = this.#startTimeouts.get(kernel) ??
@@ -723,7 +773,7 @@ export class RingKernel implements AsyncDisposable {
         });
         kernel.giveUp(`restart failed: ${serialized.message}`);
       });
-    }, decision.delayMs);
+    }, decision.delayMs).unref();
   }
 
   #recordDeadLetter(
@@ -944,16 +994,33 @@ export class RingKernel implements AsyncDisposable {
 
   /**
    * Terminates every kernel (draining their queues, each within
-   * `timeoutMs`, default 10 000) and closes the runtime. Idempotent.
+   * `timeoutMs`, default 10 000) and closes the runtime. Launches still in
+   * flight are cancelled: each is waited for until its current step ends
+   * (at most its `startTimeoutMs`), then stopped, and rejects with
+   * `InvalidStateError`; once this resolves, no Worker or timer of the
+   * runtime is left. Idempotent: later calls return the first call's promise.
    */
-  async shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
-    const timeoutMs = checkTimeoutMs(
-      "timeoutMs",
-      checkOptionsObject<{ timeoutMs: number }>("options", options).timeoutMs,
-      10_000,
-    );
-    if (this.#closed) return;
+  shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+    let timeoutMs: number;
+    try {
+      timeoutMs = checkTimeoutMs(
+        "timeoutMs",
+        checkOptionsObject<{ timeoutMs: number }>("options", options)
+          .timeoutMs,
+        10_000,
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#shutdown ??= this.#shutDown(timeoutMs);
+    return this.#shutdown;
+  }
+
+  async #shutDown(timeoutMs: number): Promise<void> {
     this.#closed = true;
+    const launches = [...this.#launching.values()];
+    for (const launch of launches) launch.cancelled = true;
+    await Promise.all(launches.map((launch) => launch.done));
     const kernels = this.#kernels.values();
     await Promise.all(kernels.map((k) => k.terminate({ timeoutMs })));
     this.#broker.clear();
