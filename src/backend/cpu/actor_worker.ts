@@ -21,6 +21,7 @@ import {
 import { ControlBlockView } from "../../control_block.ts";
 import {
   ENVELOPE_SIZE,
+  type EnvelopeInit,
   type EnvelopeRules,
   readSourceActor,
   readTypeId,
@@ -31,6 +32,7 @@ import {
 import {
   InvalidMessageError,
   QueueFullError,
+  TimeoutError,
   UnknownActorError,
 } from "../../errors.ts";
 import { HybridClock } from "../../hlc.ts";
@@ -44,7 +46,7 @@ import {
 import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
 import { TelemetryView } from "../../telemetry.ts";
 import { validateFilter, validateTopic } from "../../topic.ts";
-import { sleepSync } from "../../async.ts";
+import { pollUntil, sleepSync } from "../../async.ts";
 import type { DeadLetterReason } from "../../dead_letter.ts";
 import {
   busyIdle,
@@ -206,6 +208,10 @@ class ActorLoop {
     correlationId: number | bigint;
     sourceActor: number;
   };
+  /** Where a K2K message is encoded before it takes a slot of the target's inbox. */
+  #scratch = new DataView(new ArrayBuffer(64));
+  /** Views of the scratch's first n bytes, by n (a few schema sizes). */
+  readonly #scratchViews = new Map<number, Uint8Array>();
 
   constructor(init: StartMessage, definition: ActorDefinition) {
     this.#init = init;
@@ -667,24 +673,68 @@ class ActorLoop {
         `actor "${this.#init.name}" has no output schema; pass options.schema`,
       );
     }
-    const header = { sourceActor: this.#init.id, timestamp: this.#clock.now() };
-    if (!route.producer.tryEnqueue(schema, message, header)) {
+    const producer = route.producer;
+    const ring = producer.ring;
+    if (schema.size > ring.payloadCapacity) {
+      throw new InvalidMessageError(
+        `K2K send to "${target}": ${schema.name} needs ${schema.size} B of payload; a ${ring.slotSize} B slot holds ${ring.payloadCapacity} B`,
+      );
+    }
+    // Encode first, into this loop's scratch: a message that does not encode
+    // fails here, before it takes a ticket of the target's inbox. (A ticket
+    // cannot be handed back: it would become a void slot that the target's
+    // accounting counts as sent and never as processed.)
+    const payload = this.#encodeScratch(schema, message);
+    const envelope: Omit<EnvelopeInit, "payloadLength"> = {
+      typeId: schema.typeId,
+      sourceActor: this.#init.id,
+      timestamp: this.#clock.now(),
+    };
+    if (!producer.tryEnqueueRaw(envelope, payload)) {
+      const timeoutMs = options.timeoutMs ?? 1000;
+      if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs)) {
+        throw new RangeError(`timeoutMs ${String(timeoutMs)} must be a number`);
+      }
+      const full =
+        `K2K send to "${target}": queue full (${ring.capacity} slots)`;
+      if (timeoutMs <= 0) throw new QueueFullError(full);
+      // The scratch is shared by this loop's sends: a waiting one keeps a copy.
+      const copy = payload.slice();
       try {
-        await route.producer.enqueue(schema, message, header, {
-          timeoutMs: options.timeoutMs ?? 1000,
+        await pollUntil(() => producer.tryEnqueueRaw(envelope, copy), {
+          timeoutMs,
+          what: `K2K send to "${target}"`,
         });
       } catch (error) {
-        if (error instanceof QueueFullError) {
-          throw new QueueFullError(
-            `K2K send to "${target}": ${error.message}`,
-            { cause: error },
-          );
+        if (error instanceof TimeoutError) {
+          throw new QueueFullError(`${full} for ${timeoutMs} ms`, {
+            cause: error,
+          });
         }
         throw error;
       }
     }
     route.wakeRing.ringDoorbell();
     return { target, targetId: route.id };
+  }
+
+  /** Encodes `message` into the scratch; returns a view of its bytes. */
+  #encodeScratch(
+    schema: MessageSchema,
+    message: MessageValue<FieldsSpec>,
+  ): Uint8Array {
+    const size = schema.size;
+    if (this.#scratch.byteLength < size) {
+      this.#scratch = new DataView(new ArrayBuffer(size));
+      this.#scratchViews.clear();
+    }
+    schema.encode(this.#scratch, 0, message);
+    let view = this.#scratchViews.get(size);
+    if (view === undefined) {
+      view = new Uint8Array(this.#scratch.buffer, 0, size);
+      this.#scratchViews.set(size, view);
+    }
+    return view;
   }
 
   #publish(
