@@ -477,7 +477,7 @@ class ActorLoop {
         reply = this.#definition.handle(message as never, ctx);
         if (words[userCode] === generation) words[userCode] = 0;
         if (
-          reply !== undefined &&
+          reply !== undefined && reply !== null &&
           typeof (reply as Promise<unknown>).then === "function"
         ) {
           reply = await reply;
@@ -486,6 +486,11 @@ class ActorLoop {
         if (words[userCode] === generation) words[userCode] = 0;
         failed = true;
         failure = error;
+      }
+      if (reply === null && !failed) {
+        failure = this.#nullReply();
+        if (failure === undefined) reply = undefined;
+        else failed = true;
       }
       if (!failed) {
         // The host may have killed this loop during the handler and taken the message.
@@ -550,6 +555,18 @@ class ActorLoop {
     }
     this.#flushProcessed(processed, started);
     return n;
+  }
+
+  /**
+   * What a handler's `null` means: no reply for an actor without an output
+   * schema, otherwise an {@linkcode InvalidMessageError} (a handler error).
+   */
+  #nullReply(): InvalidMessageError | undefined {
+    const output = this.#definition.output;
+    if (output === undefined) return undefined;
+    return new InvalidMessageError(
+      `the handler of actor "${this.#init.name}" returned null: an actor with an output schema (${output.name}) replies with a ${output.name} value, or returns undefined for no reply`,
+    );
   }
 
   #flushProcessed(processed: number, started: number): void {
