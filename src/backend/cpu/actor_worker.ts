@@ -11,6 +11,7 @@
  */
 
 import { parentPort } from "node:worker_threads";
+import { getHeapStatistics } from "node:v8";
 
 import {
   type ActorContext,
@@ -167,6 +168,41 @@ function onHostMessage(message: HostToWorker): void {
 
 if (port !== null) port.on("message", onHostMessage);
 else scope.onmessage = (event) => onHostMessage(event.data);
+
+/** How often a Deno Worker looks at its heap limit. */
+const HEAP_WATCH_MS = 100;
+
+/**
+ * Under Deno, a Worker whose heap reaches its limit (`resourceLimits`) ends
+ * with an out-of-memory error only when that happens in a timer callback.
+ * Inside a promise continuation, where the loop and its handlers run, Deno
+ * stops the continuation and every promise chain then pending (the loop's,
+ * and the one that receives host messages), raises the heap limit and lets
+ * the thread go on: the actor would be silently dead. Timers still run, so
+ * one watches the limit, and once it moved reports the loop dead and ends
+ * the Worker.
+ */
+function watchHeapLimit(): void {
+  if (!("Deno" in globalThis) || port === null) return;
+  const limit = getHeapStatistics().heap_size_limit;
+  const timer = setInterval(() => {
+    if (getHeapStatistics().heap_size_limit === limit) return;
+    clearInterval(timer);
+    post({
+      kind: "died",
+      error: {
+        name: "WorkerOutOfMemory",
+        message:
+          `the actor's Worker ran out of memory (its heap reached its limit of ${
+            Math.round(limit / 2 ** 20)
+          } MiB)`,
+      },
+    });
+    closeSelf();
+  }, HEAP_WATCH_MS);
+}
+
+watchHeapLimit();
 
 async function start(init: StartMessage): Promise<void> {
   const definition = await loadActorDefinition({

@@ -192,7 +192,7 @@ export class CpuActorHost implements ActorHost {
             resolve();
             return;
           }
-          if (message.kind === "start-failed") {
+          if (message.kind === "start-failed" || message.kind === "died") {
             failStart(message.error);
             return;
           }
@@ -247,6 +247,9 @@ export class CpuActorHost implements ActorHost {
         break;
       case "crash":
         this.#events.onCrash(message.error);
+        break;
+      case "died":
+        this.#died(message.error);
         break;
       case "publish":
         this.#events.onPublish(message.topic, message.slot);

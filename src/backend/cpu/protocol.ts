@@ -80,6 +80,12 @@ export type WorkerToHost =
     slot: Uint8Array;
   }
   | { kind: "crash"; error: SerializedError }
+  /**
+   * The loop is gone though the thread lives (Deno, after its heap reached
+   * the limit inside a promise continuation): the host treats the thread as
+   * dead.
+   */
+  | { kind: "died"; error: SerializedError }
   | { kind: "publish"; topic: string; slot: Uint8Array }
   | { kind: "subscribe"; filter: string }
   | { kind: "unsubscribe"; filter: string }
