@@ -281,12 +281,16 @@ class ActorLoop {
     this.#rules = { schemas: this.#accepts, slotSize: this.#slotSize };
     // `init` is the actor's code: marked like a handler (WorkerWord.userCode).
     this.#words[WorkerWord.userCode] = init.generation;
-    const state = definition.init?.({
-      name: init.name,
-      id: init.id,
-      config: init.config,
-    });
-    this.#words[WorkerWord.userCode] = 0;
+    let state: unknown;
+    try {
+      state = definition.init?.({
+        name: init.name,
+        id: init.id,
+        config: init.config,
+      });
+    } finally {
+      this.#words[WorkerWord.userCode] = 0;
+    }
     this.#ctx = {
       name: init.name,
       id: init.id,
