@@ -109,7 +109,8 @@ export interface KernelServices {
 interface PendingCall {
   resolve(value: unknown): void;
   reject(error: Error): void;
-  timer: ReturnType<typeof setTimeout>;
+  /** Armed once the request is in the queue (a call that waited for space registers first). */
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 interface Receiver {
@@ -125,6 +126,8 @@ function inboxAccepted(host: ActorHost): number {
   const { released, depth } = inbox.stats();
   return released + depth;
 }
+
+function ignore(): void {}
 
 /** Longest and shortest spin of the host for a reply before it waits asynchronously. */
 const CALL_SPIN_MS = 0.2;
@@ -490,12 +493,12 @@ export class Kernel<
     const header = { correlationId: id };
     const producer = this.#host.input;
     if (!producer.tryEnqueue(this.inputSchema, message, header)) {
-      await this.#waitForSpace(
-        () => producer.tryEnqueue(this.inputSchema, message, header),
-        { timeoutMs },
-      );
+      return this.#callWhenSpace(message, header, started, timeoutMs);
     }
     this.#hostSent++;
+    // Nothing waits between the enqueue and the spin below, and nothing
+    // between the spin and the registration of the call: no reply can come
+    // in between and find nobody.
     // A resident actor usually answers within microseconds: look for the
     // reply before paying for a timer and a promise.
     // The spin adapts: when the actor cannot answer while this thread spins
@@ -524,21 +527,80 @@ export class Kernel<
       this.#spinningFor = 0;
     }
     this.#callSpinMs = Math.max(CALL_SPIN_MIN_MS, this.#callSpinMs / 2);
-    const reply = new Promise<DecodedMessage<O>>((resolve, reject) => {
-      const left = Math.max(0, timeoutMs - (performance.now() - started));
-      this.#pending.set(id, {
-        resolve: resolve as (value: unknown) => void,
-        reject,
-        timer: setTimeout(() => {
-          this.#pending.delete(id);
-          reject(new TimeoutError(`call to "${this.name}"`, timeoutMs));
-        }, left),
-      });
-    });
+    const reply = this.#expectReply(id);
+    this.#armCall(id, started, timeoutMs);
     this.#startPump();
     const value = await reply;
     this.#callLatency.record(Math.round((performance.now() - started) * 1e6));
     return value;
+  }
+
+  /**
+   * The rest of a {@linkcode Kernel.call} that found the queue full: the call
+   * is registered before its request can become visible to the actor, so a
+   * reply that comes before this function resumes finds it.
+   */
+  async #callWhenSpace(
+    message: MessageValue<I>,
+    header: { correlationId: number },
+    started: number,
+    timeoutMs: number,
+  ): Promise<DecodedMessage<O>> {
+    const id = header.correlationId;
+    if (timeoutMs <= 0) {
+      await this.#waitForSpace(() => false, { timeoutMs });
+    }
+    const reply = this.#expectReply(id);
+    // Failed by a terminate while waiting for space, the reply promise is
+    // never awaited: its rejection is handled here.
+    reply.catch(ignore);
+    const entry = this.#pending.get(id)!;
+    // Replies to earlier calls that gave up may be what keeps the actor, and
+    // so its queue, from moving: they are taken while this call waits.
+    this.#startPump();
+    const producer = this.#host.input;
+    const schema = this.inputSchema;
+    try {
+      await this.#waitForSpace(
+        () => {
+          if (!producer.tryEnqueue(schema, message, header)) return false;
+          this.#hostSent++;
+          return true;
+        },
+        { timeoutMs },
+      );
+    } catch (error) {
+      if (this.#pending.get(id) === entry) this.#pending.delete(id);
+      throw error;
+    }
+    // Unless the reply (or a crash) has already settled it.
+    if (this.#pending.get(id) === entry) this.#armCall(id, started, timeoutMs);
+    this.#startPump();
+    const value = await reply;
+    this.#callLatency.record(Math.round((performance.now() - started) * 1e6));
+    return value;
+  }
+
+  /** Registers call `id`; its timer is armed by {@linkcode Kernel.#armCall}. */
+  #expectReply(id: number): Promise<DecodedMessage<O>> {
+    return new Promise<DecodedMessage<O>>((resolve, reject) => {
+      this.#pending.set(id, {
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        timer: undefined,
+      });
+    });
+  }
+
+  /** Starts the deadline of registered call `id`: `timeoutMs` from `started`. */
+  #armCall(id: number, started: number, timeoutMs: number): void {
+    const call = this.#pending.get(id)!;
+    const left = Math.max(0, timeoutMs - (performance.now() - started));
+    call.timer = setTimeout(() => {
+      if (this.#pending.get(id) !== call) return;
+      this.#pending.delete(id);
+      call.reject(new TimeoutError(`call to "${this.name}"`, timeoutMs));
+    }, left);
   }
 
   #requireOutput(operation: string): void {
