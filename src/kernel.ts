@@ -17,6 +17,7 @@ import {
   ENVELOPE_SIZE,
   readCorrelationNumber,
   readTypeId,
+  VOID_TYPE_ID,
 } from "./envelope.ts";
 import {
   ActorCrashedError,
@@ -137,7 +138,18 @@ const PUMP_WAIT_MS = 50;
 /**
  * A launched actor. Obtain one from `runtime.launch()`; its message types are
  * those of the actor definition.
+ *
+ * Replies that are not answers to a {@linkcode Kernel.call} wait for
+ * {@linkcode Kernel.receive} in a host buffer of as many replies as the
+ * output ring holds. Once it is full, further replies stay in the output
+ * ring; when that is full too, the actor waits to write its next reply, its
+ * queue fills, and `send` waits for space (backpressure) until replies are
+ * received. Answers to calls queued behind unread replies wait with them.
+ * When the kernel terminates, replies beyond the buffer are dead-lettered
+ * (reason `actor-terminated`, or `aborted`), so the actor never stalls on
+ * them; those in the buffer can still be taken with `tryReceive`.
  */
+
 export class Kernel<
   I extends FieldsSpec = FieldsSpec,
   O extends FieldsSpec = FieldsSpec,
@@ -163,9 +175,18 @@ export class Kernel<
   #restarts = 0;
   #nextCorrelation = 1;
   readonly #pending = new Map<number, PendingCall>();
+  /** Unread replies (not answers to calls), oldest first; at most {@linkcode Kernel.#replyBound}. */
   readonly #replies: unknown[] = [];
+  readonly #replyBound: number;
+  /**
+   * Set once the kernel stops: replies that find the buffer full are
+   * dead-lettered with this reason instead of staying in the output ring.
+   */
+  #overflowReason: DeadLetterReason | undefined;
   readonly #receivers: Receiver[] = [];
   #pumping = false;
+  /** Keeps the pump emptying the output ring while a stopping actor finishes. */
+  #flushing = false;
   /** Aborted when the host's memory goes: the pump stops reading it. */
   readonly #pumpStop = new AbortController();
   /** Correlation id a `call` is spinning for (0: none), and what it caught. */
@@ -193,6 +214,7 @@ export class Kernel<
     this.outputSchema = init.definition.output;
     this.#host = init.host;
     this.#services = init.services;
+    this.#replyBound = init.host.outputRing.capacity;
   }
 
   /** The lifecycle state. */
@@ -262,7 +284,8 @@ export class Kernel<
    * Stops the actor. By default it first processes everything queued; with
    * `abort` it stops at once and queued messages are dead-lettered. Resolves
    * once the actor has stopped; an actor that does not stop within
-   * `timeoutMs` is killed and its queued messages dead-lettered.
+   * `timeoutMs` is killed and its queued messages dead-lettered. Unread
+   * replies never hold it up: beyond the reply buffer they are dead-lettered.
    */
   terminate(options: TerminateOptions = {}): Promise<void> {
     if (this.#stopping !== undefined && this.#state !== "terminated") {
@@ -277,6 +300,11 @@ export class Kernel<
   async #stop(abort: boolean, timeoutMs: number): Promise<void> {
     const control = this.#host.control;
     const running = this.#host.running;
+    // From now on a full reply buffer no longer holds the actor back: what
+    // does not fit is dead-lettered. Room first, then the stop request, so
+    // an actor waiting to write a reply finishes it rather than giving up.
+    this.#overflowReason = abort ? "aborted" : "actor-terminated";
+    this.#dispatch();
     if (abort) {
       control.shouldAbort = true;
     } else {
@@ -286,7 +314,15 @@ export class Kernel<
     control.shouldTerminate = true;
     this.#host.wake();
     if (running) {
-      const exited = await this.#waitExit(timeoutMs);
+      let exited: ActorExitReason | undefined;
+      // Keep the output ring empty while the actor finishes its queue.
+      this.#flushing = true;
+      this.#startPump();
+      try {
+        exited = await this.#waitExit(timeoutMs);
+      } finally {
+        this.#flushing = false;
+      }
       if (exited === undefined) {
         const inFlight = this.#host.kill();
         if (inFlight) {
@@ -613,25 +649,54 @@ export class Kernel<
     }
   }
 
-  /** Moves every ready reply to its call, its receiver, or the reply queue. */
+  /**
+   * Moves every ready reply to its call, its receiver, or the reply buffer.
+   * A reply that would go to a full buffer stays in the output ring, and so
+   * does everything behind it, unless the kernel is stopping.
+   */
   #dispatch(): void {
-    const schema = this.outputSchema;
-    if (schema === undefined) return;
-    this.#host.output.dequeueBatch(this.#host.outputRing.capacity, this.#route);
-    while (this.#receivers.length > 0 && this.#replies.length > 0) {
-      const receiver = this.#receivers.shift()!;
-      clearTimeout(receiver.timer);
-      receiver.resolve(this.#replies.shift());
+    if (this.outputSchema === undefined || this.#pumpStop.signal.aborted) {
+      return;
+    }
+    const output = this.#host.output;
+    const n = output.available();
+    if (n === 0) return;
+    const view = output.view;
+    let taken = 0;
+    try {
+      while (taken < n) {
+        const offset = output.slotOffset(taken);
+        if (
+          readTypeId(view, offset) !== VOID_TYPE_ID &&
+          !this.#route(view, offset)
+        ) break;
+        taken++;
+      }
+    } finally {
+      output.release(taken);
     }
   }
 
-  /** Routes one reply (in the output ring at `offset`) to whoever waits for it. */
-  readonly #route = (view: DataView, offset: number): void => {
+  /**
+   * Routes one reply (in the output ring at `offset`) to whoever waits for
+   * it; returns false, taking nothing, when it would go to a full buffer.
+   */
+  #route(view: DataView, offset: number): boolean {
     const schema = this.outputSchema!;
     const ring = this.#host.outputRing;
-    const correlation = readCorrelationNumber(view, offset);
+    let correlation: number;
     let value: unknown;
+    let call: PendingCall | undefined;
     try {
+      correlation = readCorrelationNumber(view, offset);
+      if (correlation !== 0 && correlation !== this.#spinningFor) {
+        call = this.#pending.get(correlation);
+      }
+      if (
+        (correlation === 0 || correlation >= this.#nextCorrelation) &&
+        this.#replies.length >= this.#replyBound &&
+        this.#receivers.length === 0 && this.#overflowReason === undefined
+      ) return false;
       if (readTypeId(view, offset) !== schema.typeId) {
         throw new InvalidMessageError(`reply type id is not ${schema.name}`);
       }
@@ -643,20 +708,19 @@ export class Kernel<
         String(error),
         ring.bytes.slice(offset, offset + ring.slotSize),
       );
-      return;
+      return true;
     }
     if (correlation !== 0) {
       if (correlation === this.#spinningFor) {
         this.#spinCaught = true;
         this.#spinValue = value;
-        return;
+        return true;
       }
-      const call = this.#pending.get(correlation);
       if (call !== undefined) {
         this.#pending.delete(correlation);
         clearTimeout(call.timer);
         call.resolve(value);
-        return;
+        return true;
       }
       if (correlation < this.#nextCorrelation) {
         // The caller gave up waiting; the late reply is kept, with its reason.
@@ -666,11 +730,28 @@ export class Kernel<
           `reply to call ${correlation} after its deadline`,
           ring.bytes.slice(offset, offset + ring.slotSize),
         );
-        return;
+        return true;
       }
     }
+    const receiver = this.#receivers.shift();
+    if (receiver !== undefined) {
+      clearTimeout(receiver.timer);
+      receiver.resolve(value);
+      return true;
+    }
+    if (this.#replies.length >= this.#replyBound) {
+      // Stopping, with the buffer full: dead-lettered rather than left to stall the actor.
+      this.#services.deadLetter(
+        this,
+        this.#overflowReason!,
+        `unread reply of "${this.name}" beyond its ${this.#replyBound} buffered`,
+        ring.bytes.slice(offset, offset + ring.slotSize),
+      );
+      return true;
+    }
     this.#replies.push(value);
-  };
+    return true;
+  }
 
   /**
    * @internal The host's memory is about to be released (GPU mapped memory is
@@ -691,15 +772,21 @@ export class Kernel<
     );
   }
 
+  /** Whether someone needs the output ring read: a call, a receiver, or a stopping actor. */
+  #pumpNeeded(): boolean {
+    return this.#pending.size > 0 || this.#receivers.length > 0 ||
+      this.#flushing;
+  }
+
   /** Polls the output ring while someone waits for a reply. */
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      while (this.#pending.size > 0 || this.#receivers.length > 0) {
+      while (this.#pumpNeeded()) {
         if (this.#pumpStop.signal.aborted) break;
         this.#dispatch();
-        if (this.#pending.size === 0 && this.#receivers.length === 0) break;
+        if (!this.#pumpNeeded()) break;
         if (this.#state === "terminated") break;
         try {
           await this.#host.output.readable({
@@ -761,13 +848,16 @@ export class Kernel<
 
   /**
    * @internal The supervisor gave up: the kernel is terminated, its queued
-   * messages dead-lettered, and waiting calls fail with the crash.
+   * messages dead-lettered, replies already written delivered (or, beyond
+   * the buffer, dead-lettered), and waiting calls fail with the crash.
    */
   giveUp(detail: string): void {
     if (this.#state === "terminated") return;
     this.#stopping ??= Promise.resolve();
     this.#state = "terminated";
+    this.#overflowReason = "actor-terminated";
     this.#deadLetterQueued("actor-terminated");
+    this.#dispatch();
     this.#failWaiters(() => new ActorCrashedError(this.name, detail));
     this.#services.terminated(this);
   }
