@@ -120,20 +120,14 @@ interface Receiver {
   timer: ReturnType<typeof setTimeout>;
 }
 
-/** Messages other actors and topics put in the actor's inbox (its ring's free-running counters). */
-function inboxAccepted(host: ActorHost): number {
-  const inbox = host.inboxRing;
-  if (inbox === undefined) return 0;
-  const { released, depth } = inbox.stats();
-  return released + depth;
-}
-
 function ignore(): void {}
 
 /** Longest and shortest spin of the host for a reply before it waits asynchronously. */
 const CALL_SPIN_MS = 0.2;
 const CALL_SPIN_MIN_MS = 0.005;
 const PUMP_WAIT_MS = 50;
+/** Most readings of the counters {@linkcode Kernel.metrics} takes to find them still. */
+const SNAPSHOT_TRIES = 1000;
 
 /**
  * A launched actor. Obtain one from `runtime.launch()`; its message types are
@@ -877,19 +871,62 @@ export class Kernel<
     this.#hostDeadLettered++;
   }
 
-  /** Reads the kernel's counters; at rest, `sent = processed + deadLettered + inFlight`. */
+  /**
+   * Reads the kernel's counters: `sent = processed + deadLettered + inFlight`
+   * holds in every reading (the counters are read until they describe one
+   * instant).
+   */
   metrics(): KernelMetrics {
     this.#dispatch();
     const host = this.#host;
-    const telemetry = host.telemetry.snapshot();
-    const inFlight = host.inputRing.depth() + (host.inboxRing?.depth() ?? 0);
+    const control = host.control;
+    const view = host.telemetry;
+    const input = host.inputRing;
+    const inbox = host.inboxRing;
+    let telemetry: TelemetrySnapshot;
+    let processed: number;
+    let k2k: number;
+    let inputHead: number;
+    let inboxHead: number;
+    let inboxEnd: number;
+    // The actor moves its counters while they are read: read until a reading
+    // starts and ends with the same values, so that it is of one instant.
+    for (let tries = 0;; tries++) {
+      const processedLow = control.messagesProcessedLow;
+      const droppedLow = view.messagesDroppedLow;
+      inputHead = input.headIndex();
+      inboxHead = inbox?.headIndex() ?? 0;
+      inboxEnd = inbox?.endIndex() ?? 0;
+      k2k = Number(control.k2kReceived);
+      telemetry = view.snapshot();
+      processed = Number(control.messagesProcessed);
+      if (
+        tries >= SNAPSHOT_TRIES || (
+          processedLow === processed >>> 0 &&
+          droppedLow === telemetry.messagesDropped >>> 0 &&
+          inputHead === input.headIndex() &&
+          inboxHead === (inbox?.headIndex() ?? 0) &&
+          inboxEnd === (inbox?.endIndex() ?? 0) &&
+          k2k === Number(control.k2kReceived)
+        )
+      ) break;
+    }
+    const deadLettered = telemetry.messagesDropped + this.#hostDeadLettered;
+    let inFlight = ((input.endIndex() - inputHead) >>> 0) +
+      ((inboxEnd - inboxHead) >>> 0);
+    // Every message that leaves a queue is counted, then released: counted
+    // one more than released, the actor is between the two for a message
+    // still at a queue's head, which is no longer in flight.
+    if (
+      inFlight > 0 &&
+      ((processed + deadLettered - k2k - inputHead - inboxHead) >>> 0) === 1
+    ) inFlight--;
     return {
       name: this.name,
       state: this.#state,
-      sent: this.#hostSent + inboxAccepted(host) +
-        Number(host.control.k2kReceived),
-      processed: Number(host.control.messagesProcessed),
-      deadLettered: telemetry.messagesDropped + this.#hostDeadLettered,
+      sent: this.#hostSent + inboxEnd + k2k,
+      processed,
+      deadLettered,
       inFlight,
       pendingReplies: this.#replies.length + host.outputRing.depth(),
       crashes: this.#crashes,

@@ -121,6 +121,28 @@ describe("replies", () => {
   });
 });
 
+describe("accounting", () => {
+  test("sent = processed + deadLettered + inFlight in every reading, while the actor works", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo", queueCapacity: 64 });
+      let sent = 0;
+      let received = 0;
+      for (let round = 0; round < 300; round++) {
+        while (sent - received < 48 && k.trySend(echo(sent))) sent++;
+        for (let i = 0; i < 20; i++) balanced(k);
+        while (k.tryReceive() !== undefined) received++;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+      while (received < sent) {
+        await k.receive({ timeoutMs: 10_000 });
+        received++;
+      }
+      balanced(k);
+      assert.equal(k.metrics().processed, sent);
+    });
+  });
+});
+
 describe("terminating behind unread replies", () => {
   for (const abort of [false, true]) {
     test(`terminate({ abort: ${abort} }) does not wait for the replies to be read`, async () => {
