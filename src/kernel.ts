@@ -22,6 +22,7 @@ import {
 import {
   ActorCrashedError,
   InvalidMessageError,
+  InvalidOptionError,
   InvalidStateError,
   QueueFullError,
   TimeoutError,
@@ -36,36 +37,65 @@ import type {
 import type { TelemetrySnapshot } from "./telemetry.ts";
 import { type HistogramSnapshot, LatencyHistogram } from "./histogram.ts";
 import { DEFAULT_TIMEOUT_MS, pollUntil } from "./async.ts";
+import { checkBoolean, checkSignal, checkTimeoutMs } from "./options.ts";
 
-/** Options of {@linkcode Kernel.send} and {@linkcode Kernel.call}. */
+/**
+ * Options of {@linkcode Kernel.send} and {@linkcode Kernel.sendBatch}. Every
+ * option is checked: a bad value is refused with {@linkcode InvalidOptionError}.
+ */
 export interface SendOptions {
-  /** How long to wait for queue space (default 30 000 ms; 0 = do not wait). */
+  /**
+   * How long to wait for queue space, in ms: a finite number in
+   * 0..2^31-1 (default 30 000; 0 = do not wait: fail with
+   * {@linkcode QueueFullError} at once when the queue is full).
+   */
+  timeoutMs?: number;
+  /** Aborting rejects the wait with the signal's reason (at once if it already has, sending nothing). */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Kernel.call}; checked like {@linkcode SendOptions}. */
+export interface CallOptions {
+  /**
+   * Deadline for the reply, including the wait for queue space, in ms
+   * (default 30 000; 0 = do not wait: {@linkcode QueueFullError} at once when
+   * the queue is full, {@linkcode TimeoutError} when the reply is not there
+   * right after sending).
+   */
+  timeoutMs?: number;
+  /** Aborting rejects the call with the signal's reason; a reply that comes later is dead-lettered (`expired`). */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Kernel.receive}; checked like {@linkcode SendOptions}. */
+export interface ReceiveOptions {
+  /** How long to wait for a reply, in ms (default 30 000; 0 = do not wait: {@linkcode TimeoutError} at once when none is ready). */
   timeoutMs?: number;
   /** Aborting rejects the wait with the signal's reason. */
   signal?: AbortSignal;
 }
 
-/** Options of {@linkcode Kernel.call}. */
-export interface CallOptions {
-  /** Deadline for the reply, including the wait for queue space (default 30 000 ms). */
-  timeoutMs?: number;
-}
-
-/** Options of {@linkcode Kernel.receive}. */
-export interface ReceiveOptions {
-  /** How long to wait for a message (default 30 000 ms). */
-  timeoutMs?: number;
-}
-
-/** Options of {@linkcode Kernel.terminate}. */
+/** Options of {@linkcode Kernel.terminate}; checked like {@linkcode SendOptions}. */
 export interface TerminateOptions {
   /**
    * Stop at once instead of draining: queued messages are dead-lettered
    * (reason `aborted`). Default false: queued messages are processed first.
    */
   abort?: boolean;
-  /** How long to wait for the actor to stop before it is killed (default 10 000 ms). */
+  /**
+   * How long to wait for the actor to stop before it is killed, in ms
+   * (default 10 000; 0 = do not wait: killed at once, its queue dead-lettered).
+   */
   timeoutMs?: number;
+}
+
+/** Refuses an options argument that is not an object. */
+function checkOptions(options: unknown): void {
+  if (
+    options !== undefined && (typeof options !== "object" || options === null)
+  ) {
+    throw new InvalidOptionError("options", options, "an object");
+  }
 }
 
 /** Counters of one kernel; see {@linkcode Kernel.metrics}. */
@@ -128,6 +158,8 @@ const CALL_SPIN_MIN_MS = 0.005;
 const PUMP_WAIT_MS = 50;
 /** Most readings of the counters {@linkcode Kernel.metrics} takes to find them still. */
 const SNAPSHOT_TRIES = 1000;
+/** Default of {@linkcode TerminateOptions.timeoutMs}. */
+const TERMINATE_TIMEOUT_MS = 10_000;
 
 /**
  * A launched actor. Obtain one from `runtime.launch()`; its message types are
@@ -143,7 +175,6 @@ const SNAPSHOT_TRIES = 1000;
  * (reason `actor-terminated`, or `aborted`), so the actor never stalls on
  * them; those in the buffer can still be taken with `tryReceive`.
  */
-
 export class Kernel<
   I extends FieldsSpec = FieldsSpec,
   O extends FieldsSpec = FieldsSpec,
@@ -232,13 +263,20 @@ export class Kernel<
   /**
    * Pauses processing (messages keep queueing). Resolves once the actor's
    * loop has seen the pause, so nothing sent after it is processed until
-   * {@linkcode Kernel.activate}. Rejects with {@linkcode InvalidStateError}
+   * {@linkcode Kernel.activate}. Rejects with {@linkcode InvalidOptionError}
+   * for a bad option (changing nothing), with {@linkcode InvalidStateError}
    * unless active, and with {@linkcode TimeoutError} when the loop does not
    * confirm within `timeoutMs` (a handler still running): the kernel stays
-   * deactivated, and the loop pauses when the handler returns.
+   * deactivated, and the loop pauses when the handler returns. `timeoutMs`
+   * is checked like {@linkcode SendOptions.timeoutMs} (0 = do not wait).
    */
-  async deactivate(options: { timeoutMs?: number } = {}): Promise<void> {
-    const { timeoutMs = DEFAULT_TIMEOUT_MS } = options;
+  async deactivate(options?: { timeoutMs?: number }): Promise<void> {
+    checkOptions(options);
+    const timeoutMs = checkTimeoutMs(
+      "timeoutMs",
+      options?.timeoutMs,
+      DEFAULT_TIMEOUT_MS,
+    );
     this.#transition("deactivate");
     const host = this.#host;
     const control = host.control;
@@ -258,8 +296,8 @@ export class Kernel<
   }
 
   /** Alias of {@linkcode Kernel.deactivate}. */
-  suspend(): Promise<void> {
-    return this.deactivate();
+  suspend(options?: { timeoutMs?: number }): Promise<void> {
+    return this.deactivate(options);
   }
 
   /** Alias of {@linkcode Kernel.activate}. */
@@ -280,13 +318,27 @@ export class Kernel<
    * once the actor has stopped; an actor that does not stop within
    * `timeoutMs` is killed and its queued messages dead-lettered. Unread
    * replies never hold it up: beyond the reply buffer they are dead-lettered.
+   * Rejects with {@linkcode InvalidOptionError} for a bad option and with
+   * {@linkcode InvalidStateError} when already terminated, changing nothing.
    */
-  terminate(options: TerminateOptions = {}): Promise<void> {
-    if (this.#stopping !== undefined && this.#state !== "terminated") {
-      return this.#stopping;
+  terminate(options?: TerminateOptions): Promise<void> {
+    let abort: boolean;
+    let timeoutMs: number;
+    try {
+      checkOptions(options);
+      abort = checkBoolean("abort", options?.abort, false);
+      timeoutMs = checkTimeoutMs(
+        "timeoutMs",
+        options?.timeoutMs,
+        TERMINATE_TIMEOUT_MS,
+      );
+      if (this.#stopping !== undefined && this.#state !== "terminated") {
+        return this.#stopping;
+      }
+      nextState(this.#state, "terminate");
+    } catch (error) {
+      return Promise.reject(error);
     }
-    nextState(this.#state, "terminate");
-    const { abort = false, timeoutMs = 10_000 } = options;
     this.#stopping = this.#stop(abort, timeoutMs);
     return this.#stopping;
   }
@@ -309,13 +361,15 @@ export class Kernel<
     this.#host.wake();
     if (running) {
       let exited: ActorExitReason | undefined;
-      // Keep the output ring empty while the actor finishes its queue.
-      this.#flushing = true;
-      this.#startPump();
-      try {
-        exited = await this.#waitExit(timeoutMs);
-      } finally {
-        this.#flushing = false;
+      if (timeoutMs > 0) {
+        // Keep the output ring empty while the actor finishes its queue.
+        this.#flushing = true;
+        this.#startPump();
+        try {
+          exited = await this.#waitExit(timeoutMs);
+        } finally {
+          this.#flushing = false;
+        }
       }
       if (exited === undefined) {
         const inFlight = this.#host.kill();
@@ -403,14 +457,23 @@ export class Kernel<
   /**
    * Enqueues a message, waiting for space while the queue is full
    * (backpressure). Rejects with {@linkcode QueueFullError} when no space
-   * frees up within `timeoutMs`.
+   * frees up within `timeoutMs`, and with {@linkcode InvalidOptionError} for
+   * a bad option.
    */
   async send(
     message: MessageValue<I>,
-    options: SendOptions = {},
+    options?: SendOptions,
   ): Promise<void> {
+    checkOptions(options);
+    const timeoutMs = checkTimeoutMs(
+      "timeoutMs",
+      options?.timeoutMs,
+      DEFAULT_TIMEOUT_MS,
+    );
+    const signal = checkSignal("signal", options?.signal);
+    if (signal?.aborted) throw signal.reason;
     if (this.trySend(message)) return;
-    await this.#waitForSpace(() => this.trySend(message), options);
+    await this.#waitForSpace(() => this.trySend(message), timeoutMs, signal);
   }
 
   /**
@@ -421,9 +484,17 @@ export class Kernel<
    */
   async sendBatch(
     messages: ArrayLike<MessageValue<I>>,
-    options: SendOptions = {},
+    options?: SendOptions,
   ): Promise<number> {
+    checkOptions(options);
+    const timeoutMs = checkTimeoutMs(
+      "timeoutMs",
+      options?.timeoutMs,
+      DEFAULT_TIMEOUT_MS,
+    );
+    const signal = checkSignal("signal", options?.signal);
     this.#assertSendable();
+    if (signal?.aborted) throw signal.reason;
     let done = 0;
     const producer = this.#host.input;
     while (done < messages.length) {
@@ -438,22 +509,25 @@ export class Kernel<
       }
       await this.#waitForSpace(
         () => this.#host.inputRing.depth() < this.#host.inputRing.capacity,
-        options,
+        timeoutMs,
+        signal,
       );
     }
     return done;
   }
 
+  #queueFull(): QueueFullError {
+    return new QueueFullError(
+      `queue of "${this.name}" is full (${this.#host.inputRing.capacity} slots)`,
+    );
+  }
+
   async #waitForSpace(
     attempt: () => boolean,
-    options: SendOptions,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
   ): Promise<void> {
-    const { timeoutMs = DEFAULT_TIMEOUT_MS, signal } = options;
-    if (timeoutMs <= 0) {
-      throw new QueueFullError(
-        `queue of "${this.name}" is full (${this.#host.inputRing.capacity} slots)`,
-      );
-    }
+    if (timeoutMs === 0) throw this.#queueFull();
     try {
       await pollUntil(() => {
         this.#assertSendable();
@@ -478,10 +552,26 @@ export class Kernel<
 
   /**
    * Waits for the next reply that is not the answer to a
-   * {@linkcode Kernel.call}; rejects with {@linkcode TimeoutError} after `timeoutMs`.
+   * {@linkcode Kernel.call}; rejects with {@linkcode TimeoutError} after
+   * `timeoutMs`, with the signal's reason on abort, and with
+   * {@linkcode InvalidOptionError} for a bad option.
    */
-  receive(options: ReceiveOptions = {}): Promise<DecodedMessage<O>> {
-    this.#requireOutput("receive");
+  receive(options?: ReceiveOptions): Promise<DecodedMessage<O>> {
+    let timeoutMs: number;
+    let signal: AbortSignal | undefined;
+    try {
+      checkOptions(options);
+      timeoutMs = checkTimeoutMs(
+        "timeoutMs",
+        options?.timeoutMs,
+        DEFAULT_TIMEOUT_MS,
+      );
+      signal = checkSignal("signal", options?.signal);
+      this.#requireOutput("receive");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const ready = this.tryReceive();
     if (ready !== undefined) return Promise.resolve(ready);
     if (this.#state === "terminated") {
@@ -489,7 +579,11 @@ export class Kernel<
         new InvalidStateError("receive", "terminated", "no replies left"),
       );
     }
-    const { timeoutMs = DEFAULT_TIMEOUT_MS } = options;
+    if (timeoutMs === 0) {
+      return Promise.reject(
+        new TimeoutError(`receive from "${this.name}"`, timeoutMs),
+      );
+    }
     return new Promise((resolve, reject) => {
       const receiver: Receiver = {
         resolve: resolve as (value: unknown) => void,
@@ -500,6 +594,24 @@ export class Kernel<
           reject(new TimeoutError(`receive from "${this.name}"`, timeoutMs));
         }, timeoutMs),
       };
+      if (signal !== undefined) {
+        const onAbort = () => {
+          const i = this.#receivers.indexOf(receiver);
+          if (i < 0) return;
+          this.#receivers.splice(i, 1);
+          clearTimeout(receiver.timer);
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        receiver.resolve = (value) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(value as DecodedMessage<O>);
+        };
+        receiver.reject = (error) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
+        };
+      }
       this.#receivers.push(receiver);
       this.#startPump();
     });
@@ -507,23 +619,32 @@ export class Kernel<
 
   /**
    * Sends a request and resolves with the actor's reply to it (matched by
-   * correlation id). Rejects with {@linkcode TimeoutError} when no reply
-   * arrives within `timeoutMs`, or {@linkcode ActorCrashedError} when the
-   * actor crashed handling it.
+   * correlation id). Rejects with {@linkcode QueueFullError} when the queue
+   * stays full, {@linkcode TimeoutError} when no reply arrives within
+   * `timeoutMs`, {@linkcode ActorCrashedError} when the actor crashed
+   * handling it, the signal's reason on abort, and
+   * {@linkcode InvalidOptionError} for a bad option.
    */
   async call(
     message: MessageValue<I>,
-    options: CallOptions = {},
+    options?: CallOptions,
   ): Promise<DecodedMessage<O>> {
+    checkOptions(options);
+    const timeoutMs = checkTimeoutMs(
+      "timeoutMs",
+      options?.timeoutMs,
+      DEFAULT_TIMEOUT_MS,
+    );
+    const signal = checkSignal("signal", options?.signal);
     this.#requireOutput("call");
     this.#assertSendable();
-    const { timeoutMs = DEFAULT_TIMEOUT_MS } = options;
+    if (signal?.aborted) throw signal.reason;
     const started = performance.now();
     const id = this.#nextCorrelation++;
     const header = { correlationId: id };
     const producer = this.#host.input;
     if (!producer.tryEnqueue(this.inputSchema, message, header)) {
-      return this.#callWhenSpace(message, header, started, timeoutMs);
+      return this.#callWhenSpace(message, header, started, timeoutMs, signal);
     }
     this.#hostSent++;
     // Nothing waits between the enqueue and the spin below, and nothing
@@ -557,7 +678,11 @@ export class Kernel<
       this.#spinningFor = 0;
     }
     this.#callSpinMs = Math.max(CALL_SPIN_MIN_MS, this.#callSpinMs / 2);
-    const reply = this.#expectReply(id);
+    if (timeoutMs === 0) {
+      // Not waiting: the reply, when it comes, is dead-lettered as expired.
+      throw new TimeoutError(`call to "${this.name}"`, timeoutMs);
+    }
+    const reply = this.#expectReply(id, signal);
     this.#armCall(id, started, timeoutMs);
     this.#startPump();
     const value = await reply;
@@ -575,14 +700,13 @@ export class Kernel<
     header: { correlationId: number },
     started: number,
     timeoutMs: number,
+    signal: AbortSignal | undefined,
   ): Promise<DecodedMessage<O>> {
     const id = header.correlationId;
-    if (timeoutMs <= 0) {
-      await this.#waitForSpace(() => false, { timeoutMs });
-    }
-    const reply = this.#expectReply(id);
-    // Failed by a terminate while waiting for space, the reply promise is
-    // never awaited: its rejection is handled here.
+    if (timeoutMs === 0) throw this.#queueFull();
+    const reply = this.#expectReply(id, signal);
+    // Failed by a terminate or an abort while waiting for space, the reply
+    // promise is never awaited: its rejection is handled here.
     reply.catch(ignore);
     const entry = this.#pending.get(id)!;
     // Replies to earlier calls that gave up may be what keeps the actor, and
@@ -597,7 +721,8 @@ export class Kernel<
           this.#hostSent++;
           return true;
         },
-        { timeoutMs },
+        timeoutMs,
+        signal,
       );
     } catch (error) {
       if (this.#pending.get(id) === entry) this.#pending.delete(id);
@@ -611,14 +736,35 @@ export class Kernel<
     return value;
   }
 
-  /** Registers call `id`; its timer is armed by {@linkcode Kernel.#armCall}. */
-  #expectReply(id: number): Promise<DecodedMessage<O>> {
+  /** Registers call `id` (its timer is armed by {@linkcode Kernel.#armCall}); an abort fails it. */
+  #expectReply(
+    id: number,
+    signal: AbortSignal | undefined,
+  ): Promise<DecodedMessage<O>> {
     return new Promise<DecodedMessage<O>>((resolve, reject) => {
-      this.#pending.set(id, {
+      const call: PendingCall = {
         resolve: resolve as (value: unknown) => void,
         reject,
         timer: undefined,
-      });
+      };
+      if (signal !== undefined) {
+        const onAbort = () => {
+          if (this.#pending.get(id) !== call) return;
+          this.#pending.delete(id);
+          clearTimeout(call.timer);
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        call.resolve = (value) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(value as DecodedMessage<O>);
+        };
+        call.reject = (error) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
+        };
+      }
+      this.#pending.set(id, call);
     });
   }
 

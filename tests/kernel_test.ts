@@ -1,10 +1,14 @@
 // The Kernel handle: replies under backpressure, the bound on unread replies,
-// and terminating behind unread replies.
+// terminating behind unread replies, and the checks on every option.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { RingKernel } from "../src/runtime.ts";
-import { QueueFullError } from "../src/errors.ts";
-import { deadline } from "../src/async.ts";
+import {
+  InvalidOptionError,
+  QueueFullError,
+  TimeoutError,
+} from "../src/errors.ts";
+import { deadline, pollUntil } from "../src/async.ts";
 import type { Kernel } from "../src/kernel.ts";
 import type { EchoMessage } from "../src/actors/schemas.ts";
 
@@ -88,6 +92,7 @@ describe("replies", () => {
       balanced(k);
     });
   });
+
   test("unread replies are bounded: backpressure reaches send, and none is lost", async () => {
     await withRuntime(async (rt) => {
       const k = await rt.launch("echo", { actor: "echo", queueCapacity: 16 });
@@ -213,6 +218,180 @@ describe("terminating behind unread replies", () => {
       assert.equal(k.state, "terminated");
       assert.equal(k.host.running, false);
       assert.ok(k.metrics().pendingReplies <= 4);
+      balanced(k);
+    });
+  });
+});
+
+describe("options", () => {
+  const badDeadlines = [NaN, Infinity, -Infinity, -1, 2 ** 31, "5", null];
+
+  test("every deadline of every method is checked, and a bad one changes nothing", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo", queueCapacity: 4 });
+      const refused = (option: string) => (e: unknown) =>
+        e instanceof InvalidOptionError && e.option === option;
+      for (const bad of badDeadlines) {
+        const timeoutMs = bad as number;
+        await assert.rejects(
+          k.send(echo(1), { timeoutMs }),
+          refused("timeoutMs"),
+        );
+        await assert.rejects(
+          k.sendBatch([echo(1)], { timeoutMs }),
+          refused("timeoutMs"),
+        );
+        await assert.rejects(
+          k.call(echo(1), { timeoutMs }),
+          refused("timeoutMs"),
+        );
+        await assert.rejects(k.receive({ timeoutMs }), refused("timeoutMs"));
+        await assert.rejects(k.deactivate({ timeoutMs }), refused("timeoutMs"));
+        await assert.rejects(k.suspend({ timeoutMs }), refused("timeoutMs"));
+        await assert.rejects(k.terminate({ timeoutMs }), refused("timeoutMs"));
+      }
+      for (const options of [5, null, "x"]) {
+        await assert.rejects(
+          k.send(echo(1), options as never),
+          refused("options"),
+        );
+        await assert.rejects(
+          k.call(echo(1), options as never),
+          refused("options"),
+        );
+        await assert.rejects(k.receive(options as never), refused("options"));
+        await assert.rejects(k.terminate(options as never), refused("options"));
+      }
+      for (const signal of [{}, "x", null, 1]) {
+        const s = signal as never;
+        await assert.rejects(k.send(echo(1), { signal: s }), refused("signal"));
+        await assert.rejects(
+          k.sendBatch([echo(1)], { signal: s }),
+          refused("signal"),
+        );
+        await assert.rejects(k.call(echo(1), { signal: s }), refused("signal"));
+        await assert.rejects(k.receive({ signal: s }), refused("signal"));
+      }
+      for (const abort of ["yes", 1, null]) {
+        await assert.rejects(
+          k.terminate({ abort: abort as never }),
+          refused("abort"),
+        );
+      }
+      // Nothing was sent, paused or stopped.
+      assert.equal(k.state, "active");
+      assert.equal(k.metrics().sent, 0);
+      assert.equal(k.stopping, false);
+      assert.equal(rt.deadLetters.size, 0);
+    });
+  });
+
+  test("a bad deadline with a full queue is refused instead of waiting forever", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", {
+        actor: "echo",
+        queueCapacity: 4,
+        autoActivate: false,
+      });
+      for (let i = 0; i < 4; i++) assert.equal(k.trySend(echo(i)), true);
+      for (const timeoutMs of [NaN, Infinity, -5]) {
+        await assert.rejects(
+          settles(k.send(echo(9), { timeoutMs }), "send"),
+          InvalidOptionError,
+        );
+        await assert.rejects(
+          settles(k.call(echo(9), { timeoutMs }), "call"),
+          InvalidOptionError,
+        );
+      }
+      assert.equal(k.metrics().sent, 4);
+    });
+  });
+
+  test("timeoutMs 0 does not wait", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", {
+        actor: "echo",
+        queueCapacity: 4,
+        autoActivate: false,
+      });
+      await assert.rejects(
+        k.receive({ timeoutMs: 0 }),
+        (e: unknown) => e instanceof TimeoutError && e.timeoutMs === 0,
+      );
+      // Not active: the reply cannot come before the call gives up.
+      await assert.rejects(
+        k.call(echo(100), { timeoutMs: 0 }),
+        (e: unknown) => e instanceof TimeoutError && e.timeoutMs === 0,
+      );
+      for (let i = 0; i < 3; i++) assert.equal(k.trySend(echo(i)), true);
+      await assert.rejects(k.send(echo(9), { timeoutMs: 0 }), QueueFullError);
+      await assert.rejects(k.call(echo(9), { timeoutMs: 0 }), QueueFullError);
+      await assert.rejects(
+        k.sendBatch([echo(9)], { timeoutMs: 0 }),
+        QueueFullError,
+      );
+      assert.equal(k.metrics().sent, 4);
+      await k.activate();
+      // The reply to the call that did not wait is kept as expired.
+      for (let i = 0; i < 3; i++) {
+        assert.equal((await k.receive({ timeoutMs: 10_000 })).seq, BigInt(i));
+      }
+      await pollUntil(() => rt.deadLetters.countOf("expired") === 1, {
+        timeoutMs: 10_000,
+      });
+      // A stop that does not wait kills the actor at once.
+      await k.terminate({ timeoutMs: 0 });
+      assert.equal(k.state, "terminated");
+      assert.equal(k.host.running, false);
+      balanced(k);
+    });
+  });
+
+  test("signals: an aborted call or receive rejects with the reason; an aborted signal sends nothing", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo", autoActivate: false });
+      const reason = new Error("stop");
+      const aborted = AbortSignal.abort(reason);
+      await assert.rejects(
+        k.send(echo(1), { signal: aborted }),
+        (e) => e === reason,
+      );
+      await assert.rejects(
+        k.call(echo(1), { signal: aborted }),
+        (e) => e === reason,
+      );
+      await assert.rejects(
+        k.sendBatch([echo(1)], { signal: aborted }),
+        (e) => e === reason,
+      );
+      await assert.rejects(k.receive({ signal: aborted }), (e) => e === reason);
+      assert.equal(k.metrics().sent, 0);
+
+      const controller = new AbortController();
+      const call = k.call(echo(2), {
+        timeoutMs: 15_000,
+        signal: controller.signal,
+      });
+      const receive = k.receive({
+        timeoutMs: 15_000,
+        signal: controller.signal,
+      });
+      controller.abort(reason);
+      await assert.rejects(settles(call, "call"), (e) => e === reason);
+      await assert.rejects(settles(receive, "receive"), (e) => e === reason);
+      // The request was sent; its late reply is kept as expired (once
+      // something looks at the replies).
+      await k.activate();
+      await pollUntil(
+        () =>
+          k.tryReceive() === undefined &&
+          rt.deadLetters.countOf("expired") === 1,
+        {
+          timeoutMs: 10_000,
+        },
+      );
+      assert.equal(k.tryReceive(), undefined);
       balanced(k);
     });
   });

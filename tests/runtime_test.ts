@@ -306,7 +306,7 @@ describe("lifecycle", () => {
       await assert.rejects(k.deactivate(), InvalidStateError);
       await assert.rejects(k.send(echo(3)), InvalidStateError);
       assert.throws(() => k.trySend(echo(3)), InvalidStateError);
-      assert.throws(() => k.terminate(), InvalidStateError);
+      await assert.rejects(k.terminate(), InvalidStateError);
       assert.deepEqual(rt.listKernels(), []);
     });
   });
