@@ -143,6 +143,13 @@ export interface LaunchOptions {
   batchSize?: number;
   /** How long the actor may take to start (default 10 000 ms). */
   startTimeoutMs?: number;
+  /**
+   * The heap limit of the actor's thread in MiB (CPU backend, Deno only;
+   * default: the engine's). An actor that outgrows it crashes and is
+   * restarted per its policy, instead of taking the process down. Bun has
+   * no per-thread limit and ignores it; see docs/reliability.md.
+   */
+  maxHeapMb?: number;
 }
 
 /** Input and output field specs of each built-in actor, for typed kernels. */
@@ -200,6 +207,23 @@ export type RuntimeEvent =
     readonly kernel: string;
     /** Why. */
     readonly error: SerializedError;
+  }
+  | {
+    /**
+     * A killed actor's thread still runs the actor's own code (a handler
+     * stuck in a loop, under Deno, whose Worker termination cannot interrupt
+     * it): it keeps a core busy and the process from exiting. Only ending
+     * the process stops it (`Deno.exit()`).
+     */
+    readonly type: "stuck";
+    /** Its name. */
+    readonly kernel: string;
+    /** The restart generation of the stuck loop. */
+    readonly generation: number;
+    /** How long after the kill it was still running, in ms. */
+    readonly afterMs: number;
+    /** The report, in words. */
+    readonly message: string;
   };
 
 /** A dead letter's message: the envelope fields and the payload, decoded when its schema is known. */
@@ -283,6 +307,7 @@ interface CheckedLaunch {
   readonly idleSpinMicros: number;
   readonly batchSize: number;
   readonly startTimeoutMs: number;
+  readonly maxHeapMb: number | undefined;
 }
 
 /** Checks every option of a launch (the slot size once the schemas are known). */
@@ -322,6 +347,11 @@ function checkLaunchOptions(options: unknown): CheckedLaunch {
       "startTimeoutMs",
       o.startTimeoutMs,
       DEFAULT_START_TIMEOUT_MS,
+    ),
+    maxHeapMb: o.maxHeapMb === undefined ? undefined : checkInteger(
+      "maxHeapMb",
+      o.maxHeapMb,
+      { min: 16, max: 1 << 20, fallback: 0 },
     ),
   };
 }
@@ -617,6 +647,19 @@ export class RingKernel implements AsyncDisposable {
         bound.kernel && this.#onCrash(bound.kernel as Kernel, error),
       onExit: (reason) => bound.kernel?.onExit(reason),
       onPublish: (topic, slot) => this.#publishSlot(topic, slot),
+      onStuck: (thread) => {
+        // Unheard, it must still not pass silently.
+        if (this.#listeners.size === 0) {
+          console.warn(`ringkernel: ${thread.message}`);
+        }
+        this.#emit({
+          type: "stuck",
+          kernel: name,
+          generation: thread.generation,
+          afterMs: thread.afterMs,
+          message: thread.message,
+        });
+      },
       onSubscription: (filter, subscribe) => {
         const kernel = bound.kernel;
         if (kernel === undefined) return;
@@ -638,6 +681,7 @@ export class RingKernel implements AsyncDisposable {
         config: options.config,
         idleSpinMicros: options.idleSpinMicros,
         batchSize: options.batchSize,
+        maxHeapMb: options.maxHeapMb,
       },
       events,
     );
