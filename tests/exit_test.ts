@@ -74,9 +74,7 @@ describe("process exit", () => {
     assert.match(result.stdout, /listed: \[\]/);
   });
 
-  test("a script that forgets shutdown() exits once nothing waits", {
-    skip: "idle CPU actors' Workers are not unreferenced yet",
-  }, async () => {
+  test("a script that forgets shutdown() exits once nothing waits", async () => {
     const result = await runScript("forgot_shutdown");
     assertExited(result);
     assert.match(result.stdout, /reply: 2.5/);

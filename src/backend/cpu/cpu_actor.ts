@@ -217,21 +217,30 @@ export class CpuActorHost implements ActorHost {
         };
         if (!failStart(error)) this.#died(error);
       });
+      // An idle actor does not keep the process alive: a wait of the host
+      // (a call, a receive, a send with backpressure) holds its own timer.
+      // After the listeners: Bun refs a Worker again when one is added.
+      worker.unref();
       Atomics.add(this.#words, WorkerWord.mailbox, 1);
-      worker.postMessage({
-        kind: "start",
-        name: this.#spec.name,
-        id: this.#spec.id,
-        generation,
-        memory: this.memory,
-        plan: this.plan,
-        module: this.#spec.module,
-        exportName: this.#spec.exportName,
-        config: this.#spec.config,
-        routes: this.#routes(),
-        idleSpinMicros: this.#spec.idleSpinMicros,
-        batchSize: this.#spec.batchSize,
-      });
+      try {
+        worker.postMessage({
+          kind: "start",
+          name: this.#spec.name,
+          id: this.#spec.id,
+          generation,
+          memory: this.memory,
+          plan: this.plan,
+          module: this.#spec.module,
+          exportName: this.#spec.exportName,
+          config: this.#spec.config,
+          routes: this.#routes(),
+          idleSpinMicros: this.#spec.idleSpinMicros,
+          batchSize: this.#spec.batchSize,
+        });
+      } catch (error) {
+        // Nothing may outlive a start that failed: the timer and the Worker go.
+        failStart(workerError(error));
+      }
     });
   }
 
