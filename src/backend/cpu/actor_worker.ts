@@ -83,9 +83,15 @@ const ABANDONED = -2;
 /** Outcomes of writing a reply. */
 const REPLY_DONE = 1;
 const REPLY_ABANDONED = 0;
-type ReplyOutcome = typeof REPLY_DONE | typeof REPLY_ABANDONED | {
-  error: unknown;
-};
+/** An abort came while waiting for room: the message went back to the head. */
+const REPLY_HANDED_BACK = 2;
+type ReplyOutcome =
+  | typeof REPLY_DONE
+  | typeof REPLY_ABANDONED
+  | typeof REPLY_HANDED_BACK
+  | {
+    error: unknown;
+  };
 
 /** Shortest idle spin once the adaptive spin has shrunk. */
 const MIN_IDLE_SPIN_MS = 0.005;
@@ -548,6 +554,7 @@ class ActorLoop {
             consumer,
             finishing,
             committed,
+            idle,
           );
         } else {
           this.#record(CommitKind.noReply, consumer);
@@ -558,6 +565,7 @@ class ActorLoop {
               : REPLY_ABANDONED;
         }
         if (outcome === REPLY_ABANDONED) return ABANDONED;
+        if (outcome === REPLY_HANDED_BACK) break;
         if (typeof outcome === "object") {
           // The reply did not encode: committed already, so it is a handler
           // error. The record changes kind; its count word first, so a host
@@ -674,6 +682,7 @@ class ActorLoop {
     consumer: RingConsumer,
     finishing: number,
     committed: number,
+    idle: number,
   ): ReplyOutcome {
     const header = this.#replyHeader;
     header.correlationId = correlationId;
@@ -681,10 +690,20 @@ class ActorLoop {
     const words = this.#words;
     let sleepMs = 0.02;
     while (output.claim(1) === 0) {
-      if (
-        this.#control.shouldAbort ||
-        Atomics.load(words, WorkerWord.busy) !== finishing
-      ) {
+      if (this.#control.shouldAbort) {
+        // Give the message back uncounted, as if never taken: the aborting
+        // host dead-letters it with the queue, and this loop exits "aborted".
+        return Atomics.compareExchange(
+            words,
+            WorkerWord.busy,
+            finishing,
+            idle,
+          ) ===
+            finishing
+          ? REPLY_HANDED_BACK
+          : REPLY_ABANDONED;
+      }
+      if (Atomics.load(words, WorkerWord.busy) !== finishing) {
         return REPLY_ABANDONED;
       }
       sleepSync(sleepMs);
