@@ -2,7 +2,8 @@
  * A model-based test of the public runtime API (fast-check `commands` and
  * `asyncModelRun`): random, partly concurrent sequences of launch, send,
  * trySend, sendBatch, call, receive, deactivate, activate, terminate (drain
- * and abort), publish/subscribe, crashing handlers and shutdown, run against
+ * and abort), publish/subscribe, crashing handlers, Workers that end
+ * themselves and shutdown, run against
  * the CPU backend and a small reference model of what each must do.
  *
  * After every command, and at the end of each sequence, it checks that:
@@ -31,8 +32,10 @@ import { RingKernel } from "../../src/runtime.ts";
 const SETTLE_MS = 15_000;
 
 const FLAKY = new URL("../fixtures/flaky_actor.ts", import.meta.url);
+const EXITING = new URL("../fixtures/exiting_actor.ts", import.meta.url);
 
-type ActorKind = "echo" | "flaky";
+/** echo; flaky: throws on a negative value; exiting: ends its Worker on tag 1. */
+type ActorKind = "echo" | "flaky" | "exiting";
 type EchoValue = { seq: bigint; value: number; tag: number };
 
 /** What the model knows of one kernel. */
@@ -107,9 +110,8 @@ function live(model: RuntimeModel, name: string): ModelKernel | undefined {
   return k !== undefined && k.state !== "terminated" ? k : undefined;
 }
 
-function message(model: RuntimeModel, value = 1): EchoValue {
-  const seq = model.nextSeq++;
-  return { seq, value, tag: Number(seq % 1000n) };
+function message(model: RuntimeModel, value = 1, tag = 0): EchoValue {
+  return { seq: model.nextSeq++, value, tag };
 }
 
 type Cmd = fc.AsyncCommand<RuntimeModel, RuntimeReal, false>;
@@ -126,7 +128,7 @@ class Launch implements Cmd {
     const launching = real.rt.launch(this.name, {
       actor: this.kind === "echo"
         ? "echo"
-        : { module: FLAKY, export: "default" },
+        : { module: this.kind === "flaky" ? FLAKY : EXITING },
       queueCapacity: this.queueCapacity,
       autoActivate: this.autoActivate,
       restart: {
@@ -176,19 +178,20 @@ class Calls implements Cmd {
   toString = () => `calls(${this.name}, ${this.count})`;
 }
 
+/** A handler that throws (flaky), or one whose Worker ends itself (exiting). */
 class Crash implements Cmd {
   constructor(readonly name: string) {}
   check = (model: Readonly<RuntimeModel>) => {
     const k = model.kernels.get(this.name);
-    return k?.kind === "flaky" && k.state === "active";
+    return k !== undefined && k.kind !== "echo" && k.state === "active";
   };
   async run(model: RuntimeModel, real: RuntimeReal): Promise<void> {
     const kernel = real.kernels.get(this.name)!;
+    const kind = model.kernels.get(this.name)!.kind;
+    const fatal = kind === "flaky" ? message(model, -1) : message(model, 3, 1);
     await rejectsTyped(
-      kernel.call(message(model, -1) as never, {
-        timeoutMs: SETTLE_MS - 1_000,
-      }),
-      `a crashing call to "${this.name}"`,
+      kernel.call(fatal as never, { timeoutMs: SETTLE_MS - 1_000 }),
+      `a crashing call to "${this.name}" (${kind})`,
     );
     // Restarted by its supervisor: it answers again.
     const m = message(model);
@@ -331,7 +334,7 @@ export function runtimeCommands(maxCommands: number) {
   const name = fc.constantFrom("a", "b");
   const launch = fc.tuple(
     name,
-    fc.constantFrom<ActorKind>("echo", "flaky"),
+    fc.constantFrom<ActorKind>("echo", "flaky", "exiting"),
     fc.constantFrom(16, 64),
     fc.boolean(),
   ).map(([n, kind, capacity, auto]) => new Launch(n, kind, capacity, auto));
