@@ -15,7 +15,7 @@ describe("the runtime against its model", () => {
     "random concurrent sequences keep every property (fixed seed)",
     { timeout: 300_000 },
     async () => {
-      await checkRuntimeModel({ seed: 20261205, runs: 12, maxCommands: 25 });
+      await checkRuntimeModel({ seed: 20261205, runs: 60, maxCommands: 30 });
     },
   );
 
