@@ -1,6 +1,26 @@
 /**
- * Typed errors raised by ringkernel-ts. Every failure the library can report is a
- * {@linkcode RingKernelError}; catch a subclass to handle one kind of failure.
+ * Typed errors raised by ringkernel-ts. Every failure the runtime reports
+ * through its API (`RingKernel`, `Kernel`, message schemas, the CUDA backend
+ * and its kernel bundle) is a {@linkcode RingKernelError}; catch a subclass
+ * to handle one kind of failure:
+ *
+ * - the backend: {@linkcode BackendUnavailableError} (and its subclass
+ *   {@linkcode DriverTooOldError}), {@linkcode LibraryLoadError},
+ *   {@linkcode CudaError}, {@linkcode GpuResidencyError};
+ * - what the caller passed: {@linkcode InvalidOptionError},
+ *   {@linkcode InvalidMessageError}, {@linkcode UnknownActorError},
+ *   {@linkcode ActorModuleError}, {@linkcode InvalidStateError};
+ * - waiting and delivery: {@linkcode QueueFullError},
+ *   {@linkcode TimeoutError}, {@linkcode ActorCrashedError};
+ * - clocks: {@linkcode ClockSkewError}.
+ *
+ * Some calls refuse a programming mistake the way JavaScript's own functions
+ * do, at the call that made it: `defineGpuActor` without a valid
+ * `gpu.source` throws a `TypeError`; an HLC reading that does not pack, a
+ * `HybridClock` option, a layout offset, or an actor context's `send` with a
+ * `timeoutMs` that is not a number throws a `RangeError`. A handler's own
+ * errors reach the host as the actor's crash (serialized, with the message
+ * dead-lettered), not rethrown.
  *
  * @module
  */
@@ -11,7 +31,10 @@ export interface RingKernelErrorOptions {
   cause?: unknown;
 }
 
-/** Base class of every error thrown by ringkernel-ts. */
+/**
+ * Base class of the errors ringkernel-ts reports; its `name` is the
+ * subclass's name.
+ */
 export class RingKernelError extends Error {
   /** Creates an error with a message and an optional cause. */
   constructor(message: string, options?: RingKernelErrorOptions) {
@@ -20,7 +43,11 @@ export class RingKernelError extends Error {
   }
 }
 
-/** A native library or symbol could not be loaded. */
+/**
+ * A native library (libcuda, libnvrtc) or one of its symbols could not be
+ * loaded, or a file of the kernel bundle could not: missing, unreadable, not
+ * matching its manifest's size and SHA-256, or lacking a kernel.
+ */
 export class LibraryLoadError extends RingKernelError {
   /** Every path or name that was tried, in order. */
   readonly tried: readonly string[];
@@ -59,7 +86,12 @@ export class CudaError extends RingKernelError {
   }
 }
 
-/** The requested backend cannot run on this machine; `reason` says why. */
+/**
+ * The requested backend cannot run on this machine (no `libcuda.so.1`, no
+ * device, no FFI permission, a driver too old): `reason` says why. Under
+ * backend `"auto"` the CPU backend is used instead, and the runtime's
+ * `fallbackReason` holds the reason.
+ */
 export class BackendUnavailableError extends RingKernelError {
   /** The backend that was requested. */
   readonly backend: string;
@@ -144,10 +176,18 @@ export class GpuResidencyError extends RingKernelError {
   }
 }
 
-/** A queue had no room for a message and the caller asked not to wait (or the wait ran out). */
+/**
+ * A queue had no room for a message (an actor's input queue, or a K2K
+ * target's inbox) and the caller asked not to wait, or the wait ran out.
+ */
 export class QueueFullError extends RingKernelError {}
 
-/** An operation was attempted in a lifecycle state that does not allow it. */
+/**
+ * An operation was attempted in a state that does not allow it: a kernel's
+ * lifecycle state (sending to a terminated kernel, `activate` after
+ * `terminate`), a runtime that shut down, a name already in use, an object
+ * already closed or freed, or a queue whose header is corrupt.
+ */
 export class InvalidStateError extends RingKernelError {
   /** The state the object was in. */
   readonly state: string;
@@ -202,10 +242,20 @@ function describeValue(value: unknown): string {
   }
 }
 
-/** A message is malformed, oversize, or of an unknown type. */
+/**
+ * A message or a schema is not acceptable: a value that does not fit its
+ * field, a slot of the wrong type id or length, messages larger than the
+ * largest slot, a schema definition that is refused (or another layout under
+ * a name already in use), an invalid topic or filter, or a handler that
+ * returned `null` where a reply is due.
+ */
 export class InvalidMessageError extends RingKernelError {}
 
-/** A wait passed its deadline. */
+/**
+ * A wait passed its deadline: a `call` or `receive` without an answer in
+ * time (at once with `timeoutMs: 0`), an actor that did not start or confirm
+ * a pause in time.
+ */
 export class TimeoutError extends RingKernelError {
   /** The deadline that passed, in milliseconds. */
   readonly timeoutMs: number;
@@ -216,7 +266,10 @@ export class TimeoutError extends RingKernelError {
   }
 }
 
-/** Two hybrid logical clocks are further apart than the permitted skew. */
+/**
+ * A received hybrid logical clock reading is further ahead of the local
+ * physical time than the permitted skew (`HybridClock.update`).
+ */
 export class ClockSkewError extends RingKernelError {
   /** The observed skew in milliseconds. */
   readonly skewMs: number;
@@ -232,7 +285,11 @@ export class ClockSkewError extends RingKernelError {
   }
 }
 
-/** A message was addressed to an actor that does not exist (or no longer does). */
+/**
+ * A name that stands for no actor: a K2K send to an actor that does not
+ * exist (or no longer does), a kernel the runtime does not have, or a
+ * built-in actor that does not exist.
+ */
 export class UnknownActorError extends RingKernelError {
   /** The name that was not found. */
   readonly actor: string;
@@ -269,7 +326,12 @@ export class ActorModuleError extends RingKernelError {
   }
 }
 
-/** An actor crashed and its supervisor gave up restarting it. */
+/**
+ * An actor crashed: the actor's handler (or its thread) failed on the
+ * message a `call` was waiting for, which is dead-lettered (the actor may be
+ * restarted), or its supervisor gave up on it, which fails every call and
+ * receive still waiting.
+ */
 export class ActorCrashedError extends RingKernelError {
   /** The actor's name. */
   readonly actor: string;
