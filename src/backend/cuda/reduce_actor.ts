@@ -6,8 +6,17 @@
  * reduces it; this module is also its CPU implementation.
  *
  * ```ts
- * const k = await rt.launch("r", { actor: { module: REDUCE_ACTOR_MODULE }, config: { data: [1, 2, 3] } });
- * await k.call({ op: ReduceOp.Sum, offset: 0, count: 3 }); // { value: 6, count: 3, op: 0 }
+ * import { RingKernel } from "../../runtime.ts";
+ * import { REDUCE_ACTOR_MODULE } from "./reduce_actor.ts";
+ * import { ReduceOp } from "./reduce_schema.ts";
+ *
+ * await using rt = await RingKernel.create({ backend: "auto", quiet: true });
+ * const sums = await rt.launch("sums", {
+ *   actor: { module: REDUCE_ACTOR_MODULE },
+ *   config: { data: [1, 2, 3] },
+ * });
+ * console.log(await sums.call({ op: ReduceOp.Sum, offset: 0, count: 3 }));
+ * // { value: 6, count: 3, op: 0 }
  * ```
  *
  * Sums accumulate in double precision; the GPU adds in a different order, so
