@@ -29,7 +29,7 @@ import {
   InvalidStateError,
   LibraryLoadError,
   RingKernelError,
-} from "../src/errors.ts";
+} from "./errors.ts";
 import { addressToNumber } from "./memory.ts";
 import {
   bunFfi,

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { RingKernelError } from "../src/errors.ts";
+import { RingKernelError } from "./errors.ts";
 import { bunFfi, requireFfiRuntime } from "./runtime.ts";
 
 /** One past the largest 64-bit address. */

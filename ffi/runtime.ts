@@ -10,7 +10,7 @@
  * @module
  */
 
-import { BackendUnavailableError } from "../src/errors.ts";
+import { BackendUnavailableError } from "./errors.ts";
 
 /** A runtime whose FFI ringkernel-ts can use. */
 export type FfiRuntime = "deno" | "bun";

@@ -25,42 +25,20 @@
  * @module
  */
 
-/** Options shared by every {@linkcode RingKernelError}. */
-export interface RingKernelErrorOptions {
-  /** The underlying error, if any. */
-  cause?: unknown;
-}
+import {
+  BackendUnavailableError,
+  RingKernelError,
+  type RingKernelErrorOptions,
+} from "../ffi/errors.ts";
 
-/**
- * Base class of the errors ringkernel-ts reports; its `name` is the
- * subclass's name.
- */
-export class RingKernelError extends Error {
-  /** Creates an error with a message and an optional cause. */
-  constructor(message: string, options?: RingKernelErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
-
-/**
- * A native library (libcuda, libnvrtc) or one of its symbols could not be
- * loaded, or a file of the kernel bundle could not: missing, unreadable, not
- * matching its manifest's size and SHA-256, or lacking a kernel.
- */
-export class LibraryLoadError extends RingKernelError {
-  /** Every path or name that was tried, in order. */
-  readonly tried: readonly string[];
-  /** Creates the error; `tried` lists what was attempted. */
-  constructor(
-    message: string,
-    tried: readonly string[],
-    options?: RingKernelErrorOptions,
-  ) {
-    super(message, options);
-    this.tried = tried;
-  }
-}
+// Defined in the FFI layer, which imports nothing from src/.
+export {
+  BackendUnavailableError,
+  InvalidStateError,
+  LibraryLoadError,
+  RingKernelError,
+  type RingKernelErrorOptions,
+} from "../ffi/errors.ts";
 
 /** A CUDA driver call returned something other than `CUDA_SUCCESS`. */
 export class CudaError extends RingKernelError {
@@ -83,29 +61,6 @@ export class CudaError extends RingKernelError {
     this.call = call;
     this.code = code;
     this.codeName = codeName;
-  }
-}
-
-/**
- * The requested backend cannot run on this machine (no `libcuda.so.1`, no
- * device, no FFI permission, a driver too old): `reason` says why. Under
- * backend `"auto"` the CPU backend is used instead, and the runtime's
- * `fallbackReason` holds the reason.
- */
-export class BackendUnavailableError extends RingKernelError {
-  /** The backend that was requested. */
-  readonly backend: string;
-  /** Why it is unavailable, in words. */
-  readonly reason: string;
-  /** Creates the error for one backend. */
-  constructor(
-    backend: string,
-    reason: string,
-    options?: RingKernelErrorOptions,
-  ) {
-    super(`backend "${backend}" is unavailable: ${reason}`, options);
-    this.backend = backend;
-    this.reason = reason;
   }
 }
 
@@ -181,27 +136,6 @@ export class GpuResidencyError extends RingKernelError {
  * target's inbox) and the caller asked not to wait, or the wait ran out.
  */
 export class QueueFullError extends RingKernelError {}
-
-/**
- * An operation was attempted in a state that does not allow it: a kernel's
- * lifecycle state (sending to a terminated kernel, `activate` after
- * `terminate`), a runtime that shut down, a name already in use, an object
- * already closed or freed, or a queue whose header is corrupt.
- */
-export class InvalidStateError extends RingKernelError {
-  /** The state the object was in. */
-  readonly state: string;
-  /** The operation that was refused. */
-  readonly operation: string;
-  /** Creates the error for one refused operation. */
-  constructor(operation: string, state: string, detail?: string) {
-    super(
-      `cannot ${operation} in state ${state}${detail ? `: ${detail}` : ""}`,
-    );
-    this.operation = operation;
-    this.state = state;
-  }
-}
 
 /**
  * An option or deadline was given a value it cannot take (NaN, a negative or
