@@ -38,7 +38,7 @@ import {
   type BunSymbolDefinition,
   type FfiRuntime,
   requireFfiRuntime,
-} from "./runtime.ts";
+} from "./js_runtime.ts";
 
 /** Native types passed to JavaScript as `number`. */
 export type NativeNumberType =

@@ -11,7 +11,7 @@
  */
 
 import { RingKernelError } from "./errors.ts";
-import { bunFfi, requireFfiRuntime } from "./runtime.ts";
+import { bunFfi, requireFfiRuntime } from "./js_runtime.ts";
 
 /** One past the largest 64-bit address. */
 const ADDRESS_LIMIT = 1n << 64n;

@@ -8,7 +8,7 @@ import {
   toBunSymbolDefinition,
   validateSymbolTable,
 } from "../ffi/dylib.ts";
-import { detectRuntime } from "../ffi/runtime.ts";
+import { detectRuntime } from "../ffi/js_runtime.ts";
 import {
   InvalidStateError,
   LibraryLoadError,

@@ -12,7 +12,7 @@ import os from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { detectRuntime } from "../ffi/runtime.ts";
+import { detectRuntime } from "../ffi/js_runtime.ts";
 import { resolveRuntime } from "../bench/harness/spawn.ts";
 import { gpuTestOptions, requireGpu } from "./gpu_gate.ts";
 import { serveDirectory, type StaticServer } from "./fixtures/static_server.ts";

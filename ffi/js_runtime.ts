@@ -1,6 +1,7 @@
 /**
- * Runtime detection for the FFI layer, and access to the runtime's own FFI
- * primitives.
+ * Which JavaScript runtime is running (Deno, Bun, …) and access to its own
+ * FFI primitives. (Not to be confused with `src/runtime.ts`, the actor
+ * runtime.)
  *
  * ringkernel-ts binds native libraries through `Deno.dlopen` under Deno and
  * `bun:ffi` under Bun. This module says which of the two is running and, under
