@@ -10,64 +10,15 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import {
-  type DynamicLibrary,
-  libraryCandidates,
-  type LibrarySymbols,
-  openLibrary,
-} from "../../../ffi/dylib.ts";
+  type Libnvrtc,
+  type LibnvrtcCandidateOptions,
+  NVRTC_SUCCESS,
+  openLibnvrtc,
+} from "../../../ffi/libnvrtc.ts";
 import { addressOf, readCString } from "../../../ffi/memory.ts";
 import { LibraryLoadError, RingKernelError } from "../../errors.ts";
 import { shippedCudaDir } from "../../cuda/kernel_files.ts";
-
-/** The environment variable that names a libnvrtc to try first. */
-export const LIBNVRTC_ENV_VAR = "RINGKERNEL_LIBNVRTC";
-
-/** The NVRTC functions bound (every one returns an `nvrtcResult`, except the error string). */
-export const LIBNVRTC_SYMBOLS = {
-  nvrtcVersion: { parameters: ["buffer", "buffer"], result: "i32" },
-  nvrtcGetErrorString: { parameters: ["i32"], result: "u64" },
-  nvrtcCreateProgram: {
-    parameters: ["buffer", "buffer", "buffer", "i32", "buffer", "buffer"],
-    result: "i32",
-  },
-  nvrtcCompileProgram: { parameters: ["u64", "i32", "buffer"], result: "i32" },
-  nvrtcGetProgramLogSize: { parameters: ["u64", "buffer"], result: "i32" },
-  nvrtcGetProgramLog: { parameters: ["u64", "buffer"], result: "i32" },
-  nvrtcGetPTXSize: { parameters: ["u64", "buffer"], result: "i32" },
-  nvrtcGetPTX: { parameters: ["u64", "buffer"], result: "i32" },
-  nvrtcDestroyProgram: { parameters: ["buffer"], result: "i32" },
-} as const;
-
-/** The bound NVRTC functions. */
-export type LibnvrtcSymbols = LibrarySymbols<typeof LIBNVRTC_SYMBOLS>;
-
-/** Where to look for libnvrtc. */
-export interface NvrtcOpenOptions {
-  /** Names or paths to try instead of the defaults and `$RINGKERNEL_LIBNVRTC`. */
-  readonly candidates?: readonly string[];
-}
-
-/**
- * What {@linkcode Nvrtc.open} tries, in order: the given candidates alone, or
- * `$RINGKERNEL_LIBNVRTC` (when set) then the defaults.
- */
-export function libnvrtcCandidates(options: NvrtcOpenOptions = {}): string[] {
-  const defaults = options.candidates ??
-    (process.platform === "win32"
-      ? ["nvrtc64_130_0.dll", "nvrtc64_120_0.dll"]
-      : [
-        "libnvrtc.so.13",
-        "libnvrtc.so.12",
-        "libnvrtc.so",
-        "/usr/local/cuda/lib64/libnvrtc.so",
-      ]);
-  return libraryCandidates({
-    candidates: defaults,
-    envVar: options.candidates ? undefined : LIBNVRTC_ENV_VAR,
-  });
-}
 
 /** Options of {@linkcode Nvrtc.compile}. */
 export interface CompileOptions {
@@ -119,11 +70,11 @@ export function ringkernelHeaderText(): string {
 
 /** An opened libnvrtc. */
 export class Nvrtc {
-  readonly #library: DynamicLibrary<typeof LIBNVRTC_SYMBOLS>;
+  readonly #library: Libnvrtc;
   /** NVRTC's version, e.g. `{ major: 13, minor: 0 }`. */
   readonly version: { readonly major: number; readonly minor: number };
 
-  private constructor(library: DynamicLibrary<typeof LIBNVRTC_SYMBOLS>) {
+  private constructor(library: Libnvrtc) {
     this.#library = library;
     const major = new Int32Array(1);
     const minor = new Int32Array(1);
@@ -135,14 +86,8 @@ export class Nvrtc {
    * Opens libnvrtc. Throws {@linkcode LibraryLoadError} (listing every
    * candidate and why it failed) when it is not installed.
    */
-  static open(options: NvrtcOpenOptions = {}): Nvrtc {
-    const candidates = libnvrtcCandidates(options);
-    const library = openLibrary(LIBNVRTC_SYMBOLS, {
-      name:
-        "libnvrtc (CUDA run-time compilation; PTX and cubin actors do not need it)",
-      candidates,
-      envVar: options.candidates ? undefined : LIBNVRTC_ENV_VAR,
-    });
+  static open(options: LibnvrtcCandidateOptions = {}): Nvrtc {
+    const library = openLibnvrtc(options);
     try {
       return new Nvrtc(library);
     } catch (error) {
@@ -153,7 +98,7 @@ export class Nvrtc {
 
   /** Whether libnvrtc can be opened here; the reason when not. */
   static probe(
-    options: NvrtcOpenOptions = {},
+    options: LibnvrtcCandidateOptions = {},
   ): { available: boolean; reason?: string } {
     try {
       Nvrtc.open(options).close();
@@ -176,7 +121,7 @@ export class Nvrtc {
   }
 
   #check(call: string, code: number, detail?: string): void {
-    if (code !== 0) {
+    if (code !== NVRTC_SUCCESS) {
       throw new RingKernelError(
         `${call} failed: ${this.#errorName(code)} (${code})${
           detail ? `:\n${detail}` : ""
@@ -244,11 +189,14 @@ export class Nvrtc {
   #log(program: bigint): string {
     const nvrtc = this.#library.symbols;
     const size = new BigUint64Array(1);
-    if (nvrtc.nvrtcGetProgramLogSize(program, size) !== 0 || size[0] <= 1n) {
+    if (
+      nvrtc.nvrtcGetProgramLogSize(program, size) !== NVRTC_SUCCESS ||
+      size[0] <= 1n
+    ) {
       return "";
     }
     const log = new Uint8Array(Number(size[0]));
-    if (nvrtc.nvrtcGetProgramLog(program, log) !== 0) return "";
+    if (nvrtc.nvrtcGetProgramLog(program, log) !== NVRTC_SUCCESS) return "";
     const end = log.indexOf(0);
     return new TextDecoder().decode(end < 0 ? log : log.subarray(0, end))
       .trim();
