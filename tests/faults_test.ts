@@ -20,7 +20,7 @@ import {
   BusyState,
   CommitKind,
   WorkerWord,
-} from "../src/backend/actor_memory.ts";
+} from "../src/backend/cpu/actor_memory.ts";
 import { EchoMessage } from "../src/actors/schemas.ts";
 import {
   ActorCrashedError,

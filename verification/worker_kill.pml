@@ -1,7 +1,7 @@
 /*
  * The busy-word protocol between a CPU actor's Worker loop and the host's
  * kill (src/backend/cpu/actor_worker.ts #drain/#reply, src/backend/cpu/
- * cpu_actor.ts kill/#claimBusy, src/backend/actor_memory.ts), then what the
+ * cpu_actor.ts kill/#claimBusy, src/backend/cpu/actor_memory.ts), then what the
  * host does next: terminate's drain of the queue (dead letters), or the
  * supervisor's restart of a loop of the next generation on the same memory.
  *

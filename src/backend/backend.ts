@@ -9,7 +9,7 @@ import type { ControlBlockView } from "../control_block.ts";
 import type { DeadLetterReason } from "../dead_letter.ts";
 import type { Ring, RingConsumer, RingProducer } from "../ring.ts";
 import type { TelemetryView } from "../telemetry.ts";
-import type { ActorQueueOptions } from "./actor_memory.ts";
+import type { ActorQueueOptions } from "./memory_plan.ts";
 import type { SerializedError } from "./cpu/protocol.ts";
 
 /** The backends a runtime can use. */

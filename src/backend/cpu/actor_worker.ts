@@ -49,12 +49,7 @@ import { TelemetryView } from "../../telemetry.ts";
 import { validateFilter, validateTopic } from "../../topic.ts";
 import { pollUntil, sleepSync } from "../../async.ts";
 import type { DeadLetterReason } from "../../dead_letter.ts";
-import {
-  busyIdle,
-  BusyState,
-  CommitKind,
-  WorkerWord,
-} from "../actor_memory.ts";
+import { busyIdle, BusyState, CommitKind, WorkerWord } from "./actor_memory.ts";
 import {
   type HostToWorker,
   type RouteEntry,

@@ -30,7 +30,7 @@ import {
   CommitKind,
   planActorMemory,
   WorkerWord,
-} from "../actor_memory.ts";
+} from "./actor_memory.ts";
 import type {
   ActorHost,
   ActorHostEvents,

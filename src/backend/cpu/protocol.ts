@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ActorMemoryPlan } from "../actor_memory.ts";
+import type { ActorMemoryPlan } from "./actor_memory.ts";
 import type { DeadLetterReason } from "../../dead_letter.ts";
 
 /** Where another actor's rings are, so a Worker can send to it directly (K2K). */

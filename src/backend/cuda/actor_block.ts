@@ -9,15 +9,14 @@
  */
 
 import { ControlBlockView } from "../../control_block.ts";
-import {
-  ABI_VERSION,
-  CONTROL_BLOCK,
-  QUEUE_LINE,
-  TELEMETRY_BUFFER,
-} from "../../layout.ts";
+import { ABI_VERSION, QUEUE_LINE } from "../../layout.ts";
 import { Ring, ringByteLength } from "../../ring.ts";
 import { TelemetryView } from "../../telemetry.ts";
-import type { ActorQueueOptions } from "../actor_memory.ts";
+import {
+  type ActorQueueOptions,
+  planActorBlock,
+  queuePart,
+} from "../memory_plan.ts";
 import {
   ACTOR_CONFIG_BYTES,
   ACTOR_CONFIG_OFFSET,
@@ -51,50 +50,21 @@ export interface GpuActorMemoryPlan extends ActorQueueOptions {
   readonly k2kBytes: number;
 }
 
-function alignUp(n: number, to: number): number {
-  return Math.ceil(n / to) * to;
-}
-
 /** Lays out a GPU actor's mapped block (offsets from its start, which must be 128-aligned). */
 export function planGpuActorMemory(
   options: ActorQueueOptions,
 ): GpuActorMemoryPlan {
-  const { queueCapacity, outputCapacity, slotSize } = options;
-  const control = 0;
-  const telemetry = alignUp(
-    control + CONTROL_BLOCK.size,
-    TELEMETRY_BUFFER.align,
-  );
-  const descriptor = alignUp(
-    telemetry + TELEMETRY_BUFFER.size,
-    ACTOR_DESC.align,
-  );
-  const launch = alignUp(descriptor + ACTOR_DESC.size, QUEUE_LINE);
-  const input = alignUp(launch + 8, QUEUE_LINE);
-  const queue = { capacity: queueCapacity, slotSize };
-  const inbox = alignUp(input + ringByteLength(queue), QUEUE_LINE);
-  const output = alignUp(inbox + ringByteLength(queue), QUEUE_LINE);
-  const deadLetters = alignUp(
-    output + ringByteLength({ capacity: outputCapacity, slotSize }),
-    QUEUE_LINE,
-  );
-  const byteLength = deadLetters +
-    ringByteLength({ capacity: DEAD_LETTER_CAPACITY, slotSize });
+  const { queueCapacity, slotSize } = options;
+  const before = [
+    { name: "descriptor", bytes: ACTOR_DESC.size, align: ACTOR_DESC.align },
+    // The launch table of a pool of one: one u64.
+    { name: "launch", bytes: 8, align: QUEUE_LINE },
+  ] as const;
+  const after = [queuePart("deadLetters", DEAD_LETTER_CAPACITY, slotSize)];
   return Object.freeze({
-    queueCapacity,
-    outputCapacity,
-    slotSize,
-    control,
-    telemetry,
-    descriptor,
-    launch,
-    input,
-    inbox,
-    output,
-    deadLetters,
+    ...planActorBlock(options, before, after),
     deadLetterCapacity: DEAD_LETTER_CAPACITY,
-    byteLength,
-    k2kBytes: ringByteLength(queue),
+    k2kBytes: ringByteLength({ capacity: queueCapacity, slotSize }),
   });
 }
 

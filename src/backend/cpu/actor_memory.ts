@@ -1,23 +1,15 @@
 /**
- * Where one actor's shared state lives in its memory block: control block,
- * telemetry, worker words, and its three rings (host input, K2K inbox,
- * output). Host and actor compute the same plan from the same options.
+ * The memory block of one CPU actor, shared by its host and its Worker:
+ * control block, telemetry, worker words, and its three rings (host input,
+ * K2K inbox, output), laid out by the planner both backends share
+ * (`../memory_plan.ts`); and the protocol of the worker words, by which a
+ * host that kills a loop knows what the loop was doing.
  *
  * @module
  */
 
-import { CONTROL_BLOCK, QUEUE_LINE, TELEMETRY_BUFFER } from "../layout.ts";
-import { ringByteLength } from "../ring.ts";
-
-/** Sizes of an actor's queues. */
-export interface ActorQueueOptions {
-  /** Slots of the host → actor queue and of the K2K inbox (power of two). */
-  queueCapacity: number;
-  /** Slots of the actor → host queue (power of two). */
-  outputCapacity: number;
-  /** Bytes per slot (one of the slot tiers). */
-  slotSize: number;
-}
+import { QUEUE_LINE } from "../../layout.ts";
+import { type ActorQueueOptions, planActorBlock } from "../memory_plan.ts";
 
 /** Byte offsets of every part of an actor's memory block. */
 export interface ActorMemoryPlan extends ActorQueueOptions {
@@ -131,35 +123,11 @@ export function busyIdle(generation: number): number {
 /** Bytes reserved for the worker words. */
 const WORKER_WORDS_BYTES = QUEUE_LINE;
 
-function alignUp(n: number, to: number): number {
-  return Math.ceil(n / to) * to;
-}
-
-/** Lays out an actor's memory block. */
+/** Lays out a CPU actor's memory block. */
 export function planActorMemory(options: ActorQueueOptions): ActorMemoryPlan {
-  const control = 0;
-  const telemetry = alignUp(
-    control + CONTROL_BLOCK.size,
-    TELEMETRY_BUFFER.align,
+  return Object.freeze(
+    planActorBlock(options, [
+      { name: "worker", bytes: WORKER_WORDS_BYTES, align: QUEUE_LINE },
+    ]),
   );
-  const worker = alignUp(telemetry + TELEMETRY_BUFFER.size, QUEUE_LINE);
-  const input = alignUp(worker + WORKER_WORDS_BYTES, QUEUE_LINE);
-  const queue = { capacity: options.queueCapacity, slotSize: options.slotSize };
-  const inbox = alignUp(input + ringByteLength(queue), QUEUE_LINE);
-  const output = alignUp(inbox + ringByteLength(queue), QUEUE_LINE);
-  const byteLength = output +
-    ringByteLength({
-      capacity: options.outputCapacity,
-      slotSize: options.slotSize,
-    });
-  return Object.freeze({
-    ...options,
-    control,
-    telemetry,
-    worker,
-    input,
-    inbox,
-    output,
-    byteLength,
-  });
 }
