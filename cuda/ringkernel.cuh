@@ -222,7 +222,7 @@ static_assert(RK_OFFSETOF(rk_envelope, stamp) == 28, "stamp");
 #define RK_BACKOFF_MAX_NS 4096u
 #endif
 #ifndef RK_MAX_BATCH
-/** Most slots one block takes per poll (DESIGN.md: batch per poll). */
+/** Most slots one block takes per poll (docs/architecture.md: batch per poll). */
 #define RK_MAX_BATCH 1024u
 #endif
 

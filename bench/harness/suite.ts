@@ -326,7 +326,7 @@ export function compare(
 const RTT_TARGET = {
   minRatio: 20,
   source:
-    "DESIGN.md: CPU backend round trip ≥ 20× faster than postMessage ping-pong in the same run",
+    "docs/architecture.md: CPU backend round trip ≥ 20× faster than postMessage ping-pong in the same run",
 };
 
 /** Every comparison the suite publishes, from the benchmarks of one run. */
