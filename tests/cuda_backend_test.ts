@@ -67,12 +67,12 @@ import {
   REDUCE_ACTOR_MODULE,
   reduceBufferOf,
   reduceRange,
-} from "../src/backend/cuda/reduce_actor.ts";
+} from "../src/actors/reduce.ts";
 import {
   ReduceOp,
   type ReduceRequest,
   type ReduceResult,
-} from "../src/backend/cuda/reduce_schema.ts";
+} from "../src/actors/schemas.ts";
 import { BENCH_ACTORS_MODULE } from "../src/backend/cuda/bench_actors.ts";
 import { RingKernel } from "../src/runtime.ts";
 import {

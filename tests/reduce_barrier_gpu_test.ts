@@ -20,8 +20,8 @@ import process from "node:process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pollUntil } from "../src/async.ts";
-import { REDUCE_ACTOR_MODULE } from "../src/backend/cuda/reduce_actor.ts";
-import { ReduceOp } from "../src/backend/cuda/reduce_schema.ts";
+import { REDUCE_ACTOR_MODULE } from "../src/actors/reduce.ts";
+import { ReduceOp } from "../src/actors/schemas.ts";
 import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
 import { gpu, gpuTestOptions, requireGpu } from "./gpu_gate.ts";
 

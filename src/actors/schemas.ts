@@ -1,6 +1,8 @@
 /**
  * Message schemas of the built-in actors. The CPU actors and the GPU actors in
- * the kernel bundle read and write exactly these layouts.
+ * the kernel bundle read and write exactly these layouts
+ * (`src/backend/cuda/device_messages.ts` generates the device's structs from
+ * them).
  *
  * @module
  */
@@ -94,4 +96,39 @@ export const SaxpyResult: MessageSchema<SaxpyResultFields> = defineMessage({
   name: "ringkernel.SaxpyResult",
   typeId: 0x524b0005,
   fields: { out: array("f32", SAXPY_LANES) },
+});
+
+/** Operations of {@linkcode ReduceRequest}. */
+export const ReduceOp = Object.freeze({
+  /** Sum of the range, accumulated in double precision. */
+  Sum: 0,
+  /** Smallest value of the range. */
+  Min: 1,
+  /** Largest value of the range. */
+  Max: 2,
+});
+
+/** Input of the `reduce` actor: reduce `count` values from `offset` with `op`. */
+export const ReduceRequest: MessageSchema<{
+  readonly op: "u32";
+  readonly offset: "u32";
+  readonly count: "u32";
+}> = defineMessage({
+  name: "ringkernel.ReduceRequest",
+  typeId: 0x524b0101,
+  fields: { op: "u32", offset: "u32", count: "u32" },
+});
+
+/**
+ * Reply of the `reduce` actor: the result, the number of values reduced (the
+ * part of the range inside the buffer; 0 gives a value of 0), and the op.
+ */
+export const ReduceResult: MessageSchema<{
+  readonly value: "f64";
+  readonly count: "u32";
+  readonly op: "u32";
+}> = defineMessage({
+  name: "ringkernel.ReduceResult",
+  typeId: 0x524b0102,
+  fields: { value: "f64", count: "u32", op: "u32" },
 });

@@ -67,7 +67,7 @@ import {
   deviceErrorName,
   REDUCE_CONFIG,
 } from "./pool_layout.ts";
-import { reduceBufferOf } from "./reduce_actor.ts";
+import { reduceBufferOf } from "../../actors/reduce.ts";
 import { nameHash } from "./route_table.ts";
 
 /** What a GPU actor's host needs from its backend. */

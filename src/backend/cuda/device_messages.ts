@@ -11,12 +11,13 @@ import {
   AccumulatorAdd,
   AccumulatorTotal,
   EchoMessage,
+  ReduceRequest,
+  ReduceResult,
   SaxpyRequest,
   SaxpyResult,
 } from "../../actors/schemas.ts";
 import { toCStruct } from "../../c_struct.ts";
 import type { MessageSchema } from "../../message.ts";
-import { ReduceRequest, ReduceResult } from "./reduce_schema.ts";
 
 /** The line that opens the generated block in `cuda/actor_pool.cu`. */
 export const GENERATED_BEGIN =

@@ -6,9 +6,9 @@
  * reduces it; this module is also its CPU implementation.
  *
  * ```ts
- * import { RingKernel } from "../../runtime.ts";
- * import { REDUCE_ACTOR_MODULE } from "./reduce_actor.ts";
- * import { ReduceOp } from "./reduce_schema.ts";
+ * import { RingKernel } from "../runtime.ts";
+ * import { REDUCE_ACTOR_MODULE } from "./reduce.ts";
+ * import { ReduceOp } from "./schemas.ts";
  *
  * await using rt = await RingKernel.create({ backend: "auto", quiet: true });
  * const sums = await rt.launch("sums", {
@@ -25,10 +25,10 @@
  * @module
  */
 
-import type { ActorDefinition } from "../../actor.ts";
-import { RingKernelError } from "../../errors.ts";
-import { defineGpuActor } from "./gpu_actor.ts";
-import { ReduceOp, ReduceRequest, ReduceResult } from "./reduce_schema.ts";
+import type { ActorDefinition } from "../actor.ts";
+import { defineGpuActor } from "../backend/cuda/gpu_actor.ts";
+import { RingKernelError } from "../errors.ts";
+import { ReduceOp, ReduceRequest, ReduceResult } from "./schemas.ts";
 
 /** URL of this module, for `runtime.launch(name, { actor: { module: REDUCE_ACTOR_MODULE } })`. */
 export const REDUCE_ACTOR_MODULE: string = import.meta.url;
