@@ -34,7 +34,7 @@ import {
   planGpuActorMemory,
   writeActorDescriptor,
 } from "../src/backend/cuda/actor_block.ts";
-import { BENCH_ACTORS_MODULE } from "../src/backend/cuda/bench_actors.ts";
+import { BENCH_ACTORS_MODULE } from "./k2k_actors.ts";
 import { hostTimeNs } from "../src/backend/cuda/cuda_actor.ts";
 import {
   ActorFlag,

@@ -20,7 +20,7 @@ import type {
   ActorHostEvents,
   ActorSpawnSpec,
 } from "../src/backend/backend.ts";
-import { BENCH_ACTORS_MODULE } from "../src/backend/cuda/bench_actors.ts";
+import { BENCH_ACTORS_MODULE } from "../bench/k2k_actors.ts";
 import type { CudaActorHost } from "../src/backend/cuda/cuda_actor.ts";
 import { CudaBackend } from "../src/backend/cuda/cuda_backend.ts";
 import { defineGpuActor } from "../src/backend/cuda/gpu_actor.ts";

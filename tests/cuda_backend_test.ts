@@ -73,7 +73,7 @@ import {
   type ReduceRequest,
   type ReduceResult,
 } from "../src/actors/schemas.ts";
-import { BENCH_ACTORS_MODULE } from "../src/backend/cuda/bench_actors.ts";
+import { BENCH_ACTORS_MODULE } from "../bench/k2k_actors.ts";
 import { RingKernel } from "../src/runtime.ts";
 import {
   decodeRouteTable,

@@ -2,7 +2,8 @@
  * Two actors for measuring K2K and device → host throughput: a generator
  * that emits N messages per command, and a counter that answers the first
  * and the last message of a run. Their GPU sides are built into the kernel
- * bundle; their CPU sides do the same work more slowly.
+ * bundle; their CPU sides do the same work more slowly. They serve the
+ * benchmarks and the tests, and are not part of the published package.
  *
  * - `k2kSource` (`config.target`: the counter's name; none: emit to its own
  *   reply queue on the GPU): for an {@linkcode EchoMessage} whose `seq` is N,
@@ -14,12 +15,14 @@
  * @module
  */
 
-import type { ActorDefinition } from "../../actor.ts";
-import { EchoMessage } from "../../actors/schemas.ts";
-import { RingKernelError } from "../../errors.ts";
-import { defineGpuActor } from "./gpu_actor.ts";
-import { nameHash } from "./route_table.ts";
-import { encodeTargetConfig } from "./gpu_actor.ts";
+import type { ActorDefinition } from "../src/actor.ts";
+import { EchoMessage } from "../src/actors/schemas.ts";
+import {
+  defineGpuActor,
+  encodeTargetConfig,
+} from "../src/backend/cuda/gpu_actor.ts";
+import { nameHash } from "../src/backend/cuda/route_table.ts";
+import { RingKernelError } from "../src/errors.ts";
 
 /** URL of this module (export names `k2kSource` and `k2kSink`). */
 export const BENCH_ACTORS_MODULE: string = import.meta.url;
