@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .device
-deno_version=2.9.6
+# The pinned Deno release, declared once in tools/package.json.
+deno_version=$(node -p "require('./tools/package.json').devDependencies.deno")
 tarball=".device/deno-linux-x64-glibc-${deno_version}.tgz"
 if [ ! -f "$tarball" ]; then
   (cd .device && npm pack "@deno/linux-x64-glibc@${deno_version}" --silent >/dev/null)

@@ -22,6 +22,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { buildEmulator, EMULATOR_DIR } from "./build_emulator.ts";
+import { pinnedRuntimes } from "./pinned_runtimes.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -41,8 +42,8 @@ export const GPU_TEST_FILES: readonly string[] = [
   "tests/package_test.ts",
 ];
 
-/** The Bun release the test task pins. */
-const BUN = "bun@1.4.5";
+/** The pinned Bun release (`tools/package.json`), as npx names it. */
+const BUN = `bun@${pinnedRuntimes().bun}`;
 
 function step(
   title: string,
