@@ -11,6 +11,7 @@
 
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import process from "node:process";
+import { parseArgs } from "node:util";
 import { ENVELOPE_SIZE, writeEnvelopeFor } from "../src/envelope.ts";
 import { HybridClock } from "../src/hlc.ts";
 import { Ring, ringByteLength, type RingKind } from "../src/ring.ts";
@@ -19,6 +20,16 @@ import type {
   ThroughputJob,
   ThroughputReport,
 } from "./workers/throughput_worker.ts";
+
+const { values: flags } = parseArgs({
+  args: process.argv.slice(2),
+  strict: true,
+  allowPositionals: false,
+  options: {
+    /** Fewer Worker messages. */
+    quick: { type: "boolean", default: false },
+  },
+});
 
 const CAPACITY = 4096;
 const command = { opcode: 1, target: 7, x: 1, y: 2, z: 3, w: 4, value: 0.5 };
@@ -176,7 +187,7 @@ console.log("\nenqueueBatch, per command (avg / N):\n" + perMessage.join("\n"));
 // the consumer's "done". Figures are measured here, in this process.
 
 const WORKER_URL = new URL("./workers/throughput_worker.ts", import.meta.url);
-const quick = process.argv.includes("--quick");
+const quick = flags.quick;
 const RING_MESSAGES = quick ? 1_000_000 : 5_000_000;
 const PORT_MESSAGES = quick ? 100_000 : 300_000;
 const REPEATS = 3;

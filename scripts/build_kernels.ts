@@ -35,6 +35,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import {
   BUNDLE_FORMAT,
   BUNDLE_MANIFEST_FILE,
@@ -560,17 +561,32 @@ function installBundle(builtDir: string, bundleDir: string): void {
 
 /** Command-line entry point; returns the exit status. */
 export async function main(args: readonly string[]): Promise<number> {
-  const known = new Set(["--check", "--require-nvcc", "--help"]);
-  const unknown = args.filter((arg) => !known.has(arg));
-  if (unknown.length > 0 || args.includes("--help")) {
-    console.error("usage: build_kernels.ts [--check] [--require-nvcc]");
-    return unknown.length > 0 ? 2 : 0;
+  const usage = "usage: build_kernels.ts [--check] [--require-nvcc]";
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        check: { type: "boolean", default: false },
+        "require-nvcc": { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    console.error(usage);
+    return 0;
   }
   const rootDir = REPO_ROOT;
-  if (args.includes("--check")) {
+  if (values.check) {
     const report = await checkBundle({
       rootDir,
-      requireNvcc: args.includes("--require-nvcc"),
+      requireNvcc: values["require-nvcc"],
     });
     if (report.skipped) {
       console.log(`kernels: rebuild skipped: ${report.skipped}`);

@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import {
   ABI_VERSION,
   ALL_LAYOUTS,
@@ -298,8 +299,22 @@ export function headerStructMembers(text: string): Map<string, string[]> {
 }
 
 if (import.meta.main) {
+  let print = false;
+  try {
+    ({ values: { print } } = parseArgs({
+      args: process.argv.slice(2),
+      strict: true,
+      allowPositionals: false,
+      options: { print: { type: "boolean", default: false } },
+    }));
+  } catch (error) {
+    console.error(
+      `${(error as Error).message}\nusage: layout_header.ts [--print]`,
+    );
+    process.exit(2);
+  }
   const source = layoutCheckSource();
-  if (process.argv.includes("--print")) {
+  if (print) {
     console.log(source);
   } else {
     const result = compileLayoutCheck({ source });

@@ -25,6 +25,7 @@
 import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
+import { parseArgs } from "node:util";
 import { pollUntil } from "../src/async.ts";
 import type { BackendKind } from "../src/backend/backend.ts";
 import type { BackendRequest } from "../src/backend/select.ts";
@@ -288,41 +289,42 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakReport> {
   }
 }
 
-function parseArgs(argv: string[]) {
-  const args: {
-    backend: BackendRequest;
-    seconds: number;
-    actors: number;
-    json?: string;
-    maxHeapSlope: number;
-    quiet: boolean;
-  } = {
-    backend: "cpu",
-    seconds: 60,
-    actors: defaultActors(),
-    maxHeapSlope: 5,
-    quiet: false,
+/** The soak's command line: `--backend`, `--seconds`, `--actors`, `--json`, `--max-heap-slope`, `--quiet`. */
+function parseSoakArgs(argv: string[]): {
+  backend: BackendRequest;
+  seconds: number;
+  actors: number;
+  json?: string;
+  maxHeapSlope: number;
+  quiet: boolean;
+} {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      backend: { type: "string", default: "cpu" },
+      seconds: { type: "string", default: "60" },
+      actors: { type: "string" },
+      json: { type: "string" },
+      "max-heap-slope": { type: "string", default: "5" },
+      quiet: { type: "boolean", default: false },
+    },
+  });
+  return {
+    backend: values.backend as BackendRequest,
+    seconds: Number(values.seconds),
+    actors: values.actors === undefined
+      ? defaultActors()
+      : Number(values.actors),
+    json: values.json,
+    maxHeapSlope: Number(values["max-heap-slope"]),
+    quiet: values.quiet,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new RangeError(`${arg} needs a value`);
-      return v;
-    };
-    if (arg === "--backend") args.backend = value() as BackendRequest;
-    else if (arg === "--seconds") args.seconds = Number(value());
-    else if (arg === "--actors") args.actors = Number(value());
-    else if (arg === "--json") args.json = value();
-    else if (arg === "--max-heap-slope") args.maxHeapSlope = Number(value());
-    else if (arg === "--quiet") args.quiet = true;
-    else throw new RangeError(`unknown argument ${arg}`);
-  }
-  return args;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
+  const args = parseSoakArgs(argv);
   console.log(
     `soak: ${args.seconds} s, ${args.actors} echo actors, backend ${args.backend}${
       typeof (globalThis as { gc?: unknown }).gc === "function"

@@ -21,6 +21,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { buildEmulator, EMULATOR_DIR } from "./build_emulator.ts";
 import { pinnedRuntimes } from "./pinned_runtimes.ts";
 
@@ -62,6 +63,12 @@ function step(
 }
 
 async function main(args: readonly string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: { "deno-only": { type: "boolean", default: false } },
+  });
   const library = await buildEmulator();
   console.log(`CPU emulator of the CUDA driver: ${library}`);
   const env = {
@@ -86,7 +93,7 @@ async function main(args: readonly string[]): Promise<number> {
       join(EMULATOR_DIR, "gpu_table.deno.json"),
     ]],
   ];
-  if (!args.includes("--deno-only")) {
+  if (!values["deno-only"]) {
     runs.push(
       ["Bun: GPU tests on the emulator", "npx", [
         "-y",
