@@ -98,6 +98,7 @@ export {
   type GpuActorDefinition,
   type GpuActorImplementation,
   type GpuActorSource,
+  type GpuConfigContext,
 } from "./src/backend/cuda/gpu_actor.ts";
 export {
   type CHeaderOptions,

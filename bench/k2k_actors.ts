@@ -17,11 +17,8 @@
 
 import type { ActorDefinition } from "../src/actor.ts";
 import { EchoMessage } from "../src/actors/schemas.ts";
-import {
-  defineGpuActor,
-  encodeTargetConfig,
-} from "../src/backend/cuda/gpu_actor.ts";
-import { nameHash } from "../src/backend/cuda/route_table.ts";
+import { encodeTargetConfig } from "../src/actors/target_config.ts";
+import { defineGpuActor } from "../src/backend/cuda/gpu_actor.ts";
 import { RingKernelError } from "../src/errors.ts";
 
 /** URL of this module (export names `k2kSource` and `k2kSink`). */
@@ -56,7 +53,8 @@ export const k2kSource: ActorDefinition<
   },
   gpu: {
     source: { builtin: "k2k-source" },
-    encodeConfig: (config) => encodeTargetConfig(config, nameHash, false),
+    encodeConfig: (config, { nameHash }) =>
+      encodeTargetConfig(config, nameHash, false),
   },
 });
 

@@ -35,12 +35,11 @@ import {
   findDeviceMessagesBlock,
 } from "../src/backend/cuda/device_messages.ts";
 import {
-  builtinGpuActorForModule,
   defineGpuActor,
-  encodeTargetConfig,
   gpuImplementationOf,
   resolveGpuActor,
 } from "../src/backend/cuda/gpu_actor.ts";
+import { encodeTargetConfig } from "../src/actors/target_config.ts";
 import { CudaBackend } from "../src/backend/cuda/cuda_backend.ts";
 import { DeviceSession } from "../src/backend/cuda/device_session.ts";
 import { Nvrtc } from "../src/backend/cuda/nvrtc.ts";
@@ -86,6 +85,7 @@ import type { CudaFunction, CudaStream } from "../src/cuda/driver.ts";
 import { packKernelParams } from "../src/cuda/params.ts";
 import { readTypeId } from "../src/envelope.ts";
 import {
+  ActorModuleError,
   BackendUnavailableError,
   GpuResidencyError,
   InvalidOptionError,
@@ -594,15 +594,18 @@ describe("route table", () => {
 });
 
 describe("GPU actor definitions", () => {
-  test("built-in CPU actors map to the bundle's handlers by module", async () => {
-    assert.equal(builtinGpuActorForModule(BUILTIN_ACTORS.echo.module), "echo");
-    assert.equal(
-      builtinGpuActorForModule(BUILTIN_ACTORS.saxpy.module),
-      "saxpy",
+  test("built-in actors declare the bundle's handlers as their GPU side", async () => {
+    assert.deepEqual(
+      (await resolveGpuActor(BUILTIN_ACTORS.echo.module, "default")).source,
+      { builtin: "echo" },
     );
-    assert.equal(
-      builtinGpuActorForModule(BUILTIN_ACTORS.echo.module, "other"),
-      undefined,
+    assert.deepEqual(
+      (await resolveGpuActor(BUILTIN_ACTORS.saxpy.module, "default")).source,
+      { builtin: "saxpy" },
+    );
+    await assert.rejects(
+      resolveGpuActor(BUILTIN_ACTORS.echo.module, "other"),
+      ActorModuleError,
     );
     assert.deepEqual(
       await resolveGpuActor(BUILTIN_ACTORS.accumulator.module, "default"),

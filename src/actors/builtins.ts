@@ -1,6 +1,9 @@
 /**
- * The built-in actors, by name. Each exists as a CPU actor (a module here)
- * and as a GPU actor in the kernel bundle, with the same message schemas.
+ * The built-in actors, by name. Each is a module of this folder whose
+ * definition holds both its CPU handler and its GPU side (a handler of the
+ * kernel bundle, declared with `defineGpuActor` like a user's GPU actor),
+ * with the same message schemas (`schemas.ts`). The `reduce` actor
+ * (`reduce.ts`) lives here too, launched by its module.
  *
  * @module
  */

@@ -1,13 +1,17 @@
 /**
  * The built-in `forwarder` actor: sends every {@linkcode EchoMessage} it
- * receives on to another actor (K2K), named by `config.target` at launch.
+ * receives on to another actor (K2K), named by `config.target` at launch. On
+ * the CUDA backend the bundle's `forwarder` handler does it on the device,
+ * with the target's route key in its configuration.
  *
  * @module
  */
 
-import { type ActorDefinition, defineActor } from "../actor.ts";
+import type { ActorDefinition } from "../actor.ts";
+import { defineGpuActor } from "../backend/cuda/gpu_actor.ts";
 import { RingKernelError } from "../errors.ts";
 import { EchoMessage } from "./schemas.ts";
+import { encodeTargetConfig } from "./target_config.ts";
 
 interface ForwarderState {
   target: string;
@@ -18,7 +22,7 @@ const forwarder: ActorDefinition<
   typeof EchoMessage.spec,
   typeof EchoMessage.spec,
   ForwarderState
-> = defineActor({
+> = defineGpuActor({
   input: EchoMessage,
   output: EchoMessage,
   init: ({ config }): ForwarderState => {
@@ -32,6 +36,11 @@ const forwarder: ActorDefinition<
   },
   handle: async (message, ctx) => {
     await ctx.send(ctx.state.target, message);
+  },
+  gpu: {
+    source: { builtin: "forwarder" },
+    encodeConfig: (config, { nameHash }) =>
+      encodeTargetConfig(config, nameHash, true),
   },
 });
 export default forwarder;

@@ -27,6 +27,7 @@
 
 import type { ActorDefinition } from "../actor.ts";
 import { defineGpuActor } from "../backend/cuda/gpu_actor.ts";
+import { REDUCE_CONFIG } from "../backend/cuda/pool_layout.ts";
 import { RingKernelError } from "../errors.ts";
 import { ReduceOp, ReduceRequest, ReduceResult } from "./schemas.ts";
 
@@ -70,6 +71,18 @@ export function reduceBufferOf(config: unknown): Float32Array {
   return new Float32Array(length);
 }
 
+/**
+ * The GPU handler's configuration (`rk_reduce_config`): the device address
+ * of the buffer and its number of values.
+ */
+function encodeReduceConfig(data: bigint, length: number): Uint8Array {
+  const bytes = new Uint8Array(REDUCE_CONFIG.size);
+  const view = new DataView(bytes.buffer);
+  view.setBigUint64(REDUCE_CONFIG.fields.data.offset, data, true);
+  view.setUint32(REDUCE_CONFIG.fields.length.offset, length, true);
+  return bytes;
+}
+
 /** The reduction the actor computes, on the CPU. */
 export function reduceRange(
   data: Float32Array,
@@ -110,6 +123,18 @@ const reduce: ActorDefinition<
   init: ({ config }) => reduceBufferOf(config),
   handle: (message, ctx) =>
     reduceRange(ctx.state, message.op, message.offset, message.count),
-  gpu: { source: { builtin: "reduce" } },
+  gpu: {
+    source: { builtin: "reduce" },
+    // The buffer goes to device memory; the handler finds it in its config.
+    deviceData: (config) => {
+      const data = reduceBufferOf(config);
+      return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    },
+    encodeConfig: (_config, { dataAddress, dataBytes }) =>
+      encodeReduceConfig(
+        dataAddress,
+        dataBytes / Float32Array.BYTES_PER_ELEMENT,
+      ),
+  },
 });
 export default reduce;

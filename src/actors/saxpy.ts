@@ -1,11 +1,13 @@
 /**
  * The built-in `saxpy` actor: replies with `a * x + y` for the vectors in each
- * request (single-precision, like the GPU actor).
+ * request, in single precision like the bundle's `saxpy` handler, which it
+ * runs on the CUDA backend.
  *
  * @module
  */
 
-import { type ActorDefinition, defineActor } from "../actor.ts";
+import type { ActorDefinition } from "../actor.ts";
+import { defineGpuActor } from "../backend/cuda/gpu_actor.ts";
 import { SAXPY_LANES, SaxpyRequest, SaxpyResult } from "./schemas.ts";
 
 /** The `saxpy` actor's definition. */
@@ -13,7 +15,7 @@ const saxpy: ActorDefinition<
   typeof SaxpyRequest.spec,
   typeof SaxpyResult.spec,
   undefined
-> = defineActor({
+> = defineGpuActor({
   input: SaxpyRequest,
   output: SaxpyResult,
   handle: (message) => {
@@ -24,5 +26,6 @@ const saxpy: ActorDefinition<
     }
     return { out };
   },
+  gpu: { source: { builtin: "saxpy" } },
 });
 export default saxpy;

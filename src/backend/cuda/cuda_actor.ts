@@ -16,7 +16,6 @@
  * @module
  */
 
-import { loadActorDefinition } from "../../actor.ts";
 import { delay } from "../../async.ts";
 import { ControlBlockView } from "../../control_block.ts";
 import {
@@ -53,21 +52,16 @@ import {
 } from "./actor_block.ts";
 import type { ArenaBlock } from "./arena.ts";
 import {
-  BUILTIN_GPU_KINDS,
-  BUILTIN_GPU_STATE_BYTES,
-  encodeTargetConfig,
   type GpuActorImplementation,
-  resolveGpuActor,
+  gpuHandlerOf,
+  loadGpuActor,
 } from "./gpu_actor.ts";
 import {
   ActorFlag,
-  ActorKind,
   deadLetterReasonOf,
   DeviceError,
   deviceErrorName,
-  REDUCE_CONFIG,
 } from "./pool_layout.ts";
-import { reduceBufferOf } from "../../actors/reduce.ts";
 import { nameHash } from "./route_table.ts";
 
 /** What a GPU actor's host needs from its backend. */
@@ -143,14 +137,14 @@ export interface CudaActorHostInit {
 
 /** What was resolved at the first start and is reused by restarts. */
 interface Resolved {
-  gpu: GpuActorImplementation;
   fn: CudaFunction;
   kind: number;
   input: MessageSchema;
   output: MessageSchema | undefined;
   stateBytes: number;
   config: Uint8Array;
-  upload: Float32Array | undefined;
+  /** The bytes copied to the actor's device data before each launch. */
+  data: Uint8Array | undefined;
   canSendK2k: boolean;
 }
 
@@ -294,59 +288,50 @@ export class CudaActorHost implements ActorHost {
     return this.#starts;
   }
 
-  /** Resolves what to run (first start only). */
+  /**
+   * Resolves what to run (first start only), through the actor's GPU side
+   * alone: its handler, state size, device data and configuration.
+   */
   async #resolve(): Promise<Resolved> {
     if (this.#resolved !== undefined) return this.#resolved;
     const spec = this.#spec;
-    const definition = await loadActorDefinition({
-      module: spec.module,
-      export: spec.exportName,
-    });
-    const gpu = await resolveGpuActor(spec.module, spec.exportName);
+    const { definition, gpu } = await loadGpuActor(
+      spec.module,
+      spec.exportName,
+    );
     const fn = this.#services.functionFor(gpu);
-    const source = gpu.source;
-    const builtin = "builtin" in source ? source.builtin : undefined;
-    const kind = builtin === undefined
-      ? ActorKind.User
-      : BUILTIN_GPU_KINDS[builtin];
-    let config: Uint8Array = new Uint8Array(0);
-    let upload: Float32Array | undefined;
-    if (gpu.encodeConfig !== undefined) {
-      config = gpu.encodeConfig(spec.config);
-    } else if (builtin === "forwarder") {
-      config = encodeTargetConfig(spec.config, nameHash, true);
-    } else if (builtin === "k2k-source") {
-      config = encodeTargetConfig(spec.config, nameHash, false);
-    } else if (builtin === "reduce") {
-      upload = reduceBufferOf(spec.config);
-    }
-    const stateBytes = gpu.stateBytes ??
-      (builtin === undefined ? 0 : BUILTIN_GPU_STATE_BYTES[builtin]);
-    if (stateBytes > 0) this.#state = this.#services.allocateDevice(stateBytes);
-    if (upload !== undefined && upload.byteLength > 0) {
-      this.#data = this.#services.allocateDevice(upload.byteLength);
-    }
-    if (upload !== undefined) {
-      config = new Uint8Array(REDUCE_CONFIG.size);
-      const view = new DataView(config.buffer);
-      view.setBigUint64(
-        REDUCE_CONFIG.fields.data.offset,
-        this.#data?.deviceAddress ?? 0n,
-        true,
-      );
-      view.setUint32(REDUCE_CONFIG.fields.length.offset, upload.length, true);
+    const handler = gpuHandlerOf(gpu);
+    const stateBytes = gpu.stateBytes ?? 0;
+    const data = gpu.deviceData?.(spec.config);
+    let config: Uint8Array;
+    try {
+      if (stateBytes > 0) {
+        this.#state = this.#services.allocateDevice(stateBytes);
+      }
+      if (data !== undefined && data.byteLength > 0) {
+        this.#data = this.#services.allocateDevice(data.byteLength);
+      }
+      config = gpu.encodeConfig?.(spec.config, {
+        dataAddress: this.#data?.deviceAddress ?? 0n,
+        dataBytes: this.#data === undefined ? 0 : data!.byteLength,
+        nameHash,
+      }) ?? new Uint8Array(0);
+    } catch (error) {
+      // Nothing runs yet: give back what this attempt took.
+      const taken = [this.#state, this.#data].filter((b) => b !== undefined);
+      this.#state = this.#data = undefined;
+      if (taken.length > 0) this.#services.release(taken, () => true);
+      throw error;
     }
     this.#resolved = {
-      gpu,
       fn,
-      kind,
+      kind: handler.kind,
       input: definition.input,
       output: definition.output,
       stateBytes,
       config,
-      upload,
-      canSendK2k: kind === ActorKind.User || kind === ActorKind.Forwarder ||
-        kind === ActorKind.K2kSource,
+      data: this.#data === undefined ? undefined : data,
+      canSendK2k: handler.sendsK2k,
     };
     return this.#resolved;
   }
@@ -411,16 +396,8 @@ export class CudaActorHost implements ActorHost {
     control.hasTerminated = 0;
     control.lastActivityTicks = 0n;
     this.#errorsAtStart = control.errorsEncountered;
-    if (r.upload !== undefined && this.#data !== undefined) {
-      this.#services.upload(
-        this.#data,
-        new Uint8Array(
-          r.upload.buffer,
-          r.upload.byteOffset,
-          r.upload.byteLength,
-        ),
-        stream,
-      );
+    if (r.data !== undefined && this.#data !== undefined) {
+      this.#services.upload(this.#data, r.data, stream);
     }
     return r.fn;
   }

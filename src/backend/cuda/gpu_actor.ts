@@ -2,8 +2,11 @@
  * What runs an actor on the GPU: a built-in handler of the kernel bundle, or
  * a user's pool kernel (PTX, cubin, a file holding either, or CUDA C source
  * compiled with libnvrtc). A module's actor definition names its GPU side
- * with {@linkcode defineGpuActor}; the built-in CPU actors map to the
- * bundle's handlers by their module URL.
+ * with {@linkcode defineGpuActor}, the built-in actors of `src/actors/` as
+ * much as a user's: the CUDA host knows an actor only through its
+ * {@linkcode GpuActorImplementation} (its source, state size, device data
+ * and configuration hooks), and the actor's module is loaded once, by the
+ * loader every backend uses (`loadActorDefinition`).
  *
  * @module
  */
@@ -12,9 +15,9 @@ import {
   type ActorDefinition,
   defineActor,
   type HandlerResult,
+  loadActorDefinition,
 } from "../../actor.ts";
-import { BUILTIN_ACTORS } from "../../actors/builtins.ts";
-import { BackendUnavailableError, RingKernelError } from "../../errors.ts";
+import { BackendUnavailableError } from "../../errors.ts";
 import type {
   DecodedMessage,
   FieldsSpec,
@@ -33,29 +36,31 @@ export type BuiltinGpuActor =
   | "k2k-source"
   | "k2k-sink";
 
-/** The `ActorKind` of each built-in GPU handler. */
-export const BUILTIN_GPU_KINDS: Readonly<Record<BuiltinGpuActor, ActorKindId>> =
-  Object.freeze({
-    echo: ActorKind.Echo,
-    accumulator: ActorKind.Accumulator,
-    saxpy: ActorKind.Saxpy,
-    reduce: ActorKind.Reduce,
-    forwarder: ActorKind.Forwarder,
-    "k2k-source": ActorKind.K2kSource,
-    "k2k-sink": ActorKind.K2kSink,
-  });
+/** What a pool kernel runs for an actor, as its descriptor tells the device. */
+export interface GpuHandler {
+  /** `rk_actor_desc.kind`: the built-in handler, or the kernel's own. */
+  readonly kind: ActorKindId;
+  /** Whether it may send K2K (and so hold routes to other actors' inboxes). */
+  readonly sendsK2k: boolean;
+}
 
-/** Bytes of state each built-in handler keeps in device memory. */
-export const BUILTIN_GPU_STATE_BYTES: Readonly<
-  Record<BuiltinGpuActor, number>
+/** The handlers of the bundle's pool kernel, by built-in name. */
+export const BUILTIN_GPU_HANDLERS: Readonly<
+  Record<BuiltinGpuActor, GpuHandler>
 > = Object.freeze({
-  echo: 0,
-  accumulator: 16,
-  saxpy: 0,
-  reduce: 0,
-  forwarder: 0,
-  "k2k-source": 0,
-  "k2k-sink": 0,
+  echo: { kind: ActorKind.Echo, sendsK2k: false },
+  accumulator: { kind: ActorKind.Accumulator, sendsK2k: false },
+  saxpy: { kind: ActorKind.Saxpy, sendsK2k: false },
+  reduce: { kind: ActorKind.Reduce, sendsK2k: false },
+  forwarder: { kind: ActorKind.Forwarder, sendsK2k: true },
+  "k2k-source": { kind: ActorKind.K2kSource, sendsK2k: true },
+  "k2k-sink": { kind: ActorKind.K2kSink, sendsK2k: false },
+});
+
+/** A user pool kernel's own handler, which may send K2K. */
+const USER_HANDLER: GpuHandler = Object.freeze({
+  kind: ActorKind.User,
+  sendsK2k: true,
 });
 
 /** Where a GPU actor's pool kernel comes from. */
@@ -100,10 +105,37 @@ export interface GpuActorImplementation {
   /** Bytes of device state its handler keeps (`sizeof` of its state struct; default 0). */
   readonly stateBytes?: number;
   /**
-   * Encodes the launch `config` into the descriptor's 128-byte configuration
-   * area (`ctx.config` on the device). Default: nothing.
+   * The bytes the actor needs in device memory, from its launch `config`
+   * (e.g. a buffer its handler reads): called once, at the first start; the
+   * host allocates device memory for them, copies them there before every
+   * launch (so a restart starts from them again), and gives their address
+   * to {@linkcode GpuActorImplementation.encodeConfig}. Default: none.
    */
-  readonly encodeConfig?: (config: unknown) => Uint8Array;
+  readonly deviceData?: (config: unknown) => Uint8Array;
+  /**
+   * Encodes the launch `config` into the descriptor's 128-byte configuration
+   * area (`ctx.config` on the device); `context` gives the device address of
+   * the {@linkcode GpuActorImplementation.deviceData} bytes and the route key
+   * of actor names. Called once, at the first start. Default: nothing.
+   */
+  readonly encodeConfig?: (
+    config: unknown,
+    context: GpuConfigContext,
+  ) => Uint8Array;
+}
+
+/** What {@linkcode GpuActorImplementation.encodeConfig} receives beside the launch `config`. */
+export interface GpuConfigContext {
+  /** Device address of the actor's {@linkcode GpuActorImplementation.deviceData} bytes (0n: none). */
+  readonly dataAddress: bigint;
+  /** How many bytes they are (0: none). */
+  readonly dataBytes: number;
+  /**
+   * An actor name's key in the route table (64-bit FNV-1a of its UTF-8
+   * bytes, as `rk_fnv1a64` computes it): how a configuration names the
+   * actor a device handler sends to.
+   */
+  nameHash(name: string): bigint;
 }
 
 const implementations = new WeakMap<object, GpuActorImplementation>();
@@ -138,7 +170,7 @@ function checkImplementation(gpu: GpuActorImplementation): void {
     throw new TypeError("defineGpuActor: gpu.source is required");
   }
   if ("builtin" in source) {
-    if (!Object.hasOwn(BUILTIN_GPU_KINDS, source.builtin as string)) {
+    if (!Object.hasOwn(BUILTIN_GPU_HANDLERS, source.builtin as string)) {
       throw new TypeError(
         `defineGpuActor: unknown built-in ${JSON.stringify(source.builtin)}`,
       );
@@ -153,6 +185,11 @@ function checkImplementation(gpu: GpuActorImplementation): void {
     throw new TypeError(
       `defineGpuActor: stateBytes ${state} must be a non-negative integer`,
     );
+  }
+  for (const hook of ["deviceData", "encodeConfig"] as const) {
+    if (gpu[hook] !== undefined && typeof gpu[hook] !== "function") {
+      throw new TypeError(`defineGpuActor: gpu.${hook} must be a function`);
+    }
   }
 }
 
@@ -185,49 +222,37 @@ export function gpuImplementationOf(
   return implementations.get(definition);
 }
 
-const BUILTIN_MODULES: ReadonlyMap<string, BuiltinGpuActor> = new Map([
-  [BUILTIN_ACTORS.echo.module, "echo"],
-  [BUILTIN_ACTORS.accumulator.module, "accumulator"],
-  [BUILTIN_ACTORS.saxpy.module, "saxpy"],
-  [BUILTIN_ACTORS.forwarder.module, "forwarder"],
-]);
+/** The handler a pool kernel runs for `gpu`: a built-in one of the bundle, or the user kernel's own. */
+export function gpuHandlerOf(gpu: GpuActorImplementation): GpuHandler {
+  const source = gpu.source;
+  return "builtin" in source
+    ? BUILTIN_GPU_HANDLERS[source.builtin]
+    : USER_HANDLER;
+}
 
-/** The built-in GPU handler of a built-in CPU actor module (by URL), if any. */
-export function builtinGpuActorForModule(
-  module: string,
-  exportName = "default",
-): BuiltinGpuActor | undefined {
-  if (exportName !== "default") return undefined;
-  return BUILTIN_MODULES.get(module);
+/** An actor definition and its GPU side. */
+export interface LoadedGpuActor {
+  /** The definition (its schemas, and its CPU side). */
+  readonly definition: ActorDefinition;
+  /** Its GPU side. */
+  readonly gpu: GpuActorImplementation;
 }
 
 /**
- * Finds the GPU side of the actor exported as `exportName` by `module`:
- * its {@linkcode defineGpuActor} implementation, or a built-in handler.
- * Throws {@linkcode BackendUnavailableError} when it has none.
+ * Loads the actor exported as `exportName` by `module` (with the loader
+ * every backend uses) and finds its GPU side.
+ *
+ * @throws {ActorModuleError} when the module cannot be imported or the
+ *   export is not an actor.
+ * @throws {BackendUnavailableError} (backend `"cuda"`) when the actor has no
+ *   GPU side.
  */
-export async function resolveGpuActor(
+export async function loadGpuActor(
   module: string,
   exportName: string,
-): Promise<GpuActorImplementation> {
-  const builtin = builtinGpuActorForModule(module, exportName);
-  if (builtin !== undefined) {
-    return {
-      source: { builtin },
-      stateBytes: BUILTIN_GPU_STATE_BYTES[builtin],
-    };
-  }
-  let definition: unknown;
-  try {
-    definition = (await import(module) as Record<string, unknown>)[exportName];
-  } catch (cause) {
-    throw new RingKernelError(`cannot import actor module ${module}`, {
-      cause,
-    });
-  }
-  const gpu = typeof definition === "object" && definition !== null
-    ? implementations.get(definition)
-    : undefined;
+): Promise<LoadedGpuActor> {
+  const definition = await loadActorDefinition({ module, export: exportName });
+  const gpu = implementations.get(definition);
   if (gpu === undefined) {
     throw new BackendUnavailableError(
       "cuda",
@@ -235,23 +260,16 @@ export async function resolveGpuActor(
         `(built-in GPU actors: echo, accumulator, saxpy, forwarder, and reduce)`,
     );
   }
-  return gpu;
+  return { definition, gpu };
 }
 
-/** Encodes `{ target?: string }` for the forwarder and the generator (hash 0: no target). */
-export function encodeTargetConfig(
-  config: unknown,
-  hash: (name: string) => bigint,
-  required: boolean,
-): Uint8Array {
-  const target = (config as { target?: unknown } | undefined)?.target;
-  const bytes = new Uint8Array(8);
-  if (target === undefined && !required) return bytes;
-  if (typeof target !== "string" || target.length === 0) {
-    throw new RingKernelError(
-      `this actor needs config.target, the name of the actor to send to`,
-    );
-  }
-  new DataView(bytes.buffer).setBigUint64(0, hash(target), true);
-  return bytes;
+/**
+ * Finds the GPU side of the actor exported as `exportName` by `module`, as
+ * {@linkcode loadGpuActor} does.
+ */
+export async function resolveGpuActor(
+  module: string,
+  exportName: string,
+): Promise<GpuActorImplementation> {
+  return (await loadGpuActor(module, exportName)).gpu;
 }
