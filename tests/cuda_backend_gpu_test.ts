@@ -57,7 +57,7 @@ export const doubler: ActorDefinition<
 > = defineGpuActor({
   input: EchoMessage,
   output: EchoMessage,
-  gpu: { source: { file: BUNDLE_PTX, kernel: "rk_example_double_pool" } },
+  gpu: { source: { file: BUNDLE_PTX, entry: "rk_example_double_pool" } },
 });
 
 /** A stateful user actor: counts; tag 0xdead makes its handler fail. */
@@ -69,7 +69,7 @@ export const counter: ActorDefinition<
   input: EchoMessage,
   output: EchoMessage,
   gpu: {
-    source: { file: BUNDLE_PTX, kernel: "rk_example_counter_pool" },
+    source: { file: BUNDLE_PTX, entry: "rk_example_counter_pool" },
     stateBytes: 8,
   },
 });
@@ -82,7 +82,7 @@ export const counterWithoutState: ActorDefinition<
 > = defineGpuActor({
   input: EchoMessage,
   output: EchoMessage,
-  gpu: { source: { file: BUNDLE_PTX, kernel: "rk_example_counter_pool" } },
+  gpu: { source: { file: BUNDLE_PTX, entry: "rk_example_counter_pool" } },
 });
 
 /** CUDA C++ of a stateful user actor: a running total of `value`, as `value`, and the count, as `seq`. */
@@ -112,7 +112,7 @@ export const runningTotal: ActorDefinition<
   gpu: {
     source: {
       cuda: RUNNING_TOTAL_SOURCE,
-      kernel: "user_running_total_pool",
+      entry: "user_running_total_pool",
       name: "running_total.cu",
     },
     stateBytes: 16,

@@ -62,7 +62,7 @@ const fahrenheit: ActorDefinition<
   gpu: {
     source: {
       cuda: CUDA_SOURCE,
-      kernel: "example_fahrenheit_pool",
+      entry: "example_fahrenheit_pool",
       name: "fahrenheit.cu",
     },
   },

@@ -342,7 +342,7 @@ export class CudaBackend implements Backend {
       name,
       () => this.#loadUserModule(source),
     );
-    return module.getFunction(source.kernel);
+    return module.getFunction(source.entry);
   }
 
   #loadUserModule(source: GpuActorImplementation["source"]): CudaModule {

@@ -72,26 +72,26 @@ export type GpuActorSource =
   | {
     /** PTX text (or its bytes). */
     readonly ptx: string | Uint8Array;
-    /** The pool kernel's name (`RK_DEFINE_ACTOR`'s first argument). */
-    readonly kernel: string;
+    /** The pool kernel's entry point: `RK_DEFINE_ACTOR`'s first argument. */
+    readonly entry: string;
   }
   | {
     /** A cubin or fatbin image. */
     readonly cubin: Uint8Array;
-    /** The pool kernel's name. */
-    readonly kernel: string;
+    /** The pool kernel's entry point. */
+    readonly entry: string;
   }
   | {
     /** A `.ptx`, `.cubin` or `.fatbin` file (path or file URL). */
     readonly file: string | URL;
-    /** The pool kernel's name. */
-    readonly kernel: string;
+    /** The pool kernel's entry point. */
+    readonly entry: string;
   }
   | {
     /** CUDA C++ source that includes `ringkernel.cuh` (needs libnvrtc at run time). */
     readonly cuda: string;
-    /** The pool kernel's name. */
-    readonly kernel: string;
+    /** The pool kernel's entry point. */
+    readonly entry: string;
     /** A file name for compiler messages (default `"actor.cu"`). */
     readonly name?: string;
     /** Extra NVRTC options, e.g. `["-DSCALE=2"]`. */
@@ -175,9 +175,9 @@ function checkImplementation(gpu: GpuActorImplementation): void {
         `defineGpuActor: unknown built-in ${JSON.stringify(source.builtin)}`,
       );
     }
-  } else if (typeof source.kernel !== "string" || source.kernel.length === 0) {
+  } else if (typeof source.entry !== "string" || source.entry.length === 0) {
     throw new TypeError(
-      "defineGpuActor: gpu.source.kernel must name the pool kernel",
+      "defineGpuActor: gpu.source.entry must name the pool kernel's entry point",
     );
   }
   const state = gpu.stateBytes ?? 0;
