@@ -10,6 +10,7 @@
  */
 
 import { RingKernelError } from "./errors.ts";
+import { type Subscription, subscription } from "./pubsub.ts";
 
 /**
  * Why a message could not be delivered:
@@ -275,26 +276,22 @@ export class DeadLetterQueue<M> {
   }
 
   /**
-   * Calls `listener` with every letter pushed from now on.
-   *
-   * @returns a function that removes the listener (idempotent).
+   * Calls `listener` with every letter pushed from now on, until the
+   * returned subscription is unsubscribed or disposed.
    */
-  onDeadLetter(listener: DeadLetterListener<M>): () => void {
+  onDeadLetter(listener: DeadLetterListener<M>): Subscription {
     if (typeof listener !== "function") {
       throw new RingKernelError("dead-letter listener must be a function");
     }
     // Copy on write, so a listener may unsubscribe while being called.
     this.#listeners = [...this.#listeners, listener];
-    let removed = false;
-    return () => {
-      if (removed) return;
-      removed = true;
+    return subscription(() => {
       const index = this.#listeners.indexOf(listener);
       if (index !== -1) {
         const next = this.#listeners.slice();
         next.splice(index, 1);
         this.#listeners = next;
       }
-    };
+    });
   }
 }

@@ -31,12 +31,16 @@ export interface SubscribeOptions {
   subscriberId?: string;
 }
 
-/** A live subscription returned by {@linkcode PubSub.subscribe}. */
-export interface Subscription {
-  /** The topic filter subscribed to. */
-  readonly filter: string;
-  /** The subscriber's id, or `undefined` for an anonymous subscription. */
-  readonly subscriberId: string | undefined;
+/**
+ * A subscription: to a topic, or to a stream of events. It lasts until
+ * {@linkcode Subscription.unsubscribe} ends it, or the end of the block that
+ * holds it with `using`:
+ *
+ * ```ts ignore
+ * using events = rt.onEvent((event) => console.log(event));
+ * ```
+ */
+export interface Subscription extends Disposable {
   /** Whether the subscription still receives messages. */
   readonly active: boolean;
   /**
@@ -45,6 +49,42 @@ export interface Subscription {
    * @returns `true` the first time, `false` when it was already inactive.
    */
   unsubscribe(): boolean;
+  /** Unsubscribes (for `using`). */
+  [Symbol.dispose](): void;
+}
+
+/** A subscription to a topic filter. */
+export interface TopicSubscription extends Subscription {
+  /** The topic filter subscribed to. */
+  readonly filter: string;
+  /**
+   * The subscriber's id: a kernel's name for a kernel's subscription,
+   * `undefined` for a host handler's.
+   */
+  readonly subscriberId: string | undefined;
+}
+
+/**
+ * A {@linkcode Subscription} that calls `cancel` when it ends (the first
+ * time only).
+ */
+export function subscription(cancel: () => void): Subscription {
+  let active = true;
+  const unsubscribe = (): boolean => {
+    if (!active) return false;
+    active = false;
+    cancel();
+    return true;
+  };
+  return {
+    get active() {
+      return active;
+    },
+    unsubscribe,
+    [Symbol.dispose]: () => {
+      unsubscribe();
+    },
+  };
 }
 
 /** What {@linkcode PubSubOptions.onError} is told about a failed delivery. */
@@ -54,7 +94,7 @@ export interface DeliveryErrorContext<M> {
   /** The message that was published. */
   readonly message: M;
   /** The subscription whose handler failed. */
-  readonly subscription: Subscription;
+  readonly subscription: TopicSubscription;
 }
 
 /** Options of the {@linkcode PubSub} constructor. */
@@ -67,7 +107,7 @@ export interface PubSubOptions<M> {
   onError?: (error: unknown, context: DeliveryErrorContext<M>) => void;
 }
 
-class SubscriptionRecord<M> implements Subscription {
+class SubscriptionRecord<M> implements TopicSubscription {
   readonly filter: string;
   readonly subscriberId: string | undefined;
   readonly handler: SubscriberHandler<M>;
@@ -94,6 +134,10 @@ class SubscriptionRecord<M> implements Subscription {
     if (!this.active) return false;
     this.#detach(this);
     return true;
+  }
+
+  [Symbol.dispose](): void {
+    this.unsubscribe();
   }
 }
 
@@ -163,7 +207,7 @@ export class PubSub<M> {
     filter: string,
     handler: SubscriberHandler<M>,
     options: SubscribeOptions = {},
-  ): Subscription {
+  ): TopicSubscription {
     validateFilter(filter);
     if (typeof handler !== "function") {
       throw new RingKernelError(
@@ -274,7 +318,7 @@ export class PubSub<M> {
   }
 
   /** The active subscriptions of the subscriber named `subscriberId`. */
-  subscriptionsOf(subscriberId: string): Subscription[] {
+  subscriptionsOf(subscriberId: string): TopicSubscription[] {
     const set = this.#byId.get(subscriberId);
     return set === undefined ? [] : Array.from(set).sort(bySequence);
   }

@@ -169,12 +169,18 @@ describe("DeadLetterQueue", () => {
   test("listeners see every letter and can be removed", () => {
     const queue = new DeadLetterQueue<string>();
     const seen: DeadLetter<string>[] = [];
-    const off = queue.onDeadLetter((letter) => seen.push(letter));
+    const listening = queue.onDeadLetter((letter) => seen.push(letter));
     const stored = queue.push({ message: "a", reason: "aborted", actor: "x" });
-    off();
-    off();
+    assert.equal(listening.unsubscribe(), true);
+    assert.equal(listening.unsubscribe(), false);
     queue.push({ message: "b", reason: "aborted", actor: "x" });
     assert.deepEqual(seen, [stored]);
+    {
+      using _scoped = queue.onDeadLetter((letter) => seen.push(letter));
+      queue.push({ message: "c", reason: "aborted", actor: "x" });
+    }
+    queue.push({ message: "d", reason: "aborted", actor: "x" });
+    assert.deepEqual(seen.map((letter) => letter.message), ["a", "c"]);
   });
 
   test("a failing listener neither loses the letter nor stops the others", () => {
@@ -197,9 +203,9 @@ describe("DeadLetterQueue", () => {
   test("a listener may remove itself while being called", () => {
     const queue = new DeadLetterQueue<string>();
     const seen: string[] = [];
-    const off = queue.onDeadLetter(() => {
+    const once = queue.onDeadLetter(() => {
       seen.push("once");
-      off();
+      once.unsubscribe();
     });
     queue.onDeadLetter(() => seen.push("always"));
     queue.push({ message: "a", reason: "aborted", actor: "x" });

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import {
   type DeliveryErrorContext,
   PubSub,
-  type Subscription,
+  subscription,
+  type TopicSubscription,
 } from "../src/pubsub.ts";
 import { InvalidMessageError, RingKernelError } from "../src/errors.ts";
 
@@ -52,6 +53,38 @@ describe("PubSub", () => {
     assert.equal(broker.publish("t", "x"), 0);
     assert.equal(count, 1);
     assert.equal(broker.size, 0);
+  });
+
+  test("a subscription is Disposable: `using` ends it with its block", () => {
+    const { broker } = quietBroker<string>();
+    let count = 0;
+    {
+      using subscription = broker.subscribe("t", () => count++);
+      assert.equal(broker.publish("t", "x"), 1);
+      assert.equal(subscription.active, true);
+    }
+    assert.equal(broker.publish("t", "x"), 0);
+    assert.equal(broker.size, 0);
+    const later = broker.subscribe("t", () => count++);
+    later[Symbol.dispose]();
+    later[Symbol.dispose]();
+    assert.equal(later.unsubscribe(), false);
+    assert.equal(count, 1);
+  });
+
+  test("subscription() makes a Subscription that cancels once", () => {
+    let cancelled = 0;
+    const s = subscription(() => cancelled++);
+    assert.equal(s.active, true);
+    assert.equal(s.unsubscribe(), true);
+    assert.equal(s.active, false);
+    assert.equal(s.unsubscribe(), false);
+    s[Symbol.dispose]();
+    assert.equal(cancelled, 1);
+    {
+      using _scoped = subscription(() => cancelled++);
+    }
+    assert.equal(cancelled, 2);
   });
 
   test("a subscriber id receives a message once across overlapping filters", () => {
@@ -175,7 +208,7 @@ describe("PubSub", () => {
   test("unsubscribing during delivery skips the removed subscription", () => {
     const { broker } = quietBroker<string>();
     const got: string[] = [];
-    const later: { subscription?: Subscription } = {};
+    const later: { subscription?: TopicSubscription } = {};
     broker.subscribe("t", () => {
       got.push("first");
       later.subscription?.unsubscribe();
