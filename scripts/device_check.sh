@@ -74,7 +74,7 @@ knob RINGKERNEL_TEST_FILE_S 30 scaled       # one test file
 # The GPU test files, one process each, most basic first; a missing one is
 # skipped. Every tests/*_gpu_test.ts must be here (tests/device_check_test.ts).
 GPU_TEST_FILES=(
-  tests/driver_test.ts
+  tests/driver_gpu_test.ts
   tests/bundle_gpu_test.ts
   tests/device_session_gpu_test.ts
   tests/cuda_backend_gpu_test.ts

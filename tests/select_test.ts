@@ -1,5 +1,5 @@
 // Backend selection and fallback: chooseBackend with stand-in probes, and
-// probeCuda against a stand-in driver and against this machine's real one.
+// probeCuda against a fake libcuda and against this machine's real one.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
@@ -12,12 +12,9 @@ import {
   DriverTooOldError,
   InvalidOptionError,
 } from "../src/errors.ts";
-import {
-  CuResult,
-  type LibcudaLike,
-  type LibcudaSymbols,
-} from "../ffi/libcuda.ts";
+import { CuDeviceAttribute, CuResult } from "../ffi/libcuda.ts";
 import { RingKernel } from "../src/runtime.ts";
+import { FAKE_DEVICE_NAME, FakeLibcuda } from "./fixtures/fake_libcuda.ts";
 import { gpu } from "./gpu_gate.ts";
 
 const usable = (): Promise<CudaProbe> =>
@@ -79,128 +76,69 @@ describe("chooseBackend", () => {
   });
 });
 
-/** A stand-in libcuda: every call succeeds, with a configurable device. */
-function standInDriver(
-  device: {
-    count?: number;
-    canMap?: boolean;
-    moduleFails?: boolean;
-    driverVersion?: number;
-    loads?: { count: number };
-  } = {},
-): LibcudaLike {
-  const name = new TextEncoder().encode("Stand-in GPU\0");
-  const symbols: Record<string, unknown> = {
-    cuInit: () => CuResult.SUCCESS,
-    cuDriverGetVersion: (out: Int32Array) => {
-      out[0] = device.driverVersion ?? 13000;
-      return CuResult.SUCCESS;
-    },
-    cuGetErrorName: () => CuResult.ERROR_INVALID_VALUE,
-    cuGetErrorString: () => CuResult.ERROR_INVALID_VALUE,
-    cuDeviceGetCount: (out: Int32Array) => {
-      out[0] = device.count ?? 1;
-      return CuResult.SUCCESS;
-    },
-    cuDeviceGet: (out: Int32Array, ordinal: number) => {
-      out[0] = ordinal;
-      return CuResult.SUCCESS;
-    },
-    cuDeviceGetName: (out: Uint8Array) => {
-      out.set(name);
-      return CuResult.SUCCESS;
-    },
-    cuDeviceGetAttribute: (out: Int32Array, attribute: number) => {
-      out[0] = attribute === 75
-        ? 9
-        : attribute === 76
-        ? 0
-        : attribute === 19
-        ? (device.canMap === false ? 0 : 1)
-        : 1;
-      return CuResult.SUCCESS;
-    },
-    cuDevicePrimaryCtxRetain: (out: BigUint64Array) => {
-      out[0] = 0x100n;
-      return CuResult.SUCCESS;
-    },
-    cuDevicePrimaryCtxRelease_v2: () => CuResult.SUCCESS,
-    cuCtxSetCurrent: () => CuResult.SUCCESS,
-    cuModuleLoadData: (out: BigUint64Array) => {
-      if (device.loads) device.loads.count++;
-      if (device.moduleFails) return CuResult.ERROR_NO_BINARY_FOR_GPU;
-      out[0] = 0x200n;
-      return CuResult.SUCCESS;
-    },
-    cuModuleGetFunction: (out: BigUint64Array) => {
-      out[0] = 0x300n;
-      return CuResult.SUCCESS;
-    },
-    cuModuleUnload: () => CuResult.SUCCESS,
-  };
-  return {
-    path: "stand-in-libcuda.so.1",
-    missing: ["cuModuleLoadDataEx"],
-    symbols: new Proxy(symbols, {
-      get: (target, key) =>
-        key === "cuModuleLoadDataEx"
-          ? undefined
-          : target[key as string] ?? (() => CuResult.SUCCESS),
-    }) as unknown as LibcudaSymbols,
-  };
-}
-
 describe("probeCuda", () => {
   test("usable when a device maps host memory and the bundle's pool kernel loads", async () => {
     assert.deepEqual(
-      await probeCuda({ driver: { library: standInDriver() } }),
+      await probeCuda({ driver: { library: new FakeLibcuda() } }),
       {
         usable: true,
-        device: "Stand-in GPU",
+        device: FAKE_DEVICE_NAME,
       },
     );
   });
 
   test("no device, no host mapping, or an image the driver refuses: each says why", async () => {
     const none = await probeCuda({
-      driver: { library: standInDriver({ count: 0 }) },
+      driver: { library: new FakeLibcuda({ deviceCount: 0 }) },
     });
     assert.deepEqual(none, {
       usable: false,
       reason: "the CUDA driver reports no device",
     });
     const noMap = await probeCuda({
-      driver: { library: standInDriver({ canMap: false }) },
+      driver: {
+        library: new FakeLibcuda({
+          attributes: { [CuDeviceAttribute.CAN_MAP_HOST_MEMORY]: 0 },
+        }),
+      },
     });
     assert.equal(noMap.usable, false);
     assert.match(noMap.reason ?? "", /cannot map host memory/);
-    const refused = await probeCuda({
-      driver: { library: standInDriver({ moduleFails: true }) },
-    });
+    const library = new FakeLibcuda();
+    library.failNext.set(
+      "cuModuleLoadDataEx",
+      CuResult.ERROR_NO_BINARY_FOR_GPU,
+    );
+    const refused = await probeCuda({ driver: { library } });
     assert.equal(refused.usable, false);
     assert.match(
       refused.reason ?? "",
-      /^found Stand-in GPU, but cuModuleLoadData failed/,
+      new RegExp(`^found ${FAKE_DEVICE_NAME}, but cuModuleLoadDataEx failed`),
     );
   });
 
   test("once per process: a second probe gets the first answer and loads nothing", async () => {
-    const loads = { count: 0 };
-    const library = standInDriver({ loads });
+    const library = new FakeLibcuda();
     const first = probeCuda({ driver: { library } });
     assert.equal(probeCuda({ driver: { library } }), first);
     assert.equal((await first).usable, true);
     await probeCuda({ driver: { library } });
-    assert.equal(loads.count, 1);
+    assert.equal(
+      library.calls.filter((call) => call.startsWith("cuModuleLoadData"))
+        .length,
+      1,
+    );
   });
 
   test("a driver older than the bundle: unusable, naming the driver to install; 'cuda' throws it typed", async () => {
-    const library = standInDriver({ driverVersion: 12040 });
+    const library = new FakeLibcuda({ driverVersion: 12040 });
     const probe = await probeCuda({ driver: { library } });
     assert.equal(probe.usable, false);
     assert.match(
       probe.reason ?? "",
-      /^found Stand-in GPU, but the NVIDIA driver supports only CUDA 12\.4; .* install driver R580 or newer$/,
+      new RegExp(
+        `^found ${FAKE_DEVICE_NAME}, but the NVIDIA driver supports only CUDA 12\\.4; .* install driver R580 or newer$`,
+      ),
     );
     assert.ok(probe.error instanceof DriverTooOldError);
     const probeAgain = () => probeCuda({ driver: { library } });
@@ -213,7 +151,7 @@ describe("probeCuda", () => {
 
   test("a missing or broken kernel bundle makes CUDA unusable, with the reason", async () => {
     const probe = await probeCuda({
-      driver: { library: standInDriver() },
+      driver: { library: new FakeLibcuda() },
       bundleDir: "/nonexistent/ringkernel-bundle",
     });
     assert.equal(probe.usable, false);
