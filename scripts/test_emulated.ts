@@ -29,7 +29,7 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /** The test files that hold GPU (and NVRTC) tests, and the emulator's own. */
 export const GPU_TEST_FILES: readonly string[] = [
-  "tests/cuda_backend_test.ts",
+  "tests/nvrtc_test.ts",
   "tests/driver_gpu_test.ts",
   "tests/bundle_gpu_test.ts",
   "tests/cuda_backend_gpu_test.ts",
