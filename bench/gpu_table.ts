@@ -48,7 +48,7 @@ import { KernelBundle } from "../src/cuda/bundle.ts";
 import { CudaDriver } from "../src/cuda/driver.ts";
 import { packKernelParams } from "../src/cuda/params.ts";
 import { ABI_VERSION } from "../src/layout.ts";
-import type { Kernel } from "../src/kernel.ts";
+import { type Kernel, kernelInternals } from "../src/kernel.ts";
 import { RingKernel } from "../src/runtime.ts";
 
 /** Summary of a latency sample, in ns. */
@@ -262,7 +262,7 @@ async function roundTrips(rt: RingKernel): Promise<Record<string, unknown>> {
       queueCapacity: 1024,
     },
   );
-  const host = k.host;
+  const host = kernelInternals(k).host;
   const message = { seq: 7n, value: 0.5, tag: 1 };
   const raw = () => {
     host.input.tryEnqueue(EchoMessage, message);
@@ -370,7 +370,7 @@ async function gpuToHost(rt: RingKernel): Promise<Record<string, unknown>> {
       outputCapacity: 65_536,
     },
   );
-  const host = k.host;
+  const host = kernelInternals(k).host;
   const n = sized(32_000_000);
   const t = now();
   host.input.tryEnqueue(EchoMessage, { seq: BigInt(n), value: 0, tag: 0 });
@@ -405,7 +405,7 @@ async function injection(rt: RingKernel): Promise<Record<string, unknown>> {
       queueCapacity: 65_536,
     },
   );
-  const host = k.host;
+  const host = kernelInternals(k).host;
   const words = new Int32Array(
     host.inputRing.buffer,
     host.inputRing.byteOffset + 260,

@@ -43,7 +43,9 @@ export async function main(
       "sensors",
     ]
   ) {
-    rt.publish(topic, EchoMessage, { seq: seq++, value: 21.5, tag: 0 });
+    rt.publish(topic, { seq: seq++, value: 21.5, tag: 0 }, {
+      schema: EchoMessage,
+    });
   }
   const actorReceived: bigint[] = [];
   for (let i = 0; i < 2; i++) {

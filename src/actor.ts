@@ -12,6 +12,7 @@ import type {
   MessageSchema,
   MessageValue,
 } from "./message.ts";
+import type { TopicSubscription } from "./pubsub.ts";
 
 /** What `ctx.send` reports when a K2K message was accepted by its target's queue. */
 export interface DeliveryReceipt {
@@ -21,12 +22,31 @@ export interface DeliveryReceipt {
   readonly targetId: number;
 }
 
-/** Options of a K2K send from inside an actor. */
+/**
+ * Options of {@linkcode ActorContext.send}, a K2K send from inside an actor.
+ * Every option is checked: a bad value is refused with
+ * {@linkcode InvalidOptionError}.
+ */
 export interface ActorSendOptions {
   /** Schema to encode with; defaults to the sending actor's output schema. */
   schema?: MessageSchema;
-  /** How long to wait for space in the target's queue (default 1000 ms). */
+  /**
+   * How long to wait for space in the target's queue, in ms: a finite number
+   * in 0..2^31-1 (default 1000; 0 = do not wait: `QueueFullError` at once
+   * when the queue is full).
+   */
   timeoutMs?: number;
+  /**
+   * Aborting rejects the wait with `signal.reason` (at once, sending
+   * nothing, when it has already aborted).
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode ActorContext.publish}; checked like {@linkcode ActorSendOptions}. */
+export interface ActorPublishOptions {
+  /** Schema to encode with; defaults to the publishing actor's output schema. */
+  schema?: MessageSchema;
 }
 
 /** The context passed to an actor's handler. */
@@ -43,8 +63,11 @@ export interface ActorContext<S = unknown> {
   readonly sourceActor: number;
   /**
    * Sends a message to another actor by name (K2K). Resolves with a receipt
-   * once the target's queue accepted it; rejects with a typed error for an
-   * unknown target or a queue that stayed full past the deadline.
+   * once the target's queue accepted it; rejects with
+   * `UnknownActorError` for an unknown target, `QueueFullError` for a
+   * queue that stayed full past the deadline, `InvalidMessageError` for a
+   * message that does not encode or fit, {@linkcode InvalidOptionError} for
+   * a bad option, and `signal.reason` on abort.
    */
   send(
     target: string,
@@ -52,19 +75,25 @@ export interface ActorContext<S = unknown> {
     options?: ActorSendOptions,
   ): Promise<DeliveryReceipt>;
   /**
-   * Subscribes this actor to a topic filter (MQTT: `+` one level, `#` the
-   * rest); matching publications arrive in its queue. Takes effect shortly
-   * after the call (the host keeps the subscription table).
+   * Publishes a message on a topic (MQTT-style); subscribers receive a copy.
+   * Throws `InvalidMessageError` for an invalid topic or a message that does
+   * not encode or fit.
    */
-  subscribe(filter: string): void;
-  /** Removes a subscription made with {@linkcode ActorContext.subscribe}. */
-  unsubscribe(filter: string): void;
-  /** Publishes a message on a topic (MQTT-style); subscribers receive a copy. */
   publish(
     topic: string,
     message: MessageValue<FieldsSpec>,
-    schema?: MessageSchema,
+    options?: ActorPublishOptions,
   ): void;
+  /**
+   * Subscribes this actor to a topic filter (MQTT: `+` one level, `#` the
+   * rest); matching publications arrive in its queue. Takes effect shortly
+   * after the call (the host keeps the subscription table), and lasts until
+   * the subscription's `unsubscribe()` (or the actor terminates). Subscribing
+   * to a filter it already has adds nothing: the filter stays subscribed
+   * until its last subscription ends. Throws `InvalidMessageError` for an
+   * invalid filter.
+   */
+  subscribe(filter: string): TopicSubscription;
 }
 
 /** A handler's result: a reply (sent to the host), nothing, or a promise of either. */

@@ -50,7 +50,10 @@ export interface SendOptions {
    * {@linkcode QueueFullError} at once when the queue is full).
    */
   timeoutMs?: number;
-  /** Aborting rejects the wait with the signal's reason (at once if it already has, sending nothing). */
+  /**
+   * Aborting rejects the wait with `signal.reason` (at once, sending
+   * nothing, when it has already aborted).
+   */
   signal?: AbortSignal;
 }
 
@@ -63,7 +66,10 @@ export interface CallOptions {
    * right after sending).
    */
   timeoutMs?: number;
-  /** Aborting rejects the call with the signal's reason; a reply that comes later is dead-lettered (`expired`). */
+  /**
+   * Aborting rejects the call with `signal.reason`; a reply that comes later
+   * is dead-lettered (`expired`).
+   */
   signal?: AbortSignal;
 }
 
@@ -71,7 +77,22 @@ export interface CallOptions {
 export interface ReceiveOptions {
   /** How long to wait for a reply, in ms (default 30 000; 0 = do not wait: {@linkcode TimeoutError} at once when none is ready). */
   timeoutMs?: number;
-  /** Aborting rejects the wait with the signal's reason. */
+  /** Aborting rejects the wait with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Kernel.deactivate}; checked like {@linkcode SendOptions}. */
+export interface DeactivateOptions {
+  /**
+   * How long to wait for the actor's loop to confirm the pause, in ms
+   * (default 30 000; 0 = do not wait: {@linkcode TimeoutError} unless it
+   * has already confirmed).
+   */
+  timeoutMs?: number;
+  /**
+   * Aborting rejects the wait with `signal.reason`; the kernel stays
+   * deactivated (at once, changing nothing, when it has already aborted).
+   */
   signal?: AbortSignal;
 }
 
@@ -87,6 +108,13 @@ export interface TerminateOptions {
    * (default 10 000; 0 = do not wait: killed at once, its queue dead-lettered).
    */
   timeoutMs?: number;
+  /**
+   * Aborting stops the wait: the actor is killed at once, as when
+   * `timeoutMs` runs out, and the promise rejects with `signal.reason` once
+   * the kernel is terminated (at once, changing nothing, when it has already
+   * aborted).
+   */
+  signal?: AbortSignal;
 }
 
 /** Refuses an options argument that is not an object. */
@@ -135,6 +163,79 @@ export interface KernelServices {
   ): void;
   /** Called after the actor loop ended and the kernel is terminated. */
   terminated(kernel: Kernel): void;
+}
+
+/** What a kernel is created from; see {@linkcode createKernel}. */
+export interface KernelInit<I extends FieldsSpec, O extends FieldsSpec> {
+  /** The kernel's name. */
+  name: string;
+  /** Its id. */
+  id: number;
+  /** The backend running it. */
+  backend: BackendKind;
+  /** The actor's definition (its schemas). */
+  definition: ActorDefinition<I, O, unknown>;
+  /** The host side of the actor. */
+  host: ActorHost;
+  /** What the runtime provides. */
+  services: KernelServices;
+}
+
+/**
+ * The runtime's side of a kernel: what the runtime (and backend tests) call
+ * beyond the public API. Reached with {@linkcode kernelInternals}; this
+ * module's internals, not exported from `mod.ts`.
+ */
+export interface KernelInternals {
+  /** The host side of the actor. */
+  readonly host: ActorHost;
+  /** Whether the kernel is stopping or stopped. */
+  isStopping(): boolean;
+  /**
+   * The host's memory is about to be released (GPU mapped memory is detached
+   * then): stop reading its queues.
+   */
+  detachHost(): void;
+  /** The actor gave up on a message: fails the call waiting for it, if any. */
+  onDeadLetter(
+    reason: DeadLetterReason,
+    detail: string,
+    slot: Uint8Array,
+  ): void;
+  /** The actor loop ended. */
+  onExit(reason: ActorExitReason): void;
+  /** Counts a crash; the runtime decides about the restart. */
+  noteCrash(): void;
+  /** Counts a restart. */
+  noteRestart(): void;
+  /**
+   * The supervisor gave up: the kernel is terminated, its queued messages
+   * dead-lettered, replies already written delivered (or, beyond the buffer,
+   * dead-lettered), and waiting calls fail with the crash.
+   */
+  giveUp(detail: string): void;
+  /** Records a message the host dead-lettered on this kernel's behalf. */
+  countHostDeadLetter(): void;
+}
+
+let construct: (init: KernelInit<FieldsSpec, FieldsSpec>) => Kernel;
+let internalsOf: (kernel: Kernel) => KernelInternals;
+
+/** Creates a kernel (the runtime does, at launch). Not exported from `mod.ts`. */
+export function createKernel<I extends FieldsSpec, O extends FieldsSpec>(
+  init: KernelInit<I, O>,
+): Kernel<I, O> {
+  return construct(
+    init as unknown as KernelInit<FieldsSpec, FieldsSpec>,
+  ) as unknown as Kernel<I, O>;
+}
+
+/** The runtime's side of `kernel`. Not exported from `mod.ts`. */
+export function kernelInternals(
+  // deno-lint-ignore no-explicit-any
+  kernel: Kernel<any, any>,
+): KernelInternals {
+  return internalsOf(kernel);
 }
 
 interface PendingCall {
@@ -220,18 +321,16 @@ export class Kernel<
   #spinValue: unknown = undefined;
   readonly #callLatency = new LatencyHistogram();
   #callSpinMs = CALL_SPIN_MS;
+  /** Cuts the wait of a stopping actor short: it is killed at once. */
+  #cutStop: (() => void) | undefined;
+  readonly #internals: KernelInternals;
 
-  /** @internal Created by the runtime. */
-  constructor(
-    init: {
-      name: string;
-      id: number;
-      backend: BackendKind;
-      definition: ActorDefinition<I, O, unknown>;
-      host: ActorHost;
-      services: KernelServices;
-    },
-  ) {
+  static {
+    construct = (init) => new Kernel(init);
+    internalsOf = (kernel) => kernel.#internals;
+  }
+
+  private constructor(init: KernelInit<I, O>) {
     this.name = init.name;
     this.id = init.id;
     this.backend = init.backend;
@@ -240,6 +339,26 @@ export class Kernel<
     this.#host = init.host;
     this.#services = init.services;
     this.#replyBound = init.host.outputRing.capacity;
+    this.#internals = {
+      host: init.host,
+      isStopping: () => this.#stopping !== undefined,
+      detachHost: () => this.#pumpStop.abort(),
+      onDeadLetter: (reason, detail, slot) =>
+        this.#onDeadLetter(reason, detail, slot),
+      onExit: (reason) => {
+        for (const waiter of this.#exitWaiters.splice(0)) waiter(reason);
+      },
+      noteCrash: () => {
+        this.#crashes++;
+      },
+      noteRestart: () => {
+        this.#restarts++;
+      },
+      giveUp: (detail) => this.#giveUp(detail),
+      countHostDeadLetter: () => {
+        this.#hostDeadLettered++;
+      },
+    };
   }
 
   /** The lifecycle state. */
@@ -266,17 +385,19 @@ export class Kernel<
    * {@linkcode Kernel.activate}. Rejects with {@linkcode InvalidOptionError}
    * for a bad option (changing nothing), with {@linkcode InvalidStateError}
    * unless active, and with {@linkcode TimeoutError} when the loop does not
-   * confirm within `timeoutMs` (a handler still running): the kernel stays
-   * deactivated, and the loop pauses when the handler returns. `timeoutMs`
-   * is checked like {@linkcode SendOptions.timeoutMs} (0 = do not wait).
+   * confirm within `timeoutMs` (a handler still running), or with
+   * `signal.reason` on abort: the kernel stays deactivated, and the loop
+   * pauses when the handler returns.
    */
-  async deactivate(options?: { timeoutMs?: number }): Promise<void> {
+  async deactivate(options?: DeactivateOptions): Promise<void> {
     checkOptions(options);
     const timeoutMs = checkTimeoutMs(
       "timeoutMs",
       options?.timeoutMs,
       DEFAULT_TIMEOUT_MS,
     );
+    const signal = checkSignal("signal", options?.signal);
+    if (signal?.aborted) throw signal.reason;
     this.#transition("deactivate");
     const host = this.#host;
     const control = host.control;
@@ -290,19 +411,10 @@ export class Kernel<
         control.hasTerminated !== 0,
       {
         timeoutMs,
+        signal,
         what: `deactivate of "${this.name}" (its loop's confirmation)`,
       },
     );
-  }
-
-  /** Alias of {@linkcode Kernel.deactivate}. */
-  suspend(options?: { timeoutMs?: number }): Promise<void> {
-    return this.deactivate(options);
-  }
-
-  /** Alias of {@linkcode Kernel.activate}. */
-  resume(): Promise<void> {
-    return this.activate();
   }
 
   #transition(operation: "activate" | "deactivate" | "terminate"): void {
@@ -318,12 +430,17 @@ export class Kernel<
    * once the actor has stopped; an actor that does not stop within
    * `timeoutMs` is killed and its queued messages dead-lettered. Unread
    * replies never hold it up: beyond the reply buffer they are dead-lettered.
-   * Rejects with {@linkcode InvalidOptionError} for a bad option and with
-   * {@linkcode InvalidStateError} when already terminated, changing nothing.
+   * Aborting `signal` kills the actor at once and rejects with
+   * `signal.reason` once it is terminated. Rejects with
+   * {@linkcode InvalidOptionError} for a bad option, with
+   * {@linkcode InvalidStateError} when already terminated, and with the
+   * reason of a signal that has already aborted, changing nothing. A second
+   * call while the kernel stops waits for the same stop.
    */
   terminate(options?: TerminateOptions): Promise<void> {
     let abort: boolean;
     let timeoutMs: number;
+    let signal: AbortSignal | undefined;
     try {
       checkOptions(options);
       abort = checkBoolean("abort", options?.abort, false);
@@ -332,15 +449,33 @@ export class Kernel<
         options?.timeoutMs,
         TERMINATE_TIMEOUT_MS,
       );
-      if (this.#stopping !== undefined && this.#state !== "terminated") {
-        return this.#stopping;
+      signal = checkSignal("signal", options?.signal);
+      if (signal?.aborted) throw signal.reason;
+      if (this.#stopping === undefined || this.#state === "terminated") {
+        nextState(this.#state, "terminate");
+        this.#stopping = this.#stop(abort, timeoutMs);
       }
-      nextState(this.#state, "terminate");
     } catch (error) {
       return Promise.reject(error);
     }
-    this.#stopping = this.#stop(abort, timeoutMs);
-    return this.#stopping;
+    const stop = this.#stopping;
+    if (signal === undefined) return stop;
+    return new Promise<void>((resolve, reject) => {
+      let aborted = false;
+      const onAbort = () => {
+        aborted = true;
+        this.#cutStop?.();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      stop.then(() => {
+        signal.removeEventListener("abort", onAbort);
+        if (aborted) reject(signal.reason);
+        else resolve();
+      }, (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      });
+    });
   }
 
   async #stop(abort: boolean, timeoutMs: number): Promise<void> {
@@ -396,17 +531,21 @@ export class Kernel<
     this.#services.terminated(this);
   }
 
+  /**
+   * Waits for the actor loop to exit: resolves with why, or with `undefined`
+   * after `timeoutMs` or when a terminate's signal cuts the wait short.
+   */
   #waitExit(timeoutMs: number): Promise<ActorExitReason | undefined> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#exitWaiters = this.#exitWaiters.filter((w) => w !== waiter);
-        resolve(undefined);
-      }, timeoutMs);
-      const waiter = (reason: ActorExitReason) => {
+      const finish = (reason: ActorExitReason | undefined) => {
         clearTimeout(timer);
+        this.#exitWaiters = this.#exitWaiters.filter((w) => w !== finish);
+        this.#cutStop = undefined;
         resolve(reason);
       };
-      this.#exitWaiters.push(waiter);
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      this.#exitWaiters.push(finish);
+      this.#cutStop = () => finish(undefined);
     });
   }
 
@@ -893,14 +1032,6 @@ export class Kernel<
     return true;
   }
 
-  /**
-   * @internal The host's memory is about to be released (GPU mapped memory is
-   * detached then): stop reading its queues.
-   */
-  detachHost(): void {
-    this.#pumpStop.abort();
-  }
-
   /** Starts the pump unless it runs; an unexpected failure fails the waiters. */
   #startPump(): void {
     // Every call and receive comes here: no promise when the pump already runs.
@@ -955,8 +1086,8 @@ export class Kernel<
     }
   }
 
-  /** @internal The actor gave up on a message: fails the call waiting for it, if any. */
-  onDeadLetter(
+  /** The actor gave up on a message: fails the call waiting for it, if any. */
+  #onDeadLetter(
     reason: DeadLetterReason,
     detail: string,
     slot: Uint8Array,
@@ -971,27 +1102,8 @@ export class Kernel<
     call.reject(new ActorCrashedError(this.name, detail));
   }
 
-  /** @internal The actor loop ended. */
-  onExit(reason: ActorExitReason): void {
-    for (const waiter of this.#exitWaiters.splice(0)) waiter(reason);
-  }
-
-  /** @internal Counts a crash; the runtime decides about the restart. */
-  noteCrash(): void {
-    this.#crashes++;
-  }
-
-  /** @internal Counts a restart. */
-  noteRestart(): void {
-    this.#restarts++;
-  }
-
-  /**
-   * @internal The supervisor gave up: the kernel is terminated, its queued
-   * messages dead-lettered, replies already written delivered (or, beyond
-   * the buffer, dead-lettered), and waiting calls fail with the crash.
-   */
-  giveUp(detail: string): void {
+  /** See {@linkcode KernelInternals.giveUp}. */
+  #giveUp(detail: string): void {
     if (this.#state === "terminated") return;
     this.#stopping ??= Promise.resolve();
     this.#state = "terminated";
@@ -1000,21 +1112,6 @@ export class Kernel<
     this.#dispatch();
     this.#failWaiters(() => new ActorCrashedError(this.name, detail));
     this.#services.terminated(this);
-  }
-
-  /** @internal Whether the kernel is stopping or stopped. */
-  get stopping(): boolean {
-    return this.#stopping !== undefined;
-  }
-
-  /** @internal The host side of the actor. */
-  get host(): ActorHost {
-    return this.#host;
-  }
-
-  /** @internal Records a message the host dead-lettered on this kernel's behalf. */
-  countHostDeadLetter(): void {
-    this.#hostDeadLettered++;
   }
 
   /**

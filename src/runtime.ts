@@ -28,7 +28,6 @@ import type {
   GpuInfo,
 } from "./backend/backend.ts";
 import { createBackend } from "./backend/create.ts";
-import type { SerializedError } from "./backend/cpu/protocol.ts";
 import {
   type BackendRequest,
   chooseBackend,
@@ -42,11 +41,17 @@ import {
 import { ENVELOPE_SIZE, readEnvelope, writeEnvelopeFor } from "./envelope.ts";
 import {
   InvalidMessageError,
+  InvalidOptionError,
   InvalidStateError,
   UnknownActorError,
 } from "./errors.ts";
 import { HybridClock } from "./hlc.ts";
-import { Kernel, type KernelMetrics } from "./kernel.ts";
+import {
+  createKernel,
+  type Kernel,
+  kernelInternals,
+  type KernelMetrics,
+} from "./kernel.ts";
 import {
   type DecodedMessage,
   type FieldsSpec,
@@ -54,7 +59,12 @@ import {
   type MessageValue,
   SchemaRegistry,
 } from "./message.ts";
-import { PubSub, type Subscription } from "./pubsub.ts";
+import {
+  PubSub,
+  type Subscription,
+  subscription,
+  type TopicSubscription,
+} from "./pubsub.ts";
 import { ActorRegistry, validateActorName } from "./registry.ts";
 import {
   type RestartPolicyOptions,
@@ -82,6 +92,7 @@ import {
   MAX_DEAD_LETTER_CAPACITY,
   MAX_IDLE_SPIN_MICROS,
 } from "./runtime_options.ts";
+import { checkSignal } from "./options.ts";
 import { setTimeout } from "node:timers";
 
 /** Options of {@linkcode RingKernel.create}. */
@@ -110,8 +121,6 @@ export interface RingKernelOptions {
    * process's CUDA runtimes; see {@linkcode CudaRuntimeOptions}.
    */
   cuda?: CudaRuntimeOptions;
-  /** @internal Replaces the CUDA probe (tests). */
-  probeCuda?: () => Promise<CudaProbe>;
 }
 
 /** Options of {@linkcode RingKernel.launch}. */
@@ -141,8 +150,19 @@ export interface LaunchOptions {
   idleSpinMicros?: number;
   /** Most messages handled per queue per loop turn (default 256). */
   batchSize?: number;
-  /** How long the actor may take to start (default 10 000 ms). */
-  startTimeoutMs?: number;
+  /**
+   * How long the actor may take to start, in ms, at launch and at each
+   * restart: a positive number (default 10 000). A start that takes longer
+   * fails with {@linkcode TimeoutError}.
+   */
+  timeoutMs?: number;
+  /**
+   * Aborting cancels the launch: it rejects with `signal.reason` once the
+   * step under way has ended (loading the actor's module, or starting it,
+   * at most `timeoutMs`), leaving nothing behind (at once, starting nothing,
+   * when it has already aborted).
+   */
+  signal?: AbortSignal;
   /**
    * The heap limit of the actor's thread in MiB (CPU backend, Deno only;
    * default: the engine's). An actor that outgrows it crashes and is
@@ -150,6 +170,47 @@ export interface LaunchOptions {
    * no per-thread limit and ignores it; see docs/reliability.md.
    */
   maxHeapMb?: number;
+}
+
+/** Options of {@linkcode RingKernel.prepare}. */
+export interface PrepareOptions {
+  /** The actor, as in {@linkcode LaunchOptions.actor}. */
+  actor: BuiltinActorName | ActorModuleRef;
+}
+
+/** Options of {@linkcode RingKernel.shutdown}; checked like {@linkcode SendOptions}. */
+export interface ShutdownOptions {
+  /**
+   * How long each kernel may take to drain its queue before it is killed,
+   * in ms (default 10 000; 0 = kill at once, dead-lettering the queues).
+   */
+  timeoutMs?: number;
+  /**
+   * Aborting stops the wait: kernels still draining are killed at once, and
+   * the promise rejects with `signal.reason` once the runtime is shut down
+   * (at once, changing nothing, when it has already aborted). Launches in
+   * flight are still waited for until their current step ends.
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode RingKernel.publish}. */
+export interface PublishOptions<F extends FieldsSpec = FieldsSpec> {
+  /** The message's schema (registered with the runtime on first use). */
+  schema: MessageSchema<F>;
+}
+
+/**
+ * How an actor crashed, as {@linkcode RuntimeEvent}s report it: the error
+ * thrown in the actor's thread (or why that thread died), copied across it.
+ */
+export interface ActorErrorInfo {
+  /** The error's class name, e.g. `"TypeError"` (`"WorkerExited"` for a thread that ended itself). */
+  readonly name: string;
+  /** Its message. */
+  readonly message: string;
+  /** Its stack trace, when there is one. */
+  readonly stack?: string;
 }
 
 /** Input and output field specs of each built-in actor, for typed kernels. */
@@ -172,7 +233,7 @@ export type RuntimeEvent =
     /** Its name. */
     readonly kernel: string;
     /** What it crashed with. */
-    readonly error: SerializedError;
+    readonly error: ActorErrorInfo;
     /** What its supervisor decided. */
     readonly decision: SupervisorDecision;
   }
@@ -206,7 +267,7 @@ export type RuntimeEvent =
     /** Its name. */
     readonly kernel: string;
     /** Why. */
-    readonly error: SerializedError;
+    readonly error: ActorErrorInfo;
   }
   | {
     /**
@@ -286,7 +347,7 @@ let fallbackNoticePrinted = false;
 /** Default of {@linkcode RingKernelOptions.heartbeatDeadlineMs}. */
 const DEFAULT_HEARTBEAT_DEADLINE_MS = 5_000;
 
-/** Default of {@linkcode LaunchOptions.startTimeoutMs}. */
+/** Default of {@linkcode LaunchOptions.timeoutMs}. */
 const DEFAULT_START_TIMEOUT_MS = 10_000;
 
 /** Default of {@linkcode LaunchOptions.batchSize}. */
@@ -308,6 +369,7 @@ interface CheckedLaunch {
   readonly batchSize: number;
   readonly startTimeoutMs: number;
   readonly maxHeapMb: number | undefined;
+  readonly signal: AbortSignal | undefined;
 }
 
 /** Checks every option of a launch (the slot size once the schemas are known). */
@@ -344,8 +406,8 @@ function checkLaunchOptions(options: unknown): CheckedLaunch {
       fallback: DEFAULT_BATCH_SIZE,
     }),
     startTimeoutMs: checkPositiveTimeoutMs(
-      "startTimeoutMs",
-      o.startTimeoutMs,
+      "timeoutMs",
+      o.timeoutMs,
       DEFAULT_START_TIMEOUT_MS,
     ),
     maxHeapMb: o.maxHeapMb === undefined ? undefined : checkInteger(
@@ -353,6 +415,7 @@ function checkLaunchOptions(options: unknown): CheckedLaunch {
       o.maxHeapMb,
       { min: 16, max: 1 << 20, fallback: 0 },
     ),
+    signal: checkSignal("signal", o.signal),
   };
 }
 
@@ -379,7 +442,6 @@ function checkRuntimeOptions(options: unknown): RingKernelOptions {
     ),
     quiet: checkBoolean("quiet", o.quiet, false),
     cuda: checkCudaOptions(o.cuda),
-    probeCuda: checkFunction("probeCuda", o.probeCuda),
   };
 }
 
@@ -392,16 +454,67 @@ function checkRuntimeOptions(options: unknown): RingKernelOptions {
 interface PendingLaunch {
   /** Settles when the launch has succeeded or cleaned up after failing. */
   done: Promise<unknown>;
-  /** Set by shutdown. */
+  /** Set by shutdown, or by the launch's signal. */
   cancelled: boolean;
+  /** What the cancelled launch rejects with (default: shut down during launch). */
+  reason?: unknown;
 }
 
-function shutDownDuringLaunch(name: string): InvalidStateError {
-  return new InvalidStateError(
+/** Refuses a required callback that is not a function. */
+function requireFunction(option: string, value: unknown): void {
+  if (typeof value !== "function") {
+    throw new InvalidOptionError(option, value, "a function");
+  }
+}
+
+/** What a cancelled launch rejects with. */
+function cancelledLaunch(name: string, pending: PendingLaunch): unknown {
+  return "reason" in pending ? pending.reason : new InvalidStateError(
     "launch",
     "shut down",
     `the runtime shut down while "${name}" was launching`,
   );
+}
+
+let construct: (
+  backend: Backend,
+  fallbackReason: string | undefined,
+  options: RingKernelOptions,
+) => RingKernel;
+
+/** Creates a runtime with the CUDA probe `probe` (see {@linkcode RingKernel.create}). */
+async function create(
+  options: RingKernelOptions,
+  probe: (() => Promise<CudaProbe>) | undefined,
+): Promise<RingKernel> {
+  options = checkRuntimeOptions(options);
+  const choice = await chooseBackend(options.backend ?? "auto", probe);
+  if (
+    choice.fallbackReason !== undefined && !options.quiet &&
+    !fallbackNoticePrinted
+  ) {
+    fallbackNoticePrinted = true;
+    console.info(
+      `ringkernel: using the CPU backend (${choice.fallbackReason})`,
+    );
+  }
+  return construct(
+    await createBackend(choice.kind, options.cuda),
+    choice.fallbackReason,
+    options,
+  );
+}
+
+/**
+ * Creates a runtime like {@linkcode RingKernel.create}, with `probe` in place
+ * of the CUDA probe (tests: a machine without a GPU, or with one). Not
+ * exported from `mod.ts`.
+ */
+export function createWithCudaProbe(
+  options: RingKernelOptions,
+  probe: () => Promise<CudaProbe>,
+): Promise<RingKernel> {
+  return create(options, probe);
 }
 
 /**
@@ -436,9 +549,21 @@ export class RingKernel implements AsyncDisposable {
   readonly #launching = new Map<string, PendingLaunch>();
   /** Each kernel's start deadline, for its restarts. */
   readonly #startTimeouts = new WeakMap<Kernel, number>();
+  /** Topic subscriptions each kernel's actor made itself (`ctx.subscribe`), by filter. */
+  readonly #actorSubscriptions = new WeakMap<
+    Kernel,
+    Map<string, TopicSubscription>
+  >();
   #nextId = 1;
   #closed = false;
   #shutdown: Promise<void> | undefined;
+  /** Aborted by a shutdown's signal: kernels still draining are killed. */
+  readonly #shutdownCut = new AbortController();
+
+  static {
+    construct = (backend, fallbackReason, options) =>
+      new RingKernel(backend, fallbackReason, options);
+  }
 
   private constructor(
     backend: Backend,
@@ -488,26 +613,8 @@ export class RingKernel implements AsyncDisposable {
    * (unless `quiet`); with `"cuda"` it throws
    * {@linkcode BackendUnavailableError} with the reason.
    */
-  static async create(options: RingKernelOptions = {}): Promise<RingKernel> {
-    options = checkRuntimeOptions(options);
-    const choice = await chooseBackend(
-      options.backend ?? "auto",
-      options.probeCuda,
-    );
-    if (
-      choice.fallbackReason !== undefined && !options.quiet &&
-      !fallbackNoticePrinted
-    ) {
-      fallbackNoticePrinted = true;
-      console.info(
-        `ringkernel: using the CPU backend (${choice.fallbackReason})`,
-      );
-    }
-    return new RingKernel(
-      await createBackend(choice.kind, options.cuda),
-      choice.fallbackReason,
-      options,
-    );
+  static create(options: RingKernelOptions = {}): Promise<RingKernel> {
+    return create(options, undefined);
   }
 
   /**
@@ -520,10 +627,10 @@ export class RingKernel implements AsyncDisposable {
    * @throws {ActorModuleError} when the actor's module does not load.
    * @throws {GpuResidencyError} when a module would load beside resident kernels.
    */
-  async prepare(options: Pick<LaunchOptions, "actor">): Promise<void> {
+  async prepare(options: PrepareOptions): Promise<void> {
     if (this.#closed) throw new InvalidStateError("prepare", "shut down");
     const actor = checkActor(
-      checkOptionsObject<LaunchOptions>("options", options).actor,
+      checkOptionsObject<PrepareOptions>("options", options).actor,
     );
     const ref = typeof actor === "string" ? this.#builtin(actor) : actor;
     await loadActorDefinition(ref);
@@ -542,10 +649,16 @@ export class RingKernel implements AsyncDisposable {
     return this.#backend.gpuInfo?.();
   }
 
-  /** Listens to crash and restart events; returns a function that stops listening. */
-  onEvent(listener: (event: RuntimeEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+  /**
+   * Listens to the runtime's events (crashes, restarts, heartbeats, stuck
+   * threads) until the returned subscription is unsubscribed or disposed.
+   */
+  onEvent(listener: (event: RuntimeEvent) => void): Subscription {
+    requireFunction("listener", listener);
+    // The same function twice listens twice.
+    const entry = (event: RuntimeEvent) => listener(event);
+    this.#listeners.add(entry);
+    return subscription(() => this.#listeners.delete(entry));
   }
 
   #emit(event: RuntimeEvent): void {
@@ -560,7 +673,12 @@ export class RingKernel implements AsyncDisposable {
 
   /**
    * Launches an actor under `name` and resolves with its kernel once it runs
-   * (active unless `autoActivate: false`).
+   * (active unless `autoActivate: false`). Rejects with
+   * {@linkcode InvalidOptionError} for a bad option, with
+   * {@linkcode InvalidStateError} when the name is taken or the runtime shut
+   * down, with {@linkcode TimeoutError} when the actor does not start within
+   * `timeoutMs`, and with `signal.reason` on abort; a launch that fails
+   * leaves nothing behind.
    */
   launch<A extends BuiltinActorName>(
     name: string,
@@ -581,6 +699,8 @@ export class RingKernel implements AsyncDisposable {
     if (this.#closed) throw new InvalidStateError("launch", "shut down");
     validateActorName(name);
     const checked = checkLaunchOptions(options);
+    const signal = checked.signal;
+    if (signal?.aborted) throw signal.reason;
     if (this.#kernels.has(name)) {
       throw new InvalidStateError(
         `launch "${name}"`,
@@ -602,11 +722,18 @@ export class RingKernel implements AsyncDisposable {
       cancelled: false,
     };
     this.#launching.set(name, pending);
+    const onAbort = () => {
+      if (pending.cancelled) return;
+      pending.cancelled = true;
+      pending.reason = signal!.reason;
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
     const done = this.#launchAs(name, checked, pending);
     pending.done = done.catch(() => {});
     try {
       return await done;
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       this.#launching.delete(name);
     }
   }
@@ -620,7 +747,7 @@ export class RingKernel implements AsyncDisposable {
       ? this.#builtin(options.actor)
       : options.actor;
     const definition = await loadActorDefinition(ref);
-    if (pending.cancelled) throw shutDownDuringLaunch(name);
+    if (pending.cancelled) throw cancelledLaunch(name, pending);
     const schemas = [definition.input, ...(definition.accepts ?? [])];
     if (definition.output) schemas.push(definition.output);
     this.#checkSchemas(name, schemas);
@@ -639,13 +766,16 @@ export class RingKernel implements AsyncDisposable {
     const bound: { kernel?: Kernel } = {};
     const events: ActorHostEvents = {
       onDeadLetter: (reason, detail, slot, takenByHost) => {
-        if (takenByHost) bound.kernel?.countHostDeadLetter();
+        const kernel = bound.kernel;
+        if (takenByHost && kernel) {
+          kernelInternals(kernel).countHostDeadLetter();
+        }
         this.#recordDeadLetter(name, reason, detail, slot);
-        bound.kernel?.onDeadLetter(reason, detail, slot);
+        if (kernel) kernelInternals(kernel).onDeadLetter(reason, detail, slot);
       },
-      onCrash: (error) =>
-        bound.kernel && this.#onCrash(bound.kernel as Kernel, error),
-      onExit: (reason) => bound.kernel?.onExit(reason),
+      onCrash: (error) => bound.kernel && this.#onCrash(bound.kernel, error),
+      onExit: (reason) =>
+        bound.kernel && kernelInternals(bound.kernel).onExit(reason),
       onPublish: (topic, slot) => this.#publishSlot(topic, slot),
       onStuck: (thread) => {
         // Unheard, it must still not pass silently.
@@ -663,8 +793,7 @@ export class RingKernel implements AsyncDisposable {
       onSubscription: (filter, subscribe) => {
         const kernel = bound.kernel;
         if (kernel === undefined) return;
-        if (subscribe) this.#subscribeKernel(kernel, filter);
-        else this.#unsubscribeKernel(kernel, filter);
+        this.#onActorSubscription(kernel, filter, subscribe);
       },
     };
     const host = this.#backend.spawn(
@@ -687,7 +816,7 @@ export class RingKernel implements AsyncDisposable {
     );
     let kernel: Kernel;
     try {
-      kernel = new Kernel({
+      kernel = createKernel({
         name,
         id,
         backend: this.backend,
@@ -704,9 +833,9 @@ export class RingKernel implements AsyncDisposable {
       this.#supervisor.setPolicy(name, options.restart);
       host.control.isActive = options.autoActivate;
       await host.start(options.startTimeoutMs);
-      if (pending.cancelled) throw shutDownDuringLaunch(name);
+      if (pending.cancelled) throw cancelledLaunch(name, pending);
       if (options.autoActivate) await kernel.activate();
-      if (pending.cancelled) throw shutDownDuringLaunch(name);
+      if (pending.cancelled) throw cancelledLaunch(name, pending);
     } catch (error) {
       // A launch that fails or is cancelled leaves nothing behind.
       bound.kernel = undefined;
@@ -765,20 +894,22 @@ export class RingKernel implements AsyncDisposable {
   #broadcastRoutes(): void {
     const live = new Map<string, ActorHost>();
     for (const [name, kernel] of this.#kernels) {
-      if (!kernel.stopping) live.set(name, kernel.host);
+      const internals = kernelInternals(kernel);
+      if (!internals.isStopping()) live.set(name, internals.host);
     }
     this.#backend.updateRoutes(live);
   }
 
-  #onCrash(kernel: Kernel, error: SerializedError): void {
-    kernel.noteCrash();
-    if (kernel.stopping) return;
+  #onCrash(kernel: Kernel, error: ActorErrorInfo): void {
+    const internals = kernelInternals(kernel);
+    internals.noteCrash();
+    if (internals.isStopping()) return;
     const decision = this.#supervisor.onFailure(kernel.name, error);
     this.#emit({ type: "crash", kernel: kernel.name, error, decision });
-    const host = kernel.host;
+    const host = internals.host;
     const inFlight = host.kill();
     if (inFlight !== undefined) {
-      kernel.countHostDeadLetter();
+      internals.countHostDeadLetter();
       this.#recordDeadLetter(
         kernel.name,
         "handler-error",
@@ -787,16 +918,16 @@ export class RingKernel implements AsyncDisposable {
       );
     }
     if (decision.action === "give-up") {
-      kernel.giveUp(`${error.message}; ${decision.reason}`);
+      internals.giveUp(`${error.message}; ${decision.reason}`);
       return;
     }
     // The restart timer does not keep the process alive by itself.
     setTimeout(() => {
-      if (kernel.stopping || this.#closed) return;
+      if (internals.isStopping() || this.#closed) return;
       const startTimeoutMs = this.#startTimeouts.get(kernel) ??
         DEFAULT_START_TIMEOUT_MS;
       host.start(startTimeoutMs).then(() => {
-        kernel.noteRestart();
+        internals.noteRestart();
         this.#supervisor.started(kernel.name);
         this.#emit({
           type: "restart",
@@ -815,7 +946,7 @@ export class RingKernel implements AsyncDisposable {
           kernel: kernel.name,
           error: serialized,
         });
-        kernel.giveUp(`restart failed: ${serialized.message}`);
+        internals.giveUp(`restart failed: ${serialized.message}`);
       });
     }, decision.delayMs).unref();
   }
@@ -867,8 +998,9 @@ export class RingKernel implements AsyncDisposable {
       this.#broker.unsubscribeAll(kernel.name);
       this.#supervisor.remove(kernel.name);
       this.#broadcastRoutes();
-      kernel.detachHost();
-      kernel.host.dispose();
+      const internals = kernelInternals(kernel);
+      internals.detachHost();
+      internals.host.dispose();
     }
   }
 
@@ -900,21 +1032,27 @@ export class RingKernel implements AsyncDisposable {
 
   /**
    * Subscribes a host handler to a topic filter (MQTT: `+` one level, `#`
-   * the rest, including the parent). Messages arrive decoded.
+   * the rest, including the parent). Messages arrive decoded. Throws
+   * {@linkcode InvalidMessageError} for an invalid filter.
    */
-  subscribe(filter: string, handler: TopicHandler): Subscription {
+  subscribe(filter: string, handler: TopicHandler): TopicSubscription {
+    requireFunction("handler", handler);
     return this.#broker.subscribe(filter, (message, topic) => {
       handler(this.#decodeTopicMessage(message.slot), topic);
     });
   }
 
-  /** Subscribes a kernel: matching messages are delivered to its queue. */
-  subscribeKernel(kernel: Kernel | string, filter: string): Subscription {
+  /**
+   * Subscribes a kernel: matching messages are delivered to its queue (a
+   * full queue dead-letters them, reason `queue-full`). However many of a
+   * kernel's subscriptions match a topic, it receives each message once.
+   */
+  subscribeKernel(kernel: Kernel | string, filter: string): TopicSubscription {
     const target = typeof kernel === "string" ? this.getKernel(kernel) : kernel;
     return this.#subscribeKernel(target, filter);
   }
 
-  #subscribeKernel(kernel: Kernel, filter: string): Subscription {
+  #subscribeKernel(kernel: Kernel, filter: string): TopicSubscription {
     return this.#broker.subscribe(
       filter,
       (message) => this.#deliver(kernel, message.slot),
@@ -924,17 +1062,33 @@ export class RingKernel implements AsyncDisposable {
     );
   }
 
-  #unsubscribeKernel(kernel: Kernel, filter: string): void {
-    for (const subscription of this.#broker.subscriptionsOf(kernel.name)) {
-      if (subscription.filter === filter) subscription.unsubscribe();
+  /** The actor subscribed (`ctx.subscribe`) or ended its subscription to `filter`. */
+  #onActorSubscription(
+    kernel: Kernel,
+    filter: string,
+    subscribe: boolean,
+  ): void {
+    let own = this.#actorSubscriptions.get(kernel);
+    if (own === undefined) {
+      own = new Map();
+      this.#actorSubscriptions.set(kernel, own);
+    }
+    const existing = own.get(filter);
+    if (subscribe) {
+      if (existing?.active) return;
+      own.set(filter, this.#subscribeKernel(kernel, filter));
+    } else if (existing !== undefined) {
+      own.delete(filter);
+      existing.unsubscribe();
     }
   }
 
   #deliver(kernel: Kernel, slot: Uint8Array): void {
-    const inbox = kernel.host.inboxRing;
+    const internals = kernelInternals(kernel);
+    const inbox = internals.host.inboxRing;
     const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
     const envelope = readEnvelope(view, 0);
-    if (inbox === undefined || kernel.stopping) {
+    if (inbox === undefined || internals.isStopping()) {
       this.#recordDeadLetter(
         kernel.name,
         "actor-terminated",
@@ -963,7 +1117,7 @@ export class RingKernel implements AsyncDisposable {
       );
       return;
     }
-    kernel.host.wake();
+    internals.host.wake();
   }
 
   readonly #inboxProducers = new WeakMap<
@@ -974,7 +1128,7 @@ export class RingKernel implements AsyncDisposable {
   #inboxProducer(kernel: Kernel) {
     let producer = this.#inboxProducers.get(kernel);
     if (producer === undefined) {
-      producer = kernel.host.inboxRing!.producer();
+      producer = kernelInternals(kernel).host.inboxRing!.producer();
       this.#inboxProducers.set(kernel, producer);
     }
     return producer;
@@ -983,13 +1137,28 @@ export class RingKernel implements AsyncDisposable {
   /**
    * Publishes a message on a topic: host subscribers receive it decoded,
    * subscribed kernels receive it in their queue. Returns the number of
-   * subscriptions it reached.
+   * subscribers it reached. Throws {@linkcode InvalidMessageError} for an
+   * invalid topic, a message that does not encode, or a schema whose name or
+   * type id stands for another layout in this runtime, and
+   * {@linkcode InvalidOptionError} without a schema.
    */
   publish<F extends FieldsSpec>(
     topic: string,
-    schema: MessageSchema<F>,
     message: MessageValue<F>,
+    options: PublishOptions<F>,
   ): number {
+    const schema = checkOptionsObject<PublishOptions<F>>("options", options)
+      .schema;
+    if (
+      schema === null || typeof schema !== "object" ||
+      typeof schema.typeId !== "number"
+    ) {
+      throw new InvalidOptionError(
+        "schema",
+        schema,
+        "a message schema (defineMessage)",
+      );
+    }
     // A schema whose name or type id stands for another layout here is refused.
     this.#schemas.register(schema);
     const slot = new Uint8Array(ENVELOPE_SIZE + schema.size);
@@ -1040,24 +1209,42 @@ export class RingKernel implements AsyncDisposable {
    * Terminates every kernel (draining their queues, each within
    * `timeoutMs`, default 10 000) and closes the runtime. Launches still in
    * flight are cancelled: each is waited for until its current step ends
-   * (at most its `startTimeoutMs`), then stopped, and rejects with
+   * (at most its `timeoutMs`), then stopped, and rejects with
    * `InvalidStateError`; once this resolves, no Worker or timer of the
-   * runtime is left. Idempotent: later calls return the first call's promise.
+   * runtime is left. Aborting `signal` kills the kernels still draining and
+   * rejects with `signal.reason` once the runtime is shut down. A later call
+   * waits for the same shutdown (and may cut it short with its own signal).
    */
-  shutdown(options: { timeoutMs?: number } = {}): Promise<void> {
+  shutdown(options: ShutdownOptions = {}): Promise<void> {
     let timeoutMs: number;
+    let signal: AbortSignal | undefined;
     try {
-      timeoutMs = checkTimeoutMs(
-        "timeoutMs",
-        checkOptionsObject<{ timeoutMs: number }>("options", options)
-          .timeoutMs,
-        10_000,
-      );
+      const o = checkOptionsObject<ShutdownOptions>("options", options);
+      timeoutMs = checkTimeoutMs("timeoutMs", o.timeoutMs, 10_000);
+      signal = checkSignal("signal", o.signal);
+      if (signal?.aborted) throw signal.reason;
     } catch (error) {
       return Promise.reject(error);
     }
     this.#shutdown ??= this.#shutDown(timeoutMs);
-    return this.#shutdown;
+    const done = this.#shutdown;
+    if (signal === undefined) return done;
+    return new Promise<void>((resolve, reject) => {
+      let aborted = false;
+      const onAbort = () => {
+        aborted = true;
+        this.#shutdownCut.abort();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      done.then(() => {
+        signal.removeEventListener("abort", onAbort);
+        if (aborted) reject(signal.reason);
+        else resolve();
+      }, (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      });
+    });
   }
 
   async #shutDown(timeoutMs: number): Promise<void> {
@@ -1066,10 +1253,23 @@ export class RingKernel implements AsyncDisposable {
     for (const launch of launches) launch.cancelled = true;
     await Promise.all(launches.map((launch) => launch.done));
     const kernels = this.#kernels.values();
-    await Promise.all(kernels.map((k) => k.terminate({ timeoutMs })));
+    const cut = this.#shutdownCut.signal;
+    // Killed at once by an abort, a terminate then rejects with its reason.
+    const results = await Promise.allSettled(
+      kernels.map((k) =>
+        cut.aborted
+          ? k.terminate({ timeoutMs: 0 })
+          : k.terminate({ timeoutMs, signal: cut })
+      ),
+    );
     this.#broker.clear();
     this.#watchdog?.stop();
     await this.#backend.close();
+    for (const result of results) {
+      if (result.status === "rejected" && result.reason !== cut.reason) {
+        throw result.reason;
+      }
+    }
   }
 
   /** Shuts the runtime down (for `await using`). */

@@ -205,7 +205,7 @@ describe("a Worker that ends itself", () => {
         rt.launch("exiting", {
           actor: fixture("exiting_actor"),
           config: { exitInInit: true },
-          startTimeoutMs: WAIT_MS,
+          timeoutMs: WAIT_MS,
         }),
         (error) => {
           assert.ok(!(error instanceof TimeoutError), String(error));

@@ -136,7 +136,7 @@ async function run(
         ];
         for (const m of messages) {
           assert.equal(
-            rt.publish(`parity/${step.actor}`, schema, m as never),
+            rt.publish(`parity/${step.actor}`, m as never, { schema }),
             1,
           );
         }

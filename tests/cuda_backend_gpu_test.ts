@@ -31,6 +31,7 @@ import { readTypeId } from "../src/envelope.ts";
 import { InvalidStateError, RingKernelError } from "../src/errors.ts";
 import { TerminationState } from "../src/layout.ts";
 import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
+import { kernelInternals } from "../src/kernel.ts";
 import { gpuTestOptions, requireGpu } from "./gpu_gate.ts";
 
 /** A GPU test with room for its own deadlines (Bun's default test timeout is 5 s). */
@@ -283,17 +284,20 @@ describe("GPU actors through the runtime", () => {
         assert.equal(k.metrics().processed, 0);
         await k.activate();
         assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(1));
-        await k.suspend();
+        await k.deactivate();
         assert.equal(k.state, "deactivated");
         await assert.rejects(k.deactivate(), InvalidStateError);
         await k.send(echo(2));
         await delay(50);
         assert.equal(k.metrics().processed, 1);
-        await k.resume();
+        await k.activate();
         assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(2));
         await k.terminate();
         assert.equal(k.state, "terminated");
-        assert.equal(k.host.control.hasTerminated, TerminationState.Terminated);
+        assert.equal(
+          kernelInternals(k).host.control.hasTerminated,
+          TerminationState.Terminated,
+        );
         await assert.rejects(k.activate(), InvalidStateError);
       });
     },

@@ -148,7 +148,7 @@ describe("GPU faults through the runtime", () => {
           typeof EchoMessage.spec
         >("staller", {
           actor: { module: FIXTURE, export: exportName },
-          startTimeoutMs: 30_000,
+          timeoutMs: 30_000,
         });
         const idle = await rt.launch("idle", { actor: "echo" });
         const staleOf = (kernel: string) =>

@@ -13,7 +13,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
-import type { Kernel, KernelMetrics } from "../src/kernel.ts";
+import {
+  type Kernel,
+  kernelInternals,
+  type KernelMetrics,
+} from "../src/kernel.ts";
 import type { CpuActorHost } from "../src/backend/cpu/cpu_actor.ts";
 import {
   busyIdle,
@@ -141,7 +145,9 @@ describe("Worker deaths", () => {
       }
       await k.activate();
       await pollUntil(() => k.metrics().processed >= 50, { timeoutMs: 10_000 });
-      (k.host as CpuActorHost).injectDeath("killed mid-batch by the test");
+      (kernelInternals(k).host as CpuActorHost).injectDeath(
+        "killed mid-batch by the test",
+      );
       const replies = { count: 0 };
       const m = await settle(k, replies);
       assertAccounted(m);
@@ -173,7 +179,10 @@ describe("Worker deaths", () => {
           intervalMs: 20,
           onStale: (e) => stale.push(e),
         });
-        watchdog.watch(k.name, (k.host as CpuActorHost).control);
+        watchdog.watch(
+          k.name,
+          (kernelInternals(k).host as CpuActorHost).control,
+        );
         watchdog.start();
         try {
           await k.send(echo(1, 1_500));
@@ -209,10 +218,12 @@ describe("Worker deaths", () => {
       await withRuntime(async (rt) => {
         const k = await rt.launch("victim", { actor: fixture("slow_actor") });
         for (let i = 0; i < 4; i++) await k.send(echo(i, 300));
-        await pollUntil(() => (k.host as CpuActorHost).busy, {
+        await pollUntil(() => (kernelInternals(k).host as CpuActorHost).busy, {
           timeoutMs: 5_000,
         });
-        (k.host as CpuActorHost).injectDeath("killed mid-message by the test");
+        (kernelInternals(k).host as CpuActorHost).injectDeath(
+          "killed mid-message by the test",
+        );
         const replies = { count: 0 };
         const m = await settle(k, replies);
         await delay(500);
@@ -271,7 +282,7 @@ describe("a loop stopped inside its committed window", () => {
 
   /** Leaves the actor's memory as a loop that stopped at `stage` would. */
   function stopInside(k: Kernel, commit: Commit, stage: Stage): void {
-    const host = k.host as CpuActorHost;
+    const host = kernelInternals(k).host as CpuActorHost;
     const words = new Int32Array(host.memory, host.plan.worker, 8);
     const generation = Atomics.load(words, WorkerWord.generation);
     const processed = commit !== "handlerError";
@@ -311,7 +322,7 @@ describe("a loop stopped inside its committed window", () => {
     await withRuntime(async (rt) => {
       const k = await rt.launch("recorded", { actor: "echo" });
       for (let i = 0; i < 3; i++) await k.call(echo(i));
-      const host = k.host as CpuActorHost;
+      const host = kernelInternals(k).host as CpuActorHost;
       // A reply is out before its loop counts and releases the message.
       await pollUntil(() => !host.busy && host.inputRing.headIndex() === 3, {
         timeoutMs: 5_000,
@@ -340,7 +351,9 @@ describe("a loop stopped inside its committed window", () => {
           });
           await k.send(echo(1));
           stopInside(k, commit, stage);
-          (k.host as CpuActorHost).injectDeath("stopped while committed");
+          (kernelInternals(k).host as CpuActorHost).injectDeath(
+            "stopped while committed",
+          );
           await pollUntil(() => events.some((e) => e.type === "restart"), {
             timeoutMs: 10_000,
           });
@@ -370,7 +383,9 @@ describe("a loop stopped inside its committed window", () => {
         });
         await k.send(echo(1));
         stopInside(k, "handlerError", stage);
-        (k.host as CpuActorHost).injectDeath("stopped while committed");
+        (kernelInternals(k).host as CpuActorHost).injectDeath(
+          "stopped while committed",
+        );
         await pollUntil(() => events.some((e) => e.type === "restart"), {
           timeoutMs: 10_000,
         });

@@ -9,7 +9,7 @@ import {
   TimeoutError,
 } from "../src/errors.ts";
 import { deadline, pollUntil } from "../src/async.ts";
-import type { Kernel } from "../src/kernel.ts";
+import { type Kernel, kernelInternals } from "../src/kernel.ts";
 import type { EchoMessage } from "../src/actors/schemas.ts";
 
 type Echo = Kernel<typeof EchoMessage.spec, typeof EchoMessage.spec>;
@@ -216,7 +216,7 @@ describe("terminating behind unread replies", () => {
         "the actor was killed",
       );
       assert.equal(k.state, "terminated");
-      assert.equal(k.host.running, false);
+      assert.equal(kernelInternals(k).host.running, false);
       assert.ok(k.metrics().pendingReplies <= 4);
       balanced(k);
     });
@@ -247,7 +247,6 @@ describe("options", () => {
         );
         await assert.rejects(k.receive({ timeoutMs }), refused("timeoutMs"));
         await assert.rejects(k.deactivate({ timeoutMs }), refused("timeoutMs"));
-        await assert.rejects(k.suspend({ timeoutMs }), refused("timeoutMs"));
         await assert.rejects(k.terminate({ timeoutMs }), refused("timeoutMs"));
       }
       for (const options of [5, null, "x"]) {
@@ -271,6 +270,8 @@ describe("options", () => {
         );
         await assert.rejects(k.call(echo(1), { signal: s }), refused("signal"));
         await assert.rejects(k.receive({ signal: s }), refused("signal"));
+        await assert.rejects(k.deactivate({ signal: s }), refused("signal"));
+        await assert.rejects(k.terminate({ signal: s }), refused("signal"));
       }
       for (const abort of ["yes", 1, null]) {
         await assert.rejects(
@@ -281,7 +282,7 @@ describe("options", () => {
       // Nothing was sent, paused or stopped.
       assert.equal(k.state, "active");
       assert.equal(k.metrics().sent, 0);
-      assert.equal(k.stopping, false);
+      assert.equal(kernelInternals(k).isStopping(), false);
       assert.equal(rt.deadLetters.size, 0);
     });
   });
@@ -343,7 +344,7 @@ describe("options", () => {
       // A stop that does not wait kills the actor at once.
       await k.terminate({ timeoutMs: 0 });
       assert.equal(k.state, "terminated");
-      assert.equal(k.host.running, false);
+      assert.equal(kernelInternals(k).host.running, false);
       balanced(k);
     });
   });
@@ -392,6 +393,46 @@ describe("options", () => {
         },
       );
       assert.equal(k.tryReceive(), undefined);
+      balanced(k);
+    });
+  });
+
+  test("signals: deactivate and terminate with an aborted signal change nothing", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo" });
+      const reason = new Error("stop");
+      const signal = AbortSignal.abort(reason);
+      await assert.rejects(k.deactivate({ signal }), (e) => e === reason);
+      assert.equal(k.state, "active");
+      await assert.rejects(k.terminate({ signal }), (e) => e === reason);
+      assert.equal(k.state, "active");
+      assert.deepEqual(await k.call(echo(1)), echo(1));
+    });
+  });
+
+  test("signals: aborting a terminate kills the actor at once, then rejects with the reason", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("sleepy", {
+        actor: {
+          module: new URL("./fixtures/sleepy_actor.ts", import.meta.url),
+        },
+      });
+      for (let seq = 0; seq < 4; seq++) {
+        await k.send({ seq: BigInt(seq), value: 2_000, tag: 0 });
+      }
+      const reason = new Error("now");
+      const controller = new AbortController();
+      const first = k.terminate({ timeoutMs: 60_000 });
+      const second = k.terminate({
+        timeoutMs: 60_000,
+        signal: controller.signal,
+      });
+      setTimeout(() => controller.abort(reason), 100);
+      await assert.rejects(settles(second, "terminate"), (e) => e === reason);
+      // The first call waited for the same stop, without a signal of its own.
+      await settles(first, "the first terminate");
+      assert.equal(k.state, "terminated");
+      assert.ok(rt.deadLetters.countOf("actor-terminated") >= 3);
       balanced(k);
     });
   });

@@ -27,7 +27,7 @@ describe("launch and shutdown", () => {
       const launching = rt.launch("gated", {
         actor: GATED,
         config: { gate: gate.buffer },
-        startTimeoutMs: START_TIMEOUT_MS,
+        timeoutMs: START_TIMEOUT_MS,
       });
       launching.then((k) => launched = k, () => {});
       // Its Worker runs init: the launch is in flight.
@@ -72,12 +72,12 @@ describe("launch and shutdown", () => {
       const first = rt.launch("same", {
         actor: GATED,
         config: { gate: gate.buffer },
-        startTimeoutMs: START_TIMEOUT_MS,
+        timeoutMs: START_TIMEOUT_MS,
       });
       const second = rt.launch("same", {
         actor: GATED,
         config: { gate: gate.buffer },
-        startTimeoutMs: START_TIMEOUT_MS,
+        timeoutMs: START_TIMEOUT_MS,
       });
       // The loser is refused while the winner still starts (its gate is shut).
       const lost = await deadline(outcome(second), 20_000, {
@@ -96,6 +96,89 @@ describe("launch and shutdown", () => {
       openGate(gate);
       await rt.shutdown({ timeoutMs: 5_000 });
     }
+  });
+
+  test("a launch whose signal aborts while its actor starts rejects with the reason, leaves nothing, and frees its name", async () => {
+    const gate = createGate();
+    const rt = await RingKernel.create({ backend: "cpu", quiet: true });
+    try {
+      const reason = new Error("no longer needed");
+      const controller = new AbortController();
+      const launching = rt.launch("gated", {
+        actor: GATED,
+        config: { gate: gate.buffer },
+        timeoutMs: START_TIMEOUT_MS,
+        signal: controller.signal,
+      });
+      await pollUntil(() => Atomics.load(gate, GATE_INITS) === 1, {
+        timeoutMs: 20_000,
+        what: "the gated init",
+      });
+      controller.abort(reason);
+      // The start under way ends before the launch gives up.
+      openGate(gate);
+      const result = await deadline(outcome(launching), 30_000, {
+        what: "the launch",
+      });
+      assert.equal(result, reason);
+      assert.deepEqual(rt.listKernels(), []);
+      const again = await rt.launch("gated", {
+        actor: GATED,
+        config: { gate: gate.buffer },
+      });
+      assert.equal(again.state, "active");
+    } finally {
+      openGate(gate);
+      await rt.shutdown({ timeoutMs: 5_000 });
+    }
+  });
+
+  test("an already aborted signal refuses a launch and a shutdown, starting and changing nothing", async () => {
+    const rt = await RingKernel.create({ backend: "cpu", quiet: true });
+    const reason = new Error("stop");
+    const signal = AbortSignal.abort(reason);
+    await assert.rejects(
+      rt.launch("echo", { actor: "echo", signal }),
+      (e) => e === reason,
+    );
+    assert.deepEqual(rt.listKernels(), []);
+    const echo = await rt.launch("echo", { actor: "echo" });
+    await assert.rejects(rt.shutdown({ signal }), (e) => e === reason);
+    assert.equal(echo.state, "active");
+    await rt.shutdown();
+    assert.equal(echo.state, "terminated");
+  });
+
+  test("a shutdown whose signal aborts kills the actors still draining, then rejects with the reason", async () => {
+    const rt = await RingKernel.create({ backend: "cpu", quiet: true });
+    const sleepy = await rt.launch("sleepy", {
+      actor: { module: new URL("./fixtures/sleepy_actor.ts", import.meta.url) },
+    });
+    for (let seq = 0; seq < 5; seq++) {
+      await sleepy.send({ seq: BigInt(seq), value: 2_000, tag: 0 });
+    }
+    const reason = new Error("enough");
+    const controller = new AbortController();
+    const started = performance.now();
+    const shutdown = rt.shutdown({
+      timeoutMs: 60_000,
+      signal: controller.signal,
+    });
+    setTimeout(() => controller.abort(reason), 100);
+    const result = await deadline(
+      shutdown.then(() => "resolved", (e: unknown) => e),
+      20_000,
+      { what: "the aborted shutdown" },
+    );
+    assert.equal(result, reason);
+    assert.ok(performance.now() - started < 5_000, "it did not wait to drain");
+    assert.equal(sleepy.state, "terminated");
+    assert.deepEqual(rt.listKernels(), []);
+    const m = rt.metrics().totals;
+    assert.equal(m.sent, m.processed + m.deadLettered);
+    assert.ok(rt.deadLetters.countOf("actor-terminated") >= 4);
+    // The shutdown itself finished: a later call resolves.
+    await rt.shutdown();
   });
 
   test("shutdown called twice returns one promise; a failed launch frees its name", async () => {

@@ -135,10 +135,12 @@ describe("RingKernel.launch options", () => {
     ["maxHeapMb", 8],
     ["maxHeapMb", 64.5],
     ["maxHeapMb", NaN],
-    ["startTimeoutMs", 0],
-    ["startTimeoutMs", -1],
-    ["startTimeoutMs", NaN],
-    ["startTimeoutMs", Infinity],
+    ["timeoutMs", 0],
+    ["timeoutMs", -1],
+    ["timeoutMs", NaN],
+    ["timeoutMs", Infinity],
+    ["signal", {}],
+    ["signal", "abort"],
   ];
   for (const [option, value] of cases) {
     const name = option.split(".")[0];
@@ -187,13 +189,29 @@ describe("RingKernel.launch options", () => {
     });
   });
 
-  test("shutdown checks its deadline", async () => {
+  test("shutdown checks its deadline and its signal", async () => {
     const rt = await RingKernel.create({ backend: "cpu", quiet: true });
     await assert.rejects(
       rt.shutdown({ timeoutMs: NaN }),
       refusedAs("timeoutMs"),
     );
+    await assert.rejects(
+      rt.shutdown({ signal: "stop" as never }),
+      refusedAs("signal"),
+    );
     await rt.shutdown();
+  });
+
+  test("publish refuses a missing or bad schema", async () => {
+    await withRuntime((rt) => {
+      for (const options of [undefined, {}, { schema: "echo" }, "x"]) {
+        assert.throws(
+          () => rt.publish("t", {}, options as never),
+          refusedAs(options === "x" ? "options" : "schema"),
+        );
+      }
+      return Promise.resolve();
+    });
   });
 
   test("the smallest valid values run an actor that answers", async () => {
@@ -205,7 +223,7 @@ describe("RingKernel.launch options", () => {
         slotSize: 64,
         batchSize: 1,
         idleSpinMicros: 0,
-        startTimeoutMs: 30_000,
+        timeoutMs: 30_000,
         config: { plain: [1, "two", new Uint8Array(3)] },
       });
       const reply = await echo.call({ seq: 1n, value: 2, tag: 3 }, {

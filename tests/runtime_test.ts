@@ -2,6 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import {
+  createWithCudaProbe,
   defaultIdleSpinMicros,
   RingKernel,
   type RuntimeEvent,
@@ -18,8 +19,8 @@ import {
   TimeoutError,
   UnknownActorError,
 } from "../src/errors.ts";
-import { pollUntil } from "../src/async.ts";
-import type { Kernel } from "../src/kernel.ts";
+import { delay, pollUntil } from "../src/async.ts";
+import { type Kernel, kernelInternals } from "../src/kernel.ts";
 import type { CpuActorHost } from "../src/backend/cpu/cpu_actor.ts";
 
 const fixture = (name: string) => ({
@@ -122,11 +123,10 @@ describe("backend selection", () => {
   });
 
   test("auto falls back to the CPU and says why", async () => {
-    const rt = await RingKernel.create({
-      backend: "auto",
-      quiet: true,
-      probeCuda: unusableCuda,
-    });
+    const rt = await createWithCudaProbe(
+      { backend: "auto", quiet: true },
+      unusableCuda,
+    );
     assert.equal(rt.backend, "cpu");
     assert.equal(rt.fallbackReason, "no GPU in this test");
     await rt.shutdown();
@@ -134,7 +134,7 @@ describe("backend selection", () => {
 
   test("cuda without a usable GPU throws BackendUnavailable with the reason", async () => {
     await assert.rejects(
-      RingKernel.create({ backend: "cuda", probeCuda: unusableCuda }),
+      createWithCudaProbe({ backend: "cuda" }, unusableCuda),
       (e: unknown) =>
         e instanceof BackendUnavailableError &&
         e.reason === "no GPU in this test",
@@ -284,7 +284,6 @@ describe("lifecycle", () => {
       const k = await rt.launch("echo", { actor: "echo", autoActivate: false });
       assert.equal(k.state, "launched");
       await assert.rejects(k.deactivate(), InvalidStateError);
-      await assert.rejects(k.suspend(), InvalidStateError);
       // Launched: messages queue but are not processed.
       await k.send(echo(1));
       await assert.rejects(k.receive({ timeoutMs: 50 }), TimeoutError);
@@ -293,12 +292,12 @@ describe("lifecycle", () => {
       assert.equal(k.state, "active");
       assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(1));
       await assert.rejects(k.activate(), InvalidStateError);
-      await k.suspend();
+      await k.deactivate();
       assert.equal(k.state, "deactivated");
       await k.send(echo(2));
       await assert.rejects(k.receive({ timeoutMs: 50 }), TimeoutError);
       await assert.rejects(k.deactivate(), InvalidStateError);
-      await k.resume();
+      await k.activate();
       assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(2));
       await k.terminate();
       assert.equal(k.state, "terminated");
@@ -356,7 +355,7 @@ describe("lifecycle", () => {
       await a.terminate();
       assert.equal(a.state, "terminated");
       const b = await rt.launch("b", { actor: "echo" });
-      await b.suspend();
+      await b.deactivate();
       await b.terminate();
       assert.equal(b.state, "terminated");
     });
@@ -565,10 +564,19 @@ describe("pub/sub", () => {
       rt.subscribe("sensors/#", (_m, topic) => seen.push(["#", topic]));
       const k = await rt.launch("listener", { actor: "echo" });
       const sub = rt.subscribeKernel(k, "sensors/a/#");
-      assert.equal(rt.publish("sensors/a/temp", EchoMessage, echo(1)), 3);
-      assert.equal(rt.publish("sensors/b/temp", EchoMessage, echo(2)), 2);
-      assert.equal(rt.publish("sensors", EchoMessage, echo(3)), 1);
-      assert.equal(rt.publish("other/a/temp", EchoMessage, echo(4)), 0);
+      assert.equal(
+        rt.publish("sensors/a/temp", echo(1), { schema: EchoMessage }),
+        3,
+      );
+      assert.equal(
+        rt.publish("sensors/b/temp", echo(2), { schema: EchoMessage }),
+        2,
+      );
+      assert.equal(rt.publish("sensors", echo(3), { schema: EchoMessage }), 1);
+      assert.equal(
+        rt.publish("other/a/temp", echo(4), { schema: EchoMessage }),
+        0,
+      );
       assert.deepEqual(seen, [
         ["sensors/a/temp", echo(1)],
         ["#", "sensors/a/temp"],
@@ -578,9 +586,12 @@ describe("pub/sub", () => {
       ]);
       assert.deepEqual(await k.receive({ timeoutMs: 5_000 }), echo(1));
       sub.unsubscribe();
-      assert.equal(rt.publish("sensors/a/temp", EchoMessage, echo(5)), 2);
+      assert.equal(
+        rt.publish("sensors/a/temp", echo(5), { schema: EchoMessage }),
+        2,
+      );
       assert.throws(
-        () => rt.publish("sensors/+", EchoMessage, echo(6)),
+        () => rt.publish("sensors/+", echo(6), { schema: EchoMessage }),
         InvalidMessageError,
       );
     });
@@ -597,7 +608,7 @@ describe("pub/sub", () => {
       await relay.call(echo(0, 0, 0)); // tag 0: subscribe
       await pollUntil(
         () =>
-          rt.publish("in/x", AccumulatorAdd, { value: 1 }) >= 0 &&
+          rt.publish("in/x", { value: 1 }, { schema: AccumulatorAdd }) >= 0 &&
           received.length >= 0,
         {
           timeoutMs: 100,
@@ -605,11 +616,98 @@ describe("pub/sub", () => {
       );
       // The subscription is registered asynchronously: publish until it is.
       await pollUntil(
-        () => rt.publish("in/probe", EchoMessage, echo(1, 1, 1)) === 1,
+        () =>
+          rt.publish("in/probe", echo(1, 1, 1), { schema: EchoMessage }) === 1,
         { timeoutMs: 5_000 },
       );
       await pollUntil(() => received.length >= 1, { timeoutMs: 5_000 });
       assert.deepEqual(received[0], echo(1, 1, 1));
+    });
+  });
+
+  test("an actor's subscriptions end with their unsubscribe(), the filter with the last", async () => {
+    await withRuntime(async (rt) => {
+      const relay = await rt.launch("relay", {
+        actor: fixture("topic_actor"),
+        config: { filter: "in/#" },
+      });
+      await relay.call(echo(0, 0, 0)); // tag 0: subscribe
+      await relay.call(echo(0, 0, 0)); // the same filter again
+      const probe = () =>
+        rt.publish("in/probe", echo(1, 1, 1), { schema: EchoMessage });
+      // Registered asynchronously; one delivery however many subscriptions.
+      await pollUntil(() => probe() === 1, { timeoutMs: 5_000 });
+      assert.equal((await relay.call(echo(2, 0, 2))).value, 1); // one ended
+      assert.equal(probe(), 1);
+      assert.equal((await relay.call(echo(3, 0, 2))).value, 0); // the last
+      await pollUntil(() => probe() === 0, { timeoutMs: 5_000 });
+      // A host subscription of the kernel to the same filter is its own.
+      const own = rt.subscribeKernel(relay, "in/#");
+      await relay.call(echo(0, 0, 0));
+      await relay.call(echo(4, 0, 2));
+      await delay(50);
+      assert.equal(probe(), 1);
+      own.unsubscribe();
+      assert.equal(probe(), 0);
+    });
+  });
+
+  test("subscriptions are Disposable, with one way to end them", async () => {
+    await withRuntime(async (rt) => {
+      const seen: string[] = [];
+      {
+        using sub = rt.subscribe("a/#", (_m, topic) => seen.push(topic));
+        assert.equal(sub.active, true);
+        assert.equal(sub.filter, "a/#");
+        assert.equal(sub.subscriberId, undefined);
+        rt.publish("a/b", echo(1), { schema: EchoMessage });
+      }
+      assert.equal(rt.publish("a/b", echo(2), { schema: EchoMessage }), 0);
+      assert.deepEqual(seen, ["a/b"]);
+      const k = await rt.launch("k", { actor: "echo" });
+      const byKernel = rt.subscribeKernel("k", "a/#");
+      assert.equal(byKernel.subscriberId, "k");
+      assert.equal(byKernel.unsubscribe(), true);
+      assert.equal(byKernel.unsubscribe(), false);
+      byKernel[Symbol.dispose]();
+      assert.equal(byKernel.active, false);
+      const events: RuntimeEvent[] = [];
+      const listening = rt.onEvent((e) => events.push(e));
+      assert.equal(listening.active, true);
+      listening[Symbol.dispose]();
+      assert.equal(listening.active, false);
+      assert.equal(listening.unsubscribe(), false);
+      assert.throws(() => rt.onEvent("log" as never), InvalidOptionError);
+      assert.throws(
+        () => rt.subscribe("a", undefined as never),
+        InvalidOptionError,
+      );
+      await k.terminate();
+    });
+  });
+});
+
+describe("actor context options", () => {
+  test("ctx.send and ctx.publish check their options; send's signal aborts its wait", async () => {
+    await withRuntime(async (rt) => {
+      const sink = await rt.launch("sink", {
+        actor: "echo",
+        queueCapacity: 4,
+        autoActivate: false,
+      });
+      const k = await rt.launch("options", {
+        actor: fixture("options_actor"),
+        config: { target: "sink" },
+      });
+      const outcome = async (tag: number) =>
+        (await k.call(echo(tag, 0, tag), { timeoutMs: 10_000 })).tag;
+      // timeoutMs, signal, options, schema of send; schema of publish.
+      for (const tag of [1, 2, 3, 4, 5]) assert.equal(await outcome(tag), 1);
+      assert.equal(await outcome(6), 2); // an aborted signal: its reason
+      assert.equal(sink.metrics().sent, 0); // nothing was sent so far
+      assert.equal(await outcome(7), 3); // aborted while waiting for space
+      assert.equal(sink.metrics().sent, 4);
+      await sink.terminate({ abort: true });
     });
   });
 });
@@ -696,7 +794,7 @@ describe("supervision", () => {
   test("a Worker that dies mid-message is detected, its message accounted, and it is restarted", async () => {
     await withRuntime(async (rt, events) => {
       const k = await rt.launch("victim", { actor: fixture("slow_actor") });
-      const host = k.host as CpuActorHost;
+      const host = kernelInternals(k).host as CpuActorHost;
       await k.send(echo(1, 300));
       await pollUntil(() => host.busy, { timeoutMs: 5_000 });
       await k.send(echo(2, 0));

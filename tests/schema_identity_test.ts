@@ -114,11 +114,17 @@ describe("schema identity", () => {
       });
       rt.subscribeKernel(receiver, "work");
       assert.throws(
-        () => rt.publish("work", ProducerFirst, { producer: 11, seq: 22 }),
+        () =>
+          rt.publish("work", { producer: 11, seq: 22 }, {
+            schema: ProducerFirst,
+          }),
         InvalidMessageError,
       );
       // The same layout publishes and arrives as it was sent.
-      assert.equal(rt.publish("work", SeqFirst, { seq: 22, producer: 11 }), 1);
+      assert.equal(
+        rt.publish("work", { seq: 22, producer: 11 }, { schema: SeqFirst }),
+        1,
+      );
       const reply = await receiver.receive({ timeoutMs: 10_000 });
       assert.deepEqual(reply, { seq: 22, producer: 11 });
     });

@@ -13,7 +13,7 @@ import {
   InvalidOptionError,
 } from "../src/errors.ts";
 import { CuDeviceAttribute, CuResult } from "../ffi/libcuda.ts";
-import { RingKernel } from "../src/runtime.ts";
+import { createWithCudaProbe } from "../src/runtime.ts";
 import { FAKE_DEVICE_NAME, FakeLibcuda } from "./fixtures/fake_libcuda.ts";
 import { gpu } from "./gpu_gate.ts";
 
@@ -62,11 +62,10 @@ describe("chooseBackend", () => {
   });
 
   test("a runtime created with auto on an unusable CUDA runs on the CPU and says why", async () => {
-    const rt = await RingKernel.create({
-      backend: "auto",
-      quiet: true,
-      probeCuda: unusable("stand-in: no GPU"),
-    });
+    const rt = await createWithCudaProbe(
+      { backend: "auto", quiet: true },
+      unusable("stand-in: no GPU"),
+    );
     try {
       assert.equal(rt.backend, "cpu");
       assert.equal(rt.fallbackReason, "stand-in: no GPU");

@@ -9,6 +9,7 @@ import {
 import { InvalidStateError } from "../src/errors.ts";
 import { pollUntil } from "../src/async.ts";
 import { RingKernel } from "../src/runtime.ts";
+import { kernelInternals } from "../src/kernel.ts";
 import type { CpuActorHost } from "../src/backend/cpu/cpu_actor.ts";
 
 /** A heartbeat the test moves by hand. */
@@ -218,8 +219,14 @@ describe("HeartbeatWatchdog on CPU actors", () => {
           },
         });
         const idle = await rt.launch("idle", { actor: "echo" });
-        watchdog.watch(blocked.name, (blocked.host as CpuActorHost).control);
-        watchdog.watch(idle.name, (idle.host as CpuActorHost).control);
+        watchdog.watch(
+          blocked.name,
+          (kernelInternals(blocked).host as CpuActorHost).control,
+        );
+        watchdog.watch(
+          idle.name,
+          (kernelInternals(idle).host as CpuActorHost).control,
+        );
         watchdog.start();
         // Both heartbeat while idle: nothing is stale before the handler blocks.
         await pollUntil(

@@ -310,8 +310,8 @@ class Publish implements Cmd {
     for (let i = 0; i < this.count; i++) {
       const reached = real.rt.publish(
         "model/topic",
-        EchoMessage,
         message(model),
+        { schema: EchoMessage },
       );
       assert.equal(reached, 1, "the host subscription was not reached");
     }

@@ -16,6 +16,8 @@ import { getHeapStatistics } from "node:v8";
 import {
   type ActorContext,
   type ActorDefinition,
+  type ActorPublishOptions,
+  type ActorSendOptions,
   type DeliveryReceipt,
   loadActorDefinition,
 } from "../../actor.ts";
@@ -32,6 +34,7 @@ import {
 } from "../../envelope.ts";
 import {
   InvalidMessageError,
+  InvalidOptionError,
   QueueFullError,
   TimeoutError,
   UnknownActorError,
@@ -48,6 +51,8 @@ import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
 import { TelemetryView } from "../../telemetry.ts";
 import { validateFilter, validateTopic } from "../../topic.ts";
 import { pollUntil, sleepSync } from "../../async.ts";
+import { checkSignal, checkTimeoutMs } from "../../options.ts";
+import { subscription, type TopicSubscription } from "../../pubsub.ts";
 import type { DeadLetterReason } from "../../dead_letter.ts";
 import { busyIdle, BusyState, CommitKind, WorkerWord } from "./actor_memory.ts";
 import {
@@ -95,6 +100,33 @@ const HEARTBEAT_MS = 10;
 /** How often a busy loop lets its own timers and promises run. */
 const YIELD_MS = 50;
 const CORRELATION_ID = ENVELOPE.fields.correlationId.offset;
+/** Default of {@linkcode ActorSendOptions.timeoutMs}. */
+const K2K_TIMEOUT_MS = 1000;
+
+/** Refuses an options argument of `ctx` that is not an object. */
+function checkOptions(options: unknown): void {
+  if (
+    options !== undefined && (typeof options !== "object" || options === null)
+  ) {
+    throw new InvalidOptionError("options", options, "an object");
+  }
+}
+
+/** A message schema, or `undefined`. */
+function checkSchema(value: unknown): MessageSchema | undefined {
+  if (value === undefined) return undefined;
+  if (
+    value === null || typeof value !== "object" ||
+    typeof (value as MessageSchema).typeId !== "number"
+  ) {
+    throw new InvalidOptionError(
+      "schema",
+      value,
+      "a message schema (defineMessage)",
+    );
+  }
+  return value as MessageSchema;
+}
 
 /** The correlation id at `offset`: a number when it fits (the usual case), else a bigint. */
 function readCorrelation(view: DataView, offset: number): number | bigint {
@@ -249,6 +281,8 @@ class ActorLoop {
   #scratch = new DataView(new ArrayBuffer(64));
   /** Views of the scratch's first n bytes, by n (a few schema sizes). */
   readonly #scratchViews = new Map<number, Uint8Array>();
+  /** Live `ctx.subscribe` subscriptions, by filter. */
+  readonly #filters = new Map<string, number>();
 
   constructor(init: StartMessage, definition: ActorDefinition) {
     this.#init = init;
@@ -299,14 +333,31 @@ class ActorLoop {
       correlationId: 0n,
       sourceActor: 0,
       send: (target, message, options) => this.#send(target, message, options),
-      publish: (topic, message, schema) =>
-        this.#publish(topic, message, schema),
-      subscribe: (filter) => {
-        validateFilter(filter);
-        post({ kind: "subscribe", filter });
-      },
-      unsubscribe: (filter) => post({ kind: "unsubscribe", filter }),
+      publish: (topic, message, options) =>
+        this.#publish(topic, message, options),
+      subscribe: (filter) => this.#subscribe(filter),
     };
+  }
+
+  /**
+   * Subscribes the actor to `filter`: the host subscribes it when the first
+   * subscription to the filter begins, and unsubscribes it when the last ends.
+   */
+  #subscribe(filter: string): TopicSubscription {
+    validateFilter(filter);
+    const count = this.#filters.get(filter) ?? 0;
+    this.#filters.set(filter, count + 1);
+    if (count === 0) post({ kind: "subscribe", filter });
+    const ended = subscription(() => {
+      const left = this.#filters.get(filter)! - 1;
+      if (left > 0) {
+        this.#filters.set(filter, left);
+      } else {
+        this.#filters.delete(filter);
+        post({ kind: "unsubscribe", filter });
+      }
+    });
+    return Object.assign(ended, { filter, subscriberId: this.#init.name });
   }
 
   /** Runs until terminated, aborted or crashed. */
@@ -727,8 +778,17 @@ class ActorLoop {
   async #send(
     target: string,
     message: MessageValue<FieldsSpec>,
-    options: { schema?: MessageSchema; timeoutMs?: number } = {},
+    options?: ActorSendOptions,
   ): Promise<DeliveryReceipt> {
+    checkOptions(options);
+    const timeoutMs = checkTimeoutMs(
+      "timeoutMs",
+      options?.timeoutMs,
+      K2K_TIMEOUT_MS,
+    );
+    const signal = checkSignal("signal", options?.signal);
+    const schema = checkSchema(options?.schema) ?? this.#definition.output;
+    if (signal?.aborted) throw signal.reason;
     let route = routes.get(target);
     if (
       route === undefined &&
@@ -738,7 +798,6 @@ class ActorLoop {
       route = routes.get(target);
     }
     if (route === undefined) throw new UnknownActorError(target);
-    const schema = options.schema ?? this.#definition.output;
     if (schema === undefined) {
       throw new InvalidMessageError(
         `actor "${this.#init.name}" has no output schema; pass options.schema`,
@@ -762,18 +821,15 @@ class ActorLoop {
       timestamp: this.#clock.now(),
     };
     if (!producer.tryEnqueueRaw(envelope, payload)) {
-      const timeoutMs = options.timeoutMs ?? 1000;
-      if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs)) {
-        throw new RangeError(`timeoutMs ${String(timeoutMs)} must be a number`);
-      }
       const full =
         `K2K send to "${target}": queue full (${ring.capacity} slots)`;
-      if (timeoutMs <= 0) throw new QueueFullError(full);
+      if (timeoutMs === 0) throw new QueueFullError(full);
       // The scratch is shared by this loop's sends: a waiting one keeps a copy.
       const copy = payload.slice();
       try {
         await pollUntil(() => producer.tryEnqueueRaw(envelope, copy), {
           timeoutMs,
+          signal,
           what: `K2K send to "${target}"`,
         });
       } catch (error) {
@@ -811,13 +867,15 @@ class ActorLoop {
   #publish(
     topic: string,
     message: MessageValue<FieldsSpec>,
-    schema?: MessageSchema,
+    options?: ActorPublishOptions,
   ): void {
+    checkOptions(options);
+    const schema = checkSchema(options?.schema);
     validateTopic(topic);
     const use = schema ?? this.#definition.output;
     if (use === undefined) {
       throw new InvalidMessageError(
-        `actor "${this.#init.name}" has no output schema; pass a schema`,
+        `actor "${this.#init.name}" has no output schema; pass options.schema`,
       );
     }
     if (use.size > this.#slotSize - ENVELOPE_SIZE) {
