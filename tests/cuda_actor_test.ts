@@ -28,7 +28,7 @@ import {
 } from "../src/backend/cuda/pool_layout.ts";
 import type { CudaFunction, CudaStream } from "../src/cuda/driver.ts";
 import { InvalidStateError, TimeoutError } from "../src/errors.ts";
-import { Kernel } from "../src/kernel.ts";
+import { createKernel, type Kernel, kernelInternals } from "../src/kernel.ts";
 import {
   emulatePoolBlock,
   type PoolBehaviour,
@@ -159,23 +159,27 @@ async function launchEmulated(
   } as unknown as Harness;
   const events: ActorHostEvents = {
     onDeadLetter: (reason, detail, slot, takenByHost) => {
-      if (takenByHost) bound.kernel?.countHostDeadLetter();
+      if (takenByHost && bound.kernel) {
+        kernelInternals(bound.kernel).countHostDeadLetter();
+      }
       harness.deadLetters.push({
         reason,
         typeId: new DataView(slot.buffer).getUint32(0, true),
       });
-      bound.kernel?.onDeadLetter(reason, detail, slot);
+      if (bound.kernel) {
+        kernelInternals(bound.kernel).onDeadLetter(reason, detail, slot);
+      }
     },
     onCrash: (error) => harness.crashes.push(error.message),
     onExit: (reason) => {
       harness.exits.push(reason);
-      bound.kernel?.onExit(reason);
+      if (bound.kernel) kernelInternals(bound.kernel).onExit(reason);
     },
     onPublish: () => {},
     onSubscription: () => {},
   };
   const host = new CudaActorHost({ spec, events, services: device.services });
-  const kernel = new Kernel({
+  const kernel = createKernel({
     name: spec.name,
     id,
     backend: "cuda",
