@@ -13,29 +13,45 @@
  * ```
  *
  * Your own CPU actors are modules exporting {@linkcode defineActor}; their
- * messages are fixed-layout schemas from {@linkcode defineMessage}. An actor
- * with a device side of its own (CUDA C++ compiled by libnvrtc, or PTX/cubin)
- * comes from {@linkcode defineGpuActor}, its C structs from
- * {@linkcode toCStruct}.
+ * messages are fixed-layout schemas from {@linkcode defineMessage}. Every verb
+ * takes its target (or topic), then its message, then its options:
+ * `kernel.send(message, { timeoutMs, signal })`,
+ * `rt.publish(topic, message, { schema })`,
+ * `ctx.send(target, message, { schema, timeoutMs, signal })`. Every wait
+ * takes `{ timeoutMs, signal }`; an aborted signal rejects the wait with
+ * `signal.reason`.
+ *
+ * Advanced pieces have entry points of their own:
+ *
+ * - `./cuda`: actors with a device side of their own (`defineGpuActor`, C
+ *   structs from schemas with `toCStruct`), and `prepareKernelFiles`.
+ * - `./schemas`: the built-in actors' message schemas (`EchoMessage` …).
+ * - `./clock`: the hybrid logical clock that timestamps messages.
+ * - `./layout`: the binary layouts shared with the device (control block,
+ *   envelope, queue header, telemetry).
  *
  * @module
  */
 
 export {
+  type ActorErrorInfo,
   type BuiltinKernelTypes,
   type LaunchOptions,
+  type PrepareOptions,
+  type PublishOptions,
   RingKernel,
   type RingKernelOptions,
   type RuntimeEvent,
   type RuntimeMetrics,
+  type ShutdownOptions,
   type TopicHandler,
   type UndeliveredMessage,
 } from "./src/runtime.ts";
 export {
   type CallOptions,
+  type DeactivateOptions,
   Kernel,
   type KernelMetrics,
-  type KernelServices,
   type ReceiveOptions,
   type SendOptions,
   type TerminateOptions,
@@ -46,6 +62,7 @@ export {
   type ActorDefinition,
   type ActorInitInfo,
   type ActorModuleRef,
+  type ActorPublishOptions,
   type ActorSendOptions,
   defineActor,
   type DeliveryReceipt,
@@ -69,54 +86,24 @@ export {
   type MessageValue,
   type NumericType,
   type ScalarType,
-  SchemaRegistry,
   type StringFieldSpec,
   type TypedArrayOf,
   utf8,
 } from "./src/message.ts";
-export {
-  AccumulatorAdd,
-  type AccumulatorAddFields,
-  AccumulatorTotal,
-  type AccumulatorTotalFields,
-  type EchoFields,
-  EchoMessage,
-  SAXPY_LANES,
-  SaxpyRequest,
-  type SaxpyRequestFields,
-  SaxpyResult,
-  type SaxpyResultFields,
+export type { BuiltinActorName } from "./src/actors/builtins.ts";
+export type {
+  AccumulatorAddFields,
+  AccumulatorTotalFields,
+  EchoFields,
+  SaxpyRequestFields,
+  SaxpyResultFields,
 } from "./src/actors/schemas.ts";
-export {
-  BUILTIN_ACTORS,
-  type BuiltinActor,
-  type BuiltinActorName,
-} from "./src/actors/builtins.ts";
-export {
-  type BuiltinGpuActor,
-  defineGpuActor,
-  type GpuActorDefinition,
-  type GpuActorImplementation,
-  type GpuActorSource,
-  type GpuConfigContext,
-} from "./src/backend/cuda/gpu_actor.ts";
-export {
-  type CHeaderOptions,
-  type CStructOptions,
-  toCHeader,
-  toCStruct,
-} from "./src/c_struct.ts";
 export type {
   BackendKind,
   CudaRuntimeOptions,
   GpuInfo,
 } from "./src/backend/backend.ts";
 export type { BackendRequest } from "./src/backend/select.ts";
-export {
-  prepareKernelFiles,
-  type PrepareKernelFilesOptions,
-} from "./src/cuda/kernel_fetch.ts";
-export type { SerializedError } from "./src/backend/cpu/protocol.ts";
 export {
   ActorCrashedError,
   ActorModuleError,
@@ -136,16 +123,7 @@ export {
   TimeoutError,
   UnknownActorError,
 } from "./src/errors.ts";
-export {
-  compareHlc,
-  type HlcTimestamp,
-  HybridClock,
-  type HybridClockOptions,
-  packHlc,
-  unpackHlc,
-} from "./src/hlc.ts";
-export { type Subscription } from "./src/pubsub.ts";
-export { topicMatches, validateFilter, validateTopic } from "./src/topic.ts";
+export type { Subscription, TopicSubscription } from "./src/pubsub.ts";
 export {
   type DeadLetter,
   type DeadLetterInput,
@@ -155,25 +133,10 @@ export {
   type DeadLetterReason,
 } from "./src/dead_letter.ts";
 export type { TelemetrySnapshot } from "./src/telemetry.ts";
-export { type HistogramSnapshot, LatencyHistogram } from "./src/histogram.ts";
+export type { HistogramSnapshot } from "./src/histogram.ts";
 export type {
   BackoffPolicy,
   RestartPolicyOptions,
   RestartStrategy,
   SupervisorDecision,
 } from "./src/supervisor.ts";
-export {
-  ABI_VERSION,
-  CONTROL_BLOCK,
-  type ControlBlockField,
-  ENVELOPE,
-  type EnvelopeField,
-  type FieldLayout,
-  type FieldType,
-  QUEUE_HEADER,
-  type QueueHeaderField,
-  SLOT_TIERS,
-  type StructLayout,
-  TELEMETRY_BUFFER,
-  type TelemetryField,
-} from "./src/layout.ts";

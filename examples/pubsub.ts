@@ -8,7 +8,8 @@
  * @module
  */
 
-import { type BackendRequest, EchoMessage, RingKernel } from "../mod.ts";
+import { type BackendRequest, RingKernel } from "../mod.ts";
+import { EchoMessage } from "../schemas.ts";
 
 /** What the example did, for its test. */
 export interface PubSubResult {
@@ -24,7 +25,9 @@ export async function main(
 ): Promise<PubSubResult> {
   await using rt = await RingKernel.create({ backend });
   const seen: string[] = [];
-  rt.subscribe(
+  // A subscription lasts until its unsubscribe(), or, held with `using`, to
+  // the end of its block.
+  using _temperatures = rt.subscribe(
     "sensors/+/temperature",
     (_m, topic) => seen.push(`sensors/+/temperature <- ${topic}`),
   );

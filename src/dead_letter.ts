@@ -88,8 +88,7 @@ export const DEFAULT_DEAD_LETTER_CAPACITY = 1024;
 export interface DeadLetterQueueOptions {
   /**
    * Letters held before the oldest are evicted (counted in `evictedCount`);
-   * 0 keeps none and only counts. Default
-   * {@linkcode DEFAULT_DEAD_LETTER_CAPACITY}.
+   * 0 keeps none and only counts. Default 1024.
    */
   capacity?: number;
   /** Clock for timestamps, in milliseconds. Default `Date.now`. */

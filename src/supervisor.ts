@@ -47,15 +47,18 @@ export interface RestartPolicy {
   readonly backoff: BackoffPolicy;
 }
 
-/** A partial {@linkcode RestartPolicy}; missing fields take the defaults. */
+/** A restart policy; missing fields take the defaults. */
 export interface RestartPolicyOptions {
-  /** See {@linkcode RestartPolicy.strategy}. Default "one-for-one". */
+  /** See {@linkcode RestartStrategy}. Default "one-for-one". */
   strategy?: RestartStrategy;
-  /** See {@linkcode RestartPolicy.maxRestarts}. Default 3. */
+  /**
+   * Restarts allowed within `withinMs` before giving up (integer ≥ 0, or
+   * Infinity). Default 3.
+   */
   maxRestarts?: number;
-  /** See {@linkcode RestartPolicy.withinMs}. Default 5000. */
+  /** Length of the sliding window, in ms (> 0, may be Infinity). Default 5000. */
   withinMs?: number;
-  /** See {@linkcode RestartPolicy.backoff}. Default 10 ms, ×2, up to 1000 ms. */
+  /** Delay between restarts. Default 10 ms, ×2, up to 1000 ms. */
   backoff?: Partial<BackoffPolicy>;
 }
 

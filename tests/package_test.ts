@@ -89,12 +89,17 @@ describe("the npm package", () => {
     assert.deepEqual(
       [...top].sort(),
       [
+        "CHANGELOG.md",
         "LICENSE",
         "README.md",
+        "clock.ts",
         "cuda",
+        "cuda.ts",
         "ffi",
+        "layout.ts",
         "mod.ts",
         "package.json",
+        "schemas.ts",
         "src",
       ],
     );
@@ -105,6 +110,31 @@ describe("the npm package", () => {
       assert.ok(files.includes(file), file);
     }
     assert.ok(files.includes("src/backend/cpu/actor_worker.ts"));
+  });
+
+  test("exports its sub-paths", { skip }, () => {
+    const app = join(work, "app");
+    writeFileSync(
+      join(app, "subpaths.ts"),
+      `import { defineGpuActor } from "ringkernel-ts/cuda";
+import { EchoMessage } from "ringkernel-ts/schemas";
+import { HybridClock } from "ringkernel-ts/clock";
+import { ENVELOPE } from "ringkernel-ts/layout";
+console.log(JSON.stringify([
+  typeof defineGpuActor,
+  EchoMessage.name,
+  typeof HybridClock,
+  ENVELOPE.cName,
+]));
+`,
+    );
+    const out = run(bun.path, ["subpaths.ts"], app).trim().split("\n").at(-1)!;
+    assert.deepEqual(JSON.parse(out), [
+      "function",
+      "ringkernel.Echo",
+      "function",
+      "rk_envelope",
+    ]);
   });
 
   test("runs an actor on the CPU backend under Bun", { skip }, () => {

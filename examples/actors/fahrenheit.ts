@@ -9,12 +9,8 @@
  * @module
  */
 
-import {
-  type ActorDefinition,
-  defineGpuActor,
-  defineMessage,
-  toCStruct,
-} from "../../mod.ts";
+import { type ActorDefinition, defineMessage } from "../../mod.ts";
+import { defineGpuActor, toCStruct } from "../../cuda.ts";
 
 /** A sensor reading in °C. */
 export const Reading = defineMessage({

@@ -9,8 +9,8 @@ import {
   type ActorDefinition,
   defineActor,
   type EchoFields,
-  EchoMessage,
 } from "../../mod.ts";
+import { EchoMessage } from "../../schemas.ts";
 
 /** The flaky actor. */
 const flaky: ActorDefinition<EchoFields, EchoFields, { handled: number }> =

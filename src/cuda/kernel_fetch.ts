@@ -42,7 +42,7 @@ export const CACHE_DIR_ENV_VAR = "RINGKERNEL_CACHE_DIR";
 /** The device header, relative to the `cuda/` directory. */
 const HEADER_FILE = "ringkernel.cuh";
 
-/** Options of {@linkcode prepareKernelFiles} and {@linkcode fetchKernelFiles}. */
+/** Options of {@linkcode prepareKernelFiles} (and of `fetchKernelFiles`). */
 export interface PrepareKernelFilesOptions {
   /**
    * Cache directory. Default: `$RINGKERNEL_CACHE_DIR`, else
@@ -224,7 +224,7 @@ let prepared: Promise<string> | undefined;
  * Makes the library's kernel files readable from disk and resolves with their
  * directory. Loaded from local files, that is where they are; loaded from a
  * URL (JSR, `https:`), they are fetched into the cache once
- * ({@linkcode fetchKernelFiles}) and reused by later processes.
+ * and reused by later processes.
  * `RingKernel.create` calls this before it probes CUDA; call it yourself to
  * fill the cache ahead of time (for example before going offline). Under Deno
  * the fetch needs `--allow-net`, and the cache `--allow-read --allow-write`.
