@@ -10,7 +10,7 @@ import { InvalidStateError } from "./errors.ts";
 /** The lifecycle state of a kernel (actor). */
 export type KernelState = "launched" | "active" | "deactivated" | "terminated";
 
-/** Lifecycle operations. `suspend`/`resume` are aliases of `deactivate`/`activate`. */
+/** Lifecycle operations. */
 export type LifecycleOperation = "activate" | "deactivate" | "terminate";
 
 const TRANSITIONS: Readonly<
