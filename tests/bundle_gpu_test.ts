@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import process from "node:process";
-import { after, test } from "node:test";
+import { after } from "node:test";
 import { pollUntil } from "../src/async.ts";
 import { KernelBundle } from "../src/cuda/bundle.ts";
 import {
@@ -24,17 +24,9 @@ import {
   QueueKind,
   TerminationState,
 } from "../src/layout.ts";
-import { gpuTestOptions, requireGpu } from "./gpu_gate.ts";
+import { gpuTest } from "./gpu_gate.ts";
 
 const WAIT_MS = 10_000;
-
-/** A GPU test with room for its own deadlines (Bun's default test timeout is 5 s). */
-function gpuTest(name: string, fn: () => void | Promise<void>): void {
-  test(name, { ...gpuTestOptions(), timeout: 60_000 }, async () => {
-    requireGpu();
-    await fn();
-  });
-}
 
 /** Device error codes, read from the header rather than repeated here. */
 const DEVICE_ERRORS: Record<string, number> = Object.fromEntries(

@@ -4,7 +4,6 @@
 // against the bundle, launches admitted by occupancy, memory and modules only
 // while nothing is resident, and several runtimes sharing one device.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,18 +18,19 @@ import { CudaDriver } from "../src/cuda/driver.ts";
 import { GpuResidencyError } from "../src/errors.ts";
 import { RingKernel } from "../src/runtime.ts";
 import { gpu, gpuTest } from "./gpu_gate.ts";
+import { described, lastJson, runScript, withRuntime } from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /**
  * Runs a script in a fresh process of this runtime (the driver reads its
- * environment once per process), with extra environment; returns its last
- * stdout line parsed as JSON.
+ * environment once per process), with extra environment (`undefined`
+ * removes a variable); returns its last stdout line parsed as JSON.
  */
-function child(
+async function child(
   source: string,
   env: Record<string, string | undefined> = {},
-): Record<string, unknown> {
+): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), "rk-session-"));
   try {
     const file = join(dir, "child.ts");
@@ -38,47 +38,20 @@ function child(
       file,
       source.replaceAll("@root/", new URL("../", import.meta.url).href),
     );
-    const deno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-    const childEnv: Record<string, string> = {};
-    for (const [key, value] of Object.entries({ ...process.env, ...env })) {
-      if (value !== undefined) childEnv[key] = value;
-    }
-    // `env -u`: a runtime may hand its own environment to a child whatever `env` says.
-    const unset = Object.entries(env).filter(([, value]) => value === undefined)
-      .flatMap(([key]) => ["-u", key]);
-    const result = spawnSync(
-      "env",
-      [...unset, process.execPath, ...(deno ? ["run", "-A", file] : [file])],
-      { cwd: ROOT, env: childEnv, encoding: "utf8", timeout: 60_000 },
-    );
-    const lines = (result.stdout ?? "").trim().split("\n");
-    assert.equal(
-      result.status,
-      0,
-      `child failed (${result.status ?? result.signal}): ${result.stderr}`,
-    );
-    return JSON.parse(lines[lines.length - 1]);
+    const result = await runScript(file, { cwd: ROOT, env });
+    assert.equal(result.code, 0, `child failed: ${described(result)}`);
+    return lastJson(result.stdout);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function withRuntime<T>(
-  body: (rt: RingKernel) => Promise<T>,
-  options: Parameters<typeof RingKernel.create>[0] = {},
-): Promise<T> {
-  const rt = await RingKernel.create({ backend: "cuda", ...options });
-  try {
-    return await body(rt);
-  } finally {
-    await rt.shutdown({ timeoutMs: 10_000 });
-  }
-}
+const CUDA = { backend: "cuda" } as const;
 
 describe("the device session", () => {
   gpuTest(
     "the driver loads modules eagerly unless the user chose; the choice reaches the driver",
-    () => {
+    async () => {
       const script = `
         import { CudaDriver } from "@root/src/cuda/driver.ts";
         const driver = CudaDriver.open();
@@ -89,16 +62,16 @@ describe("the device session", () => {
         driver.close();
       `;
       assert.deepEqual(
-        child(script, { [CUDA_MODULE_LOADING_ENV_VAR]: undefined }),
+        await child(script, { [CUDA_MODULE_LOADING_ENV_VAR]: undefined }),
         { mode: "eager", source: "library" },
       );
       assert.deepEqual(
-        child(script, { [CUDA_MODULE_LOADING_ENV_VAR]: "LAZY" }),
+        await child(script, { [CUDA_MODULE_LOADING_ENV_VAR]: "LAZY" }),
         { mode: "lazy", source: "environment" },
       );
       // A choice made in process.env alone reaches the driver too.
       assert.deepEqual(
-        child(
+        await child(
           `import process from "node:process";
            process.env.${CUDA_MODULE_LOADING_ENV_VAR} = "LAZY";
            ${script}`,
@@ -120,8 +93,8 @@ describe("the device session", () => {
 
   gpuTest(
     "every kernel of a module is fetched at load, so none loads beside a resident kernel (lazy mode)",
-    () => {
-      const result = child(
+    async () => {
+      const result = await child(
         `
         import { CudaDriver } from "@root/src/cuda/driver.ts";
         import { KernelBundle } from "@root/src/cuda/bundle.ts";
@@ -177,7 +150,7 @@ describe("the device session", () => {
   gpuTest(
     "gpuInfo reports the device, the loading mode and what is resident",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const idle = rt.gpuInfo()!;
         assert.equal(
           idle.moduleLoading,
@@ -209,7 +182,7 @@ describe("the device session", () => {
     assert.equal(probeCuda(), first);
     assert.equal((await first).usable, true);
     // A probe beside a resident kernel of a runtime loads nothing (the emulator would refuse it).
-    await withRuntime(async (rt) => {
+    await withRuntime(CUDA, async (rt) => {
       const echo = await rt.launch("resident", { actor: "echo" });
       assert.equal((await probeCuda()).usable, true);
       assert.deepEqual(await echo.call({ seq: 1n, value: 1, tag: 1 }), {
@@ -222,9 +195,9 @@ describe("the device session", () => {
 
   gpuTest(
     "a driver older than the bundle: 'cuda' refuses naming the driver, 'auto' falls back saying why",
-    () => {
+    async () => {
       if (!gpu.emulated) return; // only the emulator's driver version can be set
-      const result = child(
+      const result = await child(
         `
         import { RingKernel } from "@root/src/runtime.ts";
         const rt = await RingKernel.create({ backend: "auto", quiet: true });
@@ -253,9 +226,9 @@ describe("the device session", () => {
 
   gpuTest(
     "a launch beyond the blocks that fit is refused up front with the limit, not a start timeout",
-    () => {
+    async () => {
       if (!gpu.emulated) return; // a real device's size cannot be shrunk
-      const result = child(
+      const result = await child(
         `
         import { RingKernel } from "@root/src/runtime.ts";
         const rt = await RingKernel.create({ backend: "cuda" });
@@ -294,7 +267,8 @@ describe("the device session", () => {
   gpuTest(
     "memory grows only while nothing is resident; beyond the reserve a launch names the option",
     async () => {
-      await withRuntime(async (rt) => {
+      const options = { ...CUDA, cuda: { hostArenaBytes: 1 << 20 } };
+      await withRuntime(options, async (rt) => {
         // Nothing resident: a launch larger than the reserve grows it.
         const big = await rt.launch("big", {
           actor: "echo",
@@ -327,7 +301,7 @@ describe("the device session", () => {
           value: 1,
           tag: 1,
         });
-      }, { cuda: { hostArenaBytes: 1 << 20 } });
+      });
     },
   );
 
@@ -338,7 +312,7 @@ describe("the device session", () => {
         module: new URL("../examples/actors/fahrenheit.ts", import.meta.url),
         export: "default",
       };
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const echo = await rt.launch("resident", { actor: "echo" });
         await assert.rejects(
           rt.launch("converter", { actor }),
@@ -353,7 +327,7 @@ describe("the device session", () => {
           tag: 1,
         });
       });
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         await rt.prepare({ actor });
         const echo = await rt.launch("resident", { actor: "echo" });
         const converter = await rt.launch("converter", { actor });
@@ -373,7 +347,7 @@ describe("the device session", () => {
       try {
         const echo = await first.launch("first", { actor: "echo" });
         for (let round = 0; round < 3; round++) {
-          await withRuntime(async (rt) => {
+          await withRuntime(CUDA, async (rt) => {
             const other = await rt.launch("other", { actor: "echo" });
             assert.deepEqual(
               await other.call({ seq: BigInt(round), value: 2, tag: 3 }),

@@ -137,7 +137,7 @@ describe("CudaDriver on a GPU", () => {
       stream.close();
       module.close();
     }
-  }, TEST_KERNELS_ON_HARDWARE);
+  }, { hardware: TEST_KERNELS_ON_HARDWARE });
 
   gpuTest("events time a launch", async () => {
     const module = context.loadModule(TEST_PTX);
@@ -159,7 +159,7 @@ describe("CudaDriver on a GPU", () => {
       stream.close();
       module.close();
     }
-  }, TEST_KERNELS_ON_HARDWARE);
+  }, { hardware: TEST_KERNELS_ON_HARDWARE });
 
   gpuTest("device memory round-trips, sync and on a stream", async () => {
     const stream = context.createStream();
@@ -255,7 +255,7 @@ describe("CudaDriver on a GPU", () => {
         module.close();
       }
     },
-    TEST_KERNELS_ON_HARDWARE,
+    { hardware: TEST_KERNELS_ON_HARDWARE },
   );
 
   gpuTest("every parameter type reaches a real kernel intact", async () => {
@@ -288,7 +288,7 @@ describe("CudaDriver on a GPU", () => {
       stream.close();
       module.close();
     }
-  }, TEST_KERNELS_ON_HARDWARE);
+  }, { hardware: TEST_KERNELS_ON_HARDWARE });
 
   gpuTest("bad PTX is a CudaError named CUDA_ERROR_INVALID_PTX", () => {
     const error = thrown(() =>

@@ -7,7 +7,6 @@
 // process, at cuInit. A child uses the raw driver symbols only, so nothing
 // but its environment chooses its loading mode.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -29,6 +28,7 @@ import { CudaDriver } from "../src/cuda/driver.ts";
 import { packKernelParams } from "../src/cuda/params.ts";
 import { CudaError } from "../src/errors.ts";
 import { RingKernel } from "../src/runtime.ts";
+import { described, lastJson, runScript } from "./helpers.ts";
 
 /** Every wait on the emulator gives up after this long. */
 const WAIT_MS = 10_000;
@@ -516,48 +516,19 @@ const CHILD_SCENARIOS: Record<string, () => Json | Promise<Json>> = {
  * where undefined, removed from) this environment; returns its JSON and its
  * stderr (the emulator's hazard messages).
  */
-function runChild(
+async function runChild(
   scenario: string,
   env: Record<string, string | undefined>,
 ): Promise<{ result: Json; stderr: string }> {
-  const childEnv: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined) childEnv[key] = value;
-  }
-  childEnv[CHILD_ENV_VAR] = scenario;
-  for (const [key, value] of Object.entries(env)) {
-    if (value === undefined) delete childEnv[key];
-    else childEnv[key] = value;
-  }
-  const file = fileURLToPath(import.meta.url);
-  const args = "Deno" in globalThis ? ["run", "-A", file] : [file];
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      args,
-      { env: childEnv, timeout: 60_000, maxBuffer: 16 << 20 },
-      (error, stdout, stderr) => {
-        if (error) {
-          reject(
-            new Error(
-              `scenario ${scenario} failed: ${error.message}\n${stdout}\n${stderr}`,
-            ),
-          );
-          return;
-        }
-        const line = stdout.trim().split("\n").at(-1) ?? "";
-        try {
-          resolve({ result: JSON.parse(line), stderr });
-        } catch {
-          reject(
-            new Error(
-              `scenario ${scenario} printed no JSON:\n${stdout}\n${stderr}`,
-            ),
-          );
-        }
-      },
-    );
+  const child = await runScript(fileURLToPath(import.meta.url), {
+    env: { ...env, [CHILD_ENV_VAR]: scenario },
   });
+  assert.equal(
+    child.code,
+    0,
+    `scenario ${scenario} failed: ${described(child)}`,
+  );
+  return { result: lastJson(child.stdout) as Json, stderr: child.stderr };
 }
 
 /** Options of a test that runs on the emulator only, with room for its own deadlines. */

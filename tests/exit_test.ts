@@ -2,47 +2,20 @@
 // executable and must exit on their own, within a deadline.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
+import { type ChildResult, runScript as runChild } from "./helpers.ts";
 
 /** How long a script may take to exit on its own (it needs well under this). */
 const EXIT_DEADLINE_MS = 45_000;
 
-interface Exit {
-  /** Exit code, or null when the deadline killed it. */
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a script of `fixtures/exit_scripts/` and waits for it to exit, up to the deadline. */
-function runScript(name: string): Promise<Exit> {
-  const file = fileURLToPath(
+function runScript(name: string): Promise<ChildResult> {
+  return runChild(
     new URL(`./fixtures/exit_scripts/${name}.ts`, import.meta.url),
+    { timeoutMs: EXIT_DEADLINE_MS },
   );
-  const args = "Deno" in globalThis ? ["run", "-A", file] : [file];
-  const child = spawn(process.execPath, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (chunk) => stdout += chunk);
-  child.stderr!.on("data", (chunk) => stderr += chunk);
-  return new Promise((resolve) => {
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, EXIT_DEADLINE_MS);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: killed ? null : code, stdout, stderr });
-    });
-  });
 }
 
-function assertExited(result: Exit): void {
+function assertExited(result: ChildResult): void {
   assert.notEqual(
     result.code,
     null,

@@ -155,6 +155,22 @@ export function gpuTestOptions(hardware?: string): { skip?: string } {
   return { skip: gpu.reason ?? "no CUDA GPU" };
 }
 
+/** Options of {@linkcode gpuTest}. */
+export interface GpuTestOptions {
+  /**
+   * What the test needs that only a real GPU provides: on the CPU emulator
+   * it is skipped with this as the reason.
+   */
+  readonly hardware?: string;
+  /**
+   * A reason to skip it even where a GPU is (a tool it needs is missing, say);
+   * without a GPU the gate decides, as for every GPU test.
+   */
+  readonly skip?: string;
+  /** Its deadline in ms (default 120 000: Bun's default of 5 s is too short). */
+  readonly timeout?: number;
+}
+
 /**
  * Registers a `node:test` test that needs a GPU: skipped (reason printed once)
  * without one, failing with the reason when `RINGKERNEL_REQUIRE_GPU=1`.
@@ -162,10 +178,22 @@ export function gpuTestOptions(hardware?: string): { skip?: string } {
 export function gpuTest(
   name: string,
   fn: () => void | Promise<void>,
-  hardware?: string,
+  options: GpuTestOptions = {},
 ): void {
-  test(name, gpuTestOptions(hardware), async () => {
-    requireGpu();
-    await fn();
-  });
+  const gate = gpuTestOptions(options.hardware);
+  const skip = gate.skip ?? (gpu.available ? options.skip : undefined);
+  if (skip !== undefined && gate.skip === undefined) {
+    console.log(`GPU test skipped: ${name}: ${skip}`);
+  }
+  test(
+    name,
+    {
+      timeout: options.timeout ?? 120_000,
+      ...(skip === undefined ? {} : { skip }),
+    },
+    async () => {
+      requireGpu();
+      await fn();
+    },
+  );
 }

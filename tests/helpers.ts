@@ -1,10 +1,28 @@
 /**
- * Helpers shared by the test modules.
+ * Helpers shared by the test modules: what a call throws, a runtime for the
+ * length of a test, and child processes (a script run in a fresh process of
+ * this runtime, its output and exit).
+ *
+ * @example
+ * ```ts ignore
+ * import assert from "node:assert/strict";
+ * import { lastJson, runScript } from "./helpers.ts";
+ *
+ * const result = await runScript(new URL("./script.ts", import.meta.url), {
+ *   env: { NO_COLOR: "1", RINGKERNEL_LIBCUDA: undefined },
+ * });
+ * assert.equal(result.code, 0, result.stderr);
+ * console.log(lastJson(result.stdout));
+ * ```
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
 
 /** Runs `body` and returns what it throws (failing when it does not). */
 export function thrown(body: () => unknown): unknown {
@@ -14,4 +32,166 @@ export function thrown(body: () => unknown): unknown {
     return error;
   }
   assert.fail("expected an error");
+}
+
+/** Options of `RingKernel.create`. */
+export type RuntimeOptions = NonNullable<
+  Parameters<typeof RingKernel.create>[0]
+>;
+
+/**
+ * Creates a runtime with `options`, runs `body` with it and the events it
+ * reports, and shuts it down (10 s at most) however `body` ends. When `body`
+ * fails, its error is the one thrown, not the shutdown's (a failed launch can
+ * fail the shutdown too).
+ */
+export async function withRuntime<T>(
+  options: RuntimeOptions,
+  body: (rt: RingKernel, events: RuntimeEvent[]) => Promise<T>,
+): Promise<T> {
+  const events: RuntimeEvent[] = [];
+  const rt = await RingKernel.create({
+    ...options,
+    onEvent: (event) => {
+      events.push(event);
+      options.onEvent?.(event);
+    },
+  });
+  let failed = false;
+  try {
+    return await body(rt, events);
+  } catch (error) {
+    failed = true;
+    throw error;
+  } finally {
+    await rt.shutdown({ timeoutMs: 10_000 }).catch((error) => {
+      if (!failed) throw error;
+    });
+  }
+}
+
+/** Whether this is Deno (else Bun). */
+export const isDeno: boolean = "Deno" in globalThis;
+
+/** How a child process ended, and what it printed. */
+export interface ChildResult {
+  /** Its exit code; null when a signal ended it (the deadline's included). */
+  readonly code: number | null;
+  /** The signal that ended it, if one did. */
+  readonly signal: string | null;
+  /** Everything it wrote to stdout. */
+  readonly stdout: string;
+  /** Everything it wrote to stderr. */
+  readonly stderr: string;
+}
+
+/** Options of {@linkcode runProcess} and {@linkcode runScript}. */
+export interface ChildOptions {
+  /** Its working directory (default: this process's). */
+  readonly cwd?: string;
+  /** Variables added to this process's environment; `undefined` removes one. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** It is killed (SIGKILL) after this long (default 60 s). */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Runs `command` to its end, or kills it at the deadline; never rejects.
+ * Variables `env` removes are removed with `env -u`: a runtime may hand its
+ * own environment to a child whatever the `env` option says.
+ */
+export function runProcess(
+  command: string,
+  args: readonly string[],
+  options: ChildOptions = {},
+): Promise<ChildResult> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined) env[key] = value;
+  }
+  const unset: string[] = [];
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (value === undefined) {
+      delete env[key];
+      unset.push("-u", key);
+    } else {
+      env[key] = value;
+    }
+  }
+  const [file, argv] = unset.length > 0
+    ? ["env", [...unset, command, ...args]]
+    : [command, [...args]];
+  return new Promise((resolve) => {
+    const child = execFile(
+      file,
+      argv,
+      {
+        cwd: options.cwd,
+        env,
+        encoding: "utf8",
+        maxBuffer: 64 << 20,
+        timeout: options.timeoutMs ?? 60_000,
+        killSignal: "SIGKILL",
+      },
+      (error, stdout, stderr) => {
+        const e = error as
+          | (Error & { code?: number | string; signal?: string | null })
+          | null;
+        resolve({
+          code: e === null ? 0 : typeof e.code === "number" ? e.code : null,
+          signal: e?.signal ?? null,
+          stdout: String(stdout),
+          stderr: String(stderr),
+        });
+      },
+    );
+    // Nothing to read: the child sees its stdin closed.
+    child.stdin?.end();
+  });
+}
+
+/**
+ * Runs a script in a fresh process of this runtime (`deno run -A` or `bun`),
+ * with `args` after it; under Deno, `v8Flags` go to the engine (Bun has no
+ * such option).
+ */
+export function runScript(
+  script: string | URL,
+  options: ChildOptions & {
+    readonly args?: readonly string[];
+    readonly v8Flags?: readonly string[];
+  } = {},
+): Promise<ChildResult> {
+  const file = script instanceof URL ? fileURLToPath(script) : script;
+  const v8 = options.v8Flags ?? [];
+  const argv = isDeno
+    ? [
+      "run",
+      "-A",
+      ...(v8.length > 0 ? [`--v8-flags=${v8.join(",")}`] : []),
+      file,
+    ]
+    : [file];
+  return runProcess(
+    process.execPath,
+    [...argv, ...options.args ?? []],
+    options,
+  );
+}
+
+/** The last line a child wrote to stdout, parsed as JSON. */
+export function lastJson(stdout: string): Record<string, unknown> {
+  const line = stdout.trim().split("\n").at(-1) ?? "";
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new Error(`the child's last line is not JSON:\n${stdout}`);
+  }
+}
+
+/** A child's exit and output, for an assertion's message. */
+export function described(result: ChildResult): string {
+  return `exit ${
+    result.code ?? result.signal
+  }\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
 }

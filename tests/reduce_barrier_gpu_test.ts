@@ -15,15 +15,13 @@
 // Skipped without a GPU (gpu_gate.ts); with RINGKERNEL_REQUIRE_GPU=1 they run
 // and fail without one.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pollUntil } from "../src/async.ts";
 import { REDUCE_ACTOR_MODULE } from "../src/actors/reduce.ts";
 import { ReduceOp } from "../src/actors/schemas.ts";
-import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
-import { gpu, gpuTestOptions, requireGpu } from "./gpu_gate.ts";
+import { gpu, gpuTest } from "./gpu_gate.ts";
+import { isDeno, runProcess, withRuntime } from "./helpers.ts";
 
 const SCENARIO =
   "reduce: a failing op right after a good one in the same batch";
@@ -38,32 +36,9 @@ function env(name: string): string | undefined {
   }
 }
 
-/** A GPU test with room for its own deadlines (Bun's default test timeout is 5 s). */
-function gpuTest(
-  name: string,
-  fn: () => void | Promise<void>,
-  options: { skip?: string } = {},
-): void {
-  const gate = gpuTestOptions();
-  const skip = gate.skip ?? options.skip;
-  test(
-    name,
-    { timeout: 120_000, ...(skip === undefined ? {} : { skip }) },
-    async () => {
-      requireGpu();
-      await fn();
-    },
-  );
-}
-
 gpuTest(SCENARIO, async () => {
-  const events: RuntimeEvent[] = [];
-  const rt = await RingKernel.create({
-    backend: "cuda",
-    onEvent: (event) => events.push(event),
-  });
-  let failed = false;
-  try {
+  // A failed launch fails the shutdown too: withRuntime reports the first error.
+  await withRuntime({ backend: "cuda" }, async (rt, events) => {
     assert.equal(rt.backend, "cuda");
     const data = Array.from({ length: 1_000 }, (_, i) => (i % 13) - 6);
     const sum = data.reduce((s, v) => s + v, 0);
@@ -99,46 +74,32 @@ gpuTest(SCENARIO, async () => {
     await assert.rejects(k.receive({ timeoutMs: 200 }));
     assert.equal(rt.deadLetters.totalCount, 1);
     assert.deepEqual(events.map((e) => e.type), ["crash", "restart"]);
-  } catch (error) {
-    failed = true;
-    throw error;
-  } finally {
-    // A failed launch fails the shutdown too: report the first error.
-    await rt.shutdown({ timeoutMs: 10_000 }).catch((error) => {
-      if (!failed) throw error;
-    });
-  }
+  });
 });
 
 /** How to rerun this file's scenario with the runtime that runs this test. */
 function childCommand(): [string, string[]] {
   const self = fileURLToPath(import.meta.url);
-  const bun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-  return bun
-    ? [process.execPath, ["test", "--timeout", "60000", "-t", SCENARIO, self]]
-    : [process.execPath, ["test", "-A", "--filter", SCENARIO, self]];
+  return isDeno
+    ? [process.execPath, ["test", "-A", "--filter", SCENARIO, self]]
+    : [process.execPath, ["test", "--timeout", "60000", "-t", SCENARIO, self]];
 }
 
 gpuTest(
   "reduce: the same under the emulator's fixed fiber orders (forward hits the race every time)",
-  () => {
+  async () => {
     const [command, args] = childCommand();
     for (const order of ["forward", "reverse"]) {
-      const child = spawnSync(command, args, {
-        env: {
-          ...process.env,
-          [ORDER_ENV]: order,
-          NO_COLOR: "1",
-        },
-        encoding: "utf8",
-        timeout: 90_000,
+      const child = await runProcess(command, args, {
+        env: { [ORDER_ENV]: order, NO_COLOR: "1" },
+        timeoutMs: 90_000,
       });
-      const output = `${child.stdout ?? ""}\n${child.stderr ?? ""}`;
+      const output = `${child.stdout}\n${child.stderr}`;
       assert.equal(
-        child.status,
+        child.code,
         0,
-        `${ORDER_ENV}=${order}: the scenario failed (${
-          child.error?.message ?? `exit ${child.status}`
+        `${ORDER_ENV}=${order}: the scenario failed (exit ${
+          child.code ?? child.signal
         }):\n${output.slice(-4_000)}`,
       );
       // Deno says "1 passed", Bun "1 pass": the filter found the scenario.

@@ -6,16 +6,15 @@
 // into the cache first.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { detectRuntime } from "../ffi/js_runtime.ts";
 import { resolveRuntime } from "../bench/harness/spawn.ts";
 import { gpuTestOptions, requireGpu } from "./gpu_gate.ts";
 import { serveDirectory, type StaticServer } from "./fixtures/static_server.ts";
+import { described, lastJson, runProcess } from "./helpers.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -48,35 +47,21 @@ describe("the library imported from a URL", () => {
 
   // Asynchronous: the server answering the child runs on this event loop.
   async function run(backend: string) {
-    const { code, stdout, stderr } = await new Promise<
-      { code: number | null; stdout: string; stderr: string }
-    >((resolve) => {
-      execFile(
-        deno!.path,
-        ["run", "-A", "--quiet", "main.ts", `${server.url}mod.ts`, backend],
-        {
-          cwd: work,
-          encoding: "utf8",
-          timeout: 120_000,
-          env: {
-            ...process.env,
-            DENO_DIR: join(work, "deno_dir"),
-            RINGKERNEL_CACHE_DIR: join(work, "kernels"),
-            NO_COLOR: "1",
-          },
+    const child = await runProcess(
+      deno!.path,
+      ["run", "-A", "--quiet", "main.ts", `${server.url}mod.ts`, backend],
+      {
+        cwd: work,
+        timeoutMs: 120_000,
+        env: {
+          DENO_DIR: join(work, "deno_dir"),
+          RINGKERNEL_CACHE_DIR: join(work, "kernels"),
+          NO_COLOR: "1",
         },
-        (error, stdout, stderr) =>
-          resolve({
-            code: error
-              ? (typeof error.code === "number" ? error.code : -1)
-              : 0,
-            stdout,
-            stderr,
-          }),
-      );
-    });
-    assert.equal(code, 0, `${stdout}\n${stderr}`);
-    return JSON.parse(stdout.trim().split("\n").at(-1)!);
+      },
+    );
+    assert.equal(child.code, 0, described(child));
+    return lastJson(child.stdout);
   }
 
   test("runs an actor on the CPU backend, its Worker loaded from the URL", {
