@@ -16,9 +16,9 @@
  *
  * Some calls refuse a programming mistake the way JavaScript's own functions
  * do, at the call that made it: `defineGpuActor` without a valid
- * `gpu.source` throws a `TypeError`; an HLC reading that does not pack, a
- * `HybridClock` option, a layout offset, or an actor context's `send` with a
- * `timeoutMs` that is not a number throws a `RangeError`. A handler's own
+ * `gpu.source` (or with a hook that is not a function) throws a `TypeError`;
+ * an HLC reading that does not pack, a `HybridClock` option or a layout
+ * offset throws a `RangeError`. A handler's own
  * errors reach the host as the actor's crash (serialized, with the message
  * dead-lettered), not rethrown.
  *
