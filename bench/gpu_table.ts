@@ -27,6 +27,7 @@
 import { EMULATOR_DEVICE_NAME } from "../scripts/build_emulator.ts";
 import { writeFileSync } from "node:fs";
 import process, { hrtime } from "node:process";
+import { parseArgs } from "node:util";
 import { EchoMessage } from "../src/actors/schemas.ts";
 import { pollUntil } from "../src/async.ts";
 import {
@@ -123,19 +124,21 @@ function sized(n: number): number {
   return Math.max(2, Math.round(n * countScale));
 }
 
-function parseArgs(
+/** The table's command line: `--out FILE` and `--quick`. */
+function parseTableArgs(
   args: readonly string[],
 ): { out?: string; quick: boolean } {
-  const quick = args.includes("--quick");
-  const i = args.indexOf("--out");
-  if (i >= 0) {
-    const out = args[i + 1];
-    if (out === undefined || out.startsWith("--")) {
-      throw new Error("--out needs a path");
-    }
-    return { out, quick };
-  }
-  return { quick };
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      out: { type: "string" },
+      quick: { type: "boolean", default: false },
+    },
+  });
+  if (values.out === "") throw new Error("--out needs a path");
+  return { out: values.out, quick: values.quick };
 }
 
 function runtimeName(): { name: string; version: string } {
@@ -550,7 +553,7 @@ export function targetsOf(result: Record<string, unknown>): TargetTable {
 }
 
 async function main(args: readonly string[]): Promise<number> {
-  const { out, quick } = parseArgs(args);
+  const { out, quick } = parseTableArgs(args);
   if (quick) countScale = 0.01;
   const probe = await probeCuda();
   if (!probe.usable) {
