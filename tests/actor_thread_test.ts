@@ -4,118 +4,51 @@
 // crash (or reported), and the accounting stays exact.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
-import type { Kernel, KernelMetrics } from "../src/kernel.ts";
-import type { RestartPolicyOptions } from "../src/supervisor.ts";
+import type { RuntimeEvent } from "../src/runtime.ts";
 import { ActorCrashedError, TimeoutError } from "../src/errors.ts";
 import { pollUntil } from "../src/async.ts";
 import { EXIT_WAYS } from "./fixtures/exiting_actor.ts";
+import {
+  assertAccounted,
+  type ChildResult,
+  described,
+  echo,
+  fixture,
+  isDeno as deno,
+  lastJson,
+  runScript,
+  type RuntimeOptions,
+  settle,
+  withRuntime,
+} from "./helpers.ts";
 
-const deno = "Deno" in globalThis;
 const denoOnly = deno ? undefined : "Deno only";
-
-const fixture = (name: string, exportName?: string) => ({
-  module: new URL(`./fixtures/${name}.ts`, import.meta.url),
-  ...(exportName === undefined ? {} : { export: exportName }),
-});
 
 /** Generous: a wait that fails here is a bug, never a slow machine. */
 const WAIT_MS = 20_000;
 
-async function withRuntime(
-  fn: (rt: RingKernel, events: RuntimeEvent[]) => Promise<void>,
-  restart: RestartPolicyOptions = {
-    maxRestarts: 1_000,
-    withinMs: 60_000,
-    backoff: { initialMs: 0 },
-  },
-): Promise<void> {
-  const events: RuntimeEvent[] = [];
-  const rt = await RingKernel.create({
-    backend: "cpu",
-    quiet: true,
-    heartbeatDeadlineMs: 0,
-    onEvent: (e) => events.push(e),
-    restart,
-  });
-  try {
-    await fn(rt, events);
-  } finally {
-    await rt.shutdown({ timeoutMs: 10_000 });
-  }
-}
-
-function echo(seq: number, value = seq, tag = 0) {
-  return { seq: BigInt(seq), value, tag };
-}
-
-/** Waits until nothing is in flight; returns the metrics then. */
-async function settle(k: Kernel): Promise<KernelMetrics> {
-  await pollUntil(() => k.metrics().inFlight === 0, {
-    timeoutMs: WAIT_MS,
-    what: `settle "${k.name}"`,
-  });
-  return k.metrics();
-}
-
-/** Sent = processed + dead-lettered, nothing left in flight. */
-function assertAccounted(m: KernelMetrics): void {
-  assert.equal(m.inFlight, 0, `${m.name}: ${m.inFlight} in flight`);
-  assert.equal(
-    m.sent,
-    m.processed + m.deadLettered,
-    `${m.name}: sent ${m.sent} != processed ${m.processed} + dead-lettered ${m.deadLettered}`,
-  );
-}
+/** A CPU runtime that restarts a crashed actor at once, whatever the count. */
+const CPU: RuntimeOptions = {
+  backend: "cpu",
+  quiet: true,
+  heartbeatDeadlineMs: 0,
+  restart: { maxRestarts: 1_000, withinMs: 60_000, backoff: { initialMs: 0 } },
+};
 
 function crashes(events: RuntimeEvent[]) {
   return events.flatMap((e) => e.type === "crash" ? [e] : []);
 }
 
 /** Runs a script of `fixtures/actor_thread_scripts/` in a child of this runtime. */
-function runScript(
+function script(
   name: string,
   args: string[],
   v8Flags: string[] = [],
-): Promise<{ code: number | null; signal: string | null; out: string }> {
-  const file = fileURLToPath(
+): Promise<ChildResult> {
+  return runScript(
     new URL(`./fixtures/actor_thread_scripts/${name}.ts`, import.meta.url),
+    { args, v8Flags, timeoutMs: 90_000 },
   );
-  const argv = deno
-    ? [
-      "run",
-      "-A",
-      ...(v8Flags.length > 0 ? [`--v8-flags=${v8Flags.join(",")}`] : []),
-      file,
-      ...args,
-    ]
-    : [file, ...args];
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      argv,
-      { timeout: 90_000, killSignal: "SIGKILL", encoding: "utf8" },
-      (error, stdout, stderr) => {
-        const e = error as
-          | (Error & { code?: number | string; signal?: string })
-          | null;
-        resolve({
-          code: e === null ? 0 : typeof e.code === "number" ? e.code : null,
-          signal: e?.signal ?? null,
-          out: `${stdout}\n--- stderr ---\n${stderr}`,
-        });
-      },
-    );
-  });
-}
-
-/** The last line of a script's stdout, as JSON. */
-function lastJson(out: string): Record<string, unknown> {
-  const lines = out.split("\n--- stderr ---\n")[0].trim().split("\n");
-  return JSON.parse(lines.at(-1)!);
 }
 
 describe("a Worker that ends itself", () => {
@@ -136,7 +69,7 @@ describe("a Worker that ends itself", () => {
         skip: way.skip,
       },
       async () => {
-        await withRuntime(async (rt, events) => {
+        await withRuntime(CPU, async (rt, events) => {
           const k = await rt.launch("exiting", {
             actor: fixture("exiting_actor"),
             queueCapacity: 16,
@@ -177,30 +110,33 @@ describe("a Worker that ends itself", () => {
   }
 
   test("with the restart strategy never, the kernel is given up at once and terminated", async () => {
-    await withRuntime(async (rt, events) => {
-      const k = await rt.launch("exiting", {
-        actor: fixture("exiting_actor"),
-        queueCapacity: 16,
-      });
-      await k.send(echo(1, 0, EXIT_WAYS.processExit));
-      await k.send(echo(2));
-      await pollUntil(() => k.state === "terminated", {
-        timeoutMs: WAIT_MS,
-        what: "the kernel to be given up",
-      });
-      assert.equal(crashes(events)[0]?.decision.action, "give-up");
-      assert.equal(rt.deadLetters.countOf("handler-error"), 1);
-      // The message queued behind it is dead-lettered with the kernel.
-      assert.equal(rt.deadLetters.countOf("actor-terminated"), 1);
-      const { totals } = rt.metrics();
-      assert.equal(totals.sent, 2);
-      assert.equal(totals.deadLettered, 2);
-      assert.equal(totals.inFlight, 0);
-    }, { strategy: "never" });
+    await withRuntime(
+      { ...CPU, restart: { strategy: "never" } },
+      async (rt, events) => {
+        const k = await rt.launch("exiting", {
+          actor: fixture("exiting_actor"),
+          queueCapacity: 16,
+        });
+        await k.send(echo(1, 0, EXIT_WAYS.processExit));
+        await k.send(echo(2));
+        await pollUntil(() => k.state === "terminated", {
+          timeoutMs: WAIT_MS,
+          what: "the kernel to be given up",
+        });
+        assert.equal(crashes(events)[0]?.decision.action, "give-up");
+        assert.equal(rt.deadLetters.countOf("handler-error"), 1);
+        // The message queued behind it is dead-lettered with the kernel.
+        assert.equal(rt.deadLetters.countOf("actor-terminated"), 1);
+        const { totals } = rt.metrics();
+        assert.equal(totals.sent, 2);
+        assert.equal(totals.deadLettered, 2);
+        assert.equal(totals.inFlight, 0);
+      },
+    );
   });
 
   test("an init that calls process.exit() fails the launch at once, not at its start deadline", async () => {
-    await withRuntime(async (rt) => {
+    await withRuntime(CPU, async (rt) => {
       await assert.rejects(
         rt.launch("exiting", {
           actor: fixture("exiting_actor"),
@@ -220,7 +156,7 @@ describe("a Worker that ends itself", () => {
 
 describe("K2K sends that do not encode", () => {
   test("the sender gets InvalidMessageError and the target's accounting stays balanced", async () => {
-    await withRuntime(async (rt) => {
+    await withRuntime(CPU, async (rt) => {
       const sink = await rt.launch("sink", {
         actor: fixture("sink_actor"),
         queueCapacity: 16,
@@ -253,7 +189,7 @@ describe("K2K sends that do not encode", () => {
 describe("a handler that returns null", () => {
   for (const [how, tag] of [["synchronously", 0], ["from a promise", 1]]) {
     test(`${how}, with an output schema: a handler error naming the null reply (InvalidMessageError), not an internal TypeError`, async () => {
-      await withRuntime(async (rt, events) => {
+      await withRuntime(CPU, async (rt, events) => {
         const k = await rt.launch("nulls", {
           actor: fixture("null_actor"),
           queueCapacity: 16,
@@ -285,7 +221,7 @@ describe("a handler that returns null", () => {
   }
 
   test("without an output schema: no reply, no crash", async () => {
-    await withRuntime(async (rt, events) => {
+    await withRuntime(CPU, async (rt, events) => {
       const k = await rt.launch("nulls", {
         actor: fixture("null_actor", "noOutput"),
         queueCapacity: 16,
@@ -306,18 +242,21 @@ describe("a handler that returns null", () => {
 
 describe("a handler stuck in a loop", () => {
   test("terminate kills it; Deno's thread keeps running and is reported as stuck (Deno.exit() ends it), Bun's is stopped", async () => {
-    const { code, signal, out } = await runScript("stuck", []);
-    assert.equal(code, 0, `exit ${code} (${signal})\n${out}`);
-    const result = lastJson(out);
+    const child = await script("stuck", []);
+    assert.equal(child.code, 0, described(child));
+    const result = lastJson(child.stdout);
     assert.equal(result.state, "terminated");
     if (deno) {
       const stuck = result.stuck as Record<string, unknown> | null;
-      assert.ok(stuck !== null, `no stuck thread reported\n${out}`);
+      assert.ok(
+        stuck !== null,
+        `no stuck thread reported\n${described(child)}`,
+      );
       assert.equal(stuck.actor, "spinner");
       assert.match(String(stuck.message), /Deno\.exit\(\)/);
       // The runtime reports it to its listeners as a "stuck" event.
       const events = result.events as Record<string, unknown>[];
-      assert.equal(events.length, 1, out);
+      assert.equal(events.length, 1, described(child));
       assert.equal(events[0].kernel, "spinner");
       assert.match(String(events[0].message), /Deno\.exit\(\)/);
     } else {
@@ -337,11 +276,11 @@ describe("an actor that runs out of memory", () => {
       skip: deno ? undefined : bunCannot,
     },
     async () => {
-      const { code, signal, out } = await runScript("oom", ["unbounded"], [
+      const child = await script("oom", ["unbounded"], [
         "--max-old-space-size=128",
       ]);
-      assert.equal(code, 0, `exit ${code} (${signal})\n${out}`);
-      const r = lastJson(out);
+      assert.equal(child.code, 0, described(child));
+      const r = lastJson(child.stdout);
       assert.equal(r.before, 1);
       assert.match(String(r.callError), /^ActorCrashedError: .*out of memory/);
       assert.equal((r.crash as { name: string }).name, "WorkerOutOfMemory");
@@ -356,9 +295,9 @@ describe("an actor that runs out of memory", () => {
 
   test("maxHeapMb: past the actor's own limit it crashes, though the engine's would allow more", async () => {
     // The engine's default limit (GiBs) stays: only the actor's own is small.
-    const { code, signal, out } = await runScript("oom", ["limit"]);
-    assert.equal(code, 0, `exit ${code} (${signal})\n${out}`);
-    const r = lastJson(out) as {
+    const child = await script("oom", ["limit"]);
+    assert.equal(child.code, 0, described(child));
+    const r = lastJson(child.stdout) as {
       replied: boolean;
       crashes: { name: string }[];
       deadLetters: { reason: string }[];

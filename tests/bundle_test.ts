@@ -482,3 +482,61 @@ describe("the driver a bundle needs", () => {
     );
   });
 });
+
+describe("kernel bundle faults", () => {
+  function copyBundle(): string {
+    const dir = mkdtempSync(join(tmpdir(), "ringkernel-bundle-"));
+    cpSync(defaultBundleDir(), dir, { recursive: true });
+    return dir;
+  }
+
+  test("a corrupt, truncated or missing image is refused with LibraryLoadError naming the file", () => {
+    const dir = copyBundle();
+    try {
+      const bundle = KernelBundle.open({ dir });
+      bundle.verify();
+      const ptx = bundle.manifest.outputs.find((o) => o.kind === "ptx")!;
+      const cubin = bundle.manifest.outputs.find((o) => o.kind === "cubin")!;
+      const ptxPath = join(dir, ptx.file);
+      const cubinPath = join(dir, cubin.file);
+
+      const original = readFileSync(ptxPath);
+      const corrupt = Uint8Array.from(original);
+      corrupt[corrupt.length >> 1] ^= 0x20;
+      writeFileSync(ptxPath, corrupt);
+      const cc = archCapability(ptx.arch)!;
+      assert.throws(
+        () => bundle.loadImage(cc, { preferPtx: true }),
+        (e: unknown) =>
+          e instanceof LibraryLoadError && /corrupt: sha256/.test(e.message) &&
+          e.tried.includes(ptxPath),
+      );
+      assert.throws(() => bundle.verify(), LibraryLoadError);
+
+      writeFileSync(ptxPath, original);
+      truncateSync(cubinPath, 16);
+      assert.throws(
+        () => bundle.verify(),
+        (e: unknown) =>
+          e instanceof LibraryLoadError && /corrupt: 16 bytes/.test(e.message),
+      );
+
+      unlinkSync(ptxPath);
+      assert.throws(
+        () => bundle.loadImage(cc, { preferPtx: true }),
+        (e: unknown) =>
+          e instanceof LibraryLoadError && /cannot be read/.test(e.message) &&
+          e.tried.includes(ptxPath),
+      );
+
+      writeFileSync(join(dir, "manifest.json"), "{ not json");
+      assert.throws(() => KernelBundle.open({ dir }), LibraryLoadError);
+      unlinkSync(join(dir, "manifest.json"));
+      assert.throws(() => KernelBundle.open({ dir }), LibraryLoadError);
+      // The shipped bundle is untouched.
+      KernelBundle.open().verify();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

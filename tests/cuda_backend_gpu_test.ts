@@ -5,7 +5,7 @@
 // launch/terminate cycles without leaks. Skipped without a GPU (gpu_gate.ts);
 // with RINGKERNEL_REQUIRE_GPU=1 they run and fail without one.
 import assert from "node:assert/strict";
-import { after, describe, test } from "node:test";
+import { after, describe } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { ActorDefinition } from "../src/actor.ts";
 import { BUILTIN_ACTORS } from "../src/actors/builtins.ts";
@@ -30,21 +30,10 @@ import { ReduceOp } from "../src/actors/schemas.ts";
 import { readTypeId } from "../src/envelope.ts";
 import { InvalidStateError, RingKernelError } from "../src/errors.ts";
 import { TerminationState } from "../src/layout.ts";
-import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
+import { RingKernel } from "../src/runtime.ts";
 import { kernelInternals } from "../src/kernel.ts";
-import { gpuTestOptions, requireGpu } from "./gpu_gate.ts";
-
-/** A GPU test with room for its own deadlines (Bun's default test timeout is 5 s). */
-function gpuTest(
-  name: string,
-  fn: () => void | Promise<void>,
-  timeout = 120_000,
-): void {
-  test(name, { ...gpuTestOptions(), timeout }, async () => {
-    requireGpu();
-    await fn();
-  });
-}
+import { gpuTest } from "./gpu_gate.ts";
+import { withRuntime } from "./helpers.ts";
 
 const BUNDLE_PTX = fileURLToPath(
   new URL("../cuda/bundle/ringkernel.compute_80.ptx", import.meta.url),
@@ -128,21 +117,7 @@ const echo = (seq: number, value = seq / 4, tag = 0) => ({
   tag,
 });
 
-async function withRuntime(
-  body: (rt: RingKernel, events: RuntimeEvent[]) => Promise<void>,
-): Promise<void> {
-  const events: RuntimeEvent[] = [];
-  const rt = await RingKernel.create({
-    backend: "cuda",
-    onEvent: (event) => events.push(event),
-  });
-  try {
-    assert.equal(rt.backend, "cuda");
-    await body(rt, events);
-  } finally {
-    await rt.shutdown({ timeoutMs: 10_000 });
-  }
-}
+const CUDA = { backend: "cuda" } as const;
 
 /** Asserts sent = processed + dead-lettered + in flight over `m`. */
 function assertBalanced(
@@ -168,7 +143,7 @@ async function sinkAndForwarder(rt: RingKernel) {
 
 describe("GPU actors through the runtime", () => {
   gpuTest("echo: call, send/receive and trySend", async () => {
-    await withRuntime(async (rt) => {
+    await withRuntime(CUDA, async (rt) => {
       const k = await rt.launch("echo", { actor: "echo" });
       assert.deepEqual(await k.call(echo(1), { timeoutMs: 5_000 }), echo(1));
       await k.send(echo(2));
@@ -189,7 +164,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "the accumulator keeps state across messages and restarts fresh",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const k = await rt.launch("acc", { actor: "accumulator" });
         await k.call({ value: 1.5 }, { timeoutMs: 5_000 });
         await k.call({ value: 2.25 }, { timeoutMs: 5_000 });
@@ -204,7 +179,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "saxpy over 256-byte slots matches the CPU actor bit for bit",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const k = await rt.launch("saxpy", { actor: "saxpy" });
         const x = Float32Array.from(
           { length: SAXPY_LANES },
@@ -229,7 +204,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "reduce: sum, min and max of a device buffer, block-wide",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const data = Array.from({ length: 10_000 }, (_, i) => (i % 97) - 40);
         const k = await rt.launch("reduce", {
           actor: { module: REDUCE_ACTOR_MODULE },
@@ -273,7 +248,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "lifecycle: deactivated actors queue, resume processes, invalid transitions are refused",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const k = await rt.launch("life", {
           actor: "echo",
           autoActivate: false,
@@ -306,7 +281,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "once deactivate resolves, nothing sent is processed until activate (the device confirms the pause)",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const k = await rt.launch("paused", { actor: "echo" });
         for (let i = 0; i < 100; i++) {
           k.trySend(echo(2 * i));
@@ -329,7 +304,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "terminate drains what is queued; abort dead-letters it",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const drained = await rt.launch("drained", { actor: "echo" });
         await drained.deactivate();
         await drained.sendBatch([echo(1), echo(2), echo(3)]);
@@ -350,7 +325,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "K2K: the forwarder sends through the device route table to its target",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const { sink, fwd } = await sinkAndForwarder(rt);
         for (let i = 0; i < 100; i++) await fwd.send(echo(i, 1.5));
         for (let i = 0; i < 100; i++) {
@@ -373,7 +348,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "K2K: three forwarders feed one sink at once; every message arrives once and is counted",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const sink = await rt.launch("sink", { actor: "echo" });
         const forwarders = await Promise.all(
           [0, 1, 2].map((f) =>
@@ -424,7 +399,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "K2K while the route table is rewritten: nothing is dead-lettered as unknown-target, nothing is lost",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const { sink, fwd } = await sinkAndForwarder(rt);
         const total = 2_000;
         const sending = fwd.sendBatch(
@@ -451,7 +426,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "K2K to an actor without a route is dead-lettered as unknown-target",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const fwd = await rt.launch("lost", {
           actor: "forwarder",
           config: { target: "nobody" },
@@ -470,7 +445,7 @@ describe("GPU actors through the runtime", () => {
   gpuTest(
     "a user actor from a PTX file runs; a failing handler crashes and is restarted",
     async () => {
-      await withRuntime(async (rt, events) => {
+      await withRuntime(CUDA, async (rt, events) => {
         const d = await rt.launch("doubler", {
           actor: { module: import.meta.url, export: "doubler" },
         });
@@ -505,18 +480,10 @@ describe("GPU actors through the runtime", () => {
     },
   );
 
-  test(
+  gpuTest(
     "a user actor from CUDA C++ source (NVRTC at launch) keeps its state in device memory",
-    {
-      ...gpuTestOptions(),
-      ...(nvrtc.available ? {} : {
-        skip: `libnvrtc not installed: ${nvrtc.reason?.split("\n")[0]}`,
-      }),
-      timeout: 120_000,
-    },
     async () => {
-      requireGpu();
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const k = await rt.launch<
           typeof EchoMessage.spec,
           typeof EchoMessage.spec
@@ -536,12 +503,17 @@ describe("GPU actors through the runtime", () => {
         assertBalanced(m);
       });
     },
+    {
+      skip: nvrtc.available
+        ? undefined
+        : `libnvrtc not installed: ${nvrtc.reason?.split("\n")[0]}`,
+    },
   );
 
   gpuTest(
     "a schema/state mismatch fails the launch with the device's reason",
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         await assert.rejects(
           rt.launch("bad", {
             actor: { module: import.meta.url, export: "counterWithoutState" },
@@ -760,7 +732,7 @@ describe("GPU actors at the backend level", () => {
       );
       assert.equal(afterStats.actors, before.actors);
     },
-    600_000,
+    { timeout: 600_000 },
   );
 
   gpuTest(

@@ -5,7 +5,6 @@
 // driver): tests/driver_gpu_test.ts.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
 import {
   CudaContext,
   CudaDriver,
@@ -31,7 +30,7 @@ import {
   FakeLibcuda,
 } from "./fixtures/fake_libcuda.ts";
 import { gpu } from "./gpu_gate.ts";
-import { thrown } from "./helpers.ts";
+import { thrown, withEnv } from "./helpers.ts";
 
 const FAKE_PTX = `.version 8.0
 .target sm_80
@@ -97,20 +96,17 @@ describe("CudaDriver without a GPU", () => {
 
   test("a bogus RINGKERNEL_LIBCUDA is named in the reason", () => {
     const bogus = "/nonexistent/ringkernel/libcuda-override.so";
-    const previous = process.env[LIBCUDA_ENV_VAR];
-    process.env[LIBCUDA_ENV_VAR] = bogus;
-    try {
-      const error = thrown(() =>
-        CudaDriver.open({ candidates: ["/nonexistent/ringkernel/libcuda.so"] })
-      );
-      assert.ok(error instanceof BackendUnavailableError, String(error));
-      assert.ok(error.reason.includes(bogus));
-      assert.ok(error.cause instanceof LibraryLoadError);
-      assert.equal(error.cause.tried.length, 2);
-    } finally {
-      if (previous === undefined) delete process.env[LIBCUDA_ENV_VAR];
-      else process.env[LIBCUDA_ENV_VAR] = previous;
-    }
+    const error = withEnv(LIBCUDA_ENV_VAR, bogus, () =>
+      thrown(
+        () =>
+          CudaDriver.open({
+            candidates: ["/nonexistent/ringkernel/libcuda.so"],
+          }),
+        BackendUnavailableError,
+      ));
+    assert.ok(error.reason.includes(bogus));
+    assert.ok(error.cause instanceof LibraryLoadError);
+    assert.equal(error.cause.tried.length, 2);
   });
 });
 

@@ -14,6 +14,7 @@ import {
   LibraryLoadError,
   RingKernelError,
 } from "../src/errors.ts";
+import { thrown, withEnv } from "./helpers.ts";
 
 const LIBC = "libc.so.6";
 const MISSING_A = "libringkernel-test-missing-a.so";
@@ -34,29 +35,6 @@ const LIBC_SYMBOLS = {
     optional: true,
   },
 } as const;
-
-/** Runs `body`, asserts it throws a LibraryLoadError, and returns the error. */
-function loadError(body: () => unknown): LibraryLoadError {
-  try {
-    body();
-  } catch (error) {
-    assert.ok(error instanceof LibraryLoadError, String(error));
-    return error;
-  }
-  assert.fail("expected a LibraryLoadError");
-}
-
-function withEnv<T>(value: string | undefined, body: () => T): T {
-  const previous = process.env[ENV_VAR];
-  if (value === undefined) delete process.env[ENV_VAR];
-  else process.env[ENV_VAR] = value;
-  try {
-    return body();
-  } finally {
-    if (previous === undefined) delete process.env[ENV_VAR];
-    else process.env[ENV_VAR] = previous;
-  }
-}
 
 describe("openLibrary against libc", () => {
   const libc: DynamicLibrary<typeof LIBC_SYMBOLS> = openLibrary(LIBC_SYMBOLS, {
@@ -108,11 +86,13 @@ describe("openLibrary against libc", () => {
 
 describe("load failures", () => {
   test("a missing library names every candidate and why it failed", () => {
-    const error = loadError(() =>
-      openLibrary({ getpid: { parameters: [], result: "i32" } }, {
-        name: "libmissing",
-        candidates: [MISSING_A, MISSING_B],
-      })
+    const error = thrown(
+      () =>
+        openLibrary({ getpid: { parameters: [], result: "i32" } }, {
+          name: "libmissing",
+          candidates: [MISSING_A, MISSING_B],
+        }),
+      LibraryLoadError,
     );
     assert.equal(error.tried.length, 2);
     assert.ok(error.tried[0].startsWith(`${MISSING_A}: `), error.tried[0]);
@@ -126,11 +106,10 @@ describe("load failures", () => {
   });
 
   test("a missing required symbol fails that candidate, naming the symbol", () => {
-    const error = loadError(() =>
+    const error = thrown(() =>
       openLibrary({
         ringkernel_absent_symbol: { parameters: [], result: "i32" },
-      }, { name: "libc", candidates: [LIBC] })
-    );
+      }, { name: "libc", candidates: [LIBC] }), LibraryLoadError);
     assert.equal(error.tried.length, 1);
     assert.ok(error.tried[0].startsWith(`${LIBC}: `));
     assert.match(error.tried[0], /ringkernel_absent_symbol/);
@@ -160,6 +139,7 @@ describe("load failures", () => {
 describe("environment override", () => {
   test("the override is tried first", () => {
     const library = withEnv(
+      ENV_VAR,
       LIBC,
       () =>
         openLibrary({ getpid: { parameters: [], result: "i32" } }, {
@@ -178,14 +158,17 @@ describe("environment override", () => {
   test("a bogus override is named first in the error", () => {
     const bogus = "/nonexistent/override/libbogus.so";
     const error = withEnv(
+      ENV_VAR,
       bogus,
       () =>
-        loadError(() =>
-          openLibrary({ getpid: { parameters: [], result: "i32" } }, {
-            name: "libmissing",
-            candidates: [MISSING_A],
-            envVar: ENV_VAR,
-          })
+        thrown(
+          () =>
+            openLibrary({ getpid: { parameters: [], result: "i32" } }, {
+              name: "libmissing",
+              candidates: [MISSING_A],
+              envVar: ENV_VAR,
+            }),
+          LibraryLoadError,
         ),
     );
     assert.equal(error.tried.length, 2);
@@ -195,7 +178,7 @@ describe("environment override", () => {
   });
 
   test("candidates list the override first, without repeats", () => {
-    withEnv("libx.so", () => {
+    withEnv(ENV_VAR, "libx.so", () => {
       assert.deepEqual(
         libraryCandidates({
           candidates: ["liby.so", "libx.so"],
@@ -204,13 +187,13 @@ describe("environment override", () => {
         ["libx.so", "liby.so"],
       );
     });
-    withEnv("", () => {
+    withEnv(ENV_VAR, "", () => {
       assert.deepEqual(
         libraryCandidates({ candidates: ["liby.so"], envVar: ENV_VAR }),
         ["liby.so"],
       );
     });
-    withEnv(undefined, () => {
+    withEnv(ENV_VAR, undefined, () => {
       assert.deepEqual(
         libraryCandidates({ candidates: ["liby.so"], envVar: ENV_VAR }),
         ["liby.so"],

@@ -29,7 +29,7 @@ import {
 } from "../src/errors.ts";
 import type { Kernel, KernelMetrics } from "../src/kernel.ts";
 import type { FieldsSpec, MessageValue } from "../src/message.ts";
-import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
+import type { RingKernel } from "../src/runtime.ts";
 import {
   compileStallPtx,
   CORRUPT_LINE,
@@ -43,71 +43,12 @@ import {
   STALL_TAG,
   writeFaultFiles,
 } from "./fixtures/gpu_fault_actors.ts";
-import { gpu, gpuTestOptions, requireGpu } from "./gpu_gate.ts";
+import { gpuTest } from "./gpu_gate.ts";
+import { assertAccounted, echo, withRuntime } from "./helpers.ts";
 
 const FIXTURE = new URL("./fixtures/gpu_fault_actors.ts", import.meta.url);
 
-/**
- * A GPU test with room for its own deadlines (Bun's default test timeout is
- * 5 s); `skip` adds a reason to skip it even with a GPU, `hardware` what it
- * needs that the CPU emulator does not provide.
- */
-function gpuTest(
-  name: string,
-  fn: () => Promise<void>,
-  options: { timeout?: number; skip?: string; hardware?: string } = {},
-): void {
-  const gate = gpuTestOptions(options.hardware);
-  const skip = gate.skip ?? (gpu.available ? options.skip : undefined);
-  if (skip !== undefined && gate.skip === undefined) {
-    console.log(`GPU test skipped: ${name}: ${skip}`);
-  }
-  test(
-    name,
-    {
-      timeout: options.timeout ?? 120_000,
-      ...(skip === undefined ? {} : { skip }),
-    },
-    async () => {
-      requireGpu();
-      await fn();
-    },
-  );
-}
-
-const echo = (seq: number, value = seq, tag = 0) => ({
-  seq: BigInt(seq),
-  value,
-  tag,
-});
-
-/** Sent = processed + dead-lettered, nothing left in flight. */
-function assertAccounted(m: KernelMetrics): void {
-  assert.equal(m.inFlight, 0, `${m.name}: ${m.inFlight} in flight`);
-  assert.equal(
-    m.sent,
-    m.processed + m.deadLettered,
-    `${m.name}: sent ${m.sent} != processed ${m.processed} + dead-lettered ${m.deadLettered}`,
-  );
-}
-
-async function withCudaRuntime(
-  body: (rt: RingKernel, events: RuntimeEvent[]) => Promise<void>,
-  options: { heartbeatDeadlineMs?: number } = {},
-): Promise<void> {
-  const events: RuntimeEvent[] = [];
-  const rt = await RingKernel.create({
-    backend: "cuda",
-    heartbeatDeadlineMs: options.heartbeatDeadlineMs,
-    onEvent: (event) => events.push(event),
-  });
-  try {
-    assert.equal(rt.backend, "cuda");
-    await body(rt, events);
-  } finally {
-    await rt.shutdown({ timeoutMs: 10_000 });
-  }
-}
+const CUDA = { backend: "cuda" } as const;
 
 /** Launches the built-in echo and checks one round trip: the runtime still works. */
 async function assertEchoRuns(rt: RingKernel, name: string): Promise<void> {
@@ -142,7 +83,8 @@ describe("GPU faults through the runtime", () => {
         assert.ok(built.ok, built.ok ? "" : built.reason);
         exportName = "stallPtxActor";
       }
-      await withCudaRuntime(async (rt, events) => {
+      const options = { ...CUDA, heartbeatDeadlineMs: 300 };
+      await withRuntime(options, async (rt, events) => {
         const staller = await rt.launch<
           typeof EchoMessage.spec,
           typeof EchoMessage.spec
@@ -204,7 +146,7 @@ describe("GPU faults through the runtime", () => {
         assert.equal(m.crashes, 0);
         await idle.terminate({ timeoutMs: 5_000 });
         assert.deepEqual(rt.listKernels(), []);
-      }, { heartbeatDeadlineMs: 300 });
+      });
     },
     {
       skip: stallSkip,
@@ -217,7 +159,7 @@ describe("GPU faults through the runtime", () => {
     "a user actor from corrupt, truncated or missing PTX fails its launch typed; nothing is left running and the runtime launches again",
     async () => {
       writeFaultFiles();
-      await withCudaRuntime(async (rt, events) => {
+      await withRuntime(CUDA, async (rt, events) => {
         const launchOf = (name: string, exportName: string) =>
           rt.launch(name, { actor: { module: FIXTURE, export: exportName } });
         for (
@@ -271,7 +213,7 @@ describe("GPU faults through the runtime", () => {
           abort ? "processed or dead-lettered" : "processed and answered"
         }`,
         async () => {
-          await withCudaRuntime(async (rt) => {
+          await withRuntime(CUDA, async (rt) => {
             if (actor === "echo") {
               const k = await rt.launch("load", {
                 actor: "echo",
@@ -315,7 +257,7 @@ describe("GPU faults through the runtime", () => {
   gpuTest(
     "a queue-full storm on a two-slot GPU queue: each send succeeds or fails with QueueFullError, and every accepted message is answered once",
     async () => {
-      await withCudaRuntime(async (rt) => {
+      await withRuntime(CUDA, async (rt) => {
         const k = await rt.launch("storm", {
           actor: "echo",
           queueCapacity: 2,

@@ -1,23 +1,11 @@
+// Injected faults of actors on the CPU backend (its loop, its Workers), each
+// showing the typed error or the recovery, and that nothing is lost: handler
+// failures, Worker deaths, a loop stopped inside its committed window,
+// terminate under load, queue-full storms. On the CUDA backend:
+// tests/faults_gpu_test.ts.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  cpSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  truncateSync,
-  unlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import process from "node:process";
-import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
-import {
-  type Kernel,
-  kernelInternals,
-  type KernelMetrics,
-} from "../src/kernel.ts";
+import { type Kernel, kernelInternals } from "../src/kernel.ts";
 import type { CpuActorHost } from "../src/backend/cpu/cpu_actor.ts";
 import {
   busyIdle,
@@ -28,75 +16,30 @@ import {
 import { EchoMessage } from "../src/actors/schemas.ts";
 import {
   ActorCrashedError,
-  BackendUnavailableError,
   InvalidStateError,
-  LibraryLoadError,
   QueueFullError,
 } from "../src/errors.ts";
 import { delay, pollUntil } from "../src/async.ts";
-import {
-  archCapability,
-  defaultBundleDir,
-  KernelBundle,
-} from "../src/cuda/bundle.ts";
 import { HeartbeatWatchdog, type StaleHeartbeat } from "../src/watchdog.ts";
+import {
+  assertAccounted,
+  echo,
+  fixture,
+  type RuntimeOptions,
+  settle,
+  withRuntime,
+} from "./helpers.ts";
 
-const fixture = (name: string) => ({
-  module: new URL(`./fixtures/${name}.ts`, import.meta.url),
-});
-
-async function withRuntime(
-  fn: (rt: RingKernel, events: RuntimeEvent[]) => Promise<void>,
-): Promise<void> {
-  const events: RuntimeEvent[] = [];
-  const rt = await RingKernel.create({
-    backend: "cpu",
-    quiet: true,
-    onEvent: (e) => events.push(e),
-    restart: {
-      maxRestarts: 1_000,
-      withinMs: 60_000,
-      backoff: { initialMs: 0 },
-    },
-  });
-  try {
-    await fn(rt, events);
-  } finally {
-    await rt.shutdown({ timeoutMs: 10_000 });
-  }
-}
-
-function echo(seq: number, value = seq, tag = 0) {
-  return { seq: BigInt(seq), value, tag };
-}
-
-/** Sent = processed + dead-lettered, nothing left in flight. */
-function assertAccounted(m: KernelMetrics): void {
-  assert.equal(m.inFlight, 0, `${m.name}: ${m.inFlight} in flight`);
-  assert.equal(
-    m.sent,
-    m.processed + m.deadLettered,
-    `${m.name}: sent ${m.sent} != processed ${m.processed} + dead-lettered ${m.deadLettered}`,
-  );
-}
-
-/** Waits until everything sent to `k` is processed or dead-lettered, taking its replies. */
-async function settle(
-  k: Kernel,
-  replies?: { count: number },
-): Promise<KernelMetrics> {
-  await pollUntil(() => {
-    if (replies) { while (k.tryReceive() !== undefined) replies.count++; }
-    const m = k.metrics();
-    return m.inFlight === 0 &&
-      (replies === undefined || m.pendingReplies === 0);
-  }, { timeoutMs: 20_000, what: "settle" });
-  return k.metrics();
-}
+/** A CPU runtime that restarts a crashed actor at once, whatever the count. */
+const CPU: RuntimeOptions = {
+  backend: "cpu",
+  quiet: true,
+  restart: { maxRestarts: 1_000, withinMs: 60_000, backoff: { initialMs: 0 } },
+};
 
 describe("handler failures", () => {
   test("a throwing handler: the call fails typed, the message is dead-lettered with its reason, the actor restarts, nothing is lost", async () => {
-    await withRuntime(async (rt, events) => {
+    await withRuntime(CPU, async (rt, events) => {
       const k = await rt.launch("flaky", {
         actor: fixture("flaky_actor"),
         queueCapacity: 64,
@@ -131,7 +74,7 @@ describe("handler failures", () => {
 
 describe("Worker deaths", () => {
   test("a Worker killed mid-batch: at most its in-flight message is dead-lettered, the restarted loop takes the rest", async () => {
-    await withRuntime(async (rt, events) => {
+    await withRuntime(CPU, async (rt, events) => {
       const k = await rt.launch("victim", {
         actor: fixture("slow_actor"),
         queueCapacity: 1024,
@@ -169,7 +112,7 @@ describe("Worker deaths", () => {
       timeout: 60_000,
     },
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CPU, async (rt) => {
         const k = await rt.launch("stuck", {
           actor: fixture("blocking_actor"),
         });
@@ -215,7 +158,7 @@ describe("Worker deaths", () => {
       timeout: 60_000,
     },
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CPU, async (rt) => {
         const k = await rt.launch("victim", { actor: fixture("slow_actor") });
         for (let i = 0; i < 4; i++) await k.send(echo(i, 300));
         await pollUntil(() => (kernelInternals(k).host as CpuActorHost).busy, {
@@ -244,7 +187,7 @@ describe("Worker deaths", () => {
       timeout: 60_000,
     },
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CPU, async (rt) => {
         const k = await rt.launch("echo", {
           actor: "echo",
           queueCapacity: 16,
@@ -319,7 +262,7 @@ describe("a loop stopped inside its committed window", () => {
   }
 
   test("a running loop's commit record names its last message, reply slot and count", async () => {
-    await withRuntime(async (rt) => {
+    await withRuntime(CPU, async (rt) => {
       const k = await rt.launch("recorded", { actor: "echo" });
       for (let i = 0; i < 3; i++) await k.call(echo(i));
       const host = kernelInternals(k).host as CpuActorHost;
@@ -344,7 +287,7 @@ describe("a loop stopped inside its committed window", () => {
   for (const commit of ["reply", "noReply"] as const) {
     for (const stage of STAGES[commit]) {
       test(`${commit === "reply" ? "a reply's" : "a message without reply's"} window, stopped once ${stage}: handled once, counted once, answered once`, async () => {
-        await withRuntime(async (rt, events) => {
+        await withRuntime(CPU, async (rt, events) => {
           const k = await rt.launch("victim", {
             actor: commit === "reply" ? "echo" : fixture("sink_actor"),
             autoActivate: false,
@@ -376,7 +319,7 @@ describe("a loop stopped inside its committed window", () => {
 
   for (const stage of STAGES.handlerError) {
     test(`a dead letter's window, stopped once ${stage}: counted once`, async () => {
-      await withRuntime(async (rt, events) => {
+      await withRuntime(CPU, async (rt, events) => {
         const k = await rt.launch("victim", {
           actor: "echo",
           autoActivate: false,
@@ -419,7 +362,7 @@ describe("a loop stopped inside its committed window", () => {
 describe("terminate under load", () => {
   for (const abort of [false, true]) {
     test(`terminate({ abort: ${abort} }) while producers are sending: every accepted send is ${abort ? "processed or dead-lettered" : "processed"}`, async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CPU, async (rt) => {
         const k = await rt.launch("sink", {
           actor: fixture("sink_actor"),
           queueCapacity: 64,
@@ -466,7 +409,7 @@ describe("queue-full storms", () => {
       timeout: 60_000,
     },
     async () => {
-      await withRuntime(async (rt) => {
+      await withRuntime(CPU, async (rt) => {
         const k = await rt.launch("sink", {
           actor: fixture("sink_actor"),
           queueCapacity: 2,
@@ -506,89 +449,4 @@ describe("queue-full storms", () => {
       });
     },
   );
-});
-
-describe("kernel bundle faults", () => {
-  function copyBundle(): string {
-    const dir = mkdtempSync(join(tmpdir(), "ringkernel-bundle-"));
-    cpSync(defaultBundleDir(), dir, { recursive: true });
-    return dir;
-  }
-
-  test("a corrupt, truncated or missing image is refused with LibraryLoadError naming the file", () => {
-    const dir = copyBundle();
-    try {
-      const bundle = KernelBundle.open({ dir });
-      bundle.verify();
-      const ptx = bundle.manifest.outputs.find((o) => o.kind === "ptx")!;
-      const cubin = bundle.manifest.outputs.find((o) => o.kind === "cubin")!;
-      const ptxPath = join(dir, ptx.file);
-      const cubinPath = join(dir, cubin.file);
-
-      const original = readFileSync(ptxPath);
-      const corrupt = Uint8Array.from(original);
-      corrupt[corrupt.length >> 1] ^= 0x20;
-      writeFileSync(ptxPath, corrupt);
-      const cc = archCapability(ptx.arch)!;
-      assert.throws(
-        () => bundle.loadImage(cc, { preferPtx: true }),
-        (e: unknown) =>
-          e instanceof LibraryLoadError && /corrupt: sha256/.test(e.message) &&
-          e.tried.includes(ptxPath),
-      );
-      assert.throws(() => bundle.verify(), LibraryLoadError);
-
-      writeFileSync(ptxPath, original);
-      truncateSync(cubinPath, 16);
-      assert.throws(
-        () => bundle.verify(),
-        (e: unknown) =>
-          e instanceof LibraryLoadError && /corrupt: 16 bytes/.test(e.message),
-      );
-
-      unlinkSync(ptxPath);
-      assert.throws(
-        () => bundle.loadImage(cc, { preferPtx: true }),
-        (e: unknown) =>
-          e instanceof LibraryLoadError && /cannot be read/.test(e.message) &&
-          e.tried.includes(ptxPath),
-      );
-
-      writeFileSync(join(dir, "manifest.json"), "{ not json");
-      assert.throws(() => KernelBundle.open({ dir }), LibraryLoadError);
-      unlinkSync(join(dir, "manifest.json"));
-      assert.throws(() => KernelBundle.open({ dir }), LibraryLoadError);
-      // The shipped bundle is untouched.
-      KernelBundle.open().verify();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
-
-describe("driver faults", () => {
-  test("backend cuda without a loadable driver: BackendUnavailableError naming what was tried", async () => {
-    const saved = process.env.RINGKERNEL_LIBCUDA;
-    const bogus = join(tmpdir(), "no-such-dir", "libcuda.so.1");
-    process.env.RINGKERNEL_LIBCUDA = bogus;
-    try {
-      const rt = await RingKernel.create({ backend: "cuda" });
-      // A machine with a driver: the variable was tried, then libcuda.so.1 worked.
-      assert.equal(rt.backend, "cuda");
-      await rt.shutdown();
-    } catch (error) {
-      assert.ok(error instanceof BackendUnavailableError, String(error));
-      assert.equal(error.backend, "cuda");
-      assert.ok(error.reason.includes(bogus), error.reason);
-      assert.match(error.reason, /libcuda\.so\.1/);
-    } finally {
-      if (saved === undefined) delete process.env.RINGKERNEL_LIBCUDA;
-      else process.env.RINGKERNEL_LIBCUDA = saved;
-    }
-    // "auto" falls back to the CPU for the same reason instead.
-    const rt = await RingKernel.create({ backend: "auto", quiet: true });
-    assert.ok(rt.backend === "cpu" || rt.backend === "cuda");
-    if (rt.backend === "cpu") assert.ok(rt.fallbackReason);
-    await rt.shutdown();
-  });
 });

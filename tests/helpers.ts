@@ -1,5 +1,7 @@
 /**
- * Helpers shared by the test modules: what a call throws, a runtime for the
+ * Helpers shared by the test modules: what a call throws, an environment
+ * variable for the length of a call, the actor fixtures, the Echo messages
+ * most tests send and the accounting every actor keeps, a runtime for the
  * length of a test, and child processes (a script run in a fresh process of
  * this runtime, its output and exit).
  *
@@ -22,16 +24,108 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { pollUntil } from "../src/async.ts";
+import type { Kernel, KernelMetrics } from "../src/kernel.ts";
 import { RingKernel, type RuntimeEvent } from "../src/runtime.ts";
 
-/** Runs `body` and returns what it throws (failing when it does not). */
-export function thrown(body: () => unknown): unknown {
+/**
+ * Runs `body` and returns what it throws, failing when it throws nothing (or,
+ * given a `type`, something else).
+ */
+export function thrown(body: () => unknown): unknown;
+export function thrown<E>(
+  body: () => unknown,
+  type: abstract new (...args: never[]) => E,
+): E;
+export function thrown(
+  body: () => unknown,
+  type?: abstract new (...args: never[]) => unknown,
+): unknown {
   try {
     body();
   } catch (error) {
+    if (type !== undefined) {
+      assert.ok(error instanceof type, `expected a ${type.name}: ${error}`);
+    }
     return error;
   }
-  assert.fail("expected an error");
+  assert.fail(`expected ${type === undefined ? "an error" : `a ${type.name}`}`);
+}
+
+/**
+ * Runs `body` with the environment variable `name` set to `value` (removed
+ * when undefined), then puts it back as it was: when `body` returns, or when
+ * the promise it returns settles.
+ */
+export function withEnv<T>(
+  name: string,
+  value: string | undefined,
+  body: () => T,
+): T {
+  const previous = process.env[name];
+  const restore = () => {
+    if (previous === undefined) delete process.env[name];
+    else process.env[name] = previous;
+  };
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  let result: T;
+  try {
+    result = body();
+  } catch (error) {
+    restore();
+    throw error;
+  }
+  if (result instanceof Promise) return result.finally(restore) as T;
+  restore();
+  return result;
+}
+
+/** An actor of `tests/fixtures/`, by file name (and export). */
+export function fixture(
+  name: string,
+  exportName?: string,
+): { module: URL; export?: string } {
+  return {
+    module: new URL(`./fixtures/${name}.ts`, import.meta.url),
+    ...(exportName === undefined ? {} : { export: exportName }),
+  };
+}
+
+/** An Echo message (`ringkernel.Echo`). */
+export function echo(
+  seq: number,
+  value = seq,
+  tag = 0,
+): { seq: bigint; value: number; tag: number } {
+  return { seq: BigInt(seq), value, tag };
+}
+
+/** Sent = processed + dead-lettered, nothing left in flight. */
+export function assertAccounted(m: KernelMetrics): void {
+  assert.equal(m.inFlight, 0, `${m.name}: ${m.inFlight} in flight`);
+  assert.equal(
+    m.sent,
+    m.processed + m.deadLettered,
+    `${m.name}: sent ${m.sent} != processed ${m.processed} + dead-lettered ${m.deadLettered}`,
+  );
+}
+
+/**
+ * Waits until everything sent to `k` is processed or dead-lettered (and,
+ * with `replies`, every reply taken and counted); returns the metrics then.
+ */
+export async function settle(
+  k: Kernel,
+  replies?: { count: number },
+): Promise<KernelMetrics> {
+  await pollUntil(() => {
+    if (replies) { while (k.tryReceive() !== undefined) replies.count++; }
+    const m = k.metrics();
+    return m.inFlight === 0 &&
+      (replies === undefined || m.pendingReplies === 0);
+  }, { timeoutMs: 20_000, what: `settle "${k.name}"` });
+  return k.metrics();
 }
 
 /** Options of `RingKernel.create`. */

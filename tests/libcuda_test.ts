@@ -1,6 +1,5 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
 import { toBunSymbolDefinition, validateSymbolTable } from "../ffi/dylib.ts";
 import {
   CuDeviceAttribute,
@@ -13,6 +12,7 @@ import {
   openLibcuda,
 } from "../ffi/libcuda.ts";
 import { LibraryLoadError } from "../src/errors.ts";
+import { withEnv } from "./helpers.ts";
 
 const REQUIRED = [
   "cuInit",
@@ -66,18 +66,6 @@ const OPTIONAL = [
   "cuFuncIsLoaded",
   "cuOccupancyMaxActiveBlocksPerMultiprocessor",
 ];
-
-function withLibcudaEnv<T>(value: string | undefined, body: () => T): T {
-  const previous = process.env[LIBCUDA_ENV_VAR];
-  if (value === undefined) delete process.env[LIBCUDA_ENV_VAR];
-  else process.env[LIBCUDA_ENV_VAR] = value;
-  try {
-    return body();
-  } finally {
-    if (previous === undefined) delete process.env[LIBCUDA_ENV_VAR];
-    else process.env[LIBCUDA_ENV_VAR] = previous;
-  }
-}
 
 describe("the libcuda symbol table", () => {
   test("is well-formed", () => {
@@ -148,7 +136,7 @@ describe("the libcuda symbol table", () => {
 
 describe("finding libcuda", () => {
   test("candidates: the override, then the platform's names", () => {
-    withLibcudaEnv(undefined, () => {
+    withEnv(LIBCUDA_ENV_VAR, undefined, () => {
       assert.deepEqual(libcudaCandidates({ platform: "linux" }), [
         "libcuda.so.1",
         "libcuda.so",
@@ -157,7 +145,7 @@ describe("finding libcuda", () => {
         "nvcuda.dll",
       ]);
     });
-    withLibcudaEnv("/opt/cuda/libcuda.so.1", () => {
+    withEnv(LIBCUDA_ENV_VAR, "/opt/cuda/libcuda.so.1", () => {
       assert.deepEqual(libcudaCandidates({ platform: "linux" }), [
         "/opt/cuda/libcuda.so.1",
         "libcuda.so.1",
@@ -189,7 +177,7 @@ describe("finding libcuda", () => {
 
   test("a bogus RINGKERNEL_LIBCUDA is tried first and named", () => {
     const bogus = "/nonexistent/ringkernel/libcuda-bogus.so.1";
-    withLibcudaEnv(bogus, () => {
+    withEnv(LIBCUDA_ENV_VAR, bogus, () => {
       let library;
       try {
         library = openLibcuda();
@@ -206,7 +194,7 @@ describe("finding libcuda", () => {
   });
 
   test("explicit candidates replace the defaults", () => {
-    const error = withLibcudaEnv(undefined, () => {
+    const error = withEnv(LIBCUDA_ENV_VAR, undefined, () => {
       try {
         openLibcuda({ candidates: ["/nonexistent/a/libcuda.so.1"] });
       } catch (error) {
