@@ -54,9 +54,8 @@ export interface LibnvrtcCandidateOptions {
   /** The platform, as `process.platform` names it; defaults to this one. */
   readonly platform?: string;
   /**
-   * Names or paths to try instead of the platform's defaults and
-   * `$RINGKERNEL_LIBNVRTC`: exactly these, so that a caller can ask whether
-   * one given library loads.
+   * Names or paths to try instead of the platform's defaults
+   * (`$RINGKERNEL_LIBNVRTC` is still tried first when set, as for libcuda).
    */
   readonly candidates?: readonly string[];
 }
@@ -76,14 +75,17 @@ function lookup(options: LibnvrtcCandidateOptions): {
   candidates: string[];
   envVar: string | undefined;
 } {
-  return options.candidates
-    ? { candidates: [...options.candidates], envVar: undefined }
-    : { candidates: defaultCandidates(options), envVar: LIBNVRTC_ENV_VAR };
+  return {
+    candidates: options.candidates
+      ? [...options.candidates]
+      : defaultCandidates(options),
+    envVar: LIBNVRTC_ENV_VAR,
+  };
 }
 
 /**
- * Lists what {@linkcode openLibnvrtc} tries, in order: the given candidates
- * alone, or `$RINGKERNEL_LIBNVRTC` when set, then `libnvrtc.so.13`,
+ * Lists what {@linkcode openLibnvrtc} tries, in order: `$RINGKERNEL_LIBNVRTC`
+ * when set, then the given candidates, or else `libnvrtc.so.13`,
  * `libnvrtc.so.12`, `libnvrtc.so` and `/usr/local/cuda/lib64/libnvrtc.so`
  * (`nvrtc64_130_0.dll` and `nvrtc64_120_0.dll` on Windows).
  */

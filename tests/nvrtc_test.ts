@@ -4,10 +4,26 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Nvrtc } from "../src/backend/cuda/nvrtc.ts";
 import { LibraryLoadError } from "../src/errors.ts";
+import { LIBNVRTC_ENV_VAR, libnvrtcCandidates } from "../ffi/libnvrtc.ts";
+import { withEnv } from "./helpers.ts";
 
 describe("NVRTC", () => {
   test("its absence is a LibraryLoadError naming what was tried", () => {
     const candidates = ["libnvrtc-ringkernel-missing.so.0"];
+    // $RINGKERNEL_LIBNVRTC is tried before any candidate: unset it here.
+    withEnv(LIBNVRTC_ENV_VAR, undefined, () => absent(candidates));
+  });
+
+  test("$RINGKERNEL_LIBNVRTC is tried first, as $RINGKERNEL_LIBCUDA is for libcuda", () => {
+    withEnv(LIBNVRTC_ENV_VAR, "/nonexistent/libnvrtc-override.so", () => {
+      assert.deepEqual(libnvrtcCandidates({ candidates: ["a.so"] }), [
+        "/nonexistent/libnvrtc-override.so",
+        "a.so",
+      ]);
+    });
+  });
+
+  function absent(candidates: string[]): void {
     assert.throws(
       () => Nvrtc.open({ candidates }),
       (e: unknown) =>
@@ -18,7 +34,7 @@ describe("NVRTC", () => {
     const probe = Nvrtc.probe({ candidates });
     assert.equal(probe.available, false);
     assert.match(probe.reason ?? "", /libnvrtc/);
-  });
+  }
 
   const real = Nvrtc.probe();
   test(
