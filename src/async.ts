@@ -233,3 +233,65 @@ export function sleepSync(ms: number): void {
   sleepWord ??= new Int32Array(new SharedArrayBuffer(4));
   Atomics.wait(sleepWord, 0, 0, Math.max(0, ms));
 }
+
+/**
+ * Settles as `done` does, unless `signal` aborts first: then `cut()` runs (to
+ * make `done` end soon) and the result rejects with `signal.reason` once
+ * `done` has settled, so nothing is left running behind the rejection.
+ */
+export function abortable(
+  done: Promise<void>,
+  signal: AbortSignal,
+  cut: () => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      cut();
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    done.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      if (aborted) reject(signal.reason);
+      else resolve();
+    }, (error: unknown) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(error);
+    });
+  });
+}
+
+/** A wait that another party settles: its resolve and reject. */
+export interface SettledWaiter<T> {
+  /** Settles it with a value. */
+  resolve(value: T): void;
+  /** Settles it with an error. */
+  reject(error: unknown): void;
+}
+
+/**
+ * Ties a waiter to `signal`: on abort, `withdraw()` takes the waiter out of
+ * whatever holds it (returning false when it has already been settled) and
+ * the waiter rejects with `signal.reason`; settling it first removes the
+ * listener. Replaces the waiter's `resolve` and `reject`.
+ */
+export function bindSignal<T>(
+  waiter: SettledWaiter<T>,
+  signal: AbortSignal,
+  withdraw: () => boolean,
+): void {
+  const { resolve, reject } = waiter;
+  const onAbort = () => {
+    if (withdraw()) reject(signal.reason);
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  waiter.resolve = (value) => {
+    signal.removeEventListener("abort", onAbort);
+    resolve(value);
+  };
+  waiter.reject = (error) => {
+    signal.removeEventListener("abort", onAbort);
+    reject(error);
+  };
+}

@@ -36,7 +36,12 @@ import type {
 } from "./message.ts";
 import type { TelemetrySnapshot } from "./telemetry.ts";
 import { type HistogramSnapshot, LatencyHistogram } from "./histogram.ts";
-import { DEFAULT_TIMEOUT_MS, pollUntil } from "./async.ts";
+import {
+  abortable,
+  bindSignal,
+  DEFAULT_TIMEOUT_MS,
+  pollUntil,
+} from "./async.ts";
 import { checkBoolean, checkSignal, checkTimeoutMs } from "./options.ts";
 
 /**
@@ -460,22 +465,7 @@ export class Kernel<
     }
     const stop = this.#stopping;
     if (signal === undefined) return stop;
-    return new Promise<void>((resolve, reject) => {
-      let aborted = false;
-      const onAbort = () => {
-        aborted = true;
-        this.#cutStop?.();
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      stop.then(() => {
-        signal.removeEventListener("abort", onAbort);
-        if (aborted) reject(signal.reason);
-        else resolve();
-      }, (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      });
-    });
+    return abortable(stop, signal, () => this.#cutStop?.());
   }
 
   async #stop(abort: boolean, timeoutMs: number): Promise<void> {
@@ -734,22 +724,13 @@ export class Kernel<
         }, timeoutMs),
       };
       if (signal !== undefined) {
-        const onAbort = () => {
+        bindSignal(receiver, signal, () => {
           const i = this.#receivers.indexOf(receiver);
-          if (i < 0) return;
+          if (i < 0) return false;
           this.#receivers.splice(i, 1);
           clearTimeout(receiver.timer);
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-        receiver.resolve = (value) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(value as DecodedMessage<O>);
-        };
-        receiver.reject = (error) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(error);
-        };
+          return true;
+        });
       }
       this.#receivers.push(receiver);
       this.#startPump();
@@ -887,21 +868,12 @@ export class Kernel<
         timer: undefined,
       };
       if (signal !== undefined) {
-        const onAbort = () => {
-          if (this.#pending.get(id) !== call) return;
+        bindSignal(call, signal, () => {
+          if (this.#pending.get(id) !== call) return false;
           this.#pending.delete(id);
           clearTimeout(call.timer);
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-        call.resolve = (value) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(value as DecodedMessage<O>);
-        };
-        call.reject = (error) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(error);
-        };
+          return true;
+        });
       }
       this.#pending.set(id, call);
     });

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { abortable } from "./async.ts";
 import { availableParallelism } from "node:os";
 import { type ActorModuleRef, loadActorDefinition } from "./actor.ts";
 import type {
@@ -1229,22 +1230,7 @@ export class RingKernel implements AsyncDisposable {
     this.#shutdown ??= this.#shutDown(timeoutMs);
     const done = this.#shutdown;
     if (signal === undefined) return done;
-    return new Promise<void>((resolve, reject) => {
-      let aborted = false;
-      const onAbort = () => {
-        aborted = true;
-        this.#shutdownCut.abort();
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      done.then(() => {
-        signal.removeEventListener("abort", onAbort);
-        if (aborted) reject(signal.reason);
-        else resolve();
-      }, (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      });
-    });
+    return abortable(done, signal, () => this.#shutdownCut.abort());
   }
 
   async #shutDown(timeoutMs: number): Promise<void> {

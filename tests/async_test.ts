@@ -1,7 +1,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  abortable,
   backoffDelayMs,
+  bindSignal,
   deadline,
   delay,
   pollUntil,
@@ -165,5 +167,58 @@ describe("sleepSync", () => {
     const start = performance.now();
     sleepSync(3);
     assert.ok(performance.now() - start >= 2.5);
+  });
+});
+
+describe("abortable and bindSignal", () => {
+  test("abortable settles as its promise unless aborted; an abort cuts it and rejects with the reason once it ended", async () => {
+    assert.equal(
+      await abortable(Promise.resolve(), new AbortController().signal, () => {
+        throw new Error("not cut");
+      }),
+      undefined,
+    );
+    let end!: () => void;
+    const done = new Promise<void>((resolve) => end = resolve);
+    const controller = new AbortController();
+    let cut = 0;
+    const waited = abortable(done, controller.signal, () => {
+      cut++;
+      end();
+    });
+    controller.abort(new Error("stop"));
+    await assert.rejects(waited, /stop/);
+    assert.equal(cut, 1);
+    const failing = abortable(
+      Promise.reject(new Error("own")),
+      new AbortController().signal,
+      () => {},
+    );
+    await assert.rejects(failing, /own/);
+  });
+
+  test("bindSignal rejects a withdrawn waiter with the reason, and does nothing once it settled", async () => {
+    const controller = new AbortController();
+    const waiting = new Set<unknown>();
+    const settled: unknown[] = [];
+    const waiter = {
+      resolve: (v: number) => settled.push(v),
+      reject: (e: unknown) => settled.push(e),
+    };
+    waiting.add(waiter);
+    bindSignal(waiter, controller.signal, () => waiting.delete(waiter));
+    controller.abort("gone");
+    assert.deepEqual(settled, ["gone"]);
+    assert.equal(waiting.size, 0);
+    const later = new AbortController();
+    const done: unknown[] = [];
+    const other = {
+      resolve: (v: number) => done.push(v),
+      reject: (e: unknown) => done.push(e),
+    };
+    bindSignal(other, later.signal, () => true);
+    other.resolve(7);
+    later.abort("late");
+    assert.deepEqual(done, [7]);
   });
 });
