@@ -197,7 +197,7 @@ describe("abortable and bindSignal", () => {
     await assert.rejects(failing, /own/);
   });
 
-  test("bindSignal rejects a withdrawn waiter with the reason, and does nothing once it settled", async () => {
+  test("bindSignal rejects a withdrawn waiter with the reason, and does nothing once it settled", () => {
     const controller = new AbortController();
     const waiting = new Set<unknown>();
     const settled: unknown[] = [];
