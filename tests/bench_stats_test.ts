@@ -4,6 +4,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  bootstrapRatioInterval,
   cohensD,
   effectSizeLabel,
   logGamma,
@@ -291,5 +292,29 @@ describe("comparisons", () => {
     assert.equal(effectSizeLabel(0.3), "small");
     assert.equal(effectSizeLabel(0.1), "negligible");
     assert.equal(effectSizeLabel(NaN), "undefined");
+  });
+});
+
+describe("bootstrap interval of a ratio of medians", () => {
+  test("it brackets the ratio, is reproducible, and narrows with agreeing processes", () => {
+    const a = [6, 6.2, 5.8, 6.1, 5.9];
+    const b = [10, 10.5, 9.5, 10.2, 9.8];
+    const ci = bootstrapRatioInterval(a, b);
+    assert.ok(ci.low <= 0.6 && 0.6 <= ci.high, JSON.stringify(ci));
+    assert.ok(ci.low > 0.55 && ci.high < 0.66, JSON.stringify(ci));
+    assert.deepEqual(bootstrapRatioInterval(a, b), ci);
+    const point = bootstrapRatioInterval([2, 2, 2], [1, 1]);
+    assert.deepEqual(point, { low: 2, high: 2 });
+    const wide = bootstrapRatioInterval([1, 3, 9], [1, 3, 9]);
+    assert.ok(wide.low < 1 && wide.high > 1);
+  });
+
+  test("empty, non-finite and bad levels are rejected", () => {
+    assert.throws(() => bootstrapRatioInterval([], [1]), RangeError);
+    assert.throws(() => bootstrapRatioInterval([1], [NaN]), RangeError);
+    assert.throws(
+      () => bootstrapRatioInterval([1], [1], { level: 1 }),
+      RangeError,
+    );
   });
 });

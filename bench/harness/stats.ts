@@ -485,3 +485,61 @@ export function effectSizeLabel(
   if (size < 0.8) return "medium";
   return "large";
 }
+
+/** Options of {@linkcode bootstrapRatioInterval}. */
+export interface BootstrapOptions {
+  /** Resamples drawn (default 2000). */
+  readonly resamples?: number;
+  /** Confidence level (default 0.95). */
+  readonly level?: number;
+  /** Uniform numbers in [0, 1) (default: a fixed-seed generator, so the interval is reproducible). */
+  readonly random?: () => number;
+}
+
+/** A deterministic uniform generator (mulberry32). */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Percentile-bootstrap confidence interval of median(a) / median(b), `a` and
+ * `b` independent samples (one value per process each), each resampled with
+ * replacement on its own. With one value on a side that side does not vary.
+ */
+export function bootstrapRatioInterval(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  options: BootstrapOptions = {},
+): Interval {
+  checkSample(a, "bootstrapRatioInterval (A)");
+  checkSample(b, "bootstrapRatioInterval (B)");
+  const level = options.level ?? 0.95;
+  if (!(level > 0 && level < 1)) {
+    throw new RangeError(`confidence level ${level} is not within (0, 1)`);
+  }
+  const resamples = options.resamples ?? 2000;
+  const random = options.random ?? mulberry32(0x5eed);
+  const draw = (values: ArrayLike<number>, into: Float64Array) => {
+    for (let i = 0; i < into.length; i++) {
+      into[i] = values[Math.floor(random() * values.length)];
+    }
+    return median(into);
+  };
+  const da = new Float64Array(a.length);
+  const db = new Float64Array(b.length);
+  const ratios = new Float64Array(resamples);
+  for (let r = 0; r < resamples; r++) ratios[r] = draw(a, da) / draw(b, db);
+  ratios.sort();
+  const tail = (1 - level) / 2;
+  return {
+    low: quantileSorted(ratios, tail),
+    high: quantileSorted(ratios, 1 - tail),
+  };
+}
