@@ -53,6 +53,42 @@ describe("benchmark cases", () => {
     }
   });
 
+  test("the bare floors run and give sane figures", async () => {
+    const ping = await runCase("floor-pingpong", { samples: 50, warmup: 10 });
+    assert.equal(ping.samples.length, 50);
+    assert.equal(ping.opsPerSample, 1);
+    // A spin round trip between two threads: above zero, far below a millisecond's median.
+    assert.ok(ping.samples.every((s) => s > 0 && Number.isFinite(s)));
+    const sortedPing = [...ping.samples].sort((a, b) => a - b);
+    assert.ok(sortedPing[25] < 1000, `ping-pong median ${sortedPing[25]} µs`);
+
+    const ring = await runCase("floor-ring", {
+      samples: 2,
+      warmup: 1,
+      messagesPerRound: 20_000,
+    });
+    assert.equal(ring.samples.length, 2);
+    assert.equal(ring.opsPerSample, 20_000);
+    assert.equal(ring.batch, undefined);
+    assert.ok(ring.samples.every((s) => s > 1e4 && Number.isFinite(s)));
+
+    for (const batch of [1, 100]) {
+      const echo = await runCase("floor-echo", {
+        samples: 2,
+        warmup: 1,
+        batch,
+        messagesPerRound: 1000,
+      });
+      assert.equal(echo.batch, batch);
+      assert.equal(echo.opsPerSample, batch === 1 ? 1000 : 1000);
+      assert.ok(echo.samples.every((s) => s > 1e3 && Number.isFinite(s)));
+    }
+    await assert.rejects(
+      runCase("floor-echo", { samples: 1, warmup: 0, batch: 1 << 14 }),
+      RangeError,
+    );
+  });
+
   test("the sustained run balances its accounting", async () => {
     const result = await runCase("sustained", {
       samples: 1,

@@ -8,6 +8,7 @@
  */
 
 import process from "node:process";
+import { Worker as ThreadWorker } from "node:worker_threads";
 import type { EchoMessage } from "../../src/actors/schemas.ts";
 import { sleepSync } from "../../src/async.ts";
 import { RingKernelError, TimeoutError } from "../../src/errors.ts";
@@ -19,6 +20,15 @@ import {
   CASES,
   type ChildResult,
 } from "./catalog.ts";
+import {
+  CONTROL_BYTES,
+  type FloorJob,
+  FloorRing,
+  floorRingBuffer,
+  PING,
+  PONG,
+  STOP,
+} from "./floor_ring.ts";
 
 type Echo = typeof EchoMessage.spec;
 type EchoValue = { seq: bigint; value: number; tag: number };
@@ -323,6 +333,163 @@ async function sendBatchEcho(
   });
 }
 
+const FLOOR_WORKER = new URL("./floor_worker.ts", import.meta.url);
+/** Slots of each bare ring: the actor queues' capacity in the sendBatch cases. */
+const FLOOR_RING_SLOTS = 8192;
+/** Spins between two looks at the clock while a floor waits. */
+const SPINS_PER_CLOCK_CHECK = 1 << 16;
+
+/** Spins until `done()`; throws a {@linkcode TimeoutError} after {@linkcode STEP_TIMEOUT_MS}. */
+function spinUntil(done: () => boolean, what: string): void {
+  let spins = 0;
+  let deadline = 0;
+  while (!done()) {
+    if (++spins === SPINS_PER_CLOCK_CHECK) {
+      spins = 0;
+      const now = performance.now();
+      if (deadline === 0) deadline = now + STEP_TIMEOUT_MS;
+      else if (now > deadline) throw new TimeoutError(what, STEP_TIMEOUT_MS);
+    }
+  }
+}
+
+/**
+ * Starts the floor Worker on `job`, runs `body` once it is spinning, then
+ * raises the stop word and checks what the Worker reports.
+ */
+async function withFloorWorker<T>(
+  job: FloorJob,
+  body: () => Promise<T>,
+): Promise<T> {
+  const worker = new ThreadWorker(FLOOR_WORKER, { workerData: job });
+  let ready!: () => void;
+  let failed!: (error: Error) => void;
+  let done!: (report: { count?: number; error?: string }) => void;
+  const started = new Promise<void>((resolve, reject) => {
+    ready = resolve;
+    failed = reject;
+  });
+  const finished = new Promise<{ count?: number; error?: string }>(
+    (resolve) => (done = resolve),
+  );
+  worker.on(
+    "message",
+    (m: { kind: string; count?: number; error?: string }) =>
+      m.kind === "ready" ? ready() : done(m),
+  );
+  worker.on("error", (error: Error) => {
+    failed(error);
+    done({ error: String(error) });
+  });
+  try {
+    await within(started, STEP_TIMEOUT_MS, "floor Worker start");
+    const result = await body();
+    Atomics.store(new Int32Array(job.control), STOP, 1);
+    const report = await within(finished, STEP_TIMEOUT_MS, "floor Worker end");
+    if (report.error !== undefined) throw new RingKernelError(report.error);
+    return result;
+  } finally {
+    Atomics.store(new Int32Array(job.control), STOP, 1);
+    await worker.terminate();
+  }
+}
+
+async function floorPingPong(options: CaseOptions): Promise<number[]> {
+  const control = new SharedArrayBuffer(CONTROL_BYTES);
+  const words = new Int32Array(control);
+  return await withFloorWorker({ mode: "pingpong", control }, () => {
+    const samples = new Array<number>(options.samples);
+    const total = options.warmup + options.samples;
+    for (let i = 0; i < total; i++) {
+      const seq = i + 1;
+      const start = performance.now();
+      Atomics.store(words, PING, seq);
+      if (Atomics.load(words, PONG) !== seq) {
+        spinUntil(() => Atomics.load(words, PONG) === seq, "ping-pong reply");
+      }
+      const end = performance.now();
+      if (i >= options.warmup) {
+        samples[i - options.warmup] = (end - start) * 1000;
+      }
+    }
+    return Promise.resolve(samples);
+  });
+}
+
+async function floorRing(
+  options: CaseOptions,
+): Promise<{ samples: number[]; perRound: number }> {
+  const perRound = checkPositiveInteger(
+    "messagesPerRound",
+    options.messagesPerRound ?? 32_768,
+  );
+  const buffer = floorRingBuffer(FLOOR_RING_SLOTS);
+  const control = new SharedArrayBuffer(CONTROL_BYTES);
+  const ring = new FloorRing(buffer);
+  let seq = 0;
+  const samples = await withFloorWorker(
+    { mode: "consume", control, rings: [buffer] },
+    () =>
+      timeRounds(options, () => {
+        for (let i = 0; i < perRound; i++) {
+          ring.write(seq, 0.5);
+          seq = (seq + 1) | 0;
+        }
+        ring.publish();
+        const target = seq;
+        spinUntil(() => ring.released() === target, "ring drained");
+        return Promise.resolve(perRound);
+      }),
+  );
+  return { samples, perRound };
+}
+
+async function floorEcho(
+  options: CaseOptions,
+): Promise<{ samples: number[]; perRound: number }> {
+  const { batch, perRound } = roundSize(options);
+  if (batch > FLOOR_RING_SLOTS) {
+    throw new RangeError(`batch must be ≤ ${FLOOR_RING_SLOTS}, got ${batch}`);
+  }
+  const out = floorRingBuffer(FLOOR_RING_SLOTS);
+  const back = floorRingBuffer(FLOOR_RING_SLOTS);
+  const control = new SharedArrayBuffer(CONTROL_BYTES);
+  const requests = new FloorRing(out);
+  const replies = new FloorRing(back);
+  let sent = 0;
+  let received = 0;
+  const samples = await withFloorWorker(
+    { mode: "echo", control, rings: [out, back] },
+    () =>
+      timeRounds(options, () => {
+        for (let done = 0; done < perRound; done += batch) {
+          for (let i = 0; i < batch; i++) {
+            requests.write(sent, 0.5);
+            sent = (sent + 1) | 0;
+          }
+          requests.publish();
+          for (let i = 0; i < batch; i++) {
+            let seq = replies.tryRead();
+            if (seq === undefined) {
+              spinUntil(
+                () => (seq = replies.tryRead()) !== undefined,
+                "echo reply",
+              );
+            }
+            if (seq !== received) {
+              throw new RingKernelError(
+                `echo reply ${seq}, expected ${received}`,
+              );
+            }
+            received = (received + 1) | 0;
+          }
+        }
+        return Promise.resolve(perRound);
+      }),
+  );
+  return { samples, perRound };
+}
+
 /** Result of the sustained run. */
 interface SustainedOutcome {
   samples: number[];
@@ -425,6 +592,20 @@ export async function runCase(
     }
     case "sendbatch-echo": {
       const { samples, perRound } = await sendBatchEcho(options);
+      return { ...base, batch: options.batch, samples, opsPerSample: perRound };
+    }
+    case "floor-pingpong":
+      return {
+        ...base,
+        samples: await floorPingPong(options),
+        opsPerSample: 1,
+      };
+    case "floor-ring": {
+      const { samples, perRound } = await floorRing(options);
+      return { ...base, samples, opsPerSample: perRound };
+    }
+    case "floor-echo": {
+      const { samples, perRound } = await floorEcho(options);
       return { ...base, batch: options.batch, samples, opsPerSample: perRound };
     }
     case "sustained": {

@@ -15,7 +15,10 @@ export type CaseName =
   | "channel-local"
   | "sendbatch-sink"
   | "sendbatch-echo"
-  | "sustained";
+  | "sustained"
+  | "floor-pingpong"
+  | "floor-ring"
+  | "floor-echo";
 
 /** What a case produces. */
 export type CaseKind = "latency" | "throughput" | "sustained";
@@ -112,7 +115,48 @@ export const CASES: Readonly<Record<CaseName, CaseInfo>> = Object.freeze({
       "one-second interval",
     batched: true,
   },
+  "floor-pingpong": {
+    name: "floor-pingpong",
+    kind: "latency",
+    unit: "µs",
+    short: "floor: bare spin ping-pong",
+    measures:
+      "the runtime's floor under `call()`: round trip main thread → `node:worker_threads` Worker → " +
+      "main thread, each side spinning on an Int32Array word of a SharedArrayBuffer with " +
+      "`Atomics.load`/`Atomics.store` (no `Atomics.wait`, no library code)",
+    batched: false,
+  },
+  "floor-ring": {
+    name: "floor-ring",
+    kind: "throughput",
+    unit: "msg/s",
+    short: "floor: bare SPSC ring",
+    measures:
+      "the runtime's floor under one-way sends: main thread → `node:worker_threads` Worker through a " +
+      "bare SPSC ring of 64-byte slots in a SharedArrayBuffer (tail published and head released " +
+      "every 64 messages, both sides spinning, no library code); the clock stops when the Worker " +
+      "has released every message",
+    batched: false,
+  },
+  "floor-echo": {
+    name: "floor-echo",
+    kind: "throughput",
+    unit: "msg/s",
+    short: "floor: bare two-ring echo",
+    measures:
+      "the runtime's floor under batched echo: N messages main thread → Worker through one bare " +
+      "SPSC ring and all N back through another (64-byte slots, publish/release every 64 " +
+      "messages and on flush, both sides spinning, no library code) before the next N",
+    batched: true,
+  },
 });
+
+/**
+ * Fewest messages in a timed round of a floor: a bare ring moves tens of
+ * millions of messages a second, so a shorter round would time little more
+ * than the clock.
+ */
+export const FLOOR_MIN_MESSAGES = 1 << 18;
 
 /** True when `name` is a case name. */
 export function isCaseName(name: string): name is CaseName {
