@@ -3,15 +3,21 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import type { ChildResult } from "../bench/harness/catalog.ts";
+import {
+  type CaseName,
+  type ChildResult,
+  FLOOR_MIN_MESSAGES,
+} from "../bench/harness/catalog.ts";
 import { REPO_ROOT } from "../bench/harness/results.ts";
 import { resolveRuntime } from "../bench/harness/spawn.ts";
 import {
   aggregate,
   benchmarkId,
   buildComparisons,
+  buildFloorComparisons,
   compare,
   defaultSuiteConfig,
+  FLOOR_TARGET_BATCH,
   percentileCurve,
   planJobs,
   runGpuSection,
@@ -43,8 +49,9 @@ describe("planning", () => {
   test("every latency case once and every throughput case per batch size, per runtime", () => {
     const config = { ...defaultSuiteConfig(), batchSizes: [1, 64] };
     const jobs = planJobs(config, ["deno", "bun"]);
-    // 4 latency cases + 2 throughput cases × 2 sizes, per runtime; sustained runs separately.
-    assert.equal(jobs.length, 2 * (4 + 2 * 2));
+    // 5 latency cases + the unbatched floor ring + 3 batched cases × 2 sizes, per
+    // runtime; sustained runs separately.
+    assert.equal(jobs.length, 2 * (5 + 1 + 3 * 2));
     assert.ok(!jobs.some((j) => j.case === "sustained"));
     const batched = jobs.find((j) =>
       j.case === "sendbatch-echo" && j.batch === 64 && j.runtime === "bun"
@@ -59,6 +66,32 @@ describe("planning", () => {
     const latency = jobs.find((j) => j.case === "actor-call")!;
     assert.ok(latency.args.includes("--samples"));
     assert.equal(latency.batch, undefined);
+  });
+
+  test("the floors are planned like the cases they are compared with", () => {
+    const config = {
+      ...defaultSuiteConfig(),
+      batchSizes: [1, 1024],
+      cases: ["floor-pingpong", "floor-ring", "floor-echo"] as CaseName[],
+    };
+    const jobs = planJobs(config, ["deno"]);
+    assert.deepEqual(jobs.map((j) => benchmarkId(j.runtime, j.case, j.batch)), [
+      "deno/floor-pingpong",
+      "deno/floor-ring",
+      "deno/floor-echo@1",
+      "deno/floor-echo@1024",
+    ]);
+    const ring = jobs.find((j) => j.case === "floor-ring")!;
+    assert.ok(!ring.args.includes("--batch"));
+    const messages = (args: string[]) =>
+      Number(args[args.indexOf("--messages") + 1]);
+    assert.equal(messages(ring.args), FLOOR_MIN_MESSAGES);
+    assert.equal(
+      messages(
+        planJobs({ ...config, cases: ["sendbatch-sink"] }, ["deno"])[0].args,
+      ),
+      config.messagesPerRound,
+    );
   });
 
   test("only the requested cases are planned", () => {
@@ -343,5 +376,80 @@ describe("GPU section", () => {
       assert.equal(failed.status, "failed");
       assert.match(failed.reason, /exit 2: broken/);
     });
+  });
+});
+
+describe("floors", () => {
+  const bench = (
+    name: CaseName,
+    values: number[][],
+    batch?: number,
+    runtime: "deno" | "bun" = "deno",
+  ) => aggregate({ runtime, case: name, batch }, runs(values, batch), []);
+
+  test("call() p50 and p99 are stated as multiples of the ping-pong's, with targets", () => {
+    const floors = buildFloorComparisons([
+      // Per-process p99 of 100 samples is the 99th value.
+      bench("actor-call", [
+        Array.from({ length: 100 }, (_, i) => (i < 99 ? 2 : 30)),
+        Array.from({ length: 100 }, (_, i) => (i < 99 ? 2 : 30)),
+      ]),
+      bench("floor-pingpong", [
+        Array.from({ length: 100 }, (_, i) => (i < 99 ? 1 : 5)),
+        Array.from({ length: 100 }, (_, i) => (i < 99 ? 1 : 5)),
+      ]),
+    ]);
+    assert.deepEqual(floors.map((f) => f.id), [
+      "deno:actor-call:p50",
+      "deno:actor-call:p99",
+    ]);
+    const [p50, p99] = floors;
+    assert.equal(p50.ratio, 2);
+    assert.deepEqual(p50.target?.met, false, "2× > 1.5×");
+    assert.equal(p50.target?.bound, 1.5);
+    assert.ok(p99.ratio > 2 && p99.ratio < 6, String(p99.ratio));
+    assert.equal(p99.target?.direction, "at most");
+    assert.equal(p99.target?.bound, 3);
+    assert.equal(p50.ci95.low, 2, "identical processes: a point interval");
+    assert.equal(p50.ci95.high, 2);
+  });
+
+  test("one-way and echo throughput are shares of the bare ring's, judged at batch 1024", () => {
+    const floors = buildFloorComparisons([
+      bench("sendbatch-sink", [[6e6], [6e6], [6e6]], FLOOR_TARGET_BATCH),
+      bench("sendbatch-sink", [[1e6], [1e6], [1e6]], 1),
+      bench("floor-ring", [[1e7], [1.2e7], [0.8e7]]),
+      bench("sendbatch-echo", [[4e6], [4e6], [4e6]], FLOOR_TARGET_BATCH),
+      bench("floor-echo", [[1e7], [1e7], [1e7]], FLOOR_TARGET_BATCH),
+      bench("sendbatch-echo", [[1e5], [1e5], [1e5]], 1),
+      bench("floor-ring", [[1e7]], undefined, "bun"),
+    ]);
+    const byId = new Map(floors.map((f) => [f.id, f]));
+    assert.deepEqual([...byId.keys()], [
+      "deno:sendbatch-sink@1:rate",
+      "deno:sendbatch-sink@1024:rate",
+      "deno:sendbatch-echo@1024:rate",
+    ], "no floor-echo@1 measured: no ratio for echo batch 1");
+    const sink = byId.get("deno:sendbatch-sink@1024:rate")!;
+    assert.equal(sink.ratio, 0.6);
+    assert.equal(sink.target?.met, true);
+    assert.equal(sink.target?.direction, "at least");
+    assert.ok(sink.ci95.low <= 0.6 && sink.ci95.high >= 0.6);
+    assert.ok(sink.ci95.low >= 0.5 && sink.ci95.high <= 0.75);
+    assert.equal(byId.get("deno:sendbatch-sink@1:rate")!.target, undefined);
+    const echo = byId.get("deno:sendbatch-echo@1024:rate")!;
+    assert.equal(echo.ratio, 0.4);
+    assert.equal(echo.target?.met, false);
+  });
+
+  test("a floor with one process gives a ratio without an interval; a missing one gives none", () => {
+    const [one] = buildFloorComparisons([
+      bench("actor-call", [[3]]),
+      bench("floor-pingpong", [[2]]),
+    ]);
+    assert.equal(one.ratio, 1.5);
+    assert.equal(one.target?.met, true);
+    assert.ok(Number.isNaN(one.ci95.low));
+    assert.deepEqual(buildFloorComparisons([bench("actor-call", [[3]])]), []);
   });
 });

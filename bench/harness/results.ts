@@ -33,6 +33,8 @@ export interface TrialRecord {
   readonly trial: number;
   /** The trial's median sample: the value compared across processes. */
   readonly value: number;
+  /** The trial's 99th percentile (latency cases), compared with a floor's. */
+  readonly p99?: number;
   /** Samples it took. */
   readonly n: number;
   /** Wall-clock time of the whole process, start-up included, ms. */
@@ -105,6 +107,50 @@ export interface ComparisonResult {
     /** Where the target comes from. */
     readonly source: string;
   };
+}
+
+/** A target a library figure is held to, relative to its floor. */
+export interface FloorTarget {
+  /** The bound on library ÷ floor. */
+  readonly bound: number;
+  /** Whether the ratio must stay at or below the bound (latency) or reach it (throughput). */
+  readonly direction: "at most" | "at least";
+  /** Whether the ratio of this run meets it. */
+  readonly met: boolean;
+  /** Where the target comes from. */
+  readonly source: string;
+}
+
+/**
+ * A library figure as a ratio to the bare JavaScript floor of the same
+ * runtime, both from the same run: library ÷ floor of the medians of the
+ * per-process values, with a bootstrap 95 % interval.
+ */
+export interface FloorComparison {
+  /** Stable id: `<runtime>:<library case>[@batch]:<statistic>`. */
+  readonly id: string;
+  /** Runtime of both sides. */
+  readonly runtime: string;
+  /** What is compared, in words. */
+  readonly label: string;
+  /** Which per-process value: the median (p50) or the 99th percentile of a latency case, or the rate of a throughput case. */
+  readonly statistic: "p50" | "p99" | "rate";
+  /** Benchmark id of the library side. */
+  readonly library: string;
+  /** Benchmark id of the floor. */
+  readonly floor: string;
+  /** Median of the library's per-process values (µs or msg/s). */
+  readonly libraryValue: number;
+  /** Median of the floor's per-process values (same unit). */
+  readonly floorValue: number;
+  /** Unit of both values. */
+  readonly unit: string;
+  /** libraryValue ÷ floorValue. */
+  readonly ratio: number;
+  /** Percentile-bootstrap 95 % interval of the ratio (NaN bounds with fewer than 2 processes a side). */
+  readonly ci95: { readonly low: number; readonly high: number };
+  /** The target, where the project sets one. */
+  readonly target?: FloorTarget;
 }
 
 /** The sustained run on one runtime. */
@@ -213,6 +259,8 @@ export interface ResultsDocument {
   readonly benchmarks: BenchmarkResult[];
   /** Every comparison. */
   readonly comparisons: ComparisonResult[];
+  /** Library figures against the bare floors of the same run (absent in files from before the floors). */
+  readonly floors?: FloorComparison[];
   /** Sustained runs. */
   readonly sustained: SustainedResult[];
   /** Microbenchmarks. */

@@ -10,11 +10,18 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join, relative } from "node:path";
-import { type CaseName, CASES, type ChildResult } from "./catalog.ts";
+import {
+  type CaseName,
+  CASES,
+  type ChildResult,
+  FLOOR_MIN_MESSAGES,
+} from "./catalog.ts";
 import { gpuInfo, machineInfo } from "./machine.ts";
 import {
   type BenchmarkResult,
   type ComparisonResult,
+  type FloorComparison,
+  type FloorTarget,
   type GpuSection,
   type MicroSection,
   type PercentileCurve,
@@ -34,6 +41,7 @@ import {
   type RuntimeName,
 } from "./spawn.ts";
 import {
+  bootstrapRatioInterval,
   cohensD,
   effectSizeLabel,
   mean,
@@ -145,6 +153,14 @@ export function benchmarkId(
   return `${runtime}/${name}${batch === undefined ? "" : `@${batch}`}`;
 }
 
+function roundMessages(config: SuiteConfig, name: CaseName): string {
+  return String(
+    name.startsWith("floor-")
+      ? Math.max(config.messagesPerRound, FLOOR_MIN_MESSAGES)
+      : config.messagesPerRound,
+  );
+}
+
 /** Every per-trial job of a configuration (the sustained case is run once, separately). */
 export function planJobs(
   config: SuiteConfig,
@@ -168,6 +184,22 @@ export function planJobs(
             String(config.latencyWarmup),
           ],
         });
+      } else if (info.kind === "throughput" && !info.batched) {
+        jobs.push({
+          runtime,
+          case: name,
+          args: [
+            "child",
+            "--case",
+            name,
+            "--samples",
+            String(config.throughputRounds),
+            "--warmup",
+            String(config.throughputWarmup),
+            "--messages",
+            roundMessages(config, name),
+          ],
+        });
       } else if (info.kind === "throughput") {
         for (const batch of config.batchSizes) {
           jobs.push({
@@ -185,7 +217,7 @@ export function planJobs(
               "--warmup",
               String(config.throughputWarmup),
               "--messages",
-              String(config.messagesPerRound),
+              roundMessages(config, name),
             ],
           });
         }
@@ -262,6 +294,9 @@ export function aggregate(
     .map((r) => ({
       trial: r.trial,
       value: median(r.result.samples),
+      ...(info.kind === "latency"
+        ? { p99: quantileSorted(sorted(r.result.samples), 0.99) }
+        : {}),
       n: r.result.samples.length,
       wallMs: r.wallMs,
     }));
@@ -394,6 +429,114 @@ export function buildComparisons(
           bun,
         ),
       );
+    }
+  }
+  return out;
+}
+
+/** The batch size at which the throughput targets against the floors are judged. */
+export const FLOOR_TARGET_BATCH = 1024;
+
+const FLOOR_SOURCE =
+  "hot-path targets: the library within a small factor of the bare JavaScript floor";
+
+/**
+ * library ÷ floor of one statistic of the per-process values, with its
+ * bootstrap interval and, when given, its target.
+ */
+export function floorRatio(
+  id: string,
+  label: string,
+  statistic: FloorComparison["statistic"],
+  library: BenchmarkResult,
+  floor: BenchmarkResult,
+  target?: Omit<FloorTarget, "met">,
+): FloorComparison | undefined {
+  const values = (b: BenchmarkResult) =>
+    b.trials.map((t) => statistic === "p99" ? t.p99 : t.value).filter((
+      v,
+    ): v is number => typeof v === "number" && Number.isFinite(v));
+  const lv = values(library);
+  const fv = values(floor);
+  if (lv.length === 0 || fv.length === 0) return undefined;
+  const libraryValue = median(lv);
+  const floorValue = median(fv);
+  const ratio = libraryValue / floorValue;
+  const ci95 = lv.length >= 2 && fv.length >= 2
+    ? bootstrapRatioInterval(lv, fv)
+    : { low: NaN, high: NaN };
+  return {
+    id,
+    runtime: library.runtime,
+    label,
+    statistic,
+    library: library.id,
+    floor: floor.id,
+    libraryValue,
+    floorValue,
+    unit: library.unit,
+    ratio,
+    ci95,
+    target: target === undefined ? undefined : {
+      ...target,
+      met: target.direction === "at most"
+        ? ratio <= target.bound
+        : ratio >= target.bound,
+    },
+  };
+}
+
+/**
+ * Every library figure against its floor, per runtime: `call()` p50 and p99
+ * against the spin ping-pong's, one-way `sendBatch` against the bare ring,
+ * batched echo against the bare two-ring echo of the same batch size.
+ */
+export function buildFloorComparisons(
+  benchmarks: readonly BenchmarkResult[],
+): FloorComparison[] {
+  const byId = new Map(benchmarks.map((b) => [b.id, b]));
+  const out: FloorComparison[] = [];
+  const push = (c: FloorComparison | undefined) => c && out.push(c);
+  for (const runtime of new Set(benchmarks.map((b) => b.runtime))) {
+    const call = byId.get(benchmarkId(runtime, "actor-call"));
+    const ping = byId.get(benchmarkId(runtime, "floor-pingpong"));
+    if (call !== undefined && ping !== undefined) {
+      for (const [statistic, bound] of [["p50", 1.5], ["p99", 3]] as const) {
+        push(floorRatio(
+          `${runtime}:actor-call:${statistic}`,
+          `${
+            CASES["actor-call"].short
+          } ${statistic} ÷ bare ping-pong ${statistic}`,
+          statistic,
+          call,
+          ping,
+          { bound, direction: "at most", source: FLOOR_SOURCE },
+        ));
+      }
+    }
+    const ring = byId.get(benchmarkId(runtime, "floor-ring"));
+    for (const name of ["sendbatch-sink", "sendbatch-echo"] as const) {
+      const library = benchmarks.filter((b) =>
+        b.runtime === runtime && b.case === name
+      ).sort((x, y) => x.batch! - y.batch!);
+      for (const lib of library) {
+        const floor = name === "sendbatch-sink"
+          ? ring
+          : byId.get(benchmarkId(runtime, "floor-echo", lib.batch));
+        if (floor === undefined) continue;
+        push(floorRatio(
+          `${runtime}:${name}@${lib.batch}:rate`,
+          name === "sendbatch-sink"
+            ? `one-way \`sendBatch\` of ${lib.batch} ÷ bare ring`
+            : `\`sendBatch\` echo of ${lib.batch} ÷ bare echo of ${lib.batch}`,
+          "rate",
+          lib,
+          floor,
+          lib.batch === FLOOR_TARGET_BATCH
+            ? { bound: 0.5, direction: "at least", source: FLOOR_SOURCE }
+            : undefined,
+        ));
+      }
     }
   }
   return out;
@@ -682,6 +825,7 @@ export async function runSuite(
     },
     benchmarks,
     comparisons: buildComparisons(benchmarks),
+    floors: buildFloorComparisons(benchmarks),
     sustained,
     micro,
     gpuSection,
