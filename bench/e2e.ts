@@ -27,7 +27,11 @@ import {
   type SuiteConfig,
 } from "./harness/suite.ts";
 import { join } from "node:path";
-import { formatReport, writeReportFiles } from "./harness/report.ts";
+import {
+  floorSummaryLines,
+  formatReport,
+  writeReportFiles,
+} from "./harness/report.ts";
 import {
   readResults,
   REPO_ROOT,
@@ -57,7 +61,8 @@ options of run / sustained:
   --batch N             sustained sendBatch size (default 256)
   --runtimes deno,bun   runtimes to spawn (default both)
   --cases a,b,…         only these cases (actor-call, worker-postmessage, channel-worker,
-                        channel-local, sendbatch-sink, sendbatch-echo, sustained)
+                        channel-local, sendbatch-sink, sendbatch-echo, sustained, and the
+                        bare floors floor-pingpong, floor-ring, floor-echo)
   --no-micro            skip the mitata microbenchmarks
   --no-gpu              skip the GPU section
   --deno PATH, --bun PATH   runtime binaries (default: tools/node_modules/.bin, node_modules/.bin,
@@ -241,6 +246,10 @@ async function main(): Promise<void> {
     commandLine: ["bench/e2e.ts", ...process.argv.slice(2)].join(" "),
     log: (line) => process.stderr.write(line + "\n"),
   });
+  const floors = floorSummaryLines(results);
+  if (floors.length > 0) {
+    console.error(["library ÷ floor (same run):", ...floors].join("\n  "));
+  }
   const out = values.out ?? (config.partial ? undefined : "");
   if (out !== undefined) {
     const path = writeResults(

@@ -7,6 +7,9 @@ import { spawnSync } from "node:child_process";
 import { resolveRuntime } from "../bench/harness/spawn.ts";
 import { REPO_ROOT } from "../bench/harness/results.ts";
 import {
+  floorRows,
+  floorSummaryLines,
+  floorVerdict,
   formatMicros,
   formatP,
   formatPercent,
@@ -90,6 +93,65 @@ describe("report", () => {
     for (const file of images.keys()) {
       assert.ok(markdown.includes(`(img/${file})`));
     }
+  });
+
+  test("the floors table states every library figure as a ratio to its floor, with a CI and a verdict", () => {
+    const results = sampleResults();
+    const floors = results.floors!;
+    const byId = new Map(floors.map((f) => [f.id, f]));
+    // Fixture: Deno's call() at 2 µs vs a 1.6 µs ping-pong, Bun's 3 µs vs 1 µs.
+    const deno = byId.get("deno:actor-call:p50")!;
+    assert.ok(Math.abs(deno.ratio - 2 / 1.6) < 0.1, String(deno.ratio));
+    assert.equal(deno.target?.met, true);
+    assert.ok(deno.ci95.low <= deno.ratio && deno.ratio <= deno.ci95.high);
+    const bun = byId.get("bun:actor-call:p50")!;
+    assert.ok(Math.abs(bun.ratio - 3) < 0.3, String(bun.ratio));
+    assert.equal(bun.target?.met, false);
+    assert.equal(byId.get("bun:actor-call:p99")!.target?.bound, 3);
+    const sink = byId.get("deno:sendbatch-sink@1024:rate")!;
+    assert.ok(Math.abs(sink.ratio - 0.64) < 0.1, String(sink.ratio));
+    assert.equal(sink.target?.met, true);
+    const echo = byId.get("deno:sendbatch-echo@1024:rate")!;
+    assert.ok(Math.abs(echo.ratio - 0.4) < 0.1, String(echo.ratio));
+    assert.equal(echo.target?.met, false);
+    assert.equal(byId.get("deno:sendbatch-echo@1:rate")!.target, undefined);
+    assert.match(floorVerdict(echo), /^missed at \d+\.\d %$/);
+    assert.match(floorVerdict(deno), /^met at 1\.\d\d×$/);
+
+    const { markdown } = renderReport(results);
+    assert.ok(
+      markdown.includes("## Floors: the library against bare JavaScript"),
+    );
+    assert.ok(markdown.includes(CASES["floor-pingpong"].measures));
+    const rows = floorRows(results);
+    assert.equal(rows.length, floors.length);
+    const row = rows.find((r) =>
+      r[0] === "Deno" && r[1].startsWith("actor call() p50")
+    )!;
+    assert.match(row[4], /^1\.\d\d×$/);
+    assert.match(row[5], /^\d\.\d\d× … \d\.\d\d×$/);
+    assert.equal(row[6], "≤ 1.50×");
+    assert.match(row[7], /^met at /);
+    const missed = rows.find((r) =>
+      r[0] === "Deno" && r[1].includes("echo of 1024")
+    )!;
+    assert.equal(missed[6], "≥ 50.0 %");
+    assert.match(missed[7], /^\*\*missed at \d+\.\d %\*\*$/);
+    assert.match(
+      markdown,
+      /Deno: `sendBatch` echo of 1024 .*Target ≥ 50\.0 %: \*\*missed\*\*/,
+    );
+
+    const lines = floorSummaryLines(results);
+    assert.equal(lines.length, floors.length);
+    assert.ok(
+      lines.some((l) => /^Bun: actor call\(\) p50 .*: MISSED$/.test(l)),
+    );
+    assert.deepEqual(
+      floorSummaryLines({}),
+      [],
+      "older results files have no floors",
+    );
   });
 
   test("the GPU table's JSON is shown as tables, section by section", () => {

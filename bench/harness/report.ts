@@ -10,10 +10,11 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { CASES } from "./catalog.ts";
+import { CASES, FLOOR_MIN_MESSAGES } from "./catalog.ts";
 import {
   type BenchmarkResult,
   type ComparisonResult,
+  type FloorComparison,
   REPO_ROOT,
   type ResultsDocument,
   type SustainedResult,
@@ -441,7 +442,7 @@ function throughputSection(
     rows.map((b) => [
       b.short,
       runtimeTitle(b.runtime),
-      String(b.batch),
+      b.batch === undefined ? MISSING : String(b.batch),
       formatRate(b.trialValues?.all.mean),
       interval(b.trialValues?.all, b.unit),
       formatPercent(b.trialValues?.all.cv),
@@ -453,7 +454,10 @@ function throughputSection(
     ]),
   ));
   lines.push("");
-  images.set("benchmarks-throughput.svg", throughputChart(rows, results));
+  images.set(
+    "benchmarks-throughput.svg",
+    throughputChart(rows.filter((b) => b.batch !== undefined), results),
+  );
   lines.push(
     `![Throughput vs sendBatch size, per runtime and case](${imageLink}/benchmarks-throughput.svg)`,
     "",
@@ -697,6 +701,110 @@ function gpuSectionLines(results: ResultsDocument): string[] {
   return lines;
 }
 
+function floorFigure(value: number, unit: string): string {
+  return unit === "msg/s"
+    ? `${formatRate(value)} Mmsg/s`
+    : `${formatMicros(value)} µs`;
+}
+
+function floorBound(c: FloorComparison): string {
+  if (c.target === undefined) return MISSING;
+  return c.target.direction === "at most"
+    ? `≤ ${formatRatio(c.target.bound)}`
+    : `≥ ${formatPercent(c.target.bound)}`;
+}
+
+/** A ratio to the floor: "1.83×" for latency, "41.2 %" for throughput. */
+function floorShare(value: number, unit: string): string {
+  return unit === "msg/s" ? formatPercent(value) : formatRatio(value);
+}
+
+function floorInterval(c: FloorComparison): string {
+  if (!finite(c.ci95.low) || !finite(c.ci95.high)) return MISSING;
+  return `${floorShare(c.ci95.low, c.unit)} … ${
+    floorShare(c.ci95.high, c.unit)
+  }`;
+}
+
+/** "met at 1.33×" or "missed at 24.1 %": the verdict with the figure that decided it; "" without a target. */
+export function floorVerdict(c: FloorComparison): string {
+  if (c.target === undefined) return "";
+  return `${c.target.met ? "met" : "missed"} at ${floorShare(c.ratio, c.unit)}`;
+}
+
+/** The floors table's rows: runtime, comparison, floor, library, ratio, CI, target, verdict. */
+export function floorRows(
+  results: Pick<ResultsDocument, "floors">,
+): string[][] {
+  return (results.floors ?? []).map((c) => [
+    runtimeTitle(c.runtime),
+    c.label,
+    floorFigure(c.floorValue, c.unit),
+    floorFigure(c.libraryValue, c.unit),
+    floorShare(c.ratio, c.unit),
+    floorInterval(c),
+    floorBound(c),
+    c.target === undefined
+      ? ""
+      : c.target.met
+      ? floorVerdict(c)
+      : `**${floorVerdict(c)}**`,
+  ]);
+}
+
+/** Headers of {@linkcode floorRows}. */
+export const FLOOR_HEADERS: readonly string[] = [
+  "runtime",
+  "library ÷ floor",
+  "floor",
+  "library",
+  "ratio",
+  "95 % CI (bootstrap)",
+  "target",
+  "verdict",
+];
+
+/** The floors as plain lines for a terminal: one per comparison, with its CI and verdict. */
+export function floorSummaryLines(
+  results: Pick<ResultsDocument, "floors">,
+): string[] {
+  return (results.floors ?? []).map((c) =>
+    `${runtimeTitle(c.runtime)}: ${c.label.replace(/`/g, "")}: ${
+      floorFigure(c.libraryValue, c.unit)
+    } vs ${floorFigure(c.floorValue, c.unit)} = ${
+      floorShare(c.ratio, c.unit)
+    } (95 % CI ${floorInterval(c)})${
+      c.target === undefined
+        ? ""
+        : `; target ${floorBound(c)}: ${c.target.met ? "met" : "MISSED"}`
+    }`
+  );
+}
+
+function floorSection(results: ResultsDocument): string[] {
+  const rows = floorRows(results);
+  if (rows.length === 0) return [];
+  const cases = ["floor-pingpong", "floor-ring", "floor-echo"] as const;
+  return [
+    "## Floors: the library against bare JavaScript",
+    "",
+    "Each runtime's floors are measured in the same run, in fresh processes like every other case, and every " +
+    "library figure is stated as a ratio to its floor: latency as library ÷ floor (1× would be the floor " +
+    "itself), throughput as the share of the floor's rate the library reaches. The ratio is of the medians of " +
+    "the per-process values (the per-process median, or the per-process p99 for the p99 row); the interval " +
+    "is a percentile bootstrap of that ratio, resampling the processes of each side. A verdict is judged on " +
+    "the ratio; it is a benchmark figure, not a test. A floor's throughput round is at least " +
+    `${FLOOR_MIN_MESSAGES} messages, long enough to time at its rate.`,
+    "",
+    ...cases.map((name) =>
+      `- **${CASES[name].short}**: ${CASES[name].measures}.`
+    ),
+    "",
+    table([...FLOOR_HEADERS], rows),
+    "",
+  ];
+}
+
 function headline(
   results: ResultsDocument,
   byId: Map<string, BenchmarkResult>,
@@ -736,6 +844,18 @@ function headline(
           c.target!.minRatio
         }× on the medians ` +
         `(${c.target!.source}): **${c.target!.met ? "met" : "not met"}**.`,
+    );
+  }
+  for (const c of results.floors ?? []) {
+    if (c.target === undefined) continue;
+    lines.push(
+      `- ${runtimeTitle(c.runtime)}: ${c.label}: ${
+        floorShare(c.ratio, c.unit)
+      } (95 % CI ${floorInterval(c)}; ${
+        floorFigure(c.libraryValue, c.unit)
+      } vs ${floorFigure(c.floorValue, c.unit)}). Target ${floorBound(c)}: **${
+        c.target.met ? "met" : "missed"
+      }**.`,
     );
   }
   for (const r of results.sustained) {
@@ -878,6 +998,7 @@ export function renderReport(
     );
   }
   lines.push(...throughputSection(results, images, imageLink));
+  lines.push(...floorSection(results));
   const runtimeComparisons = results.comparisons.filter((c) =>
     c.id.startsWith("deno-vs-bun:")
   );
