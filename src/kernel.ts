@@ -153,7 +153,12 @@ export interface KernelMetrics {
   readonly restarts: number;
   /** The actor's telemetry block. */
   readonly telemetry: TelemetrySnapshot;
-  /** Round-trip latency of completed {@linkcode Kernel.call}s, host → actor → host, in ns. */
+  /**
+   * Round-trip latency of completed {@linkcode Kernel.call}s, host → actor →
+   * host, in ns. Sampled: the first call and then one in 16 is timed (so
+   * `count` is about a sixteenth of the calls), which keeps the clock off
+   * the other calls' path.
+   */
   readonly callLatency: HistogramSnapshot;
 }
 
@@ -258,9 +263,25 @@ interface Receiver {
 
 function ignore(): void {}
 
-/** Longest and shortest spin of the host for a reply before it waits asynchronously. */
-const CALL_SPIN_MS = 0.2;
-const CALL_SPIN_MIN_MS = 0.005;
+/**
+ * Longest and shortest spin of `call()` for its reply before it waits
+ * asynchronously, in polls of the output ring (counted, not clocked: a clock
+ * read costs more than a poll). On the CPU backend a poll is an atomic load,
+ * some nanoseconds; on the GPU backend it reads mapped memory across the bus
+ * (about a microsecond), so its spin is kept much shorter.
+ */
+const CALL_SPIN_POLLS = 16_384;
+const CALL_SPIN_MIN_POLLS = 256;
+const GPU_CALL_SPIN_POLLS = 64;
+const GPU_CALL_SPIN_MIN_POLLS = 4;
+/**
+ * Polls of `receive()` for a reply before it waits asynchronously (a few
+ * microseconds), only on the CPU backend and only while a message is in
+ * the actor's queue, that is while a reply can be expected soon.
+ */
+const RECEIVE_SPIN_POLLS = 512;
+/** One `call()` in this many is timed for {@linkcode KernelMetrics.callLatency}. */
+const CALL_LATENCY_SAMPLE_EVERY = 16;
 const PUMP_WAIT_MS = 50;
 /** Most readings of the counters {@linkcode Kernel.metrics} takes to find them still. */
 const SNAPSHOT_TRIES = 1000;
@@ -325,7 +346,11 @@ export class Kernel<
   #spinCaught = false;
   #spinValue: unknown = undefined;
   readonly #callLatency = new LatencyHistogram();
-  #callSpinMs = CALL_SPIN_MS;
+  /** Calls made so far: every {@linkcode CALL_LATENCY_SAMPLE_EVERY}th is timed. */
+  #calls = 0;
+  readonly #spinMax: number;
+  readonly #spinMin: number;
+  #callSpinPolls: number;
   /** Cuts the wait of a stopping actor short: it is killed at once. */
   #cutStop: (() => void) | undefined;
   readonly #internals: KernelInternals;
@@ -339,6 +364,10 @@ export class Kernel<
     this.name = init.name;
     this.id = init.id;
     this.backend = init.backend;
+    const gpu = init.backend !== "cpu";
+    this.#spinMax = gpu ? GPU_CALL_SPIN_POLLS : CALL_SPIN_POLLS;
+    this.#spinMin = gpu ? GPU_CALL_SPIN_MIN_POLLS : CALL_SPIN_MIN_POLLS;
+    this.#callSpinPolls = this.#spinMax;
     this.inputSchema = init.definition.input;
     this.outputSchema = init.definition.output;
     this.#host = init.host;
@@ -713,6 +742,23 @@ export class Kernel<
         new TimeoutError(`receive from "${this.name}"`, timeoutMs),
       );
     }
+    // A reply is likely within microseconds while the actor has a message
+    // (it is released only after it was handled): look for it a little before
+    // paying for a timer, a promise and the pump. Not on the GPU backend,
+    // where a poll crosses the bus, nor behind earlier receivers.
+    if (
+      this.backend === "cpu" && this.#receivers.length === 0 &&
+      this.#host.inputRing.depth() > 0
+    ) {
+      const output = this.#host.output;
+      for (let polls = RECEIVE_SPIN_POLLS; polls > 0; polls--) {
+        if (output.available() > 0) {
+          const value = this.tryReceive();
+          if (value !== undefined) return Promise.resolve(value);
+          if (this.#host.inputRing.depth() === 0) break;
+        }
+      }
+    }
     return new Promise((resolve, reject) => {
       const receiver: Receiver = {
         resolve: resolve as (value: unknown) => void,
@@ -759,12 +805,22 @@ export class Kernel<
     this.#requireOutput("call");
     this.#assertSendable();
     if (signal?.aborted) throw signal.reason;
-    const started = performance.now();
+    // Only a sample of calls is timed: the clock is read on no other call's
+    // path (the deadline is a timer).
+    const timed = this.#calls++ % CALL_LATENCY_SAMPLE_EVERY === 0;
+    const started = timed ? performance.now() : 0;
     const id = this.#nextCorrelation++;
     const header = { correlationId: id };
     const producer = this.#host.input;
     if (!producer.tryEnqueue(this.inputSchema, message, header)) {
-      return this.#callWhenSpace(message, header, started, timeoutMs, signal);
+      return this.#callWhenSpace(
+        message,
+        header,
+        timed,
+        timed ? started : performance.now(),
+        timeoutMs,
+        signal,
+      );
     }
     this.#hostSent++;
     // Nothing waits between the enqueue and the spin below, and nothing
@@ -775,38 +831,49 @@ export class Kernel<
     // The spin adapts: when the actor cannot answer while this thread spins
     // (both share a core), replies come late, and the spin shrinks to a
     // glance; when replies come within it, it grows back.
-    const spinEnd = performance.now() + this.#callSpinMs;
+    // The spin is counted in polls, not clocked.
     const output = this.#host.output;
     this.#spinningFor = id;
     try {
-      do {
+      for (let polls = this.#callSpinPolls; polls > 0; polls--) {
         if (output.available() > 0) {
           this.#dispatch();
           if (this.#spinCaught) {
             const value = this.#spinValue as DecodedMessage<O>;
             this.#spinCaught = false;
             this.#spinValue = undefined;
-            this.#callSpinMs = Math.min(CALL_SPIN_MS, this.#callSpinMs * 2);
-            this.#callLatency.record(
-              Math.round((performance.now() - started) * 1e6),
+            this.#callSpinPolls = Math.min(
+              this.#spinMax,
+              this.#callSpinPolls * 2,
             );
+            if (timed) {
+              this.#callLatency.record(
+                Math.round((performance.now() - started) * 1e6),
+              );
+            }
             return value;
           }
         }
-      } while (performance.now() < spinEnd);
+      }
     } finally {
       this.#spinningFor = 0;
     }
-    this.#callSpinMs = Math.max(CALL_SPIN_MIN_MS, this.#callSpinMs / 2);
+    this.#callSpinPolls = Math.max(this.#spinMin, this.#callSpinPolls >> 1);
     if (timeoutMs === 0) {
       // Not waiting: the reply, when it comes, is dead-lettered as expired.
       throw new TimeoutError(`call to "${this.name}"`, timeoutMs);
     }
     const reply = this.#expectReply(id, signal);
-    this.#armCall(id, started, timeoutMs);
+    // The deadline counts from here unless the call is timed anyway: at most
+    // the spin (well under a millisecond) later than from the send.
+    this.#armCall(id, timed ? started : undefined, timeoutMs);
     this.#startPump();
     const value = await reply;
-    this.#callLatency.record(Math.round((performance.now() - started) * 1e6));
+    if (timed) {
+      this.#callLatency.record(
+        Math.round((performance.now() - started) * 1e6),
+      );
+    }
     return value;
   }
 
@@ -818,6 +885,7 @@ export class Kernel<
   async #callWhenSpace(
     message: MessageValue<I>,
     header: { correlationId: number },
+    timed: boolean,
     started: number,
     timeoutMs: number,
     signal: AbortSignal | undefined,
@@ -852,7 +920,11 @@ export class Kernel<
     if (this.#pending.get(id) === entry) this.#armCall(id, started, timeoutMs);
     this.#startPump();
     const value = await reply;
-    this.#callLatency.record(Math.round((performance.now() - started) * 1e6));
+    if (timed) {
+      this.#callLatency.record(
+        Math.round((performance.now() - started) * 1e6),
+      );
+    }
     return value;
   }
 
@@ -879,10 +951,12 @@ export class Kernel<
     });
   }
 
-  /** Starts the deadline of registered call `id`: `timeoutMs` from `started`. */
-  #armCall(id: number, started: number, timeoutMs: number): void {
+  /** Starts the deadline of registered call `id`: `timeoutMs` from `started` (from now when undefined). */
+  #armCall(id: number, started: number | undefined, timeoutMs: number): void {
     const call = this.#pending.get(id)!;
-    const left = Math.max(0, timeoutMs - (performance.now() - started));
+    const left = started === undefined
+      ? timeoutMs
+      : Math.max(0, timeoutMs - (performance.now() - started));
     call.timer = setTimeout(() => {
       if (this.#pending.get(id) !== call) return;
       this.#pending.delete(id);
