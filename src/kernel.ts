@@ -22,7 +22,7 @@ import {
 import {
   ActorCrashedError,
   InvalidMessageError,
-  InvalidOptionError,
+  type InvalidOptionError,
   InvalidStateError,
   QueueFullError,
   TimeoutError,
@@ -42,7 +42,7 @@ import {
   DEFAULT_TIMEOUT_MS,
   pollUntil,
 } from "./async.ts";
-import { checkBoolean, checkSignal, checkTimeoutMs } from "./options.ts";
+import { checkBoolean, checkWaitOptions } from "./options.ts";
 
 /**
  * Options of {@linkcode Kernel.send} and {@linkcode Kernel.sendBatch}. Every
@@ -120,15 +120,6 @@ export interface TerminateOptions {
    * aborted).
    */
   signal?: AbortSignal;
-}
-
-/** Refuses an options argument that is not an object. */
-function checkOptions(options: unknown): void {
-  if (
-    options !== undefined && (typeof options !== "object" || options === null)
-  ) {
-    throw new InvalidOptionError("options", options, "an object");
-  }
 }
 
 /** Counters of one kernel; see {@linkcode Kernel.metrics}. */
@@ -424,13 +415,7 @@ export class Kernel<
    * pauses when the handler returns.
    */
   async deactivate(options?: DeactivateOptions): Promise<void> {
-    checkOptions(options);
-    const timeoutMs = checkTimeoutMs(
-      "timeoutMs",
-      options?.timeoutMs,
-      DEFAULT_TIMEOUT_MS,
-    );
-    const signal = checkSignal("signal", options?.signal);
+    const { timeoutMs, signal } = checkWaitOptions(options, DEFAULT_TIMEOUT_MS);
     if (signal?.aborted) throw signal.reason;
     this.#transition("deactivate");
     const host = this.#host;
@@ -476,14 +461,8 @@ export class Kernel<
     let timeoutMs: number;
     let signal: AbortSignal | undefined;
     try {
-      checkOptions(options);
+      ({ timeoutMs, signal } = checkWaitOptions(options, TERMINATE_TIMEOUT_MS));
       abort = checkBoolean("abort", options?.abort, false);
-      timeoutMs = checkTimeoutMs(
-        "timeoutMs",
-        options?.timeoutMs,
-        TERMINATE_TIMEOUT_MS,
-      );
-      signal = checkSignal("signal", options?.signal);
       if (signal?.aborted) throw signal.reason;
       if (this.#stopping === undefined || this.#state === "terminated") {
         nextState(this.#state, "terminate");
@@ -622,13 +601,7 @@ export class Kernel<
     message: MessageValue<I>,
     options?: SendOptions,
   ): Promise<void> {
-    checkOptions(options);
-    const timeoutMs = checkTimeoutMs(
-      "timeoutMs",
-      options?.timeoutMs,
-      DEFAULT_TIMEOUT_MS,
-    );
-    const signal = checkSignal("signal", options?.signal);
+    const { timeoutMs, signal } = checkWaitOptions(options, DEFAULT_TIMEOUT_MS);
     if (signal?.aborted) throw signal.reason;
     if (this.trySend(message)) return;
     await this.#waitForSpace(() => this.trySend(message), timeoutMs, signal);
@@ -644,13 +617,7 @@ export class Kernel<
     messages: ArrayLike<MessageValue<I>>,
     options?: SendOptions,
   ): Promise<number> {
-    checkOptions(options);
-    const timeoutMs = checkTimeoutMs(
-      "timeoutMs",
-      options?.timeoutMs,
-      DEFAULT_TIMEOUT_MS,
-    );
-    const signal = checkSignal("signal", options?.signal);
+    const { timeoutMs, signal } = checkWaitOptions(options, DEFAULT_TIMEOUT_MS);
     this.#assertSendable();
     if (signal?.aborted) throw signal.reason;
     let done = 0;
@@ -718,13 +685,7 @@ export class Kernel<
     let timeoutMs: number;
     let signal: AbortSignal | undefined;
     try {
-      checkOptions(options);
-      timeoutMs = checkTimeoutMs(
-        "timeoutMs",
-        options?.timeoutMs,
-        DEFAULT_TIMEOUT_MS,
-      );
-      signal = checkSignal("signal", options?.signal);
+      ({ timeoutMs, signal } = checkWaitOptions(options, DEFAULT_TIMEOUT_MS));
       this.#requireOutput("receive");
     } catch (error) {
       return Promise.reject(error);
@@ -795,13 +756,7 @@ export class Kernel<
     message: MessageValue<I>,
     options?: CallOptions,
   ): Promise<DecodedMessage<O>> {
-    checkOptions(options);
-    const timeoutMs = checkTimeoutMs(
-      "timeoutMs",
-      options?.timeoutMs,
-      DEFAULT_TIMEOUT_MS,
-    );
-    const signal = checkSignal("signal", options?.signal);
+    const { timeoutMs, signal } = checkWaitOptions(options, DEFAULT_TIMEOUT_MS);
     this.#requireOutput("call");
     this.#assertSendable();
     if (signal?.aborted) throw signal.reason;

@@ -93,3 +93,42 @@ export function checkSignal(
   if (value === undefined || value instanceof AbortSignal) return value;
   throw new InvalidOptionError(option, value, "an AbortSignal");
 }
+
+/** An object of options, or `{}` when `undefined`. */
+export function checkOptionsObject<T extends object>(
+  option: string,
+  value: unknown,
+): Partial<T> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new InvalidOptionError(option, value, "an object of options");
+  }
+  return value as Partial<T>;
+}
+
+/** The options every wait takes. */
+export interface WaitOptionValues {
+  /** The deadline in milliseconds. */
+  readonly timeoutMs: number;
+  /** The signal that cuts the wait short, if any. */
+  readonly signal: AbortSignal | undefined;
+}
+
+/**
+ * The options of a wait (`{ timeoutMs, signal }`), checked: `fallbackMs`
+ * when no deadline is given. Whether the signal has already aborted is left
+ * to the caller, which may have other refusals to make first.
+ */
+export function checkWaitOptions(
+  options: unknown,
+  fallbackMs: number,
+): WaitOptionValues {
+  const o = checkOptionsObject<{ timeoutMs: number; signal: AbortSignal }>(
+    "options",
+    options,
+  );
+  return {
+    timeoutMs: checkTimeoutMs("timeoutMs", o.timeoutMs, fallbackMs),
+    signal: checkSignal("signal", o.signal),
+  };
+}

@@ -84,7 +84,6 @@ import {
   checkCudaOptions,
   checkFunction,
   checkInteger,
-  checkOptionsObject,
   checkPositiveTimeoutMs,
   checkRestartPolicy,
   checkSlotSize,
@@ -93,7 +92,11 @@ import {
   MAX_DEAD_LETTER_CAPACITY,
   MAX_IDLE_SPIN_MICROS,
 } from "./runtime_options.ts";
-import { checkSignal } from "./options.ts";
+import {
+  checkOptionsObject,
+  checkSignal,
+  checkWaitOptions,
+} from "./options.ts";
 import { setTimeout } from "node:timers";
 
 /** Options of {@linkcode RingKernel.create}. */
@@ -1220,9 +1223,7 @@ export class RingKernel implements AsyncDisposable {
     let timeoutMs: number;
     let signal: AbortSignal | undefined;
     try {
-      const o = checkOptionsObject<ShutdownOptions>("options", options);
-      timeoutMs = checkTimeoutMs("timeoutMs", o.timeoutMs, 10_000);
-      signal = checkSignal("signal", o.signal);
+      ({ timeoutMs, signal } = checkWaitOptions(options, 10_000));
       if (signal?.aborted) throw signal.reason;
     } catch (error) {
       return Promise.reject(error);

@@ -14,6 +14,7 @@ import {
   checkBoolean,
   checkChoice,
   checkInteger,
+  checkOptionsObject,
   checkTimeoutMs,
   MAX_TIMEOUT_MS,
 } from "./options.ts";
@@ -33,18 +34,6 @@ export const MAX_IDLE_SPIN_MICROS = 1_000_000;
 
 /** Largest `deadLetterCapacity`. */
 export const MAX_DEAD_LETTER_CAPACITY = 2 ** 24;
-
-/** `value` when it is a plain options object or `undefined` (then `{}`). */
-export function checkOptionsObject<T extends object>(
-  option: string,
-  value: unknown,
-): Partial<T> {
-  if (value === undefined) return {};
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new InvalidOptionError(option, value, "an object of options");
-  }
-  return value as Partial<T>;
-}
 
 /** A function, or `undefined`. */
 export function checkFunction<F>(

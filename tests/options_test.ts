@@ -6,8 +6,10 @@ import {
   checkBoolean,
   checkChoice,
   checkInteger,
+  checkOptionsObject,
   checkSignal,
   checkTimeoutMs,
+  checkWaitOptions,
   MAX_TIMEOUT_MS,
 } from "../src/options.ts";
 
@@ -52,5 +54,25 @@ describe("option checks", () => {
     const signal = new AbortController().signal;
     assert.equal(checkSignal("signal", signal), signal);
     refused(() => checkSignal("signal", {}), "signal");
+  });
+
+  test("an options object, and the options of a wait", () => {
+    assert.deepEqual(checkOptionsObject("options", undefined), {});
+    for (const bad of [null, 3, "x", []]) {
+      refused(() => checkOptionsObject("options", bad), "options");
+    }
+    assert.deepEqual(checkWaitOptions(undefined, 50), {
+      timeoutMs: 50,
+      signal: undefined,
+    });
+    const signal = AbortSignal.abort();
+    // An aborted signal is the caller's to act on: it may have refusals to make first.
+    assert.deepEqual(checkWaitOptions({ timeoutMs: 0, signal }, 50), {
+      timeoutMs: 0,
+      signal,
+    });
+    refused(() => checkWaitOptions(7, 50), "options");
+    refused(() => checkWaitOptions({ timeoutMs: NaN }, 50), "timeoutMs");
+    refused(() => checkWaitOptions({ signal: true }, 50), "signal");
   });
 });

@@ -51,7 +51,7 @@ import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
 import { TelemetryView } from "../../telemetry.ts";
 import { validateFilter, validateTopic } from "../../topic.ts";
 import { pollUntil, sleepSync } from "../../async.ts";
-import { checkSignal, checkTimeoutMs } from "../../options.ts";
+import { checkOptionsObject, checkWaitOptions } from "../../options.ts";
 import { subscription, type TopicSubscription } from "../../pubsub.ts";
 import type { DeadLetterReason } from "../../dead_letter.ts";
 import { busyIdle, BusyState, CommitKind, WorkerWord } from "./actor_memory.ts";
@@ -102,15 +102,6 @@ const YIELD_MS = 50;
 const CORRELATION_ID = ENVELOPE.fields.correlationId.offset;
 /** Default of {@linkcode ActorSendOptions.timeoutMs}. */
 const K2K_TIMEOUT_MS = 1000;
-
-/** Refuses an options argument of `ctx` that is not an object. */
-function checkOptions(options: unknown): void {
-  if (
-    options !== undefined && (typeof options !== "object" || options === null)
-  ) {
-    throw new InvalidOptionError("options", options, "an object");
-  }
-}
 
 /** A message schema, or `undefined`. */
 function checkSchema(value: unknown): MessageSchema | undefined {
@@ -780,13 +771,7 @@ class ActorLoop {
     message: MessageValue<FieldsSpec>,
     options?: ActorSendOptions,
   ): Promise<DeliveryReceipt> {
-    checkOptions(options);
-    const timeoutMs = checkTimeoutMs(
-      "timeoutMs",
-      options?.timeoutMs,
-      K2K_TIMEOUT_MS,
-    );
-    const signal = checkSignal("signal", options?.signal);
+    const { timeoutMs, signal } = checkWaitOptions(options, K2K_TIMEOUT_MS);
     const schema = checkSchema(options?.schema) ?? this.#definition.output;
     if (signal?.aborted) throw signal.reason;
     let route = routes.get(target);
@@ -869,8 +854,9 @@ class ActorLoop {
     message: MessageValue<FieldsSpec>,
     options?: ActorPublishOptions,
   ): void {
-    checkOptions(options);
-    const schema = checkSchema(options?.schema);
+    const schema = checkSchema(
+      checkOptionsObject<ActorPublishOptions>("options", options).schema,
+    );
     validateTopic(topic);
     const use = schema ?? this.#definition.output;
     if (use === undefined) {
