@@ -170,58 +170,37 @@ export function planJobs(
   for (const runtime of runtimes) {
     for (const name of config.cases) {
       const info = CASES[name];
-      if (info.kind === "latency") {
-        jobs.push({
-          runtime,
-          case: name,
-          args: [
-            "child",
-            "--case",
-            name,
-            "--samples",
-            String(config.latencySamples),
-            "--warmup",
-            String(config.latencyWarmup),
-          ],
-        });
-      } else if (info.kind === "throughput" && !info.batched) {
-        jobs.push({
-          runtime,
-          case: name,
-          args: [
-            "child",
-            "--case",
-            name,
-            "--samples",
-            String(config.throughputRounds),
-            "--warmup",
-            String(config.throughputWarmup),
-            "--messages",
-            roundMessages(config, name),
-          ],
-        });
-      } else if (info.kind === "throughput") {
-        for (const batch of config.batchSizes) {
-          jobs.push({
-            runtime,
-            case: name,
-            batch,
-            args: [
-              "child",
-              "--case",
-              name,
-              "--batch",
-              String(batch),
+      const job = (batch?: number): Job => ({
+        runtime,
+        case: name,
+        ...(batch === undefined ? {} : { batch }),
+        args: [
+          "child",
+          "--case",
+          name,
+          ...(batch === undefined ? [] : ["--batch", String(batch)]),
+          ...(info.kind === "latency"
+            ? [
+              "--samples",
+              String(config.latencySamples),
+              "--warmup",
+              String(config.latencyWarmup),
+            ]
+            : [
               "--samples",
               String(config.throughputRounds),
               "--warmup",
               String(config.throughputWarmup),
               "--messages",
               roundMessages(config, name),
-            ],
-          });
-        }
-      }
+            ]),
+        ],
+      });
+      // The sustained case runs once, apart from the trials.
+      if (info.kind === "sustained") continue;
+      if (info.kind === "throughput" && info.batched) {
+        for (const batch of config.batchSizes) jobs.push(job(batch));
+      } else jobs.push(job());
     }
   }
   return jobs;
