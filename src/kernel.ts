@@ -334,6 +334,7 @@ export class Kernel<
   readonly #pumpStop = new AbortController();
   /** Correlation id a `call` is spinning for (0: none), and what it caught. */
   #spinningFor = 0;
+  readonly #callHeader = { correlationId: 0 };
   #spinCaught = false;
   #spinValue: unknown = undefined;
   readonly #callLatency = new LatencyHistogram();
@@ -765,12 +766,14 @@ export class Kernel<
     const timed = this.#calls++ % CALL_LATENCY_SAMPLE_EVERY === 0;
     const started = timed ? performance.now() : 0;
     const id = this.#nextCorrelation++;
-    const header = { correlationId: id };
+    // Read only during the enqueue: one header object serves every call.
+    const header = this.#callHeader;
+    header.correlationId = id;
     const producer = this.#host.input;
     if (!producer.tryEnqueue(this.inputSchema, message, header)) {
       return this.#callWhenSpace(
         message,
-        header,
+        id,
         timed,
         timed ? started : performance.now(),
         timeoutMs,
@@ -801,11 +804,7 @@ export class Kernel<
               this.#spinMax,
               this.#callSpinPolls * 2,
             );
-            if (timed) {
-              this.#callLatency.record(
-                Math.round((performance.now() - started) * 1e6),
-              );
-            }
+            if (timed) this.#recordCallLatency(started);
             return value;
           }
         }
@@ -824,12 +823,13 @@ export class Kernel<
     this.#armCall(id, timed ? started : undefined, timeoutMs);
     this.#startPump();
     const value = await reply;
-    if (timed) {
-      this.#callLatency.record(
-        Math.round((performance.now() - started) * 1e6),
-      );
-    }
+    if (timed) this.#recordCallLatency(started);
     return value;
+  }
+
+  /** Records a sampled call's round trip, started at `started` (ms). */
+  #recordCallLatency(started: number): void {
+    this.#callLatency.record(Math.round((performance.now() - started) * 1e6));
   }
 
   /**
@@ -839,14 +839,15 @@ export class Kernel<
    */
   async #callWhenSpace(
     message: MessageValue<I>,
-    header: { correlationId: number },
+    id: number,
     timed: boolean,
     started: number,
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ): Promise<DecodedMessage<O>> {
-    const id = header.correlationId;
     if (timeoutMs === 0) throw this.#queueFull();
+    // Its own header: the shared one is rewritten by calls made meanwhile.
+    const header = { correlationId: id };
     const reply = this.#expectReply(id, signal);
     // Failed by a terminate or an abort while waiting for space, the reply
     // promise is never awaited: its rejection is handled here.
@@ -875,11 +876,7 @@ export class Kernel<
     if (this.#pending.get(id) === entry) this.#armCall(id, started, timeoutMs);
     this.#startPump();
     const value = await reply;
-    if (timed) {
-      this.#callLatency.record(
-        Math.round((performance.now() - started) * 1e6),
-      );
-    }
+    if (timed) this.#recordCallLatency(started);
     return value;
   }
 
