@@ -22,7 +22,6 @@ import {
 import {
   ActorCrashedError,
   InvalidMessageError,
-  type InvalidOptionError,
   InvalidStateError,
   QueueFullError,
   TimeoutError,
