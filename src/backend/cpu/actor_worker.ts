@@ -16,15 +16,11 @@ import { getHeapStatistics } from "node:v8";
 import {
   type ActorContext,
   type ActorDefinition,
-  type ActorPublishOptions,
-  type ActorSendOptions,
-  type DeliveryReceipt,
   loadActorDefinition,
 } from "../../actor.ts";
 import { ControlBlockView } from "../../control_block.ts";
 import {
   ENVELOPE_SIZE,
-  type EnvelopeInit,
   type EnvelopeRules,
   readSourceActor,
   readTypeId,
@@ -32,13 +28,7 @@ import {
   VOID_TYPE_ID,
   writeEnvelopeFor,
 } from "../../envelope.ts";
-import {
-  InvalidMessageError,
-  InvalidOptionError,
-  QueueFullError,
-  TimeoutError,
-  UnknownActorError,
-} from "../../errors.ts";
+import { InvalidMessageError } from "../../errors.ts";
 import { HybridClock } from "../../hlc.ts";
 import { ENVELOPE, QUEUE_HEADER, TerminationState } from "../../layout.ts";
 import {
@@ -49,15 +39,12 @@ import {
 } from "../../message.ts";
 import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
 import { TelemetryView } from "../../telemetry.ts";
-import { validateFilter, validateTopic } from "../../topic.ts";
-import { pollUntil, sleepSync } from "../../async.ts";
-import { checkOptionsObject, checkWaitOptions } from "../../options.ts";
-import { subscription, type TopicSubscription } from "../../pubsub.ts";
+import { sleepSync } from "../../async.ts";
 import type { DeadLetterReason } from "../../dead_letter.ts";
 import { busyIdle, BusyState, CommitKind, WorkerWord } from "./actor_memory.ts";
+import { ActorOutbox, buildRoutes, type Route } from "./actor_outbox.ts";
 import {
   type HostToWorker,
-  type RouteEntry,
   serializeError,
   type StartMessage,
   type WorkerToHost,
@@ -100,24 +87,6 @@ const HEARTBEAT_MS = 10;
 /** How often a busy loop lets its own timers and promises run. */
 const YIELD_MS = 50;
 const CORRELATION_ID = ENVELOPE.fields.correlationId.offset;
-/** Default of {@linkcode ActorSendOptions.timeoutMs}. */
-const K2K_TIMEOUT_MS = 1000;
-
-/** A message schema, or `undefined`. */
-function checkSchema(value: unknown): MessageSchema | undefined {
-  if (value === undefined) return undefined;
-  if (
-    value === null || typeof value !== "object" ||
-    typeof (value as MessageSchema).typeId !== "number"
-  ) {
-    throw new InvalidOptionError(
-      "schema",
-      value,
-      "a message schema (defineMessage)",
-    );
-  }
-  return value as MessageSchema;
-}
 
 /** The correlation id at `offset`: a number when it fits (the usual case), else a bigint. */
 function readCorrelation(view: DataView, offset: number): number | bigint {
@@ -126,38 +95,8 @@ function readCorrelation(view: DataView, offset: number): number | bigint {
   return view.getBigUint64(offset + CORRELATION_ID, true);
 }
 
-interface Route {
-  id: number;
-  producer: RingProducer;
-  wakeRing: Ring;
-}
-
 let mailboxHandled = 0;
-let routes = new Map<string, Route>();
-
-function buildRoutes(entries: RouteEntry[]): Map<string, Route> {
-  const table = new Map<string, Route>();
-  for (const entry of entries) {
-    const previous = routes.get(entry.name);
-    if (previous !== undefined && previous.id === entry.id) {
-      table.set(entry.name, previous);
-      continue;
-    }
-    const inbox = Ring.attach(entry.memory, {
-      byteOffset: entry.plan.inbox,
-      kind: "mpsc",
-    });
-    const wakeRing = Ring.attach(entry.memory, {
-      byteOffset: entry.plan.input,
-    });
-    table.set(entry.name, {
-      id: entry.id,
-      producer: inbox.producer(),
-      wakeRing,
-    });
-  }
-  return table;
-}
+let routes: Map<string, Route> = new Map();
 
 function post(message: WorkerToHost, transfer?: Transferable[]): void {
   if (port !== null) port.postMessage(message, transfer as never);
@@ -185,7 +124,7 @@ function onHostMessage(message: HostToWorker): void {
       closeSelf();
     });
   } else if (message.kind === "routes") {
-    routes = buildRoutes(message.routes);
+    routes = buildRoutes(message.routes, routes);
     mailboxHandled++;
   }
 }
@@ -233,7 +172,7 @@ async function start(init: StartMessage): Promise<void> {
     module: init.module,
     export: init.exportName,
   });
-  routes = buildRoutes(init.routes);
+  routes = buildRoutes(init.routes, routes);
   const loop = new ActorLoop(init, definition);
   post({ kind: "ready" });
   const reason = await loop.run();
@@ -268,12 +207,7 @@ class ActorLoop {
     correlationId: number | bigint;
     sourceActor: number;
   };
-  /** Where a K2K message is encoded before it takes a slot of the target's inbox. */
-  #scratch = new DataView(new ArrayBuffer(64));
-  /** Views of the scratch's first n bytes, by n (a few schema sizes). */
-  readonly #scratchViews = new Map<number, Uint8Array>();
-  /** Live `ctx.subscribe` subscriptions, by filter. */
-  readonly #filters = new Map<string, number>();
+  readonly #outbox: ActorOutbox;
 
   constructor(init: StartMessage, definition: ActorDefinition) {
     this.#init = init;
@@ -317,38 +251,31 @@ class ActorLoop {
     } finally {
       this.#words[WorkerWord.userCode] = 0;
     }
+    const outbox = new ActorOutbox({
+      name: init.name,
+      id: init.id,
+      definition,
+      clock: this.#clock,
+      slotSize: this.#slotSize,
+      routes: () => routes,
+      catchUp: () =>
+        Atomics.load(this.#words, WorkerWord.mailbox) !== mailboxHandled
+          ? this.#catchUpMailbox()
+          : undefined,
+      post,
+    });
+    this.#outbox = outbox;
     this.#ctx = {
       name: init.name,
       id: init.id,
       state,
       correlationId: 0n,
       sourceActor: 0,
-      send: (target, message, options) => this.#send(target, message, options),
+      send: (target, message, options) => outbox.send(target, message, options),
       publish: (topic, message, options) =>
-        this.#publish(topic, message, options),
-      subscribe: (filter) => this.#subscribe(filter),
+        outbox.publish(topic, message, options),
+      subscribe: (filter) => outbox.subscribe(filter),
     };
-  }
-
-  /**
-   * Subscribes the actor to `filter`: the host subscribes it when the first
-   * subscription to the filter begins, and unsubscribes it when the last ends.
-   */
-  #subscribe(filter: string): TopicSubscription {
-    validateFilter(filter);
-    const count = this.#filters.get(filter) ?? 0;
-    this.#filters.set(filter, count + 1);
-    if (count === 0) post({ kind: "subscribe", filter });
-    const ended = subscription(() => {
-      const left = this.#filters.get(filter)! - 1;
-      if (left > 0) {
-        this.#filters.set(filter, left);
-      } else {
-        this.#filters.delete(filter);
-        post({ kind: "unsubscribe", filter });
-      }
-    });
-    return Object.assign(ended, { filter, subscriberId: this.#init.name });
   }
 
   /** Runs until terminated, aborted or crashed. */
@@ -764,118 +691,5 @@ class ActorLoop {
     }
     output.publish(1);
     return REPLY_DONE;
-  }
-
-  async #send(
-    target: string,
-    message: MessageValue<FieldsSpec>,
-    options?: ActorSendOptions,
-  ): Promise<DeliveryReceipt> {
-    const { timeoutMs, signal } = checkWaitOptions(options, K2K_TIMEOUT_MS);
-    const schema = checkSchema(options?.schema) ?? this.#definition.output;
-    if (signal?.aborted) throw signal.reason;
-    let route = routes.get(target);
-    if (
-      route === undefined &&
-      Atomics.load(this.#words, WorkerWord.mailbox) !== mailboxHandled
-    ) {
-      await this.#catchUpMailbox();
-      route = routes.get(target);
-    }
-    if (route === undefined) throw new UnknownActorError(target);
-    if (schema === undefined) {
-      throw new InvalidMessageError(
-        `actor "${this.#init.name}" has no output schema; pass options.schema`,
-      );
-    }
-    const producer = route.producer;
-    const ring = producer.ring;
-    if (schema.size > ring.payloadCapacity) {
-      throw new InvalidMessageError(
-        `K2K send to "${target}": ${schema.name} needs ${schema.size} B of payload; a ${ring.slotSize} B slot holds ${ring.payloadCapacity} B`,
-      );
-    }
-    // Encode first, into this loop's scratch: a message that does not encode
-    // fails here, before it takes a ticket of the target's inbox. (A ticket
-    // cannot be handed back: it would become a void slot that the target's
-    // accounting counts as sent and never as processed.)
-    const payload = this.#encodeScratch(schema, message);
-    const envelope: Omit<EnvelopeInit, "payloadLength"> = {
-      typeId: schema.typeId,
-      sourceActor: this.#init.id,
-      timestamp: this.#clock.now(),
-    };
-    if (!producer.tryEnqueueRaw(envelope, payload)) {
-      const full =
-        `K2K send to "${target}": queue full (${ring.capacity} slots)`;
-      if (timeoutMs === 0) throw new QueueFullError(full);
-      // The scratch is shared by this loop's sends: a waiting one keeps a copy.
-      const copy = payload.slice();
-      try {
-        await pollUntil(() => producer.tryEnqueueRaw(envelope, copy), {
-          timeoutMs,
-          signal,
-          what: `K2K send to "${target}"`,
-        });
-      } catch (error) {
-        if (error instanceof TimeoutError) {
-          throw new QueueFullError(`${full} for ${timeoutMs} ms`, {
-            cause: error,
-          });
-        }
-        throw error;
-      }
-    }
-    route.wakeRing.ringDoorbell();
-    return { target, targetId: route.id };
-  }
-
-  /** Encodes `message` into the scratch; returns a view of its bytes. */
-  #encodeScratch(
-    schema: MessageSchema,
-    message: MessageValue<FieldsSpec>,
-  ): Uint8Array {
-    const size = schema.size;
-    if (this.#scratch.byteLength < size) {
-      this.#scratch = new DataView(new ArrayBuffer(size));
-      this.#scratchViews.clear();
-    }
-    schema.encode(this.#scratch, 0, message);
-    let view = this.#scratchViews.get(size);
-    if (view === undefined) {
-      view = new Uint8Array(this.#scratch.buffer, 0, size);
-      this.#scratchViews.set(size, view);
-    }
-    return view;
-  }
-
-  #publish(
-    topic: string,
-    message: MessageValue<FieldsSpec>,
-    options?: ActorPublishOptions,
-  ): void {
-    const schema = checkSchema(
-      checkOptionsObject<ActorPublishOptions>("options", options).schema,
-    );
-    validateTopic(topic);
-    const use = schema ?? this.#definition.output;
-    if (use === undefined) {
-      throw new InvalidMessageError(
-        `actor "${this.#init.name}" has no output schema; pass options.schema`,
-      );
-    }
-    if (use.size > this.#slotSize - ENVELOPE_SIZE) {
-      throw new InvalidMessageError(
-        `${use.name} (${use.size} B) does not fit a ${this.#slotSize} B slot`,
-      );
-    }
-    const slot = new Uint8Array(ENVELOPE_SIZE + use.size);
-    const view = new DataView(slot.buffer);
-    writeEnvelopeFor(view, 0, use, {
-      sourceActor: this.#init.id,
-      timestamp: this.#clock.now(),
-    });
-    use.encode(view, ENVELOPE_SIZE, message);
-    post({ kind: "publish", topic, slot }, [slot.buffer]);
   }
 }
