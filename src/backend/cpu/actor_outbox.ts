@@ -120,6 +120,8 @@ export class ActorOutbox {
   readonly #scratchViews = new Map<number, Uint8Array>();
   /** Live `ctx.subscribe` subscriptions, by filter. */
   readonly #filters = new Map<string, number>();
+  /** Targets sent to since the last {@linkcode ActorOutbox.flush}: each is woken once. */
+  readonly #toWake = new Set<Route>();
 
   constructor(init: OutboxInit) {
     this.#init = init;
@@ -209,8 +211,20 @@ export class ActorOutbox {
         throw error;
       }
     }
-    route.wakeRing.ringDoorbell();
+    this.#toWake.add(route);
     return { target, targetId: route.id };
+  }
+
+  /**
+   * Rings the doorbell of every actor sent to since the last flush: once per
+   * drained batch rather than once per message. The loop calls it after each
+   * batch and before it sleeps, so a target never waits for a wake-up longer
+   * than the sender's batch.
+   */
+  flush(): void {
+    if (this.#toWake.size === 0) return;
+    for (const route of this.#toWake) route.wakeRing.ringDoorbell();
+    this.#toWake.clear();
   }
 
   /** Encodes `message` into the scratch; returns a view of its bytes. */

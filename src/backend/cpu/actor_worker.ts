@@ -312,6 +312,7 @@ class ActorLoop {
         if (fromInbox === ABANDONED) return "abandoned";
         if (fromInbox < 0) return this.#exit("crashed");
         if (fromInput + fromInbox > 0) {
+          this.#outbox.flush();
           lastWork = performance.now();
           if (spinning) {
             spinning = false;
@@ -358,6 +359,7 @@ class ActorLoop {
   #exit(
     reason: "terminated" | "aborted" | "crashed",
   ): "terminated" | "aborted" | "crashed" {
+    this.#outbox.flush();
     this.#heartbeat();
     this.#control.hasTerminated = reason === "terminated"
       ? TerminationState.Terminated
@@ -490,6 +492,8 @@ class ActorLoop {
           reply !== undefined && reply !== null &&
           typeof (reply as Promise<unknown>).then === "function"
         ) {
+          // What the handler sent so far may be what it waits for.
+          this.#outbox.flush();
           reply = await reply;
         }
       } catch (error) {
