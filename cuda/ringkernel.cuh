@@ -163,7 +163,9 @@ struct alignas(128) rk_queue_header {
   rk_u32 magic;
   rk_i32 doorbell;
   rk_i32 sleeping;
-  rk_u8 line3_pad_[104];
+  rk_i32 room_bell;    /* host producers waiting for room sleep on it (CPU consumers ring it) */
+  rk_i32 room_waiting; /* how many producers wait for room */
+  rk_u8 line3_pad_[96];
 };
 
 /** Envelope at the start of every slot; the payload follows it. */
@@ -196,6 +198,7 @@ static_assert(RK_OFFSETOF(rk_queue_header, tail) == RK_QUEUE_LINE, "tail owns li
 static_assert(RK_OFFSETOF(rk_queue_header, reserve) == 2 * RK_QUEUE_LINE, "reserve owns line 2");
 static_assert(RK_OFFSETOF(rk_queue_header, capacity) == 3 * RK_QUEUE_LINE, "config on line 3");
 static_assert(RK_OFFSETOF(rk_queue_header, sleeping) == 404, "sleeping");
+static_assert(RK_OFFSETOF(rk_queue_header, room_waiting) == 412, "room_waiting");
 static_assert(sizeof(rk_envelope) == RK_ENVELOPE_SIZE, "rk_envelope is 32 B");
 static_assert(RK_OFFSETOF(rk_envelope, correlation_id) == 8, "correlation_id");
 static_assert(RK_OFFSETOF(rk_envelope, stamp) == 28, "stamp");
@@ -1376,6 +1379,8 @@ __device__ __forceinline__ void rk_block_queue_init(rk_queue_header* h, rk_u32 c
     rk_store_volatile(&h->kind, kind);
     rk_store_volatile(&h->doorbell, 0);
     rk_store_volatile(&h->sleeping, 0);
+    rk_store_volatile(&h->room_bell, 0);
+    rk_store_volatile(&h->room_waiting, 0);
     __threadfence();
     rk_store_volatile(&h->magic, RK_QUEUE_MAGIC);
     __threadfence();

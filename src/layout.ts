@@ -198,13 +198,18 @@ export type QueueHeaderField =
   | "kind"
   | "magic"
   | "doorbell"
-  | "sleeping";
+  | "sleeping"
+  | "roomBell"
+  | "roomWaiting";
 
 /**
  * Queue header (512 B). `head` is written only by the consumer and `tail` only
  * by the producer, each on its own 128-byte line; MPSC producers take tickets
- * from `reserve` on a third line; configuration and the doorbell share the
- * fourth. Slots follow the header.
+ * from `reserve` on a third line; configuration and the two bells share the
+ * fourth. `doorbell`/`sleeping` wake a consumer waiting for messages;
+ * `roomBell`/`roomWaiting` wake producers waiting for room (`roomWaiting`
+ * counts them; the consumer rings `roomBell` on release only while it is
+ * non-zero). Slots follow the header.
  */
 export const QUEUE_HEADER: StructLayout<QueueHeaderField> = defineLayout(
   "rk_queue_header",
@@ -221,6 +226,8 @@ export const QUEUE_HEADER: StructLayout<QueueHeaderField> = defineLayout(
     magic: [396, "u32"],
     doorbell: [400, "i32"],
     sleeping: [404, "i32"],
+    roomBell: [408, "i32"],
+    roomWaiting: [412, "i32"],
   },
 );
 

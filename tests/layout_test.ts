@@ -132,6 +132,24 @@ describe("shared layouts", () => {
     }
   });
 
+  test("put both bells (messages and room) on the configuration line", () => {
+    const f = QUEUE_HEADER.fields;
+    assert.deepEqual(
+      [f.doorbell, f.sleeping, f.roomBell, f.roomWaiting].map((
+        x,
+      ) => [x.offset, x.type, x.cName]),
+      [
+        [400, "i32", "doorbell"],
+        [404, "i32", "sleeping"],
+        [408, "i32", "room_bell"],
+        [412, "i32", "room_waiting"],
+      ],
+    );
+    for (const x of [f.roomBell, f.roomWaiting]) {
+      assert.equal(Math.floor(x.offset / QUEUE_LINE), 3);
+    }
+  });
+
   test("leave at least 32 payload bytes in a 64 B slot", () => {
     const end = Math.max(
       ...Object.values(ENVELOPE.fields).map((f) =>
