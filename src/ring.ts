@@ -32,11 +32,14 @@
  *
  * MPSC:
  * - Producers take tickets from `reserve` with a compare-and-swap loop that
- *   never lets `reserve - head` exceed `capacity` (reading `head` fresh each
- *   time: a cached `head` could be a whole 2^32 lap stale in a long run), so a
- *   ticket's slot is free before it is written. The CAS expects the last
- *   `reserve` this producer saw; a stale guess only fails the CAS, which
- *   returns the current value for the next try.
+ *   never lets `reserve - head` exceed `capacity`, so a ticket's slot is free
+ *   before it is written. The CAS expects the last `reserve` this producer
+ *   saw; a stale guess only fails the CAS, which returns the current value
+ *   for the next try. A producer counts room from the `head` it read last
+ *   only while its CAS finds `reserve` where its own last claim left it (no
+ *   other producer took tickets since, so head lies between the two); any
+ *   other claim reads `head` fresh (a cached one could be a whole 2^32 lap
+ *   stale after others' claims).
  * - A producer writes the slot of ticket `t`, then publishes that slot alone
  *   with `Atomics.store(stamp, t + 1)`; the stamp is the last write.
  * - A claim that finds `reserve - head > capacity` re-reads `reserve`; if
@@ -61,6 +64,14 @@
  * consumer's re-check sees the message, so no wake-up is lost; when nobody
  * sleeps the producer pays one load. Consumers of external (FFI-mapped)
  * memory cannot `Atomics.wait` there and poll with backoff instead.
+ *
+ * Room bell (SharedArrayBuffer only), the same handshake the other way: a
+ * producer about to wait for room reads `roomBell`, adds 1 to `roomWaiting`
+ * (a count: MPSC producers in several threads may wait at once), re-checks
+ * for room, then sleeps on `roomBell`, and subtracts its 1 when it wakes. A
+ * consumer, after releasing, reads `roomWaiting` and only if it is non-zero
+ * increments `roomBell` and notifies. Device consumers never ring it (the
+ * host polls device queues for room).
  *
  * @module
  */
@@ -119,6 +130,8 @@ const KIND = H.kind.offset / 4;
 const MAGIC = H.magic.offset / 4;
 const DOORBELL = H.doorbell.offset / 4;
 const SLEEPING = H.sleeping.offset / 4;
+const ROOM_BELL = H.roomBell.offset / 4;
+const ROOM_WAITING = H.roomWaiting.offset / 4;
 const STAMP = ENVELOPE.fields.stamp.offset;
 
 /** Queue discipline: one producer, or many ticketed producers; always one consumer. */
@@ -179,6 +192,21 @@ export const DEFAULT_SPIN = 2048;
 export interface SpinOptions {
   /** Polls before sleeping (default {@linkcode DEFAULT_SPIN}). */
   spin?: number;
+}
+
+/** Polls of the ring before a producer sleeps on the room bell; see {@linkcode RingProducer.writable}. */
+export const DEFAULT_ROOM_SPIN = 256;
+
+/** Options of {@linkcode RingProducer.writable}. */
+export interface WritableOptions extends WaitOptions {
+  /** Polls before sleeping on the room bell (default {@linkcode DEFAULT_ROOM_SPIN}). */
+  spin?: number;
+}
+
+/** Options of {@linkcode RingProducer.enqueueBatch}. */
+export interface EnqueueBatchOptions {
+  /** Index of the first value to enqueue (default 0). */
+  start?: number;
 }
 
 /** Options of the awaitable producer and consumer calls. */
@@ -281,6 +309,8 @@ function checkPlacement(
 
 const hasSharedArrayBuffer = typeof SharedArrayBuffer === "function";
 const scratchEnvelope = new DataView(new ArrayBuffer(ENVELOPE_SIZE));
+/** The scratch envelope as words: the template a batch copies into each slot. */
+const scratchEnvelopeWords = new Uint32Array(scratchEnvelope.buffer);
 
 /**
  * A ring queue placed in a buffer. Create it once ({@linkcode Ring.create}),
@@ -500,6 +530,28 @@ export class Ring {
     };
   }
 
+  /**
+   * @internal Called by consumers after releasing: wakes producers waiting
+   * for room, if any (one load when none waits).
+   */
+  ringRoomBell(): void {
+    if (this.shared && Atomics.load(this.signals, ROOM_WAITING) !== 0) {
+      Atomics.add(this.signals, ROOM_BELL, 1);
+      Atomics.notify(this.signals, ROOM_BELL);
+    }
+  }
+
+  /**
+   * Wakes every producer sleeping on the room bell, whether or not room
+   * freed up (they re-check and sleep again): for a state change they must
+   * see, such as the queue's owner stopping.
+   */
+  wakeWriters(): void {
+    if (!this.shared) return;
+    Atomics.add(this.signals, ROOM_BELL, 1);
+    Atomics.notify(this.signals, ROOM_BELL);
+  }
+
   /** @internal Called by producers after publishing: wakes a sleeping consumer. */
   ringDoorbell(): void {
     // Only SharedArrayBuffer consumers can sleep; on other memory (mapped for
@@ -658,23 +710,51 @@ export abstract class RingProducer {
   }
 
   /**
-   * Enqueues as many of `values` as fit, in order, publishing once; returns
-   * how many were enqueued. All or nothing on bad input: if any value fails
-   * validation, none of the batch is published and the error is thrown.
+   * Enqueues as many of `values` (from `options.start`, default 0) as fit,
+   * in order, publishing once; returns how many were enqueued. Each message
+   * is encoded straight into its slot, behind a copy of one envelope made
+   * for the whole batch (`header` is checked once). All or nothing on bad
+   * input: if any value fails validation, none of the batch is published and
+   * the error is thrown.
    */
   enqueueBatch<F extends FieldsSpec>(
     schema: MessageSchema<F>,
     values: ArrayLike<MessageValue<F>>,
     header?: EnvelopeHeader,
+    options?: EnqueueBatchOptions,
   ): number {
-    checkFits(this.ring, schema);
-    const granted = this.claim(values.length);
-    const { view } = this;
+    const ring = this.ring;
+    if (schema.size > ring.payloadCapacity) checkFits(ring, schema);
+    const start = options?.start ?? 0;
+    const total = values.length;
+    if ((start >>> 0) !== start || start > total) {
+      throw new RangeError(
+        `batch start ${start} must be an integer within 0..${total}`,
+      );
+    }
+    // The template: validates the header once, before anything is claimed.
+    writeEnvelopeFor(scratchEnvelope, 0, schema, header);
+    const granted = this.claim(total - start);
+    if (granted === 0) return 0;
+    const t = scratchEnvelopeWords;
+    const t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3], t4 = t[4], t5 = t[5];
+    const t6 = t[6];
+    const { view, words, mask, slotSize } = ring;
+    const first = this.slotIndex(0);
     try {
       for (let i = 0; i < granted; i++) {
-        const offset = this.slotOffset(i);
-        writeEnvelopeFor(view, offset, schema, header);
-        schema.encode(view, offset + ENVELOPE_SIZE, values[i]);
+        const offset = RING_HEADER_SIZE + ((first + i) & mask) * slotSize;
+        // The envelope's first seven words (the stamp, word 7, is the
+        // publication's): plain stores, made visible by the publish.
+        const w = offset >> 2;
+        words[w] = t0;
+        words[w + 1] = t1;
+        words[w + 2] = t2;
+        words[w + 3] = t3;
+        words[w + 4] = t4;
+        words[w + 5] = t5;
+        words[w + 6] = t6;
+        schema.encode(view, offset + ENVELOPE_SIZE, values[start + i]);
       }
     } catch (error) {
       this.publish(0);
@@ -682,6 +762,90 @@ export abstract class RingProducer {
     }
     this.publish(granted);
     return granted;
+  }
+
+  /** Whether the ring has a free slot now (reads both indices). */
+  hasRoom(): boolean {
+    return this.ring.depth() < this.ring.capacity;
+  }
+
+  /**
+   * Resolves true as soon as the ring has a free slot, or false after
+   * `timeoutMs`. It first polls `spin` times (counted, not clocked); then,
+   * on a SharedArrayBuffer, it sleeps on the room bell, which the consumer
+   * rings when it releases slots (`Atomics.waitAsync` where the runtime has
+   * it); on other memory it polls with backoff. Rejects with the signal's
+   * reason on abort. Room may be taken by another producer before the
+   * caller claims it: callers retry.
+   */
+  async writable(options: WritableOptions = {}): Promise<boolean> {
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, signal, spin = DEFAULT_ROOM_SPIN } =
+      options;
+    checkTimeout(timeoutMs);
+    for (let i = 0; i < spin; i++) if (this.hasRoom()) return true;
+    if (signal?.aborted) throw signal.reason;
+    if (timeoutMs <= 0) return this.hasRoom();
+    if (this.ring.shared && typeof Atomics.waitAsync === "function") {
+      return await this.#sleepForRoom(timeoutMs, signal);
+    }
+    try {
+      await pollUntil(() => this.hasRoom(), {
+        timeoutMs,
+        signal,
+        what: "room in the queue",
+      });
+      return true;
+    } catch (error) {
+      if (error instanceof TimeoutError) return false;
+      throw error;
+    }
+  }
+
+  async #sleepForRoom(
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    const { signals } = this.ring;
+    const end = performance.now() + timeoutMs;
+    let aborted = false;
+    // Aborting wakes our own wait by ringing the bell.
+    const onAbort = () => {
+      aborted = true;
+      Atomics.add(signals, ROOM_BELL, 1);
+      Atomics.notify(signals, ROOM_BELL);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        const left = end - performance.now();
+        if (left <= 0) return this.hasRoom();
+        const bell = Atomics.load(signals, ROOM_BELL);
+        Atomics.add(signals, ROOM_WAITING, 1);
+        try {
+          if (this.hasRoom()) return true;
+          const result = Atomics.waitAsync(signals, ROOM_BELL, bell, left);
+          if (result.async) {
+            // As in RingConsumer.readable: our own timer, for runtimes that
+            // do not deliver a pending waitAsync's timeout while idle.
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            const timedOut = new Promise<void>((resolve) => {
+              timer = setTimeout(resolve, Math.ceil(left));
+            });
+            try {
+              await Promise.race([result.value, timedOut]);
+            } finally {
+              clearTimeout(timer);
+            }
+          }
+        } finally {
+          Atomics.sub(signals, ROOM_WAITING, 1);
+        }
+        if (aborted || signal?.aborted) throw signal!.reason;
+        if (this.hasRoom()) return true;
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
   }
 
   /**
@@ -715,7 +879,8 @@ export abstract class RingProducer {
   }
 
   /**
-   * Enqueues one message, waiting with backoff while the ring is full.
+   * Enqueues one message, waiting for room while the ring is full (see
+   * {@linkcode RingProducer.writable}).
    * Rejects with {@linkcode QueueFullError} if no slot frees up within
    * `timeoutMs` (at once when it is 0), with {@linkcode InvalidMessageError}
    * for bad input, or with the signal's reason on abort.
@@ -735,20 +900,18 @@ export abstract class RingProducer {
     if (timeoutMs <= 0) {
       throw new QueueFullError(`queue full (${this.ring.capacity} slots)`);
     }
-    try {
-      await pollUntil(() => this.tryEnqueue(schema, value, header), {
-        timeoutMs,
-        signal,
-        what: "enqueue",
-      });
-    } catch (error) {
-      if (error instanceof TimeoutError) {
-        throw new QueueFullError(
-          `queue full (${this.ring.capacity} slots) for ${timeoutMs} ms`,
-          { cause: error },
-        );
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      const left = end - performance.now();
+      if (left > 0 && await this.writable({ timeoutMs: left, signal })) {
+        if (this.tryEnqueue(schema, value, header)) return;
+        continue;
       }
-      throw error;
+      if (this.tryEnqueue(schema, value, header)) return;
+      throw new QueueFullError(
+        `queue full (${this.ring.capacity} slots) for ${timeoutMs} ms`,
+        { cause: new TimeoutError("enqueue", timeoutMs) },
+      );
     }
   }
 }
@@ -844,9 +1007,12 @@ class MpscProducer extends RingProducer {
   private firstTicket = 0;
   /** Our guess of `reserve` for the next compare-and-swap (the last value we saw). */
   private expectedReserve: number;
+  /** The last `head` read, at most `capacity` behind `expectedReserve` when it was read. */
+  private cachedHead: number;
 
   constructor(ring: Ring) {
     super(ring);
+    this.cachedHead = Atomics.load(ring.words, HEAD);
     this.expectedReserve = Atomics.load(ring.words, RESERVE);
   }
 
@@ -855,10 +1021,26 @@ class MpscProducer extends RingProducer {
     if (n === 0) return 0;
     const { words, capacity } = this.ring;
     // The guess saves a load when uncontended; a wrong guess only fails the
-    // CAS, which returns the real value. `head` is always read fresh.
+    // CAS, which returns the real value.
     let reserve = this.expectedReserve;
+    // Fast path, on the cached head: a CAS that finds `reserve` where this
+    // producer left it proves no other producer took tickets since, so head
+    // is still between the cached head and `reserve`, and the room counted
+    // from the cached head is there (or more). Otherwise head is read fresh.
+    const cachedUsed = (reserve - this.cachedHead) >>> 0;
+    if (cachedUsed <= capacity && capacity - cachedUsed >= n) {
+      const next = (reserve + n) >>> 0;
+      const witnessed = Atomics.compareExchange(words, RESERVE, reserve, next);
+      if (witnessed === reserve) {
+        this.firstTicket = reserve;
+        this.expectedReserve = next;
+        return this.claimed = n;
+      }
+      reserve = witnessed;
+    }
     for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
       const head = Atomics.load(words, HEAD);
+      this.cachedHead = head;
       const used = (reserve - head) >>> 0;
       if (used > capacity) {
         // The guess is behind head, or the header is corrupt.
@@ -991,7 +1173,10 @@ export abstract class RingConsumer {
     return (this.headIndex + i) >>> 0;
   }
 
-  /** Releases the first `n` ready slots to the producers (one store). */
+  /**
+   * Releases the first `n` ready slots to the producers (one store), and
+   * rings the room bell when a producer waits for room.
+   */
   abstract release(n: number): void;
 
   /**
@@ -1297,6 +1482,7 @@ class SpscConsumer extends RingConsumer {
     if (n === 0) return;
     this.headIndex = (this.headIndex + n) >>> 0;
     Atomics.store(this.ring.words, HEAD, this.headIndex);
+    this.ring.ringRoomBell();
   }
 }
 
@@ -1338,5 +1524,6 @@ class MpscConsumer extends RingConsumer {
     this.headIndex = (this.headIndex + n) >>> 0;
     this.readyCount -= n;
     Atomics.store(this.ring.words, HEAD, this.headIndex);
+    this.ring.ringRoomBell();
   }
 }

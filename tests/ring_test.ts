@@ -24,6 +24,7 @@ import {
 } from "../src/errors.ts";
 import { delay } from "../src/async.ts";
 import { Prng } from "./workers/prng.ts";
+import process from "node:process";
 
 const Item = defineMessage({
   name: "test.Item",
@@ -544,6 +545,55 @@ describe("producer conveniences", () => {
       assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7]);
     });
 
+    test(`${kind}: enqueueBatch copies one envelope into every slot and starts where asked`, () => {
+      const ring = makeRing(kind, 8, { initialIndex: 2 ** 32 - 3 });
+      const producer = ring.producer();
+      const consumer = ring.consumer();
+      // Dirty every slot first: the batch must overwrite each envelope whole.
+      producer.enqueueBatch(
+        Item,
+        Array.from({ length: 8 }, (_, n) => ({ n, tag: 1 })),
+        { correlationId: 0xffff_ffff_ff, flags: 0xffff, sourceActor: 0xffff },
+      );
+      consumer.dequeueMessages(Item, 8, () => {});
+      const values = Array.from({ length: 10 }, (_, n) => ({ n, tag: 2 }));
+      const ts = { physicalMs: 1_700_000_000_000, logical: 3, nodeId: 9 };
+      const header = {
+        correlationId: 5,
+        flags: 2,
+        sourceActor: 7,
+        timestamp: ts,
+      };
+      assert.equal(
+        producer.enqueueBatch(Item, values, header, { start: 4 }),
+        6,
+      );
+      const seen: number[] = [];
+      consumer.dequeueMessages(Item, 100, ({ envelope, value }) => {
+        assert.equal(envelope.typeId, Item.typeId);
+        assert.equal(envelope.payloadLength, Item.size);
+        assert.equal(envelope.correlationId, 5n);
+        assert.equal(envelope.flags, 2);
+        assert.equal(envelope.sourceActor, 7);
+        seen.push(value.n);
+      });
+      assert.deepEqual(seen, [4, 5, 6, 7, 8, 9]);
+      assert.equal(
+        producer.enqueueBatch(Item, values, undefined, { start: 10 }),
+        0,
+      );
+      assert.throws(
+        () => producer.enqueueBatch(Item, values, undefined, { start: 11 }),
+        RangeError,
+      );
+      // A bad header is refused before anything is claimed.
+      assert.throws(
+        () => producer.enqueueBatch(Item, values, { sourceActor: -1 }),
+        InvalidMessageError,
+      );
+      assert.equal(ring.depth(), 0);
+    });
+
     test(`${kind}: envelopes carry the header; raw payloads pass through`, () => {
       const ring = makeRing(kind, 4);
       const producer = ring.producer();
@@ -802,6 +852,68 @@ describe("waiting", () => {
     const values = (await Promise.all([first, second])).map((r) => r.value.n);
     assert.deepEqual(values.sort(), [1, 2]);
     assert.equal(headerWord(ring, "sleeping"), 0);
+  });
+
+  test("a producer waiting for room sleeps on the room bell, which release rings", async () => {
+    for (const kind of KINDS) {
+      const ring = makeRing(kind, 2, { shared: true });
+      const producer = ring.producer();
+      const consumer = ring.consumer();
+      producer.enqueueBatch(Item, [{ n: 1, tag: 0 }, { n: 2, tag: 0 }]);
+      const bell = () => headerWord(ring, "roomBell");
+      const before = bell();
+      const waiting = producer.writable({ timeoutMs: 10_000, spin: 0 });
+      assert.equal(headerWord(ring, "roomWaiting"), 1, kind);
+      const started = performance.now();
+      setTimeout(() => consumer.tryDequeue(Item), 5);
+      assert.equal(await waiting, true);
+      assert.ok(performance.now() - started < 1_000, kind);
+      assert.equal(bell(), before + 1, kind);
+      assert.equal(headerWord(ring, "roomWaiting"), 0, kind);
+      // Nobody waits now: releasing leaves the bell alone.
+      producer.tryEnqueue(Item, { n: 3, tag: 0 });
+      consumer.tryDequeue(Item);
+      assert.equal(bell(), before + 1, kind);
+    }
+  });
+
+  test("a room wait times out, or rejects on abort, and clears its waiting count", async () => {
+    const ring = makeRing("spsc", 1, { shared: true });
+    const producer = ring.producer();
+    producer.tryEnqueue(Item, { n: 1, tag: 0 });
+    assert.equal(await producer.writable({ timeoutMs: 0 }), false);
+    assert.equal(await producer.writable({ timeoutMs: 20 }), false);
+    assert.equal(headerWord(ring, "roomWaiting"), 0);
+    const controller = new AbortController();
+    const reason = new Error("stop");
+    const pending = producer.writable({
+      timeoutMs: 60_000,
+      signal: controller.signal,
+    });
+    setTimeout(() => controller.abort(reason), 5);
+    await assert.rejects(pending, (e) => e === reason);
+    assert.equal(headerWord(ring, "roomWaiting"), 0);
+    await assert.rejects(
+      producer.enqueue(Item, { n: 2, tag: 0 }, undefined, { timeoutMs: 15 }),
+      QueueFullError,
+    );
+    assert.equal(headerWord(ring, "roomWaiting"), 0);
+  });
+
+  test("a producer waiting for room costs no CPU while it sleeps", async () => {
+    const ring = makeRing("spsc", 1, { shared: true });
+    const producer = ring.producer();
+    producer.tryEnqueue(Item, { n: 1, tag: 0 });
+    const before = process.cpuUsage();
+    const started = performance.now();
+    assert.equal(await producer.writable({ timeoutMs: 300 }), false);
+    const used = process.cpuUsage(before);
+    const cpuMs = (used.user + used.system) / 1000;
+    const wallMs = performance.now() - started;
+    assert.ok(
+      cpuMs < wallMs * 0.25,
+      `waiting used ${cpuMs.toFixed(0)} ms CPU in ${wallMs.toFixed(0)} ms`,
+    );
   });
 
   test("a sleeping consumer is woken through the doorbell", async () => {
