@@ -41,7 +41,8 @@ import {
   DEFAULT_TIMEOUT_MS,
   pollUntil,
 } from "./async.ts";
-import { checkBoolean, checkWaitOptions } from "./options.ts";
+import { DEFAULT_ROOM_SPIN, MAX_RING_CAPACITY } from "./ring.ts";
+import { checkBoolean, checkInteger, checkWaitOptions } from "./options.ts";
 
 /**
  * Options of {@linkcode Kernel.send} and {@linkcode Kernel.sendBatch}. Every
@@ -80,6 +81,25 @@ export interface CallOptions {
 /** Options of {@linkcode Kernel.receive}; checked like {@linkcode SendOptions}. */
 export interface ReceiveOptions {
   /** How long to wait for a reply, in ms (default 30 000; 0 = do not wait: {@linkcode TimeoutError} at once when none is ready). */
+  timeoutMs?: number;
+  /** Aborting rejects the wait with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Default of {@linkcode ReceiveManyOptions.max}. */
+export const DEFAULT_RECEIVE_MANY = 1024;
+
+/** Options of {@linkcode Kernel.receiveMany}; checked like {@linkcode SendOptions}. */
+export interface ReceiveManyOptions {
+  /**
+   * Most replies to take, an integer in 1..2^30 (default
+   * {@linkcode DEFAULT_RECEIVE_MANY}).
+   */
+  max?: number;
+  /**
+   * How long to wait for the first reply, in ms (default 30 000; 0 = do not
+   * wait: {@linkcode TimeoutError} at once when none is ready).
+   */
   timeoutMs?: number;
   /** Aborting rejects the wait with `signal.reason`. */
   signal?: AbortSignal;
@@ -249,9 +269,21 @@ interface Receiver {
   resolve(value: unknown): void;
   reject(error: Error): void;
   timer: ReturnType<typeof setTimeout>;
+  /** A `receiveMany`'s replies so far (undefined for a `receive`), and how many it takes. */
+  batch: unknown[] | undefined;
+  max: number;
 }
 
 function ignore(): void {}
+
+/** `max` of a batch receive: an integer in 1..2^30. */
+function checkReceiveMax(max: unknown): number {
+  return checkInteger("max", max, {
+    min: 1,
+    max: MAX_RING_CAPACITY,
+    fallback: DEFAULT_RECEIVE_MANY,
+  });
+}
 
 /**
  * Longest and shortest spin of `call()` for its reply before it waits
@@ -270,6 +302,20 @@ const GPU_CALL_SPIN_MIN_POLLS = 4;
  * the actor's queue, that is while a reply can be expected soon.
  */
 const RECEIVE_SPIN_POLLS = 512;
+/**
+ * Polls of `receive()` and `receiveMany()` for a reply before they wait
+ * while the actor's queue is empty (a reply may still be on its way, from a
+ * message just taken or sent by another actor): a glance, well under a
+ * microsecond, since it is paid by every wait that finds nothing.
+ */
+const RECEIVE_IDLE_SPIN_POLLS = 64;
+/** Polls of the input ring for room before a send sleeps on its room bell, on the GPU backend (a poll crosses the bus). */
+const GPU_ROOM_SPIN_POLLS = 4;
+/**
+ * Longest sleep of a send waiting for room before it looks at the kernel's
+ * state again; a stop also wakes it at once.
+ */
+const ROOM_WAIT_SLICE_MS = 100;
 /** One `call()` in this many is timed for {@linkcode KernelMetrics.callLatency}. */
 const CALL_LATENCY_SAMPLE_EVERY = 16;
 const PUMP_WAIT_MS = 50;
@@ -467,6 +513,8 @@ export class Kernel<
       if (this.#stopping === undefined || this.#state === "terminated") {
         nextState(this.#state, "terminate");
         this.#stopping = this.#stop(abort, timeoutMs);
+        // Sends waiting for room fail now rather than at their next look.
+        this.#host.inputRing.wakeWriters();
       }
     } catch (error) {
       return Promise.reject(error);
@@ -608,10 +656,11 @@ export class Kernel<
   }
 
   /**
-   * Enqueues many messages, publishing each run that fits at once, and waits
-   * for space as needed. Resolves with the count (all of them) or rejects
-   * with {@linkcode QueueFullError}, after which `error.cause` is untouched
-   * and the messages before the failing one were sent.
+   * Enqueues many messages, publishing each run that fits at once (each
+   * message encoded straight into its slot), and waits for space as needed.
+   * Resolves with the count (all of them) or rejects with
+   * {@linkcode QueueFullError}, after which `error.cause` is untouched and
+   * the messages before the failing one were sent.
    */
   async sendBatch(
     messages: ArrayLike<MessageValue<I>>,
@@ -622,21 +671,18 @@ export class Kernel<
     if (signal?.aborted) throw signal.reason;
     let done = 0;
     const producer = this.#host.input;
-    while (done < messages.length) {
-      const rest = done === 0
-        ? messages
-        : Array.prototype.slice.call(messages, done);
-      const n = producer.enqueueBatch(this.inputSchema, rest);
+    const schema = this.inputSchema;
+    const total = messages.length;
+    while (done < total) {
+      const n = done === 0
+        ? producer.enqueueBatch(schema, messages)
+        : producer.enqueueBatch(schema, messages, undefined, { start: done });
       if (n > 0) {
         done += n;
         this.#hostSent += n;
         continue;
       }
-      await this.#waitForSpace(
-        () => this.#host.inputRing.depth() < this.#host.inputRing.capacity,
-        timeoutMs,
-        signal,
-      );
+      await this.#waitForSpace(() => producer.hasRoom(), timeoutMs, signal);
     }
     return done;
   }
@@ -647,25 +693,39 @@ export class Kernel<
     );
   }
 
+  /**
+   * Retries `attempt` until it succeeds or `timeoutMs` passes (then
+   * {@linkcode QueueFullError}). Between tries it polls the input ring for
+   * room a bounded number of times, then sleeps on the ring's room bell,
+   * which the actor rings when it frees slots while a sender waits: a
+   * blocked send costs no CPU and resumes as soon as there is room.
+   */
   async #waitForSpace(
     attempt: () => boolean,
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ): Promise<void> {
     if (timeoutMs === 0) throw this.#queueFull();
-    try {
-      await pollUntil(() => {
-        this.#assertSendable();
-        return attempt();
-      }, { timeoutMs, signal, what: `send to "${this.name}"` });
-    } catch (error) {
-      if (error instanceof TimeoutError) {
+    const producer = this.#host.input;
+    const spin = this.backend === "cpu"
+      ? DEFAULT_ROOM_SPIN
+      : GPU_ROOM_SPIN_POLLS;
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      this.#assertSendable();
+      if (attempt()) return;
+      const left = end - performance.now();
+      if (left <= 0) {
         throw new QueueFullError(
           `queue of "${this.name}" stayed full for ${timeoutMs} ms`,
-          { cause: error },
+          { cause: new TimeoutError(`send to "${this.name}"`, timeoutMs) },
         );
       }
-      throw error;
+      await producer.writable({
+        timeoutMs: Math.min(left, ROOM_WAIT_SLICE_MS),
+        signal,
+        spin,
+      });
     }
   }
 
@@ -673,6 +733,132 @@ export class Kernel<
   tryReceive(): DecodedMessage<O> | undefined {
     this.#dispatch();
     return this.#replies.shift() as DecodedMessage<O> | undefined;
+  }
+
+  /**
+   * Takes every ready reply that is not the answer to a
+   * {@linkcode Kernel.call}, oldest first, up to `max` (an integer in
+   * 1..2^30, default {@linkcode DEFAULT_RECEIVE_MANY}); an empty array when
+   * none is ready. Throws {@linkcode InvalidOptionError} for a bad `max`.
+   */
+  tryReceiveMany(max: number = DEFAULT_RECEIVE_MANY): DecodedMessage<O>[] {
+    const limit = checkReceiveMax(max);
+    return this.#takeReplies(limit) as DecodedMessage<O>[];
+  }
+
+  /** Takes up to `max` buffered and ready replies. */
+  #takeReplies(max: number): unknown[] {
+    this.#dispatch();
+    const replies = this.#replies;
+    if (replies.length === 0) return [];
+    const taken = replies.splice(0, max);
+    // The buffer had filled: more replies may wait in the output ring.
+    while (taken.length < max) {
+      this.#dispatch();
+      if (replies.length === 0) break;
+      for (const value of replies.splice(0, max - taken.length)) {
+        taken.push(value);
+      }
+    }
+    return taken;
+  }
+
+  /** Polls the output ring for a reply a little before a receive waits; see {@linkcode RECEIVE_SPIN_POLLS}. */
+  #spinForReply(take: () => boolean): boolean {
+    // Not on the GPU backend, where a poll crosses the bus, nor behind
+    // earlier receivers.
+    if (this.backend !== "cpu" || this.#receivers.length !== 0) return false;
+    const input = this.#host.inputRing;
+    const output = this.#host.output;
+    if (input.depth() > 0) {
+      // A reply is likely within microseconds while the actor has a message
+      // (it is released only after it was handled).
+      for (let polls = RECEIVE_SPIN_POLLS; polls > 0; polls--) {
+        if (output.available() > 0) {
+          if (take()) return true;
+          if (input.depth() === 0) break;
+        }
+      }
+      return false;
+    }
+    for (let polls = RECEIVE_IDLE_SPIN_POLLS; polls > 0; polls--) {
+      if (output.available() > 0) return take();
+    }
+    return false;
+  }
+
+  /**
+   * Waits for at least one reply that is not the answer to a
+   * {@linkcode Kernel.call} and resolves with every such reply ready then,
+   * oldest first, up to `options.max` (one promise per batch). Rejects with
+   * {@linkcode TimeoutError} when none comes within `timeoutMs`, with the
+   * signal's reason on abort, with {@linkcode InvalidStateError} once the
+   * kernel is terminated and no reply is left, and with
+   * {@linkcode InvalidOptionError} for a bad option.
+   */
+  receiveMany(options?: ReceiveManyOptions): Promise<DecodedMessage<O>[]> {
+    let timeoutMs: number;
+    let signal: AbortSignal | undefined;
+    let max: number;
+    try {
+      ({ timeoutMs, signal } = checkWaitOptions(options, DEFAULT_TIMEOUT_MS));
+      max = checkReceiveMax(options?.max);
+      this.#requireOutput("receive");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let ready = this.#takeReplies(max);
+    if (ready.length > 0) return Promise.resolve(ready as DecodedMessage<O>[]);
+    if (this.#state === "terminated") {
+      return Promise.reject(
+        new InvalidStateError("receive", "terminated", "no replies left"),
+      );
+    }
+    if (timeoutMs === 0) {
+      return Promise.reject(
+        new TimeoutError(`receive from "${this.name}"`, timeoutMs),
+      );
+    }
+    if (this.#spinForReply(() => (ready = this.#takeReplies(max)).length > 0)) {
+      return Promise.resolve(ready as DecodedMessage<O>[]);
+    }
+    return this.#waitForReply(timeoutMs, signal, [], max) as Promise<
+      DecodedMessage<O>[]
+    >;
+  }
+
+  /** Registers a receiver (`batch` for a `receiveMany`) and starts the pump. */
+  #waitForReply(
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    batch: unknown[] | undefined,
+    max: number,
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const receiver: Receiver = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          const i = this.#receivers.indexOf(receiver);
+          if (i >= 0) this.#receivers.splice(i, 1);
+          reject(new TimeoutError(`receive from "${this.name}"`, timeoutMs));
+        }, timeoutMs),
+        batch,
+        max,
+      };
+      if (signal !== undefined) {
+        bindSignal(receiver, signal, () => {
+          const i = this.#receivers.indexOf(receiver);
+          if (i < 0) return false;
+          this.#receivers.splice(i, 1);
+          clearTimeout(receiver.timer);
+          return true;
+        });
+      }
+      this.#receivers.push(receiver);
+      this.#startPump();
+    });
   }
 
   /**
@@ -703,45 +889,15 @@ export class Kernel<
         new TimeoutError(`receive from "${this.name}"`, timeoutMs),
       );
     }
-    // A reply is likely within microseconds while the actor has a message
-    // (it is released only after it was handled): look for it a little before
-    // paying for a timer, a promise and the pump. Not on the GPU backend,
-    // where a poll crosses the bus, nor behind earlier receivers.
-    if (
-      this.backend === "cpu" && this.#receivers.length === 0 &&
-      this.#host.inputRing.depth() > 0
-    ) {
-      const output = this.#host.output;
-      for (let polls = RECEIVE_SPIN_POLLS; polls > 0; polls--) {
-        if (output.available() > 0) {
-          const value = this.tryReceive();
-          if (value !== undefined) return Promise.resolve(value);
-          if (this.#host.inputRing.depth() === 0) break;
-        }
-      }
+    // Look for a reply a little before paying for a timer, a promise and
+    // the pump.
+    let value: DecodedMessage<O> | undefined;
+    if (this.#spinForReply(() => (value = this.tryReceive()) !== undefined)) {
+      return Promise.resolve(value!);
     }
-    return new Promise((resolve, reject) => {
-      const receiver: Receiver = {
-        resolve: resolve as (value: unknown) => void,
-        reject,
-        timer: setTimeout(() => {
-          const i = this.#receivers.indexOf(receiver);
-          if (i >= 0) this.#receivers.splice(i, 1);
-          reject(new TimeoutError(`receive from "${this.name}"`, timeoutMs));
-        }, timeoutMs),
-      };
-      if (signal !== undefined) {
-        bindSignal(receiver, signal, () => {
-          const i = this.#receivers.indexOf(receiver);
-          if (i < 0) return false;
-          this.#receivers.splice(i, 1);
-          clearTimeout(receiver.timer);
-          return true;
-        });
-      }
-      this.#receivers.push(receiver);
-      this.#startPump();
-    });
+    return this.#waitForReply(timeoutMs, signal, undefined, 1) as Promise<
+      DecodedMessage<O>
+    >;
   }
 
   /**
@@ -950,6 +1106,13 @@ export class Kernel<
       }
     } finally {
       output.release(taken);
+      // A receiveMany that got replies, but fewer than its max, has them all.
+      const first = this.#receivers[0];
+      if (first?.batch !== undefined && first.batch.length > 0) {
+        this.#receivers.shift();
+        clearTimeout(first.timer);
+        first.resolve(first.batch);
+      }
     }
   }
 
@@ -1009,10 +1172,23 @@ export class Kernel<
         return true;
       }
     }
-    const receiver = this.#receivers.shift();
+    const receiver = this.#receivers[0];
     if (receiver !== undefined) {
-      clearTimeout(receiver.timer);
-      receiver.resolve(value);
+      const batch = receiver.batch;
+      if (batch === undefined) {
+        this.#receivers.shift();
+        clearTimeout(receiver.timer);
+        receiver.resolve(value);
+      } else {
+        // A receiveMany takes what this dispatch finds, up to its max; it is
+        // settled once full or at the end of the dispatch.
+        batch.push(value);
+        if (batch.length >= receiver.max) {
+          this.#receivers.shift();
+          clearTimeout(receiver.timer);
+          receiver.resolve(batch);
+        }
+      }
       return true;
     }
     if (this.#replies.length >= this.#replyBound) {
@@ -1104,6 +1280,7 @@ export class Kernel<
     if (this.#state === "terminated") return;
     this.#stopping ??= Promise.resolve();
     this.#state = "terminated";
+    this.#host.inputRing.wakeWriters();
     this.#overflowReason = "actor-terminated";
     this.#deadLetterQueued("actor-terminated");
     this.#dispatch();
@@ -1155,12 +1332,12 @@ export class Kernel<
     let inFlight = ((input.endIndex() - inputHead) >>> 0) +
       ((inboxEnd - inboxHead) >>> 0);
     // Every message that leaves a queue is counted, then released: counted
-    // one more than released, the actor is between the two for a message
-    // still at a queue's head, which is no longer in flight.
-    if (
-      inFlight > 0 &&
-      ((processed + deadLettered - k2k - inputHead - inboxHead) >>> 0) === 1
-    ) inFlight--;
+    // ahead of released, the actor is between the two for messages (a CPU
+    // loop commits a range at once) still at a queue's head, which are no
+    // longer in flight.
+    const ahead = (processed + deadLettered - k2k - inputHead - inboxHead) >>>
+      0;
+    if (ahead !== 0 && ahead <= inFlight) inFlight -= ahead;
     return {
       name: this.name,
       state: this.#state,

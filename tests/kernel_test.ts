@@ -3,11 +3,14 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { RingKernel } from "../src/runtime.ts";
+import process from "node:process";
 import {
   InvalidOptionError,
+  InvalidStateError,
   QueueFullError,
   TimeoutError,
 } from "../src/errors.ts";
+import { QUEUE_HEADER } from "../src/layout.ts";
 import { deadline, pollUntil } from "../src/async.ts";
 import { type Kernel, kernelInternals } from "../src/kernel.ts";
 import type { EchoMessage } from "../src/actors/schemas.ts";
@@ -434,6 +437,180 @@ describe("options", () => {
       assert.equal(k.state, "terminated");
       assert.ok(rt.deadLetters.countOf("actor-terminated") >= 3);
       balanced(k);
+    });
+  });
+});
+
+/** Resolves once `k` has processed `n` messages. */
+async function processed(k: Echo, n: number): Promise<void> {
+  await pollUntil(() => k.metrics().processed >= n, { timeoutMs: 20_000 });
+}
+
+function seqs(values: readonly { seq: bigint }[]): number[] {
+  return values.map((v) => Number(v.seq));
+}
+
+describe("receiveMany", () => {
+  test("takes every ready reply up to max, oldest first; tryReceiveMany does not wait", async () => {
+    await withRuntime(async (rt) => {
+      const k: Echo = await rt.launch("echo", { actor: "echo" });
+      assert.deepEqual(k.tryReceiveMany(), []);
+      await k.sendBatch(Array.from({ length: 10 }, (_, i) => echo(i)));
+      await processed(k, 10);
+      assert.deepEqual(seqs(await k.receiveMany({ max: 3 })), [0, 1, 2]);
+      assert.deepEqual(seqs(k.tryReceiveMany(4)), [3, 4, 5, 6]);
+      assert.deepEqual(seqs(await k.receiveMany()), [7, 8, 9]);
+      assert.deepEqual(k.tryReceiveMany(), []);
+      // Waiting: resolves with a batch as soon as replies come.
+      const waiting = k.receiveMany({ timeoutMs: 20_000 });
+      await k.sendBatch(Array.from({ length: 5 }, (_, i) => echo(10 + i)));
+      const got = seqs(await settles(waiting, "receiveMany"));
+      assert.ok(got.length >= 1 && got.length <= 5, String(got));
+      while (got.length < 5) got.push(...seqs(await k.receiveMany()));
+      assert.deepEqual(got, [10, 11, 12, 13, 14]);
+      balanced(k);
+    });
+  });
+
+  test("replies to calls never go to it", async () => {
+    await withRuntime(async (rt) => {
+      const k: Echo = await rt.launch("echo", { actor: "echo" });
+      const waiting = k.receiveMany({ timeoutMs: 20_000 });
+      assert.deepEqual(await k.call(echo(1)), echo(1));
+      await k.send(echo(2));
+      assert.deepEqual(seqs(await settles(waiting, "receiveMany")), [2]);
+    });
+  });
+
+  test("times out, rejects on abort, checks max, and ends after terminate", async () => {
+    await withRuntime(async (rt) => {
+      const k: Echo = await rt.launch("echo", { actor: "echo" });
+      await assert.rejects(k.receiveMany({ timeoutMs: 0 }), TimeoutError);
+      await assert.rejects(k.receiveMany({ timeoutMs: 20 }), TimeoutError);
+      const reason = new Error("stop");
+      const controller = new AbortController();
+      const aborted = k.receiveMany({ signal: controller.signal });
+      setTimeout(() => controller.abort(reason), 5);
+      await assert.rejects(aborted, (e) => e === reason);
+      await assert.rejects(
+        k.receiveMany({ signal: AbortSignal.abort(reason) }),
+        (e) => e === reason,
+      );
+      for (const max of [0, -1, 1.5, 2 ** 31, "3", null]) {
+        await assert.rejects(
+          k.receiveMany({ max: max as number }),
+          (e) => e instanceof InvalidOptionError && e.option === "max",
+        );
+        assert.throws(
+          () => k.tryReceiveMany(max as number),
+          (e) => e instanceof InvalidOptionError && e.option === "max",
+        );
+      }
+      await k.send(echo(1));
+      await processed(k, 1);
+      const pending = k.receiveMany({ timeoutMs: 20_000 });
+      await k.terminate();
+      assert.deepEqual(seqs(await pending), [1]);
+      await assert.rejects(
+        k.receiveMany(),
+        (e) => e instanceof InvalidStateError && e.state === "terminated",
+      );
+    });
+  });
+
+  test("a receiveMany waiting when the kernel terminates fails with InvalidStateError", async () => {
+    await withRuntime(async (rt) => {
+      const k: Echo = await rt.launch("echo", { actor: "echo" });
+      const pending = k.receiveMany({ timeoutMs: 20_000 });
+      await k.terminate();
+      await assert.rejects(
+        pending,
+        (e) => e instanceof InvalidStateError && e.state === "terminated",
+      );
+    });
+  });
+});
+
+describe("sends waiting for room", () => {
+  /** An echo kernel whose 4-slot queue is full and stays full while it is deactivated. */
+  async function fullQueue(rt: RingKernel): Promise<Echo> {
+    const k: Echo = await rt.launch("echo", {
+      actor: "echo",
+      queueCapacity: 4,
+    });
+    await k.deactivate();
+    await k.sendBatch(Array.from({ length: 4 }, (_, i) => echo(i)));
+    assert.equal(k.trySend(echo(99)), false);
+    return k;
+  }
+
+  function roomWaiting(k: Echo): number {
+    const ring = kernelInternals(k).host.inputRing;
+    return ring.view.getInt32(QUEUE_HEADER.fields.roomWaiting.offset, true);
+  }
+
+  test("a blocked send sleeps on the room bell and resumes when the actor frees a slot", async () => {
+    await withRuntime(async (rt) => {
+      const k = await fullQueue(rt);
+      let done = false;
+      const sending = k.send(echo(4), { timeoutMs: 20_000 }).then(() => {
+        done = true;
+      });
+      const batch = k.sendBatch([echo(5), echo(6)], { timeoutMs: 20_000 });
+      await pollUntil(() => roomWaiting(k) === 2, { timeoutMs: 5_000 });
+      assert.equal(done, false);
+      await k.activate();
+      await settles(sending, "the blocked send");
+      assert.equal(await settles(batch, "the blocked sendBatch"), 2);
+      const got: number[] = [];
+      while (got.length < 7) got.push(...seqs(await k.receiveMany()));
+      assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6]);
+      assert.equal(roomWaiting(k), 0);
+    });
+  });
+
+  test("a send with a deadline still fails with QueueFullError, and terminate fails it at once", async () => {
+    await withRuntime(async (rt) => {
+      const k = await fullQueue(rt);
+      await assert.rejects(
+        k.send(echo(4), { timeoutMs: 50 }),
+        (e) => e instanceof QueueFullError && e.cause instanceof TimeoutError,
+      );
+      await assert.rejects(
+        k.sendBatch([echo(4)], { timeoutMs: 50 }),
+        QueueFullError,
+      );
+      assert.equal(roomWaiting(k), 0);
+      const blocked = k.send(echo(5), { timeoutMs: 60_000 });
+      await pollUntil(() => roomWaiting(k) === 1, { timeoutMs: 5_000 });
+      const stopping = k.terminate({ abort: true });
+      await assert.rejects(
+        settles(blocked, "the blocked send"),
+        InvalidStateError,
+      );
+      await stopping;
+    });
+  });
+
+  test("a host waiting on a full queue costs no CPU while it sleeps", async () => {
+    await withRuntime(async (rt) => {
+      const k = await fullQueue(rt);
+      await new Promise((r) => setTimeout(r, 200));
+      const before = process.cpuUsage();
+      const started = performance.now();
+      await assert.rejects(
+        k.send(echo(4), { timeoutMs: 1_000 }),
+        QueueFullError,
+      );
+      const used = process.cpuUsage(before);
+      const cpuMs = (used.user + used.system) / 1000;
+      const wallMs = performance.now() - started;
+      assert.ok(
+        cpuMs < wallMs * 0.25,
+        `a blocked send used ${cpuMs.toFixed(0)} ms CPU in ${
+          wallMs.toFixed(0)
+        } ms`,
+      );
     });
   });
 });
