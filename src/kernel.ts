@@ -553,8 +553,7 @@ export class Kernel<
         }
       }
       if (exited === undefined) {
-        const inFlight = this.#host.kill();
-        if (inFlight) {
+        for (const inFlight of this.#host.kill()) {
           this.#deadLetterSlot(
             "actor-terminated",
             "killed: did not stop in time",

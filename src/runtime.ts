@@ -911,8 +911,7 @@ export class RingKernel implements AsyncDisposable {
     const decision = this.#supervisor.onFailure(kernel.name, error);
     this.#emit({ type: "crash", kernel: kernel.name, error, decision });
     const host = internals.host;
-    const inFlight = host.kill();
-    if (inFlight !== undefined) {
+    for (const inFlight of host.kill()) {
       internals.countHostDeadLetter();
       this.#recordDeadLetter(
         kernel.name,

@@ -10,10 +10,14 @@ import type { CpuActorHost } from "../src/backend/cpu/cpu_actor.ts";
 import {
   busyIdle,
   BusyState,
+  COMMIT_GROUP,
   CommitKind,
+  WORKER_WORD_COUNT,
   WorkerWord,
 } from "../src/backend/cpu/actor_memory.ts";
+import { createGate, GATE_ENTERED, openGate } from "./fixtures/group_actor.ts";
 import { EchoMessage } from "../src/actors/schemas.ts";
+import { ENVELOPE_SIZE, writeEnvelopeFor } from "../src/envelope.ts";
 import {
   ActorCrashedError,
   InvalidStateError,
@@ -73,7 +77,7 @@ describe("handler failures", () => {
 });
 
 describe("Worker deaths", () => {
-  test("a Worker killed mid-batch: at most its in-flight message is dead-lettered, the restarted loop takes the rest", async () => {
+  test("a Worker killed mid-batch: at most its open group is dead-lettered, the restarted loop takes the rest", async () => {
     await withRuntime(CPU, async (rt, events) => {
       const k = await rt.launch("victim", {
         actor: fixture("slow_actor"),
@@ -95,8 +99,13 @@ describe("Worker deaths", () => {
       const m = await settle(k, replies);
       assertAccounted(m);
       assert.equal(m.sent, total);
-      assert.ok(m.deadLettered <= 1, `${m.deadLettered} dead-lettered`);
-      assert.ok(m.processed >= total - 1);
+      // The messages of the group the loop had open, handled but not
+      // committed, are taken with the one in its handler.
+      assert.ok(
+        m.deadLettered <= COMMIT_GROUP,
+        `${m.deadLettered} dead-lettered`,
+      );
+      assert.equal(m.processed + m.deadLettered, total);
       assert.equal(replies.count, m.processed);
       await pollUntil(() => events.some((e) => e.type === "restart"), {
         timeoutMs: 10_000,
@@ -105,6 +114,107 @@ describe("Worker deaths", () => {
       assert.equal(m.crashes, 1);
     });
   });
+
+  // A loop handles a batch in groups and commits each group at once: a kill
+  // while a group is open takes all of its messages (verification/
+  // worker_kill.pml), the ones handled before the one in its handler too.
+  for (const how of ["death", "terminate"] as const) {
+    test(
+      `a ${
+        how === "death" ? "Worker death" : "terminate past its deadline"
+      } while a group is open: every message of the group is dead-lettered once, the rest answered once`,
+      {
+        timeout: 60_000,
+      },
+      async () => {
+        await withRuntime(CPU, async (rt, events) => {
+          const gate = createGate();
+          const k = await rt.launch("grouped", {
+            actor: fixture("group_actor"),
+            config: { gate: gate.buffer },
+            autoActivate: false,
+          });
+          const host = kernelInternals(k).host as CpuActorHost;
+          const words = new Int32Array(
+            host.memory,
+            host.plan.worker,
+            WORKER_WORD_COUNT,
+          );
+          // Messages 1 and 2 are handled, then 3 waits at the gate.
+          for (let i = 1; i <= 5; i++) {
+            await k.send(echo(i, i, i === 3 ? 1 : 0));
+          }
+          await k.activate();
+          try {
+            await pollUntil(() => Atomics.load(gate, GATE_ENTERED) === 1, {
+              timeoutMs: 10_000,
+            });
+            assert.ok(host.busy);
+            assert.equal(Atomics.load(words, WorkerWord.taken) & 0xff, 3);
+            assert.equal(k.metrics().processed, 0);
+            if (how === "death") host.injectDeath("killed inside a group");
+            else await k.terminate({ timeoutMs: 100 });
+          } finally {
+            // A Deno thread still in the handler goes on: it must touch nothing.
+            openGate(gate);
+          }
+          const answered: bigint[] = [];
+          if (how === "death") {
+            await pollUntil(() => events.some((e) => e.type === "restart"), {
+              timeoutMs: 10_000,
+            });
+            await pollUntil(() => {
+              for (
+                let r = k.tryReceive();
+                r !== undefined;
+                r = k.tryReceive()
+              ) {
+                answered.push((r as { seq: bigint }).seq);
+              }
+              return answered.length === 2 && k.metrics().inFlight === 0;
+            }, { timeoutMs: 10_000 });
+          }
+          await delay(300);
+          const m = k.metrics();
+          assertAccounted(m);
+          assert.equal(m.sent, 5);
+          const letters = rt.deadLetters.drain();
+          const dead = letters.map((l) =>
+            (l.message.value as { seq: bigint }).seq
+          );
+          if (how === "death") {
+            assert.equal(m.processed, 2);
+            assert.equal(m.deadLettered, 3);
+            assert.deepEqual(answered, [4n, 5n]);
+            assert.deepEqual(dead, [1n, 2n, 3n]);
+            for (const letter of letters) {
+              assert.equal(letter.reason, "handler-error");
+            }
+          } else {
+            assert.equal(m.processed, 0);
+            assert.equal(m.deadLettered, 5);
+            assert.deepEqual(dead, [1n, 2n, 3n, 4n, 5n]);
+            assert.deepEqual(
+              letters.map((l) => l.reason),
+              [
+                "actor-terminated",
+                "actor-terminated",
+                "actor-terminated",
+                "actor-terminated",
+                "actor-terminated",
+              ],
+            );
+            assert.match(
+              letters[2].detail ?? "",
+              /killed: did not stop in time/,
+            );
+            assert.match(letters[4].detail ?? "", /left in the queue/);
+          }
+          assert.equal(k.tryReceive(), undefined);
+        });
+      },
+    );
+  }
 
   test(
     "a blocked handler: the watchdog reports it, terminate kills it after its deadline, and its messages are dead-lettered",
@@ -223,16 +333,31 @@ describe("a loop stopped inside its committed window", () => {
     handlerError: ["committed", "counted", "released"],
   };
 
-  /** Leaves the actor's memory as a loop that stopped at `stage` would. */
-  function stopInside(k: Kernel, commit: Commit, stage: Stage): void {
+  /**
+   * Leaves the actor's memory as a loop that stopped at `stage` would, with
+   * a commit of the `messages` messages at the head (a range: a group).
+   */
+  function stopInside(
+    k: Kernel,
+    commit: Commit,
+    stage: Stage,
+    messages = 1,
+  ): void {
     const host = kernelInternals(k).host as CpuActorHost;
-    const words = new Int32Array(host.memory, host.plan.worker, 8);
+    const words = new Int32Array(
+      host.memory,
+      host.plan.worker,
+      WORKER_WORD_COUNT,
+    );
     const generation = Atomics.load(words, WorkerWord.generation);
     const processed = commit !== "handlerError";
+    const replies = commit === "reply" ? messages : 0;
     // What the loop records before it commits, then the commit itself.
     Atomics.store(words, WorkerWord.commitKind, CommitKind[commit]);
     Atomics.store(words, WorkerWord.commitHead, host.inputRing.headIndex());
+    Atomics.store(words, WorkerWord.commitMessages, messages);
     Atomics.store(words, WorkerWord.commitReply, host.outputRing.endIndex());
+    Atomics.store(words, WorkerWord.commitReplies, replies);
     Atomics.store(
       words,
       WorkerWord.commitCount,
@@ -247,17 +372,29 @@ describe("a loop stopped inside its committed window", () => {
     );
     const done = STAGES[commit].indexOf(stage);
     if (commit === "reply" && done >= 1) {
+      // The replies of a range go out in one store of the tail.
       const reply = host.outputRing.producer();
-      assert.ok(reply.tryEnqueue(EchoMessage, echo(1), { correlationId: 0 }));
+      assert.equal(reply.claim(replies), replies);
+      for (let i = 0; i < replies; i++) {
+        writeEnvelopeFor(reply.view, reply.slotOffset(i), EchoMessage, {
+          correlationId: 0,
+        });
+        EchoMessage.encode(
+          reply.view,
+          reply.slotOffset(i) + ENVELOPE_SIZE,
+          echo(i + 1),
+        );
+      }
+      reply.publish(replies);
     }
     if (stage === "counted" || stage === "released") {
-      if (processed) host.control.addOneProcessed();
+      if (processed) host.control.addProcessed(messages);
       else host.telemetry.recordDropped(1);
     }
     if (stage === "released") {
       const input = host.inputRing.consumer();
-      assert.equal(input.available(), 1);
-      input.release(1);
+      assert.equal(input.available(), messages);
+      input.release(messages);
     }
   }
 
@@ -270,50 +407,65 @@ describe("a loop stopped inside its committed window", () => {
       await pollUntil(() => !host.busy && host.inputRing.headIndex() === 3, {
         timeoutMs: 5_000,
       });
-      const words = new Int32Array(host.memory, host.plan.worker, 8);
+      const words = new Int32Array(
+        host.memory,
+        host.plan.worker,
+        WORKER_WORD_COUNT,
+      );
       const record = [
         WorkerWord.commitKind,
         WorkerWord.commitHead,
+        WorkerWord.commitMessages,
         WorkerWord.commitReply,
+        WorkerWord.commitReplies,
         WorkerWord.commitCount,
       ].map((w) => Atomics.load(words, w) >>> 0);
-      assert.deepEqual(record, [CommitKind.reply, 2, 2, 2]);
+      // One call at a time: each group is the one message.
+      assert.deepEqual(record, [CommitKind.reply, 2, 1, 2, 1, 2]);
       assert.equal(host.inputRing.headIndex(), 3);
       assert.equal(host.outputRing.endIndex(), 3);
       assert.equal(host.control.messagesProcessedLow, 3);
     });
   });
 
-  for (const commit of ["reply", "noReply"] as const) {
-    for (const stage of STAGES[commit]) {
-      test(`${commit === "reply" ? "a reply's" : "a message without reply's"} window, stopped once ${stage}: handled once, counted once, answered once`, async () => {
-        await withRuntime(CPU, async (rt, events) => {
-          const k = await rt.launch("victim", {
-            actor: commit === "reply" ? "echo" : fixture("sink_actor"),
-            autoActivate: false,
+  for (const messages of [1, 3]) {
+    for (const commit of ["reply", "noReply"] as const) {
+      for (const stage of STAGES[commit]) {
+        const what = `${
+          commit === "reply" ? "a reply's" : "a message without reply's"
+        } window${messages > 1 ? ` (a range of ${messages})` : ""}`;
+        test(`${what}, stopped once ${stage}: handled once, counted once, answered once`, async () => {
+          await withRuntime(CPU, async (rt, events) => {
+            const k = await rt.launch("victim", {
+              actor: commit === "reply" ? "echo" : fixture("sink_actor"),
+              autoActivate: false,
+            });
+            for (let i = 1; i <= messages; i++) await k.send(echo(i));
+            stopInside(k, commit, stage, messages);
+            (kernelInternals(k).host as CpuActorHost).injectDeath(
+              "stopped while committed",
+            );
+            await pollUntil(() => events.some((e) => e.type === "restart"), {
+              timeoutMs: 10_000,
+            });
+            await k.activate();
+            const replies = { count: 0 };
+            const m = await settle(
+              k,
+              commit === "reply" ? replies : undefined,
+            );
+            await delay(50);
+            assertAccounted(k.metrics());
+            assert.equal(m.sent, messages);
+            assert.equal(m.processed, messages);
+            assert.equal(m.deadLettered, 0);
+            if (commit === "reply") {
+              while (k.tryReceive() !== undefined) replies.count++;
+              assert.equal(replies.count, messages);
+            }
           });
-          await k.send(echo(1));
-          stopInside(k, commit, stage);
-          (kernelInternals(k).host as CpuActorHost).injectDeath(
-            "stopped while committed",
-          );
-          await pollUntil(() => events.some((e) => e.type === "restart"), {
-            timeoutMs: 10_000,
-          });
-          await k.activate();
-          const replies = { count: 0 };
-          const m = await settle(k, commit === "reply" ? replies : undefined);
-          await delay(50);
-          assertAccounted(k.metrics());
-          assert.equal(m.sent, 1);
-          assert.equal(m.processed, 1);
-          assert.equal(m.deadLettered, 0);
-          if (commit === "reply") {
-            while (k.tryReceive() !== undefined) replies.count++;
-            assert.equal(replies.count, 1);
-          }
         });
-      });
+      }
     }
   }
 

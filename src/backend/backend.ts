@@ -91,7 +91,7 @@ export interface ActorHostEvents {
   onStuck?(thread: StuckThread): void;
 }
 
-/** A message that was being handled when its actor's thread died. */
+/** A message that was being handled when its actor's thread was killed or died. */
 export interface InFlightMessage {
   /** Copy of its slot (envelope and payload). */
   slot: Uint8Array;
@@ -121,9 +121,11 @@ export interface ActorHost {
   wake(): void;
   /**
    * Stops the actor loop at once without its cooperation; returns the
-   * message it was handling, if any (already removed from its queue).
+   * messages it was handling, oldest first, if any (already removed from
+   * their queue): the one in its handler, and those before it that it had
+   * handled but not yet committed (their replies never went out).
    */
-  kill(): InFlightMessage | undefined;
+  kill(): readonly InFlightMessage[];
   /** Releases everything; the actor must not be running. */
   dispose(): void;
 }

@@ -49,13 +49,13 @@ export const WorkerWord = Object.freeze({
    * only after it took a committed word.
    */
   commitKind: 3,
-  /** Commit record: the message's index in its ring (`head` before the release). */
+  /** Commit record: the first message's index in its ring (`head` before the release). */
   commitHead: 4,
-  /** Commit record: the output ring's `tail` before the reply is published. */
+  /** Commit record: the output ring's `tail` before the replies are published. */
   commitReply: 5,
   /**
    * Commit record: the low 32 bits, before the message is counted, of the
-   * counter it moves (processed, or the actor's dead letters).
+   * counter the messages move (processed, or the actor's dead letters).
    */
   commitCount: 6,
   /**
@@ -66,22 +66,54 @@ export const WorkerWord = Object.freeze({
    * code: Deno's `Worker.terminate()` cannot interrupt synchronous code.
    */
   userCode: 7,
+  /**
+   * How many messages of its open group the loop holds while `handling` or
+   * `finishing`: the messages `[head, head + taken)` of its source, the last
+   * of them in its handler, the others handled and not yet committed. A host
+   * that takes a handling or finishing word takes them all. The value is
+   * {@linkcode takenWord} of the loop's generation; the loop moves it with a
+   * compare-and-swap before each message, and the host swaps in
+   * {@linkcode BUSY_TAKEN} once it took `busy`, so a killed loop stops there
+   * and never writes a later generation's word.
+   */
+  taken: 8,
+  /** Commit record: how many messages, from `commitHead`, the commit covers. */
+  commitMessages: 9,
+  /** Commit record: how many replies, from `commitReply`, it publishes. */
+  commitReplies: 10,
 });
+
+/** How many worker words there are (i32). */
+export const WORKER_WORD_COUNT = 11;
+
+/**
+ * The most messages a loop handles under one commit (a group): it counts,
+ * releases and publishes their replies together. A kill while a group is
+ * open takes every message of it, so a kill loses at most this many replies
+ * of handled messages (dead-lettered instead, never lost or counted twice).
+ */
+export const COMMIT_GROUP = 16;
+
+/** The `taken` word of a loop of `generation` holding `count` messages. */
+export function takenWord(generation: number, count: number): number {
+  return ((generation & 0x7fffff) << 8) | count;
+}
 
 /**
  * What a loop commits. A host that finds a loop stopped inside its committed
- * window finishes what the record shows it started: a processed message whose
- * reply is out (or that has none) is counted unless the counter moved past
- * the record, and released unless `head` did; a dead letter the loop counted
- * is released and reported; a void slot is released. Otherwise the message
- * stays at the head, to be handled again or dead-lettered.
+ * window finishes what the record shows it started: a range of processed
+ * messages whose replies are out (or that has none) is counted unless the
+ * counter moved past the record, and released unless `head` did; a dead
+ * letter the loop counted is released and reported; a void slot is released.
+ * Otherwise the messages stay at the head, to be handled again or
+ * dead-lettered.
  */
 export const CommitKind = Object.freeze({
   /** A dead letter: the handler failed (or its reply did not encode). */
   handlerError: 0,
-  /** A processed message with a reply. */
+  /** A range of processed messages, with `commitReplies` replies (one or more). */
   reply: 1,
-  /** A processed message without a reply. */
+  /** A range of processed messages without a reply. */
   noReply: 2,
   /** A dead letter: the message is invalid. */
   invalidMessage: 3,
@@ -92,9 +124,9 @@ export const CommitKind = Object.freeze({
 /**
  * The low four bits of the `busy` word: which queue's head the loop holds
  * (`input` or `inbox`) plus its phase. While `handling` or `finishing`, a
- * host that kills the loop takes the message over; once `committed` (the
- * reply is being published, the message counted and released, with no
- * waits) it lets the loop finish.
+ * host that kills the loop takes the messages it holds (`taken`) over; once
+ * `committed` (the replies are being published, the messages counted and
+ * released, with no waits) it lets the loop finish.
  */
 export const BusyState = Object.freeze({
   /** Not handling a message. */
@@ -103,7 +135,7 @@ export const BusyState = Object.freeze({
   input: 1,
   /** Holds the head of the K2K inbox. */
   inbox: 2,
-  /** Phase: the handler returned; waiting for room for its reply. */
+  /** Phase: the group's last handler returned; waiting for room for its reply. */
   finishing: 4,
   /** Phase: past the point of no return (publish, count, release). */
   committed: 8,

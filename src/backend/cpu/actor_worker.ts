@@ -33,7 +33,6 @@ import { HybridClock } from "../../hlc.ts";
 import { ENVELOPE, QUEUE_HEADER, TerminationState } from "../../layout.ts";
 import {
   type FieldsSpec,
-  type MessageSchema,
   type MessageValue,
   SchemaRegistry,
 } from "../../message.ts";
@@ -41,7 +40,15 @@ import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
 import { TelemetryView } from "../../telemetry.ts";
 import { sleepSync } from "../../async.ts";
 import type { DeadLetterReason } from "../../dead_letter.ts";
-import { busyIdle, BusyState, CommitKind, WorkerWord } from "./actor_memory.ts";
+import {
+  busyIdle,
+  BusyState,
+  COMMIT_GROUP,
+  CommitKind,
+  takenWord,
+  WORKER_WORD_COUNT,
+  WorkerWord,
+} from "./actor_memory.ts";
 import { ActorOutbox, buildRoutes, type Route } from "./actor_outbox.ts";
 import {
   type HostToWorker,
@@ -67,18 +74,11 @@ const MAX_SLEEP_MS = 100;
 const CRASHED = -1;
 /** What it returns when the host took the queues over from this loop. */
 const ABANDONED = -2;
-/** Outcomes of writing a reply. */
-const REPLY_DONE = 1;
-const REPLY_ABANDONED = 0;
+/** Outcomes of waiting for room for a reply. */
+const ROOM_READY = 1;
+const ROOM_ABANDONED = 0;
 /** An abort came while waiting for room: the message went back to the head. */
-const REPLY_HANDED_BACK = 2;
-type ReplyOutcome =
-  | typeof REPLY_DONE
-  | typeof REPLY_ABANDONED
-  | typeof REPLY_HANDED_BACK
-  | {
-    error: unknown;
-  };
+const ROOM_HANDED_BACK = 2;
 
 /** Shortest idle spin once the adaptive spin has shrunk. */
 const MIN_IDLE_SPIN_MS = 0.005;
@@ -208,6 +208,27 @@ class ActorLoop {
     sourceActor: number;
   };
   readonly #outbox: ActorOutbox;
+  /** The `taken` word this loop last wrote (see {@linkcode WorkerWord.taken}). */
+  #taken: number;
+  /** `taken` of this loop's generation holding no message. */
+  readonly #takenTag: number;
+  /**
+   * Replies of the open group, encoded here until its commit: a loop writes
+   * the output ring only inside its committed window, so a killed loop that
+   * keeps running never writes a slot the host or a restarted loop owns.
+   */
+  readonly #scratch: DataView;
+  /** One view per scratch slot, the bytes a reply fills (copied at the commit). */
+  readonly #scratchSlots: Uint8Array[];
+  /** Messages counted processed in the current turn. */
+  #turnProcessed = 0;
+  /** When the current turn started (`performance.now()`). */
+  #turnStart = 0;
+  /** Telemetry not yet written: processed count, summed latency and extremes, ns. */
+  #pendingCount = 0;
+  #pendingTotalNs = 0;
+  #pendingMinNs = Infinity;
+  #pendingMaxNs = 0;
 
   constructor(init: StartMessage, definition: ActorDefinition) {
     this.#init = init;
@@ -215,7 +236,9 @@ class ActorLoop {
     const { memory, plan } = init;
     this.#control = new ControlBlockView(memory, plan.control);
     this.#telemetry = new TelemetryView(memory, { byteOffset: plan.telemetry });
-    this.#words = new Int32Array(memory, plan.worker, 8);
+    this.#words = new Int32Array(memory, plan.worker, WORKER_WORD_COUNT);
+    this.#takenTag = takenWord(init.generation, 0);
+    this.#taken = this.#takenTag;
     this.#inputRing = Ring.attach(memory, {
       byteOffset: plan.input,
       kind: "spsc",
@@ -239,6 +262,13 @@ class ActorLoop {
       ...(definition.accepts ?? []),
     ]);
     this.#rules = { schemas: this.#accepts, slotSize: this.#slotSize };
+    const scratch = new ArrayBuffer(COMMIT_GROUP * this.#slotSize);
+    this.#scratch = new DataView(scratch);
+    const replyBytes = ENVELOPE_SIZE + (definition.output?.size ?? 0);
+    this.#scratchSlots = Array.from(
+      { length: COMMIT_GROUP },
+      (_, i) => new Uint8Array(scratch, i * this.#slotSize, replyBytes),
+    );
     // `init` is the actor's code: marked like a handler (WorkerWord.userCode).
     this.#words[WorkerWord.userCode] = init.generation;
     let state: unknown;
@@ -291,7 +321,11 @@ class ActorLoop {
     let lastWork = performance.now();
     let lastBeat = lastWork;
     let lastYield = lastWork;
-    this.#heartbeat();
+    // When the current turn started: the loop's last clock reading before it
+    // (telemetry's latencies come from these readings, not from reads of
+    // their own).
+    this.#turnStart = lastWork;
+    this.#heartbeat(lastWork);
     for (;;) {
       if (control.shouldAbort) return this.#exit("aborted");
       if (Atomics.load(this.#words, WorkerWord.mailbox) !== mailboxHandled) {
@@ -314,13 +348,17 @@ class ActorLoop {
         if (fromInput + fromInbox > 0) {
           this.#outbox.flush();
           lastWork = performance.now();
+          if (this.#turnProcessed > 0) {
+            this.#noteTurn(lastWork - this.#turnStart);
+          }
+          this.#turnStart = lastWork;
           if (spinning) {
             spinning = false;
             spinMs = Math.min(maxSpinMs, spinMs * 2);
           }
           if (lastWork - lastBeat >= HEARTBEAT_MS) {
             lastBeat = lastWork;
-            this.#heartbeat();
+            this.#heartbeat(lastWork);
           }
           // The actor's own timers and promises need the event loop now and
           // then, even under sustained load.
@@ -336,7 +374,9 @@ class ActorLoop {
         const request = control.pauseRequest;
         if (control.pauseAck !== request) control.pauseAck = request;
       }
-      if (performance.now() - lastWork < spinMs) {
+      const now = performance.now();
+      this.#turnStart = now;
+      if (now - lastWork < spinMs) {
         spinning = true;
         continue;
       }
@@ -344,9 +384,10 @@ class ActorLoop {
         spinning = false;
         spinMs = Math.max(minSpinMs, spinMs / 2);
       }
-      this.#heartbeat();
+      this.#heartbeat(now);
       const timedOut = this.#sleep();
-      lastWork = lastBeat = performance.now() - spinMs;
+      this.#turnStart = performance.now();
+      lastWork = lastBeat = this.#turnStart - spinMs;
       // Only a quiet spell yields to the event loop: a wake-up goes straight
       // back to the queues.
       if (timedOut) {
@@ -360,19 +401,52 @@ class ActorLoop {
     reason: "terminated" | "aborted" | "crashed",
   ): "terminated" | "aborted" | "crashed" {
     this.#outbox.flush();
-    this.#heartbeat();
+    const now = performance.now();
+    if (this.#turnProcessed > 0) this.#noteTurn(now - this.#turnStart);
+    this.#heartbeat(now);
     this.#control.hasTerminated = reason === "terminated"
       ? TerminationState.Terminated
       : TerminationState.Relaunchable;
     return reason;
   }
 
-  /** Stamps the heartbeat (ns since the Unix epoch, comparable across threads). */
-  #heartbeat(): void {
-    this.#control.lastActivityTicks = BigInt(
-      Math.round((performance.timeOrigin + performance.now()) * 1e6),
-    );
+  /**
+   * Stamps the heartbeat at `now` (a `performance.now()` reading the caller
+   * made; stored as ns since the Unix epoch, comparable across threads), and
+   * writes the telemetry of the turns since the last one, stamped with the
+   * same time: the per-turn path does no clock reads and no BigInt work.
+   */
+  #heartbeat(now: number): void {
+    const ticks = BigInt(Math.round((performance.timeOrigin + now) * 1e6));
+    this.#control.lastActivityTicks = ticks;
+    if (this.#pendingCount > 0) {
+      this.#telemetry.recordProcessed(this.#pendingCount, {
+        totalLatencyNs: this.#pendingTotalNs,
+        minLatencyNs: this.#pendingMinNs,
+        maxLatencyNs: this.#pendingMaxNs,
+        timestampNs: ticks,
+      });
+      this.#pendingCount = 0;
+      this.#pendingTotalNs = 0;
+      this.#pendingMinNs = Infinity;
+      this.#pendingMaxNs = 0;
+    }
     this.#telemetry.setQueueDepth(this.#inputRing.depth());
+  }
+
+  /**
+   * Notes the messages processed in a turn that took `elapsedMs` (each gets
+   * the turn's mean latency); the next heartbeat writes them to telemetry.
+   */
+  #noteTurn(elapsedMs: number): void {
+    const count = this.#turnProcessed;
+    this.#turnProcessed = 0;
+    const totalNs = elapsedMs > 0 ? elapsedMs * 1e6 : 0;
+    const meanNs = totalNs / count;
+    this.#pendingCount += count;
+    this.#pendingTotalNs += totalNs;
+    if (meanNs < this.#pendingMinNs) this.#pendingMinNs = meanNs;
+    if (meanNs > this.#pendingMaxNs) this.#pendingMaxNs = meanNs;
   }
 
   /**
@@ -405,23 +479,24 @@ class ActorLoop {
   }
 
   /**
-   * Handles up to one batch from `consumer`; returns how many messages were
-   * taken, or -1 after a crash. Each slot is released as soon as it is
-   * accounted for (processed or dead-lettered), so a Worker that dies loses
-   * at most the one message it was handling, and the host knows which.
-   */
-  /**
    * Handles up to one batch from `consumer`. Returns how many slots were
    * taken, {@linkcode CRASHED} after a handler error, or {@linkcode ABANDONED}
    * when the host killed this loop and took the queues over (the thread may
    * keep running under Deno, but it then touches nothing shared).
    *
-   * Every slot is owned through the `busy` word: CAS idle → handling before
-   * reading it; after the handler, handling → finishing; then (after room
-   * for the reply is claimed) finishing → committed, the point after which
-   * the host lets the loop finish: encode and publish the reply, count,
-   * release, and CAS committed → idle. Void and invalid slots, and handler
-   * errors, commit straight from handling.
+   * The batch is handled in groups of up to {@linkcode COMMIT_GROUP}
+   * messages, owned through the worker words: `taken` set to 1, then CAS
+   * `busy` idle → handling; before each further message of the group, a CAS
+   * moves `taken` to how many messages the group holds (a host that kills the
+   * loop takes them all). Replies go to the scratch. The group then commits
+   * as one range ({@linkcode ActorLoop.#commit}): the commit record, CAS
+   * handling → committed, and in the committed window, with no waits, its
+   * replies copied and published at once, its messages counted and released
+   * at once, CAS committed → idle. A group commits early: before a handler's
+   * promise is awaited (a group never spans an await), before a void or
+   * invalid slot or a handler error (each then handled alone and committed
+   * straight from handling), and when the output ring has no room for its
+   * next reply (that message then waits for room alone, as `finishing`).
    */
   async #drain(consumer: RingConsumer, source: number): Promise<number> {
     let n = consumer.available();
@@ -438,139 +513,271 @@ class ActorLoop {
     const busy = WorkerWord.busy;
     const userCode = WorkerWord.userCode;
     const generation = this.#init.generation;
-    const started = performance.now();
-    let processed = 0;
-    for (let i = 0; i < n; i++) {
+    const output = this.#definition.output;
+    const scratch = this.#scratch;
+    const slotSize = this.#slotSize;
+    const header = this.#replyHeader;
+    let done = 0;
+    groups: while (done < n) {
       if (control.shouldAbort) break;
-      // Own the head slot before touching it.
+      // Open a group: it holds the head message.
+      if (!this.#take(1)) return ABANDONED;
       if (Atomics.compareExchange(words, busy, idle, handling) !== idle) {
         return ABANDONED;
       }
-      const offset = consumer.slotOffset(0);
-      if (readTypeId(view, offset) === VOID_TYPE_ID) {
-        this.#record(CommitKind.voidSlot, consumer);
-        if (
-          Atomics.compareExchange(words, busy, handling, committed) !== handling
-        ) return ABANDONED;
-        consumer.release(1);
-        if (
-          Atomics.compareExchange(words, busy, committed, idle) !== committed
-        ) return ABANDONED;
-        continue;
-      }
-      let message: unknown;
-      try {
-        const schema = validateEnvelope(view, offset, this.#rules);
-        message = schema.decode(view, offset + ENVELOPE_SIZE);
-      } catch (error) {
-        this.#record(CommitKind.invalidMessage, consumer);
-        if (
-          Atomics.compareExchange(words, busy, handling, committed) !== handling
-        ) return ABANDONED;
-        this.#deadLetter(consumer, offset, "invalid-message", error);
-        if (
-          Atomics.compareExchange(words, busy, committed, idle) !== committed
-        ) return ABANDONED;
-        continue;
-      }
-      const correlation = readCorrelation(view, offset);
-      ctx.correlationId = typeof correlation === "bigint"
-        ? correlation
-        : BigInt(correlation);
-      ctx.sourceActor = readSourceActor(view, offset);
-      let failure: unknown = undefined;
-      let failed = false;
-      let reply;
-      try {
-        // Plain stores: the host reads the mark only after it killed this
-        // loop, to tell whether the thread is still inside the handler. A
-        // loop killed meanwhile leaves a restarted loop's mark alone.
-        words[userCode] = generation;
-        reply = this.#definition.handle(message as never, ctx);
-        if (words[userCode] === generation) words[userCode] = 0;
-        if (
-          reply !== undefined && reply !== null &&
-          typeof (reply as Promise<unknown>).then === "function"
-        ) {
-          // What the handler sent so far may be what it waits for.
-          this.#outbox.flush();
-          reply = await reply;
+      /** Messages of the group handled (from the head), not yet committed. */
+      let held = 0;
+      /** Their replies, in the scratch. */
+      let replies = 0;
+      /** Free output slots this loop knows of (only it fills the ring). */
+      let room = 0;
+      for (;;) {
+        if (held > 0) {
+          if (
+            held === COMMIT_GROUP || done + held === n || control.shouldAbort
+          ) break;
+          // The next message joins the group: the host would take it too.
+          if (!this.#take(held + 1)) return ABANDONED;
         }
-      } catch (error) {
-        if (words[userCode] === generation) words[userCode] = 0;
-        failed = true;
-        failure = error;
-      }
-      if (reply === null && !failed) {
-        failure = this.#nullReply();
-        if (failure === undefined) reply = undefined;
-        else failed = true;
-      }
-      if (!failed) {
-        // The host may have killed this loop during the handler and taken the message.
+        const offset = consumer.slotOffset(held);
+        if (readTypeId(view, offset) === VOID_TYPE_ID) {
+          if (held > 0) {
+            if (
+              !this.#commit(consumer, held, replies, handling, handling)
+            ) return ABANDONED;
+            done += held;
+          }
+          this.#record(CommitKind.voidSlot, consumer, 1, 0);
+          if (
+            Atomics.compareExchange(words, busy, handling, committed) !==
+              handling
+          ) return ABANDONED;
+          consumer.release(1);
+          if (
+            Atomics.compareExchange(words, busy, committed, idle) !== committed
+          ) return ABANDONED;
+          done++;
+          continue groups;
+        }
+        let message: unknown;
+        try {
+          const schema = validateEnvelope(view, offset, this.#rules);
+          message = schema.decode(view, offset + ENVELOPE_SIZE);
+        } catch (error) {
+          if (held > 0) {
+            if (
+              !this.#commit(consumer, held, replies, handling, handling)
+            ) return ABANDONED;
+            done += held;
+          }
+          this.#record(CommitKind.invalidMessage, consumer, 1, 0);
+          if (
+            Atomics.compareExchange(words, busy, handling, committed) !==
+              handling
+          ) return ABANDONED;
+          this.#deadLetter(consumer, offset, "invalid-message", error);
+          if (
+            Atomics.compareExchange(words, busy, committed, idle) !== committed
+          ) return ABANDONED;
+          done++;
+          continue groups;
+        }
+        const correlation = readCorrelation(view, offset);
+        ctx.correlationId = typeof correlation === "bigint"
+          ? correlation
+          : BigInt(correlation);
+        ctx.sourceActor = readSourceActor(view, offset);
+        let failure: unknown = undefined;
+        let failed = false;
+        let reply;
+        try {
+          // Plain stores: the host reads the mark only after it killed this
+          // loop, to tell whether the thread is still inside the handler. A
+          // loop killed meanwhile leaves a restarted loop's mark alone.
+          words[userCode] = generation;
+          reply = this.#definition.handle(message as never, ctx);
+          if (words[userCode] === generation) words[userCode] = 0;
+          if (
+            reply !== undefined && reply !== null &&
+            typeof (reply as Promise<unknown>).then === "function"
+          ) {
+            // A group never spans an await: the messages before this one
+            // commit first, and it goes on as the head of the group.
+            if (held > 0) {
+              if (
+                !this.#commit(consumer, held, replies, handling, handling)
+              ) return ABANDONED;
+              done += held;
+              held = 0;
+              replies = 0;
+              room = 0;
+            }
+            // What the handler sent so far may be what it waits for.
+            this.#outbox.flush();
+            reply = await reply;
+          }
+        } catch (error) {
+          if (words[userCode] === generation) words[userCode] = 0;
+          failed = true;
+          failure = error;
+        }
+        if (reply === null && !failed) {
+          failure = this.#nullReply();
+          if (failure === undefined) reply = undefined;
+          else failed = true;
+        }
+        const wanted = !failed && reply !== undefined && output !== undefined;
+        if (wanted) {
+          // Into the scratch: the ring's slots are written only once committed.
+          header.correlationId = correlation;
+          const at = replies * slotSize;
+          try {
+            writeEnvelopeFor(scratch, at, output, header);
+            output.encode(
+              scratch,
+              at + ENVELOPE_SIZE,
+              reply as MessageValue<FieldsSpec>,
+            );
+          } catch (error) {
+            // A reply that does not encode is a handler error.
+            failed = true;
+            failure = error;
+          }
+        }
+        if (failed) {
+          // The messages before it commit; it is dead-lettered alone.
+          if (held > 0) {
+            if (
+              !this.#commit(consumer, held, replies, handling, handling)
+            ) return ABANDONED;
+            done += held;
+          }
+          this.#record(CommitKind.handlerError, consumer, 1, 0);
+          if (
+            Atomics.compareExchange(words, busy, handling, committed) !==
+              handling
+          ) return ABANDONED;
+          this.#deadLetter(consumer, offset, "handler-error", failure);
+          if (
+            Atomics.compareExchange(words, busy, committed, idle) !== committed
+          ) return ABANDONED;
+          control.recordError(1);
+          this.#telemetry.setErrorCode(1);
+          post({ kind: "crash", error: serializeError(failure) });
+          return CRASHED;
+        }
+        held++;
+        if (!wanted) continue;
+        replies++;
+        if (replies > room) room = this.#room();
+        if (replies <= room) continue;
+        // No room for this reply: the messages before it commit, and it
+        // waits for room alone, as finishing (the host takes it at once).
+        if (held > 1) {
+          if (
+            !this.#commit(consumer, held - 1, replies - 1, handling, handling)
+          ) return ABANDONED;
+          done += held - 1;
+          this.#scratchSlots[0].set(this.#scratchSlots[replies - 1]);
+        }
         if (
           Atomics.compareExchange(words, busy, handling, finishing) !== handling
         ) return ABANDONED;
-        const output = this.#definition.output;
-        const wanted = reply !== undefined && output !== undefined;
-        let outcome: ReplyOutcome;
-        if (wanted) {
-          outcome = this.#reply(
-            output,
-            reply as MessageValue<FieldsSpec>,
-            correlation,
-            consumer,
-            finishing,
-            committed,
-            idle,
-          );
-        } else {
-          this.#record(CommitKind.noReply, consumer);
-          outcome =
-            Atomics.compareExchange(words, busy, finishing, committed) ===
-                finishing
-              ? REPLY_DONE
-              : REPLY_ABANDONED;
-        }
-        if (outcome === REPLY_ABANDONED) return ABANDONED;
-        if (outcome === REPLY_HANDED_BACK) break;
-        if (typeof outcome === "object") {
-          // The reply did not encode: committed already, so it is a handler
-          // error. The record changes kind; its count word first, so a host
-          // never pairs the new kind with the old count.
-          Atomics.store(words, WorkerWord.commitCount, this.#droppedLow);
-          Atomics.store(words, WorkerWord.commitKind, CommitKind.handlerError);
-          failed = true;
-          failure = outcome.error;
-        }
-      } else {
-        this.#record(CommitKind.handlerError, consumer);
-        if (
-          Atomics.compareExchange(words, busy, handling, committed) !== handling
-        ) return ABANDONED;
+        const outcome = this.#waitForRoom(finishing, idle);
+        if (outcome === ROOM_ABANDONED) return ABANDONED;
+        if (outcome === ROOM_HANDED_BACK) break groups;
+        if (!this.#commit(consumer, 1, 1, finishing, idle)) return ABANDONED;
+        done++;
+        continue groups;
       }
-      if (failed) {
-        this.#deadLetter(consumer, offset, "handler-error", failure);
-        if (
-          Atomics.compareExchange(words, busy, committed, idle) !== committed
-        ) return ABANDONED;
-        control.recordError(1);
-        this.#telemetry.setErrorCode(1);
-        this.#flushProcessed(processed, started);
-        post({ kind: "crash", error: serializeError(failure) });
-        return CRASHED;
-      }
-      processed++;
-      // Count before releasing: sent = processed + dead-lettered + in flight holds at every instant.
-      control.addOneProcessed();
-      this.#processedLow = (this.#processedLow + 1) >>> 0;
-      consumer.release(1);
-      if (Atomics.compareExchange(words, busy, committed, idle) !== committed) {
+      if (!this.#commit(consumer, held, replies, handling, idle)) {
         return ABANDONED;
       }
+      done += held;
     }
-    this.#flushProcessed(processed, started);
     return n;
+  }
+
+  /**
+   * Moves the `taken` word to `count` messages held, by a compare-and-swap
+   * from the value this loop last wrote; false when the host took it (or a
+   * restart replaced it): the loop must then stop.
+   */
+  #take(count: number): boolean {
+    const next = this.#takenTag | count;
+    const seen = Atomics.compareExchange(
+      this.#words,
+      WorkerWord.taken,
+      this.#taken,
+      next,
+    );
+    if (seen !== this.#taken) return false;
+    this.#taken = next;
+    return true;
+  }
+
+  /**
+   * Free slots of the output ring, up to {@linkcode COMMIT_GROUP} (a claim
+   * given back at once: only this loop fills the ring, so room only grows).
+   */
+  #room(): number {
+    const free = this.#output.claim(COMMIT_GROUP);
+    this.#output.publish(0);
+    return free;
+  }
+
+  /**
+   * Commits the `messages` handled messages at the head of `consumer` with
+   * the first `replies` replies of the scratch (the output ring has room for
+   * them): writes the commit record, CAS `busy` from `from` to committed,
+   * then with no waits copies the replies into their slots and publishes
+   * them, counts the messages and releases them, and leaves the committed
+   * window for `next`: idle, or handling for the message that follows them
+   * (`taken` set to 1 first). Returns false when the host took the word:
+   * the loop must stop.
+   */
+  #commit(
+    consumer: RingConsumer,
+    messages: number,
+    replies: number,
+    from: number,
+    next: number,
+  ): boolean {
+    const words = this.#words;
+    const output = this.#output;
+    const committed = (from & ~BusyState.finishing) | BusyState.committed;
+    if (replies > 0) output.claim(replies);
+    this.#record(
+      replies > 0 ? CommitKind.reply : CommitKind.noReply,
+      consumer,
+      messages,
+      replies,
+    );
+    if (
+      Atomics.compareExchange(words, WorkerWord.busy, from, committed) !== from
+    ) {
+      if (replies > 0) output.publish(0);
+      return false;
+    }
+    if (replies > 0) {
+      const bytes = this.#outputRing.bytes;
+      const slots = this.#scratchSlots;
+      for (let r = 0; r < replies; r++) {
+        bytes.set(slots[r], output.slotOffset(r));
+      }
+      output.publish(replies);
+    }
+    // Count before releasing: sent = processed + dead-lettered + in flight
+    // holds at every instant (the kernel's reading allows for a range
+    // counted and not yet released).
+    if (messages === 1) this.#control.addOneProcessed();
+    else this.#control.addProcessed(messages);
+    this.#processedLow = (this.#processedLow + messages) >>> 0;
+    this.#turnProcessed += messages;
+    consumer.release(messages);
+    if (next !== this.#busyIdle && !this.#take(1)) return false;
+    return Atomics.compareExchange(words, WorkerWord.busy, committed, next) ===
+      committed;
   }
 
   /**
@@ -585,28 +792,24 @@ class ActorLoop {
     );
   }
 
-  #flushProcessed(processed: number, started: number): void {
-    if (processed === 0) return;
-    const latencyNs = (performance.now() - started) * 1e6 / processed;
-    this.#telemetry.recordProcessed(processed, {
-      totalLatencyNs: latencyNs * processed,
-      minLatencyNs: latencyNs,
-      maxLatencyNs: latencyNs,
-    });
-  }
-
   /**
-   * Writes the commit record (see {@linkcode CommitKind}) of the message at
-   * the head of `consumer`, just before the commit.
+   * Writes the commit record (see {@linkcode CommitKind}) of the `messages`
+   * messages at the head of `consumer` and of the `replies` claimed output
+   * slots, just before the commit.
    */
-  #record(kind: number, consumer: RingConsumer): void {
+  #record(
+    kind: number,
+    consumer: RingConsumer,
+    messages: number,
+    replies: number,
+  ): void {
     // Plain stores: the commit CAS that follows publishes them to the host.
     const words = this.#words;
     words[WorkerWord.commitKind] = kind;
     words[WorkerWord.commitHead] = consumer.slotIndex(0);
-    words[WorkerWord.commitReply] = kind === CommitKind.reply
-      ? this.#output.slotIndex(0)
-      : 0;
+    words[WorkerWord.commitMessages] = messages;
+    words[WorkerWord.commitReply] = replies > 0 ? this.#output.slotIndex(0) : 0;
+    words[WorkerWord.commitReplies] = replies;
     words[WorkerWord.commitCount] =
       kind === CommitKind.reply || kind === CommitKind.noReply
         ? this.#processedLow
@@ -636,64 +839,35 @@ class ActorLoop {
   }
 
   /**
-   * Writes a reply into the output ring: claims a slot (waiting while the
-   * host has not made room, as long as this loop still owns the message),
-   * commits the `busy` word, and only then encodes and publishes — so a
-   * killed loop never writes into a slot. Returns {@linkcode REPLY_DONE},
-   * {@linkcode REPLY_ABANDONED} when the host took the message over (or the
-   * actor is aborting), or the encode error (the loop is then committed).
+   * Waits, as finishing, until the output ring has room for one reply, as
+   * long as this loop still owns its message. Returns {@linkcode ROOM_READY},
+   * {@linkcode ROOM_ABANDONED} when the host took the message over, or
+   * {@linkcode ROOM_HANDED_BACK} when the actor aborts (the message goes back
+   * to the head uncounted, as if never taken: the aborting host
+   * dead-letters it with the queue).
    */
-  #reply(
-    schema: MessageSchema,
-    value: MessageValue<FieldsSpec>,
-    correlationId: number | bigint,
-    consumer: RingConsumer,
-    finishing: number,
-    committed: number,
-    idle: number,
-  ): ReplyOutcome {
-    const header = this.#replyHeader;
-    header.correlationId = correlationId;
+  #waitForRoom(finishing: number, idle: number): number {
     const output = this.#output;
     const words = this.#words;
     let sleepMs = 0.02;
     while (output.claim(1) === 0) {
       if (this.#control.shouldAbort) {
-        // Give the message back uncounted, as if never taken: the aborting
-        // host dead-letters it with the queue, and this loop exits "aborted".
         return Atomics.compareExchange(
             words,
             WorkerWord.busy,
             finishing,
             idle,
-          ) ===
-            finishing
-          ? REPLY_HANDED_BACK
-          : REPLY_ABANDONED;
+          ) === finishing
+          ? ROOM_HANDED_BACK
+          : ROOM_ABANDONED;
       }
       if (Atomics.load(words, WorkerWord.busy) !== finishing) {
-        return REPLY_ABANDONED;
+        return ROOM_ABANDONED;
       }
       sleepSync(sleepMs);
       sleepMs = Math.min(1, sleepMs * 2);
     }
-    this.#record(CommitKind.reply, consumer);
-    if (
-      Atomics.compareExchange(words, WorkerWord.busy, finishing, committed) !==
-        finishing
-    ) {
-      output.publish(0);
-      return REPLY_ABANDONED;
-    }
-    const offset = output.slotOffset(0);
-    try {
-      writeEnvelopeFor(output.view, offset, schema, header);
-      schema.encode(output.view, offset + ENVELOPE_SIZE, value);
-    } catch (error) {
-      output.publish(0);
-      return { error };
-    }
-    output.publish(1);
-    return REPLY_DONE;
+    output.publish(0);
+    return ROOM_READY;
   }
 }

@@ -27,8 +27,11 @@ import {
   BUSY_TAKEN,
   busyIdle,
   BusyState,
+  COMMIT_GROUP,
   CommitKind,
   planActorMemory,
+  takenWord,
+  WORKER_WORD_COUNT,
   WorkerWord,
 } from "./actor_memory.ts";
 import type {
@@ -102,7 +105,7 @@ export class CpuActorHost implements ActorHost {
     this.control.initialise({ abiVersion: ABI_VERSION, actorId: spec.id });
     this.telemetry = new TelemetryView(memory, { byteOffset: plan.telemetry });
     this.telemetry.reset();
-    this.#words = new Int32Array(memory, plan.worker, 8);
+    this.#words = new Int32Array(memory, plan.worker, WORKER_WORD_COUNT);
     const slotSize = plan.slotSize;
     this.inputRing = Ring.create(memory, {
       byteOffset: plan.input,
@@ -144,6 +147,7 @@ export class CpuActorHost implements ActorHost {
     }
     const generation = ++this.#generation;
     Atomics.store(this.#words, WorkerWord.generation, generation);
+    Atomics.store(this.#words, WorkerWord.taken, takenWord(generation, 0));
     Atomics.store(this.#words, WorkerWord.busy, busyIdle(generation));
     // A fresh Worker has handled no host message yet.
     Atomics.store(this.#words, WorkerWord.mailbox, 0);
@@ -278,10 +282,9 @@ export class CpuActorHost implements ActorHost {
     }
   }
 
-  /** The loop's thread is gone: account for its message, then report the crash. */
+  /** The loop's thread is gone: account for its messages, then report the crash. */
   #died(error: SerializedError): void {
-    const inFlight = this.#kill(false);
-    if (inFlight !== undefined) {
+    for (const inFlight of this.#kill(false)) {
       this.#events.onDeadLetter(
         "handler-error",
         `the Worker died: ${error.message}`,
@@ -325,7 +328,7 @@ export class CpuActorHost implements ActorHost {
     this.inputRing.ringDoorbell();
   }
 
-  kill(): InFlightMessage | undefined {
+  kill(): readonly InFlightMessage[] {
     return this.#kill(true);
   }
 
@@ -338,7 +341,7 @@ export class CpuActorHost implements ActorHost {
   }
 
   /** Kills the loop; `alive`: its thread was running (not known to be gone). */
-  #kill(alive: boolean): InFlightMessage | undefined {
+  #kill(alive: boolean): readonly InFlightMessage[] {
     const worker = this.#worker;
     this.#worker = undefined;
     if (worker !== undefined) {
@@ -348,21 +351,33 @@ export class CpuActorHost implements ActorHost {
       }
     }
     const busy = this.#claimBusy();
+    // The loop's count of the messages it holds; after the swap, a loop that
+    // still runs (Deno) can neither take another nor touch a later loop's word.
+    const taken = Atomics.exchange(this.#words, WorkerWord.taken, BUSY_TAKEN);
     const source = busy & (BusyState.input | BusyState.inbox);
-    if (source === 0) return undefined;
+    if (source === 0) return [];
     const ring = source === BusyState.input ? this.inputRing : this.inboxRing;
     if ((busy & BusyState.committed) !== 0) {
       this.#finishCommitted(ring);
-      return undefined;
+      return [];
     }
-    // The dead loop was handling the message at the head of that ring; the
-    // host takes it out so it can be accounted for.
+    // The dead loop held the messages [head, head + taken) of that ring: the
+    // last one in its handler, the ones before handled and not committed
+    // (their replies were never published). The host takes them out so they
+    // can be accounted for.
     const consumer = ring.consumer();
-    if (consumer.available() === 0) return undefined;
-    const offset = consumer.slotOffset(0);
-    const slot = ring.bytes.slice(offset, offset + ring.slotSize);
-    consumer.release(1);
-    return { slot };
+    const held = Math.min(
+      Math.max(1, taken & 0xff),
+      COMMIT_GROUP,
+      consumer.available(),
+    );
+    const inFlight: InFlightMessage[] = [];
+    for (let i = 0; i < held; i++) {
+      const offset = consumer.slotOffset(i);
+      inFlight.push({ slot: ring.bytes.slice(offset, offset + ring.slotSize) });
+    }
+    consumer.release(held);
+    return inFlight;
   }
 
   /**
@@ -391,32 +406,38 @@ export class CpuActorHost implements ActorHost {
   /**
    * Finishes what a loop stopped inside its committed window started, by its
    * commit record ({@linkcode CommitKind}; verification/worker_kill.pml): a
-   * processed message whose reply is out (or that has none) is counted unless
-   * the counter already moved, and released unless `head` already moved; a
-   * dead letter the loop counted is released and reported (the loop reports
-   * only after its release); a void slot is released. Otherwise the message
-   * stays at the head, to be handled again or dead-lettered.
+   * range of processed messages whose replies are out (or that has none) is
+   * counted unless the counter already moved, and released unless `head`
+   * already moved; a dead letter the loop counted is released and reported
+   * (the loop reports only after its release); a void slot is released.
+   * Otherwise the messages stay at the head, to be handled again or
+   * dead-lettered.
    */
   #finishCommitted(ring: Ring): void {
     const words = this.#words;
     const kind = Atomics.load(words, WorkerWord.commitKind);
     const count = Atomics.load(words, WorkerWord.commitCount) >>> 0;
+    const messages = kind === CommitKind.reply || kind === CommitKind.noReply
+      ? Atomics.load(words, WorkerWord.commitMessages)
+      : 1;
     const consumer = ring.consumer();
     const atHead = () =>
       ring.headIndex() === Atomics.load(words, WorkerWord.commitHead) >>> 0 &&
-      consumer.available() > 0;
+      consumer.available() >= messages;
+    if (!(messages >= 1 && messages <= COMMIT_GROUP)) return;
     switch (kind) {
       case CommitKind.reply:
       case CommitKind.noReply:
+        // The replies are published in one store of the tail: all or none.
         if (
           kind === CommitKind.reply &&
           this.outputRing.endIndex() ===
             Atomics.load(words, WorkerWord.commitReply) >>> 0
         ) return;
         if (this.control.messagesProcessedLow === count) {
-          this.control.addOneProcessed();
+          this.control.addProcessed(messages);
         }
-        if (atHead()) consumer.release(1);
+        if (atHead()) consumer.release(messages);
         return;
       case CommitKind.handlerError:
       case CommitKind.invalidMessage: {

@@ -489,8 +489,8 @@ export class CudaActorHost implements ActorHost {
    * stop is abandoned (its memory is kept until it does). GPU actors account
    * for every message themselves, so nothing is returned.
    */
-  kill(): InFlightMessage | undefined {
-    if (!this.running) return undefined;
+  kill(): readonly InFlightMessage[] {
+    if (!this.running) return [];
     this.#control.shouldAbort = true;
     const deadline = performance.now() + KILL_WAIT_MS;
     while (this.#control.hasTerminated === 0 && performance.now() < deadline) {
@@ -501,7 +501,7 @@ export class CudaActorHost implements ActorHost {
       ? "exited"
       : "abandoned";
     this.#launch?.members.delete(this);
-    return undefined;
+    return [];
   }
 
   /**
