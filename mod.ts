@@ -52,6 +52,7 @@ export {
   type DeactivateOptions,
   Kernel,
   type KernelMetrics,
+  type ReceiveManyOptions,
   type ReceiveOptions,
   type SendOptions,
   type TerminateOptions,

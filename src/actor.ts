@@ -75,6 +75,33 @@ export interface ActorContext<S = unknown> {
     options?: ActorSendOptions,
   ): Promise<DeliveryReceipt>;
   /**
+   * Sends a message to another actor by name (K2K) without waiting: true
+   * once the target's queue accepted it, false (sending nothing) when that
+   * queue is full. Throws `UnknownActorError` for a target this actor's
+   * routing table does not hold yet (`send` waits for the table to catch
+   * up), `InvalidMessageError` for a message that does not encode or fit,
+   * and {@linkcode InvalidOptionError} for a bad option. Its options are
+   * those of `send` that do not concern waiting (`schema`).
+   */
+  trySend(
+    target: string,
+    message: MessageValue<FieldsSpec>,
+    options?: Pick<ActorSendOptions, "schema">,
+  ): boolean;
+  /**
+   * Sends many messages to another actor (K2K), in order: each run that
+   * fits the target's queue takes its slots at once. Every message is
+   * encoded (and checked) before the first is sent. Resolves with the count
+   * once the queue accepted them all, waiting for room as `send` does;
+   * rejects like `send` (`QueueFullError` at the deadline, the messages
+   * before the first that found no room having been sent).
+   */
+  sendBatch(
+    target: string,
+    messages: ArrayLike<MessageValue<FieldsSpec>>,
+    options?: ActorSendOptions,
+  ): Promise<number>;
+  /**
    * Publishes a message on a topic (MQTT-style); subscribers receive a copy.
    * Throws `InvalidMessageError` for an invalid topic or a message that does
    * not encode or fit.

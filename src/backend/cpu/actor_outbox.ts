@@ -13,11 +13,8 @@ import type {
   ActorSendOptions,
   DeliveryReceipt,
 } from "../../actor.ts";
-import {
-  ENVELOPE_SIZE,
-  type EnvelopeInit,
-  writeEnvelopeFor,
-} from "../../envelope.ts";
+import { ENVELOPE_SIZE, writeEnvelopeFor } from "../../envelope.ts";
+import { ENVELOPE } from "../../layout.ts";
 import {
   InvalidMessageError,
   InvalidOptionError,
@@ -29,13 +26,14 @@ import type { HybridClock } from "../../hlc.ts";
 import type { FieldsSpec, MessageSchema, MessageValue } from "../../message.ts";
 import { Ring, type RingProducer } from "../../ring.ts";
 import { validateFilter, validateTopic } from "../../topic.ts";
-import { pollUntil } from "../../async.ts";
 import { checkOptionsObject, checkWaitOptions } from "../../options.ts";
 import { subscription, type TopicSubscription } from "../../pubsub.ts";
 import type { RouteEntry, WorkerToHost } from "./protocol.ts";
 
 /** Default of {@linkcode ActorSendOptions.timeoutMs}. */
 const K2K_TIMEOUT_MS = 1000;
+const TIMESTAMP = ENVELOPE.fields.timestamp.offset;
+const SOURCE_ACTOR = ENVELOPE.fields.sourceActor.offset;
 
 /** A message schema, or `undefined`. */
 function checkSchema(value: unknown): MessageSchema | undefined {
@@ -61,6 +59,10 @@ export interface Route {
   readonly producer: RingProducer;
   /** Its input ring, whose doorbell wakes it. */
   readonly wakeRing: Ring;
+  /** What every accepted send to it reports (one frozen object per route). */
+  readonly receipt: DeliveryReceipt;
+  /** The receipt, resolved: what a send that did not wait returns. */
+  readonly sent: Promise<DeliveryReceipt>;
 }
 
 /** Builds a routing table, keeping the producers of routes that did not change. */
@@ -82,10 +84,13 @@ export function buildRoutes(
     const wakeRing = Ring.attach(entry.memory, {
       byteOffset: entry.plan.input,
     });
+    const receipt = Object.freeze({ target: entry.name, targetId: entry.id });
     table.set(entry.name, {
       id: entry.id,
       producer: inbox.producer(),
       wakeRing,
+      receipt,
+      sent: Promise.resolve(receipt),
     });
   }
   return table;
@@ -114,10 +119,13 @@ export interface OutboxInit {
 /** The sending side of one actor loop: `ctx.send`, `ctx.publish`, `ctx.subscribe`. */
 export class ActorOutbox {
   readonly #init: OutboxInit;
-  /** Where a K2K message is encoded before it takes a slot of the target's inbox. */
-  #scratch = new DataView(new ArrayBuffer(64));
-  /** Views of the scratch's first n bytes, by n (a few schema sizes). */
-  readonly #scratchViews = new Map<number, Uint8Array>();
+  /** Where K2K messages are encoded before they take slots of the target's inbox. */
+  #scratch = new DataView(new ArrayBuffer(4096));
+  /** The scratch's bytes and words (made when first needed). */
+  #bytes: Uint8Array | undefined;
+  #words: Uint32Array | undefined;
+  /** The one-message array of a single send (emptied after each). */
+  readonly #one: unknown[] = [undefined];
   /** Live `ctx.subscribe` subscriptions, by filter. */
   readonly #filters = new Map<string, number>();
   /** Targets sent to since the last {@linkcode ActorOutbox.flush}: each is woken once. */
@@ -149,15 +157,78 @@ export class ActorOutbox {
     return Object.assign(ended, { filter, subscriberId: this.#init.name });
   }
 
-  /** `ctx.send`: a K2K send into `target`'s inbox. */
-  async send(
+  /**
+   * `ctx.send`: a K2K send into `target`'s inbox. When the target is known
+   * and its inbox has room, the message is in it when this returns, and the
+   * promise returned is the route's, already resolved: no await and no
+   * object per message.
+   */
+  send(
     target: string,
     message: MessageValue<FieldsSpec>,
     options?: ActorSendOptions,
   ): Promise<DeliveryReceipt> {
+    if (options === undefined) {
+      const route = this.#init.routes().get(target);
+      const schema = this.#init.definition.output;
+      if (route !== undefined && schema !== undefined) {
+        try {
+          this.#encodeOne(route, target, schema, message);
+          if (this.#put(route, schema, 0, 1) === 1) return route.sent;
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
+    }
+    return this.#sendWaiting(target, [message], options).then((route) =>
+      route.receipt
+    );
+  }
+
+  /**
+   * `ctx.trySend`: a K2K send that does not wait. True when the message is
+   * in the target's inbox; false, sending nothing, when that is full.
+   */
+  trySend(
+    target: string,
+    message: MessageValue<FieldsSpec>,
+    options?: Pick<ActorSendOptions, "schema">,
+  ): boolean {
+    const schema = this.#schemaOf(
+      checkSchema(
+        checkOptionsObject<ActorSendOptions>("options", options).schema,
+      ),
+    );
+    const route = this.#init.routes().get(target);
+    if (route === undefined) throw new UnknownActorError(target);
+    this.#encodeOne(route, target, schema, message);
+    return this.#put(route, schema, 0, 1) === 1;
+  }
+
+  /**
+   * `ctx.sendBatch`: K2K sends of `messages`, in order, each run that fits
+   * taking its tickets with one claim and published at once. Every message
+   * is encoded (and so checked) before the first is sent. Resolves with the
+   * count; rejects as {@linkcode ActorOutbox.send} does, the messages
+   * before the one that found no room having been sent.
+   */
+  async sendBatch(
+    target: string,
+    messages: ArrayLike<MessageValue<FieldsSpec>>,
+    options?: ActorSendOptions,
+  ): Promise<number> {
+    await this.#sendWaiting(target, messages, options);
+    return messages.length;
+  }
+
+  /** The checks and waits of a send that may wait: catches up on routes, waits for room. */
+  async #sendWaiting(
+    target: string,
+    messages: ArrayLike<MessageValue<FieldsSpec>>,
+    options: ActorSendOptions | undefined,
+  ): Promise<Route> {
     const { timeoutMs, signal } = checkWaitOptions(options, K2K_TIMEOUT_MS);
-    const schema = checkSchema(options?.schema) ??
-      this.#init.definition.output;
+    const given = checkSchema(options?.schema);
     if (signal?.aborted) throw signal.reason;
     let route = this.#init.routes().get(target);
     if (route === undefined) {
@@ -168,51 +239,155 @@ export class ActorOutbox {
       }
     }
     if (route === undefined) throw new UnknownActorError(target);
+    const schema = this.#schemaOf(given);
+    const total = messages.length;
+    if (total === 0) return route;
+    // Encoded first, all of them: a message that does not encode fails
+    // here, before any takes a ticket of the target's inbox. (A ticket
+    // cannot be handed back: it would become a void slot that the target's
+    // accounting counts as sent and never as processed.) A waiting send
+    // keeps its own copy: the scratch is shared by this loop's sends.
+    const scratch = this.#encode(route, target, schema, messages, total);
+    let done = this.#put(route, schema, 0, total);
+    if (done === total) return route;
+    const own = scratch.slice(0, total * schema.size);
+    const producer = route.producer;
+    const full =
+      `K2K send to "${target}": queue full (${producer.ring.capacity} slots)`;
+    if (timeoutMs === 0) throw new QueueFullError(full);
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      // The target must be awake to make room.
+      route.wakeRing.ringDoorbell();
+      const left = end - performance.now();
+      if (left <= 0) {
+        throw new QueueFullError(`${full} for ${timeoutMs} ms`, {
+          cause: new TimeoutError(`K2K send to "${target}"`, timeoutMs),
+        });
+      }
+      await producer.writable({ timeoutMs: left, signal });
+      this.#scratchBytes().set(own);
+      done += this.#put(route, schema, done, total - done);
+      if (done === total) return route;
+    }
+  }
+
+  /** The schema a send encodes with: the given one, or the actor's output. */
+  #schemaOf(given: MessageSchema | undefined): MessageSchema {
+    const schema = given ?? this.#init.definition.output;
     if (schema === undefined) {
       throw new InvalidMessageError(
         `actor "${this.#init.name}" has no output schema; pass options.schema`,
       );
     }
-    const producer = route.producer;
-    const ring = producer.ring;
-    if (schema.size > ring.payloadCapacity) {
+    return schema;
+  }
+
+  /** {@linkcode ActorOutbox.#encode} of one message. */
+  #encodeOne(
+    route: Route,
+    target: string,
+    schema: MessageSchema,
+    message: MessageValue<FieldsSpec>,
+  ): void {
+    const one = this.#one;
+    one[0] = message;
+    try {
+      this.#encode(route, target, schema, one, 1);
+    } finally {
+      one[0] = undefined;
+    }
+  }
+
+  /**
+   * Checks that `schema` fits the target's slots and encodes the first
+   * `count` of `messages` into the scratch, back to back; returns the
+   * scratch's bytes.
+   */
+  #encode(
+    route: Route,
+    target: string,
+    schema: MessageSchema,
+    messages: ArrayLike<unknown>,
+    count: number,
+  ): Uint8Array {
+    const ring = route.producer.ring;
+    const size = schema.size;
+    if (size > ring.payloadCapacity) {
       throw new InvalidMessageError(
-        `K2K send to "${target}": ${schema.name} needs ${schema.size} B of payload; a ${ring.slotSize} B slot holds ${ring.payloadCapacity} B`,
+        `K2K send to "${target}": ${schema.name} needs ${size} B of payload; a ${ring.slotSize} B slot holds ${ring.payloadCapacity} B`,
       );
     }
-    // Encode first, into the scratch: a message that does not encode fails
-    // here, before it takes a ticket of the target's inbox. (A ticket cannot
-    // be handed back: it would become a void slot that the target's
-    // accounting counts as sent and never as processed.)
-    const payload = this.#encodeScratch(schema, message);
-    const envelope: Omit<EnvelopeInit, "payloadLength"> = {
-      typeId: schema.typeId,
-      sourceActor: this.#init.id,
-      timestamp: this.#init.clock.now(),
-    };
-    if (!producer.tryEnqueueRaw(envelope, payload)) {
-      const full =
-        `K2K send to "${target}": queue full (${ring.capacity} slots)`;
-      if (timeoutMs === 0) throw new QueueFullError(full);
-      // The scratch is shared by this loop's sends: a waiting one keeps a copy.
-      const copy = payload.slice();
-      try {
-        await pollUntil(() => producer.tryEnqueueRaw(envelope, copy), {
-          timeoutMs,
-          signal,
-          what: `K2K send to "${target}"`,
-        });
-      } catch (error) {
-        if (error instanceof TimeoutError) {
-          throw new QueueFullError(`${full} for ${timeoutMs} ms`, {
-            cause: error,
-          });
-        }
-        throw error;
+    if (this.#scratch.byteLength < size * count) {
+      this.#scratch = new DataView(
+        new ArrayBuffer(Math.max(size * count, this.#scratch.byteLength * 2)),
+      );
+      this.#bytes = undefined;
+      this.#words = undefined;
+    }
+    const scratch = this.#scratch;
+    for (let i = 0; i < count; i++) {
+      schema.encode(
+        scratch,
+        i * size,
+        messages[i] as MessageValue<FieldsSpec>,
+      );
+    }
+    return this.#scratchBytes();
+  }
+
+  #scratchBytes(): Uint8Array {
+    return this.#bytes ??= new Uint8Array(this.#scratch.buffer);
+  }
+
+  #scratchWords(): Uint32Array {
+    return this.#words ??= new Uint32Array(this.#scratch.buffer);
+  }
+
+  /**
+   * Moves up to `count` messages encoded in the scratch (from message
+   * `from`) into the target's inbox with one claim and one publication;
+   * returns how many it took (0 when the inbox is full).
+   */
+  #put(
+    route: Route,
+    schema: MessageSchema,
+    from: number,
+    count: number,
+  ): number {
+    const producer = route.producer;
+    const granted = producer.claim(count);
+    if (granted === 0) return 0;
+    const ring = producer.ring;
+    const view = ring.view;
+    const bytes = ring.bytes;
+    const size = schema.size;
+    const id = this.#init.id;
+    const clock = this.#init.clock;
+    // Payloads of whole words (most schemas) are copied word by word: no
+    // view per message.
+    const byWords = (size & 3) === 0;
+    const words = ring.words;
+    const from32 = this.#scratchWords();
+    const size32 = size >> 2;
+    for (let i = 0; i < granted; i++) {
+      const offset = producer.slotOffset(i);
+      writeEnvelopeFor(view, offset, schema);
+      view.setUint32(offset + SOURCE_ACTOR, id, true);
+      clock.writeNow(view, offset + TIMESTAMP);
+      const at = (from + i) * size;
+      if (byWords) {
+        const to = (offset + ENVELOPE_SIZE) >> 2;
+        const first = at >> 2;
+        for (let k = 0; k < size32; k++) words[to + k] = from32[first + k];
+      } else {
+        const source = this.#scratchBytes();
+        bytes.set(source.subarray(at, at + size), offset + ENVELOPE_SIZE);
       }
     }
+    producer.publish(granted);
     this.#toWake.add(route);
-    return { target, targetId: route.id };
+    return granted;
   }
 
   /**
@@ -225,25 +400,6 @@ export class ActorOutbox {
     if (this.#toWake.size === 0) return;
     for (const route of this.#toWake) route.wakeRing.ringDoorbell();
     this.#toWake.clear();
-  }
-
-  /** Encodes `message` into the scratch; returns a view of its bytes. */
-  #encodeScratch(
-    schema: MessageSchema,
-    message: MessageValue<FieldsSpec>,
-  ): Uint8Array {
-    const size = schema.size;
-    if (this.#scratch.byteLength < size) {
-      this.#scratch = new DataView(new ArrayBuffer(size));
-      this.#scratchViews.clear();
-    }
-    schema.encode(this.#scratch, 0, message);
-    let view = this.#scratchViews.get(size);
-    if (view === undefined) {
-      view = new Uint8Array(this.#scratch.buffer, 0, size);
-      this.#scratchViews.set(size, view);
-    }
-    return view;
   }
 
   /** `ctx.publish`: hands a publication to the host, which delivers it. */
