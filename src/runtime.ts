@@ -98,6 +98,8 @@ import {
   checkWaitOptions,
 } from "./options.ts";
 import { setTimeout } from "node:timers";
+import type { ClusterOptions } from "./cluster/options.ts";
+import type { ClusterHost, ClusterMember } from "./cluster/member.ts";
 
 /** Options of {@linkcode RingKernel.create}. */
 export interface RingKernelOptions {
@@ -125,6 +127,13 @@ export interface RingKernelOptions {
    * process's CUDA runtimes; see {@linkcode CudaRuntimeOptions}.
    */
   cuda?: CudaRuntimeOptions;
+  /**
+   * Join a cluster of runtimes on NATS (`servers`, this node's `name`,
+   * `tenant`, `auth`, `tls`; see `ringkernel-ts/cluster`). The cluster's
+   * code and its NATS packages load only then. Reach the node as
+   * {@linkcode RingKernel.cluster}.
+   */
+  cluster?: ClusterOptions;
 }
 
 /** Options of {@linkcode RingKernel.launch}. */
@@ -174,6 +183,12 @@ export interface LaunchOptions {
    * no per-thread limit and ignores it; see docs/reliability.md.
    */
   maxHeapMb?: number;
+  /**
+   * Serve the actor under its name to every node of the cluster (default
+   * false; needs a runtime created with `cluster`). A launch whose name
+   * another node serves already fails with `InvalidStateError`.
+   */
+  public?: boolean;
 }
 
 /** Options of {@linkcode RingKernel.prepare}. */
@@ -374,6 +389,7 @@ interface CheckedLaunch {
   readonly startTimeoutMs: number;
   readonly maxHeapMb: number | undefined;
   readonly signal: AbortSignal | undefined;
+  readonly public: boolean;
 }
 
 /** Checks every option of a launch (the slot size once the schemas are known). */
@@ -420,6 +436,7 @@ function checkLaunchOptions(options: unknown): CheckedLaunch {
       { min: 16, max: 1 << 20, fallback: 0 },
     ),
     signal: checkSignal("signal", o.signal),
+    public: checkBoolean("public", o.public, false),
   };
 }
 
@@ -445,6 +462,12 @@ function checkRuntimeOptions(options: unknown): RingKernelOptions {
       DEFAULT_HEARTBEAT_DEADLINE_MS,
     ),
     quiet: checkBoolean("quiet", o.quiet, false),
+    cluster: o.cluster === undefined
+      ? undefined
+      : checkOptionsObject<ClusterOptions>(
+        "cluster",
+        o.cluster,
+      ) as ClusterOptions,
     cuda: checkCudaOptions(o.cuda),
   };
 }
@@ -480,6 +503,8 @@ function cancelledLaunch(name: string, pending: PendingLaunch): unknown {
   );
 }
 
+let joinCluster: (rt: RingKernel, options: ClusterOptions) => Promise<void>;
+
 let construct: (
   backend: Backend,
   fallbackReason: string | undefined,
@@ -502,11 +527,13 @@ async function create(
       `ringkernel: using the CPU backend (${choice.fallbackReason})`,
     );
   }
-  return construct(
+  const rt = construct(
     await createBackend(choice.kind, options.cuda),
     choice.fallbackReason,
     options,
   );
+  if (options.cluster !== undefined) await joinCluster(rt, options.cluster);
+  return rt;
 }
 
 /**
@@ -563,10 +590,33 @@ export class RingKernel implements AsyncDisposable {
   #shutdown: Promise<void> | undefined;
   /** Aborted by a shutdown's signal: kernels still draining are killed. */
   readonly #shutdownCut = new AbortController();
+  #cluster: ClusterMember | undefined;
 
   static {
     construct = (backend, fallbackReason, options) =>
       new RingKernel(backend, fallbackReason, options);
+    joinCluster = async (rt, options) => {
+      const host: ClusterHost = {
+        clock: rt.#clock,
+        kernel: (name) => rt.#kernels.get(name),
+        deliverTopic: (topic, slot) => rt.#broker.publish(topic, { slot }),
+      };
+      try {
+        const { ClusterNode } = await import("./cluster/node.ts");
+        rt.#cluster = await ClusterNode.join(host, options);
+      } catch (error) {
+        await rt.shutdown({ timeoutMs: 0 });
+        throw error;
+      }
+    };
+  }
+
+  /**
+   * This runtime's node in its cluster (see {@linkcode RingKernelOptions.cluster}),
+   * or `undefined` when it was created without one.
+   */
+  get cluster(): ClusterMember | undefined {
+    return this.#cluster;
   }
 
   private constructor(
@@ -703,6 +753,13 @@ export class RingKernel implements AsyncDisposable {
     if (this.#closed) throw new InvalidStateError("launch", "shut down");
     validateActorName(name);
     const checked = checkLaunchOptions(options);
+    if (checked.public && this.#cluster === undefined) {
+      throw new InvalidOptionError(
+        "public",
+        true,
+        "false in a runtime created without cluster",
+      );
+    }
     const signal = checked.signal;
     if (signal?.aborted) throw signal.reason;
     if (this.#kernels.has(name)) {
@@ -855,6 +912,14 @@ export class RingKernel implements AsyncDisposable {
       if (!this.#watchdog.running) this.#watchdog.start();
     }
     this.#broadcastRoutes();
+    if (options.public) {
+      try {
+        await this.#cluster!.serve(kernel);
+      } catch (error) {
+        await kernel.terminate({ timeoutMs: 0 });
+        throw error;
+      }
+    }
     return kernel;
   }
 
@@ -997,6 +1062,7 @@ export class RingKernel implements AsyncDisposable {
       this.#retired.processed += m.processed;
       this.#retired.deadLettered += m.deadLettered;
       this.#kernels.unregister(kernel.name);
+      this.#cluster?.unserve(kernel.name);
       this.#watchdog?.unwatch(kernel.name);
       this.#broker.unsubscribeAll(kernel.name);
       this.#supervisor.remove(kernel.name);
@@ -1168,12 +1234,15 @@ export class RingKernel implements AsyncDisposable {
     const view = new DataView(slot.buffer);
     writeEnvelopeFor(view, 0, schema, { timestamp: this.#clock.now() });
     schema.encode(view, ENVELOPE_SIZE, message);
-    return this.#broker.publish(topic, { slot });
+    const reached = this.#broker.publish(topic, { slot });
+    this.#cluster?.publishTopic(topic, slot);
+    return reached;
   }
 
   #publishSlot(topic: string, slot: Uint8Array): void {
     try {
       this.#broker.publish(topic, { slot });
+      this.#cluster?.publishTopic(topic, slot);
     } catch (error) {
       console.error(
         `ringkernel: an actor published to an invalid topic:`,
@@ -1235,6 +1304,8 @@ export class RingKernel implements AsyncDisposable {
 
   async #shutDown(timeoutMs: number): Promise<void> {
     this.#closed = true;
+    // Leaving first: nothing new arrives from the cluster while kernels drain.
+    await this.#cluster?.close({ timeoutMs });
     const launches = [...this.#launching.values()];
     for (const launch of launches) launch.cancelled = true;
     await Promise.all(launches.map((launch) => launch.done));

@@ -1,0 +1,77 @@
+/**
+ * Typed errors of the cluster (`ringkernel-ts/cluster`), beside those of
+ * `src/errors.ts` that remote operations raise as local ones do
+ * ({@linkcode UnknownActorError} when no node serves a name,
+ * {@linkcode TimeoutError} at a deadline, {@linkcode QueueFullError} when the
+ * outbound buffer or the remote queue stays full, {@linkcode ClockSkewError}
+ * when a node's clock runs too far ahead):
+ *
+ * - {@linkcode ClusterConnectionError}: the NATS servers could not be
+ *   reached, or refused the credentials or the TLS handshake;
+ * - {@linkcode RemoteActorGoneError}: the node serving an actor left (or
+ *   stopped answering) while an operation on the actor was in flight;
+ * - {@linkcode RemoteError}: the serving node failed with an error that has
+ *   no typed counterpart here (its name and message are kept).
+ *
+ * @module
+ */
+
+import {
+  type ClockSkewError,
+  type QueueFullError,
+  RingKernelError,
+  type RingKernelErrorOptions,
+  type TimeoutError,
+  type UnknownActorError,
+} from "../errors.ts";
+
+/** The cluster's NATS servers could not be reached, or refused this node. */
+export class ClusterConnectionError extends RingKernelError {
+  /** The servers that were tried. */
+  readonly servers: readonly string[];
+  /** Creates the error; `detail` says why (the NATS client's error is the cause). */
+  constructor(
+    servers: readonly string[],
+    detail: string,
+    options?: RingKernelErrorOptions,
+  ) {
+    super(
+      `cannot join the cluster at ${servers.join(", ")}: ${detail}`,
+      options,
+    );
+    this.servers = servers;
+  }
+}
+
+/**
+ * The node that served an actor left the cluster (it announced it, or it no
+ * longer answers pings) while an operation on the actor was in flight: the
+ * operation's outcome is unknown. A later operation looks the name up again
+ * (the actor may be served elsewhere by then).
+ */
+export class RemoteActorGoneError extends RingKernelError {
+  /** The actor's name. */
+  readonly actor: string;
+  /** The node that served it. */
+  readonly node: string;
+  /** Creates the error for one actor and its node. */
+  constructor(actor: string, node: string, detail: string) {
+    super(`actor "${actor}" on node "${node}" is gone: ${detail}`);
+    this.actor = actor;
+    this.node = node;
+  }
+}
+
+/** The serving node failed with an error that has no typed counterpart here. */
+export class RemoteError extends RingKernelError {
+  /** The error's class name on the serving node. */
+  readonly remoteName: string;
+  /** Creates the error from the serving node's report. */
+  constructor(remoteName: string, message: string) {
+    super(`remote ${remoteName}: ${message}`);
+    this.remoteName = remoteName;
+  }
+}
+
+// For the links of the module doc.
+export type { ClockSkewError, QueueFullError, TimeoutError, UnknownActorError };

@@ -1,0 +1,759 @@
+/**
+ * A runtime's membership in a cluster of runtimes on NATS: it serves the
+ * runtime's public actors under their names, reaches the actors other nodes
+ * serve ({@linkcode RemoteActor}), and bridges the runtime's topics with
+ * every other node of the tenant.
+ *
+ * Subjects (see `subjects.ts`): an actor named `n` is served on
+ * `rk.<tenant>.actor.<n>.{call,send,receive,describe}` by exactly one node
+ * (a queue group, and a name served elsewhere is refused); a node answers
+ * pings on `rk.<tenant>.node.<node>.ping` and announces its leave on
+ * `rk.<tenant>.node.<node>.leave`; a topic `a/b` travels on
+ * `rk.<tenant>.topic.a.b`.
+ *
+ * Local traffic never crosses NATS: `actor(name)` returns the local kernel
+ * when there is one, a local publish reaches local subscribers directly
+ * (and is also published to NATS, from which this node does not receive its
+ * own messages back), and a message from NATS is delivered only to local
+ * subscribers. Every message carries its sender's HLC timestamp in its
+ * envelope; the receiving node merges it into its clock, refusing (with
+ * `ClockSkewError`) one further ahead than the clock's skew bound.
+ *
+ * @module
+ */
+
+import { hostname } from "node:os";
+import process from "node:process";
+import { connect } from "@nats-io/transport-node";
+import {
+  type ConnectionOptions,
+  Empty,
+  headers as natsHeaders,
+  type Msg,
+  type NatsConnection,
+  nkeyAuthenticator,
+  RequestError,
+  type Subscription as NatsSubscription,
+  TimeoutError as NatsTimeoutError,
+} from "@nats-io/nats-core";
+import {
+  ClockSkewError,
+  InvalidStateError,
+  QueueFullError,
+  TimeoutError,
+  UnknownActorError,
+} from "../errors.ts";
+import type { HlcTimestamp } from "../hlc.ts";
+import type { Kernel } from "../kernel.ts";
+import type { FieldsSpec } from "../message.ts";
+import { delay } from "../async.ts";
+import {
+  checkOptionsObject,
+  checkWaitOptions,
+  MAX_TIMEOUT_MS,
+} from "../options.ts";
+import { ClusterConnectionError, RemoteActorGoneError } from "./errors.ts";
+import { checkClusterOptions, type CheckedClusterOptions } from "./options.ts";
+import type {
+  CloseOptions,
+  ClusterHost,
+  ClusterMember,
+  ClusterMetrics,
+  LookupOptions,
+} from "./member.ts";
+import { RemoteActor, type RemoteTransport } from "./remote_actor.ts";
+import { type ActorOperation, Subjects } from "./subjects.ts";
+import {
+  type ActorDescription,
+  decodeSlot,
+  describeSchema,
+  encodeSlot,
+  ERROR_HEADER,
+  errorFromHeaders,
+  errorHeaders,
+  type ReadSlot,
+  readSlot,
+  schemaFrom,
+  TIMEOUT_HEADER,
+} from "./wire.ts";
+
+/** An operation in flight, for the liveness check of its node. */
+interface InFlight {
+  readonly node: string;
+  readonly actor: string;
+  readonly since: number;
+  readonly fail: (error: Error) => void;
+}
+
+const LOOKUP_TIMEOUT_MS = 5000;
+const SERVE_QUEUE = "rk";
+/** Missed pings after which a node that still has subscribers counts as gone. */
+const MISSED_PINGS = 3;
+
+function defaultNodeName(): string {
+  return `${hostname()}-${process.pid}-${
+    Math.floor(Math.random() * 0xffffff).toString(16)
+  }`;
+}
+
+function isNoResponders(error: unknown): boolean {
+  return error instanceof RequestError && error.isNoResponders();
+}
+
+function isNatsTimeout(error: unknown): boolean {
+  return error instanceof NatsTimeoutError ||
+    (error instanceof Error && error.cause instanceof NatsTimeoutError);
+}
+
+/**
+ * A runtime's node in a cluster. The runtime creates it for
+ * `RingKernel.create({ cluster })` and closes it at shutdown; reach it as
+ * `rt.cluster`.
+ */
+export class ClusterNode implements ClusterMember {
+  /** This node's name. */
+  readonly name: string;
+  /** The tenant. */
+  readonly tenant: string;
+  /** The tenant's subjects. */
+  readonly subjects: Subjects;
+  readonly #nc: NatsConnection;
+  readonly #host: ClusterHost;
+  readonly #options: CheckedClusterOptions;
+  readonly #served = new Map<string, NatsSubscription>();
+  readonly #serving = new Set<Promise<void>>();
+  readonly #inFlight = new Set<InFlight>();
+  #outbound = 0;
+  #liveness: ReturnType<typeof setInterval> | undefined;
+  readonly #missed = new Map<string, number>();
+  #closing: Promise<void> | undefined;
+  #connected = true;
+  #requests = 0;
+  #servedCount = 0;
+  #topicsOut = 0;
+  #topicsIn = 0;
+  #skewRejected = 0;
+
+  private constructor(
+    nc: NatsConnection,
+    host: ClusterHost,
+    options: CheckedClusterOptions,
+  ) {
+    this.#nc = nc;
+    this.#host = host;
+    this.#options = options;
+    this.name = options.name;
+    this.tenant = options.tenant;
+    this.subjects = new Subjects(options.tenant);
+  }
+
+  /**
+   * Connects to the cluster's servers and joins: answers pings, listens for
+   * leaving nodes and bridges topics. Throws `InvalidOptionError` for a bad
+   * option and {@linkcode ClusterConnectionError} when the servers cannot be
+   * reached within `timeoutMs` or refuse the credentials or TLS.
+   */
+  static async join(host: ClusterHost, options: unknown): Promise<ClusterNode> {
+    const checked = checkClusterOptions(options, defaultNodeName);
+    const connection: ConnectionOptions = {
+      servers: [...checked.servers],
+      name: `ringkernel ${checked.name}`,
+      noEcho: true,
+      timeout: checked.timeoutMs,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    };
+    const auth = checked.auth;
+    if (auth !== undefined) {
+      if ("user" in auth) {
+        connection.user = auth.user;
+        connection.pass = auth.pass;
+      } else if ("token" in auth) connection.token = auth.token;
+      else {
+        connection.authenticator = nkeyAuthenticator(
+          new TextEncoder().encode(auth.nkeySeed),
+        );
+      }
+    }
+    if (checked.tls !== undefined) connection.tls = { ...checked.tls };
+    let nc: NatsConnection;
+    try {
+      nc = await connect(connection);
+    } catch (error) {
+      throw new ClusterConnectionError(
+        checked.servers,
+        error instanceof Error ? error.message : String(error),
+        { cause: error },
+      );
+    }
+    const node = new ClusterNode(nc, host, checked);
+    try {
+      await node.#start();
+    } catch (error) {
+      await nc.close().catch(() => {});
+      throw error;
+    }
+    return node;
+  }
+
+  async #start(): Promise<void> {
+    const s = this.subjects;
+    // A node of this name already in the cluster answers its pings.
+    try {
+      await this.#nc.request(s.nodePing(this.name), Empty, { timeout: 1000 });
+      throw new InvalidStateError(
+        `join the cluster as "${this.name}"`,
+        "taken",
+        "a node of this name is already in the cluster",
+      );
+    } catch (error) {
+      if (error instanceof InvalidStateError) throw error;
+      if (!isNoResponders(error) && !isNatsTimeout(error)) {
+        throw new ClusterConnectionError(
+          this.#options.servers,
+          String(error),
+          { cause: error },
+        );
+      }
+    }
+    this.#nc.subscribe(s.nodePing(this.name), {
+      callback: (_error, msg) => void msg.respond(Empty),
+    });
+    this.#nc.subscribe(s.anyNodeLeave, {
+      callback: (_error, msg) => this.#onLeave(msg),
+    });
+    this.#nc.subscribe(s.allTopics, {
+      callback: (_error, msg) => this.#onTopic(msg),
+    });
+    await this.#nc.flush();
+    (async () => {
+      for await (const status of this.#nc.status()) {
+        if (status.type === "disconnect") this.#connected = false;
+        else if (status.type === "reconnect") this.#connected = true;
+      }
+    })().catch(() => {});
+  }
+
+  /** Whether the node is connected to a server now (it reconnects by itself). */
+  get connected(): boolean {
+    return !this.#nc.isClosed() && this.#connected;
+  }
+
+  /** The names this node serves. */
+  get served(): string[] {
+    return [...this.#served.keys()];
+  }
+
+  /** This node's counters. */
+  metrics(): ClusterMetrics {
+    return {
+      requests: this.#requests,
+      served: this.#servedCount,
+      topicsOut: this.#topicsOut,
+      topicsIn: this.#topicsIn,
+      skewRejected: this.#skewRejected,
+      inFlight: this.#inFlight.size,
+    };
+  }
+
+  #assertOpen(operation: string): void {
+    if (this.#closing !== undefined) {
+      throw new InvalidStateError(
+        operation,
+        "closed",
+        "the node left the cluster",
+      );
+    }
+  }
+
+  // ---- serving ----------------------------------------------------------
+
+  /**
+   * Serves `kernel` under its name to the whole cluster (the runtime does
+   * this for a launch with `public: true`). Throws `InvalidStateError` when
+   * another node serves the name already.
+   */
+  async serve(kernel: Kernel): Promise<void> {
+    this.#assertOpen(`serve "${kernel.name}"`);
+    const name = kernel.name;
+    if (this.#served.has(name)) return;
+    try {
+      const reply = await this.#nc.request(
+        this.subjects.actor(name, "describe"),
+        Empty,
+        { timeout: LOOKUP_TIMEOUT_MS },
+      );
+      const node = reply.headers?.get(ERROR_HEADER)
+        ? "another node"
+        : `node "${(reply.json() as ActorDescription).node}"`;
+      throw new InvalidStateError(
+        `serve "${name}"`,
+        "served",
+        `${node} serves an actor of this name already`,
+      );
+    } catch (error) {
+      if (!isNoResponders(error)) throw error;
+    }
+    const subscription = this.#nc.subscribe(this.subjects.actorAll(name), {
+      queue: SERVE_QUEUE,
+      callback: (_error, msg) => this.#onServed(name, msg),
+    });
+    this.#served.set(name, subscription);
+    await this.#nc.flush();
+  }
+
+  /** Stops serving `name` (the runtime does this when the kernel terminates). */
+  unserve(name: string): void {
+    const subscription = this.#served.get(name);
+    if (subscription === undefined) return;
+    this.#served.delete(name);
+    subscription.unsubscribe();
+  }
+
+  #onServed(name: string, msg: Msg): void {
+    this.#servedCount++;
+    const done = this.#serve(name, msg).catch((error) => {
+      console.error(`ringkernel: serving "${name}" failed:`, error);
+    });
+    this.#serving.add(done);
+    done.finally(() => this.#serving.delete(done));
+  }
+
+  async #serve(name: string, msg: Msg): Promise<void> {
+    const operation = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
+    try {
+      const kernel = this.#host.kernel(name);
+      if (kernel === undefined || kernel.state === "terminated") {
+        throw new UnknownActorError(
+          name,
+          `node "${this.name}" no longer runs it`,
+        );
+      }
+      if (operation === "describe") {
+        const description: ActorDescription = {
+          node: this.name,
+          input: describeSchema(kernel.inputSchema),
+          output: kernel.outputSchema
+            ? describeSchema(kernel.outputSchema)
+            : null,
+        };
+        msg.respond(JSON.stringify(description));
+        return;
+      }
+      const asked = Number(msg.headers?.get(TIMEOUT_HEADER));
+      const timeoutMs = Number.isFinite(asked) && asked >= 0
+        ? Math.min(asked, MAX_TIMEOUT_MS)
+        : 30_000;
+      if (operation === "receive") {
+        const reply = await kernel.receive({ timeoutMs });
+        this.#respondSlot(msg, kernel, reply);
+        return;
+      }
+      const slot = this.#merge(readSlot(msg.data));
+      const value = decodeSlot(kernel.inputSchema, slot) as never;
+      if (operation === "call") {
+        const reply = await kernel.call(value, { timeoutMs });
+        this.#respondSlot(msg, kernel, reply);
+      } else if (operation === "send") {
+        await kernel.send(value, { timeoutMs });
+        msg.respond(Empty);
+      } else {
+        throw new InvalidStateError(
+          `${operation} "${name}"`,
+          "served",
+          "not an operation of an actor",
+        );
+      }
+    } catch (error) {
+      const h = natsHeaders();
+      for (const [key, value] of Object.entries(errorHeaders(error))) {
+        h.set(key, value.replace(/[\r\n]+/g, " "));
+      }
+      msg.respond(Empty, { headers: h });
+    }
+  }
+
+  #respondSlot(msg: Msg, kernel: Kernel, reply: unknown): void {
+    msg.respond(
+      encodeSlot(kernel.outputSchema!, reply as never, this.#host.clock.now()),
+    );
+  }
+
+  /** Merges a received slot's timestamp into the clock (a zero stamp is none). */
+  #merge(slot: ReadSlot): ReadSlot {
+    const ts = slot.timestamp;
+    if (ts.physicalMs !== 0 || ts.logical !== 0) {
+      try {
+        this.#host.clock.update(ts);
+      } catch (error) {
+        if (error instanceof ClockSkewError) this.#skewRejected++;
+        throw error;
+      }
+    }
+    return slot;
+  }
+
+  // ---- reaching other nodes' actors --------------------------------------
+
+  /**
+   * The actor named `name`: the local kernel when this runtime runs it (no
+   * NATS hop), else a {@linkcode RemoteActor} on the node that serves it.
+   * Rejects with `UnknownActorError` when no node serves the name.
+   */
+  async actor<
+    I extends FieldsSpec = FieldsSpec,
+    O extends FieldsSpec = FieldsSpec,
+  >(
+    name: string,
+    options?: LookupOptions,
+  ): Promise<Kernel<I, O> | RemoteActor<I, O>> {
+    const local = this.#host.kernel(name);
+    if (local !== undefined && local.state !== "terminated") {
+      return local as unknown as Kernel<I, O>;
+    }
+    return await this.remote<I, O>(name, options);
+  }
+
+  /**
+   * Looks `name` up in the cluster and returns a {@linkcode RemoteActor} on
+   * the node serving it (over NATS, even when this runtime runs it). Rejects
+   * with `UnknownActorError` when no node serves it, `TimeoutError` when
+   * the look-up takes longer than `timeoutMs`.
+   */
+  async remote<
+    I extends FieldsSpec = FieldsSpec,
+    O extends FieldsSpec = FieldsSpec,
+  >(
+    name: string,
+    options?: LookupOptions,
+  ): Promise<RemoteActor<I, O>> {
+    const { timeoutMs, signal } = checkWaitOptions(
+      options ?? {},
+      LOOKUP_TIMEOUT_MS,
+    );
+    this.#assertOpen(`look up "${name}"`);
+    if (signal?.aborted) throw signal.reason;
+    const reply = await this.#ask(
+      { actor: name, node: "?" },
+      "describe",
+      Empty,
+      timeoutMs,
+      signal,
+      0,
+    );
+    const description = reply.json() as ActorDescription;
+    return new RemoteActor<I, O>({
+      name,
+      node: description.node,
+      input: schemaFrom(description.input) as never,
+      output: description.output
+        ? schemaFrom(description.output) as never
+        : undefined,
+      transport: this.#transport,
+    });
+  }
+
+  /**
+   * Waits until some node serves `name` (launched `public` there and seen
+   * here), then returns it like {@linkcode ClusterNode.actor}. Rejects with
+   * `TimeoutError` after `timeoutMs` (default 30 000).
+   */
+  async waitFor<
+    I extends FieldsSpec = FieldsSpec,
+    O extends FieldsSpec = FieldsSpec,
+  >(
+    name: string,
+    options?: LookupOptions,
+  ): Promise<Kernel<I, O> | RemoteActor<I, O>> {
+    const { timeoutMs, signal } = checkWaitOptions(options ?? {}, 30_000);
+    const end = Date.now() + timeoutMs;
+    while (true) {
+      const left = end - Date.now();
+      try {
+        return await this.actor<I, O>(name, {
+          timeoutMs: Math.max(0, Math.min(left, LOOKUP_TIMEOUT_MS)),
+          signal,
+        });
+      } catch (error) {
+        if (!(error instanceof UnknownActorError)) throw error;
+      }
+      if (Date.now() >= end) {
+        throw new TimeoutError(`wait for actor "${name}"`, timeoutMs);
+      }
+      await delay(Math.min(50, Math.max(0, end - Date.now())), { signal });
+    }
+  }
+
+  readonly #transport: RemoteTransport = {
+    now: (): HlcTimestamp => this.#host.clock.now(),
+    request: async (target, operation, slot, timeoutMs, signal) => {
+      const reply = await this.#ask(
+        target,
+        operation,
+        slot,
+        timeoutMs,
+        signal,
+        this.#options.requestGraceMs,
+      );
+      if (operation === "send") return undefined;
+      return this.#merge(readSlot(reply.data));
+    },
+  };
+
+  /**
+   * One request with a deadline: waits for room in the outbound bound,
+   * asks, watches the serving node's liveness, and turns every failure
+   * into its typed error.
+   */
+  async #ask(
+    target: { readonly actor: string; readonly node: string },
+    operation: ActorOperation,
+    slot: Uint8Array,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    graceMs: number,
+  ): Promise<Msg> {
+    const what = `${operation} of "${target.actor}"`;
+    this.#assertOpen(what);
+    await this.#acquire(timeoutMs, signal, what);
+    this.#requests++;
+    try {
+      if (signal?.aborted) throw signal.reason;
+      const h = natsHeaders();
+      h.set(TIMEOUT_HEADER, String(timeoutMs));
+      const request = this.#nc.request(
+        this.subjects.actor(target.actor, operation),
+        slot,
+        { timeout: Math.max(1, timeoutMs + graceMs), headers: h },
+      );
+      const reply = await new Promise<Msg>((resolve, reject) => {
+        const entry: InFlight = {
+          node: target.node,
+          actor: target.actor,
+          since: Date.now(),
+          fail: reject,
+        };
+        const onAbort = () => reject(signal!.reason);
+        signal?.addEventListener("abort", onAbort, { once: true });
+        if (target.node !== "?") {
+          this.#inFlight.add(entry);
+          this.#armLiveness();
+        }
+        request.then(resolve, (error) => {
+          if (isNoResponders(error)) {
+            reject(
+              new UnknownActorError(
+                target.actor,
+                "no node of the cluster serves it",
+              ),
+            );
+          } else if (isNatsTimeout(error)) {
+            reject(new TimeoutError(what, timeoutMs));
+          } else {
+            reject(
+              new ClusterConnectionError(
+                this.#options.servers,
+                error instanceof Error ? error.message : String(error),
+                { cause: error },
+              ),
+            );
+          }
+        }).finally(() => {
+          signal?.removeEventListener("abort", onAbort);
+          this.#inFlight.delete(entry);
+        });
+      });
+      if (reply.headers?.get(ERROR_HEADER)) {
+        throw errorFromHeaders((key) => reply.headers!.get(key), {
+          actor: target.actor,
+          node: target.node,
+          what,
+        });
+      }
+      return reply;
+    } finally {
+      this.#release();
+    }
+  }
+
+  readonly #spaceWaiters: Array<() => void> = [];
+
+  async #acquire(
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    what: string,
+  ): Promise<void> {
+    if (this.#outbound < this.#options.maxInFlight) {
+      this.#outbound++;
+      return;
+    }
+    const full = () =>
+      new QueueFullError(
+        `${what}: ${this.#options.maxInFlight} remote operations are in flight (cluster.maxInFlight)`,
+      );
+    if (timeoutMs === 0) throw full();
+    await new Promise<void>((resolve, reject) => {
+      const wake = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      const withdraw = () => {
+        const i = this.#spaceWaiters.indexOf(wake);
+        if (i >= 0) this.#spaceWaiters.splice(i, 1);
+      };
+      const timer = setTimeout(() => {
+        withdraw();
+        signal?.removeEventListener("abort", onAbort);
+        reject(full());
+      }, timeoutMs);
+      const onAbort = () => {
+        withdraw();
+        clearTimeout(timer);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#spaceWaiters.push(wake);
+    });
+  }
+
+  #release(): void {
+    const next = this.#spaceWaiters.shift();
+    // A waiter takes over the slot; otherwise it is freed.
+    if (next !== undefined) next();
+    else this.#outbound--;
+  }
+
+  // ---- liveness of serving nodes ----------------------------------------
+
+  #armLiveness(): void {
+    if (this.#liveness !== undefined) return;
+    this.#liveness = setInterval(
+      () => this.#checkLiveness(),
+      this.#options.livenessMs,
+    );
+  }
+
+  #checkLiveness(): void {
+    if (this.#inFlight.size === 0) {
+      clearInterval(this.#liveness);
+      this.#liveness = undefined;
+      this.#missed.clear();
+      return;
+    }
+    const due = Date.now() - this.#options.livenessMs;
+    const nodes = new Set<string>();
+    for (const entry of this.#inFlight) {
+      if (entry.since <= due) nodes.add(entry.node);
+    }
+    for (const node of nodes) {
+      this.#nc.request(this.subjects.nodePing(node), Empty, {
+        timeout: this.#options.livenessMs,
+      }).then(() => this.#missed.delete(node), (error) => {
+        if (isNoResponders(error)) {
+          this.#nodeGone(node, "it no longer answers (it left the cluster)");
+          return;
+        }
+        const missed = (this.#missed.get(node) ?? 0) + 1;
+        this.#missed.set(node, missed);
+        if (missed >= MISSED_PINGS) {
+          this.#nodeGone(node, `it missed ${missed} pings`);
+        }
+      });
+    }
+  }
+
+  #onLeave(msg: Msg): void {
+    const node = msg.string();
+    if (node !== this.name) this.#nodeGone(node, "it left the cluster");
+  }
+
+  #nodeGone(node: string, detail: string): void {
+    this.#missed.delete(node);
+    for (const entry of [...this.#inFlight]) {
+      if (entry.node !== node) continue;
+      this.#inFlight.delete(entry);
+      entry.fail(new RemoteActorGoneError(entry.actor, node, detail));
+    }
+  }
+
+  // ---- topics --------------------------------------------------------------
+
+  /**
+   * Publishes a local topic message to the other nodes (at most once: a
+   * node that is disconnected then does not get it). The runtime calls this
+   * for every publication; local subscribers have it already.
+   */
+  publishTopic(topic: string, slot: Uint8Array): void {
+    if (this.#closing !== undefined || this.#nc.isClosed()) return;
+    this.#topicsOut++;
+    this.#nc.publish(this.subjects.topic(topic), slot);
+  }
+
+  #onTopic(msg: Msg): void {
+    const topic = this.subjects.topicOf(msg.subject);
+    if (topic === undefined) return;
+    let slot: ReadSlot;
+    try {
+      slot = this.#merge(readSlot(msg.data));
+    } catch (error) {
+      if (!(error instanceof ClockSkewError)) {
+        console.error(
+          `ringkernel: a cluster message on "${topic}" is not valid:`,
+          error,
+        );
+      }
+      return;
+    }
+    this.#topicsIn++;
+    const bytes = new Uint8Array(slot.view.byteLength);
+    bytes.set(msg.data);
+    this.#host.deliverTopic(topic, bytes);
+  }
+
+  // ---- leaving -------------------------------------------------------------
+
+  /**
+   * Leaves the cluster: stops serving (new requests for this node's actors
+   * find no responder), announces the leave (operations in flight to it
+   * elsewhere fail with {@linkcode RemoteActorGoneError} at once), lets the
+   * operations it serves finish within `timeoutMs`, and closes the
+   * connection. Later calls wait for the same close.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    const o = checkOptionsObject<CloseOptions>("options", options);
+    this.#closing ??= this.#close(o.timeoutMs ?? 10_000);
+    return this.#closing;
+  }
+
+  async #close(timeoutMs: number): Promise<void> {
+    for (const name of [...this.#served.keys()]) this.unserve(name);
+    clearInterval(this.#liveness);
+    this.#liveness = undefined;
+    if (this.#nc.isClosed()) return;
+    try {
+      this.#nc.publish(this.subjects.nodeLeave(this.name), this.name);
+      await this.#nc.flush();
+    } catch {
+      // Disconnected: the others learn it from the missing pings.
+    }
+    if (this.#serving.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#serving]),
+        new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    for (const entry of [...this.#inFlight]) {
+      entry.fail(
+        new InvalidStateError(
+          `${entry.actor}: wait for the reply`,
+          "closed",
+          "this node left the cluster",
+        ),
+      );
+    }
+    await this.#nc.close().catch(() => {});
+  }
+}
