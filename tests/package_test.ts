@@ -93,6 +93,7 @@ describe("the npm package", () => {
         "LICENSE",
         "README.md",
         "clock.ts",
+        "cluster.ts",
         "cuda",
         "cuda.ts",
         "ffi",
