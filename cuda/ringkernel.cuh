@@ -539,6 +539,8 @@ __device__ __forceinline__ void rk_control_exit(rk_control_block* cb, rk_i32 sta
 #define RK_DEAD_HANDLER_ERROR 2u
 /** A K2K send named an actor that has no route. */
 #define RK_DEAD_UNKNOWN_TARGET 3u
+/** Its HLC timestamp is further ahead of the actor's clock than rk_actor_io.max_skew_ms (src/hlc.ts: ClockSkewError). */
+#define RK_DEAD_CLOCK_SKEW 4u
 
 /** What one actor of a pool is: its memory, its schemas and its configuration. */
 struct alignas(128) rk_actor_desc {
@@ -562,17 +564,44 @@ struct alignas(128) rk_actor_desc {
   rk_i64 host_time_ns;
   rk_u32 flags;
   rk_u32 abi_version;
-  rk_u8 reserved_[8];
+  /** Address of the actor's rk_actor_io (mapped memory; 0: none, the device API's publish is refused). */
+  rk_u64 io;
   rk_u8 config[RK_ACTOR_CONFIG_BYTES];
 };
 
-/** One route: an actor's name hash (FNV-1a 64), id and K2K inbox. */
+/** One route: an actor's name hash (FNV-1a 64), id, K2K inbox, and the message it takes. */
 struct alignas(16) rk_route {
   rk_u64 name_hash;
   rk_u64 inbox;
   rk_u32 actor_id;
   rk_u32 slot_size;
-  rk_u8 reserved_[8];
+  /** Type id of the actor's input: what rk_send writes into the envelope. */
+  rk_u32 input_type_id;
+  /** Payload bytes of that input: rk_send refuses a struct of another size. */
+  rk_u32 input_size;
+};
+
+/**
+ * The device API's block of one actor (mapped memory, 64 B): the host writes
+ * the outbox address and the clock bound before each launch; the actor's
+ * thread 0 stores the counters with the others (cumulative across restarts).
+ */
+struct alignas(64) rk_actor_io {
+  /** The outbox (MPSC ring in mapped memory, one producer block, the host consumes): publications. */
+  rk_u64 outbox;
+  /** A received timestamp further ahead of the actor's clock than this is a dead letter (0: no bound). */
+  rk_u32 max_skew_ms;
+  rk_u32 reserved0_;
+  /** rk_send calls that delivered. */
+  rk_u64 sent;
+  /** rk_publish calls that reached the outbox. */
+  rk_u64 published;
+  /** Sends and publications refused because the target queue was full. */
+  rk_u64 full;
+  /** Sends to a name without a route (and publications without an outbox). */
+  rk_u64 unknown;
+  /** Sends and publications refused for their size (too big, or not the target's input). */
+  rk_u64 refused;
 };
 
 /**
@@ -603,9 +632,31 @@ RK_HOST_DEVICE constexpr rk_u64 rk_fnv1a64(const char* s, rk_u64 h = 0xcbf29ce48
   return *s == 0 ? h : rk_fnv1a64(s + 1, (h ^ static_cast<rk_u8>(*s)) * 0x100000001b3ull);
 }
 
+/** The handle of the actor named `name` for rk_send: its route key (the host's nameHash computes the same). */
+RK_HOST_DEVICE constexpr rk_u64 rk_name(const char* name) { return rk_fnv1a64(name); }
+
+/** The key of a topic for rk_publish (the same hash; the host maps it back to the topic's name). */
+RK_HOST_DEVICE constexpr rk_u64 rk_topic(const char* topic) { return rk_fnv1a64(topic); }
+
+// Results of rk_send and rk_publish (a send never waits: a full target is a result).
+/** Delivered to the target's queue. */
+#define RK_SEND_OK 0
+/** The target's queue is full: nothing was sent; try again later (e.g. from a later message). */
+#define RK_SEND_FULL 1
+/** No actor has that name (no route), or the actor has no outbox to publish through. */
+#define RK_SEND_UNKNOWN 2
+/** The message does not fit the target's slots. */
+#define RK_SEND_TOO_BIG 3
+/** The message's size is not that of the target's input (or of the publisher's output). */
+#define RK_SEND_MISMATCH 4
+/** The host is rewriting the route table: nothing was sent; try again. */
+#define RK_SEND_BUSY 5
+
 static_assert(sizeof(rk_actor_desc) == 256, "rk_actor_desc is 256 B");
 static_assert(RK_OFFSETOF(rk_actor_desc, config) == 128, "rk_actor_desc.config");
 static_assert(sizeof(rk_route) == 32, "rk_route is 32 B");
+static_assert(sizeof(rk_actor_io) == 64, "rk_actor_io is 64 B");
+static_assert(RK_OFFSETOF(rk_actor_desc, io) == 120, "rk_actor_desc.io");
 static_assert(sizeof(rk_route_table) == 128, "rk_route_table is 128 B");
 static_assert(RK_STAGE_SLOTS_MAX * RK_SLOT_SIZE_DEFAULT == RK_STAGE_BYTES, "stage holds 256 small slots");
 static_assert(RK_STAGE_SLOTS_MAX <= RK_POOL_THREADS, "one thread per staged message");
@@ -654,6 +705,7 @@ static_assert(RK_DEAD_LETTER_CAPACITY >= RK_STAGE_SLOTS_MAX, "a stage of dead le
 #define RK_S_DEAD_INVALID 4u
 #define RK_S_DEAD_HANDLER 5u
 #define RK_S_DEAD_TARGET 6u
+#define RK_S_DEAD_SKEW 7u
 
 /** Payload of an actor that handles raw bytes (sizes from the descriptor). */
 struct rk_raw_payload {
@@ -688,8 +740,10 @@ struct rk_actor_ctx {
   const rk_u8* config;
   /** Shared scratch for block-mode handlers: 32 doubles. */
   double* scratch;
-  /** The runtime state of the block (built-in actors that publish themselves). */
+  /** The runtime state of the block (built-in actors that publish themselves; the device API). */
   void* run;
+  /** Correlation id the reply carries: the message's own, or the one rk_reply_to names. */
+  rk_u64 reply_correlation;
 };
 
 /**
@@ -733,6 +787,13 @@ struct rk_pool_shared {
   rk_u32 words[16];
   rk_u64 wide[8];
   rk_route route;
+  /** Device API: the first HLC timestamp of this batch's sends and publications, and how many were taken. */
+  rk_u64 send_stamp_base;
+  rk_u32 send_stamp_next;
+  /** Device API: the outbox's next ticket (this block is its only producer). */
+  rk_u32 outbox_reserve;
+  /** Device API counters (rk_actor_io order: sent, published, full, unknown, refused). */
+  unsigned long long send_counts[5];
 };
 static_assert(sizeof(rk_pool_shared) <= RK_POOL_SHARED_BYTES, "pool shared memory fits its launch size");
 
@@ -911,6 +972,8 @@ __device__ __forceinline__ rk_u32 rk_route_lookup(const rk_route_table* table, r
         out->inbox = rk_load_volatile(&e->inbox);
         out->actor_id = rk_load_volatile(&e->actor_id);
         out->slot_size = rk_load_volatile(&e->slot_size);
+        out->input_type_id = rk_load_volatile(&e->input_type_id);
+        out->input_size = rk_load_volatile(&e->input_size);
         found = true;
       }
     }
@@ -961,6 +1024,14 @@ struct rk_run {
   rk_u64 min_latency;
   rk_u64 last_heartbeat;
   rk_hlc clock;
+  /** The device API's block and outbox (every thread). */
+  rk_actor_io* io;
+  rk_queue outbox;
+  bool has_outbox;
+  /** The clock bound (rk_actor_io.max_skew_ms; 0: none). */
+  rk_u32 max_skew_ms;
+  /** A received timestamp whose milliseconds exceed this is a dead letter (0: none; set per batch). */
+  rk_u64 skew_limit_ms;
 };
 
 /** Block-wide: reads the control flags (thread 0) and broadcasts them. */
@@ -985,9 +1056,149 @@ __device__ __forceinline__ void rk_run_store_counters(rk_run& r) {
   rk_store_volatile(&r.tm->max_latency_nanos, r.max_latency);
   rk_store_volatile(&r.tm->min_latency_nanos, r.min_latency);
   rk_store_volatile(&r.tm->queue_depth, static_cast<rk_i32>(r.queue_depth));
+  if (r.io != nullptr) {
+    const rk_pool_shared& sh = rk_pool_smem();
+    rk_store_volatile(&r.io->sent, static_cast<rk_u64>(sh.send_counts[0]));
+    rk_store_volatile(&r.io->published, static_cast<rk_u64>(sh.send_counts[1]));
+    rk_store_volatile(&r.io->full, static_cast<rk_u64>(sh.send_counts[2]));
+    rk_store_volatile(&r.io->unknown, static_cast<rk_u64>(sh.send_counts[3]));
+    rk_store_volatile(&r.io->refused, static_cast<rk_u64>(sh.send_counts[4]));
+    // Every ticket taken is published by now: a restart resumes after them.
+    if (r.has_outbox) rk_store_volatile(&r.outbox.header->reserve, sh.outbox_reserve);
+  }
   const rk_u64 now = rk_globaltimer_ns();
   r.last_heartbeat = now;
   rk_store_volatile(&r.cb->last_activity_ticks, static_cast<rk_i64>(now));
+}
+
+// ---- the device API of a handler: send, publish, defer a reply
+//
+// A handler (any mode; in RK_MODE_BLOCK call these from one thread) may send
+// to any GPU actor by name (rk_name("b"), or a handle the host computed with
+// nameHash), publish to a topic, and answer a call it deferred. Nothing here
+// waits for room: a full target is RK_SEND_FULL, counted in rk_actor_io.
+// Every send and publication takes its own HLC timestamp, after those of the
+// batch's replies.
+
+/** Counts one result of the device API (rk_actor_io order) and returns it. */
+__device__ __forceinline__ rk_i32 rk_send_count(rk_u32 counter, rk_i32 result) {
+  atomicAdd(&rk_pool_smem().send_counts[counter], 1ull);
+  return result;
+}
+
+/** The next HLC timestamp of the batch's sends and publications. */
+__device__ __forceinline__ rk_u64 rk_send_stamp() {
+  rk_pool_shared& sh = rk_pool_smem();
+  return sh.send_stamp_base + atomicAdd(&sh.send_stamp_next, 1u);
+}
+
+/** Copies a message into a slot's payload (4-byte words when it allows). */
+template <class T>
+__device__ __forceinline__ void rk_write_payload(rk_u8* to, const T& msg) {
+  rk_u32 words = alignof(T) >= 4u ? static_cast<rk_u32>(sizeof(T) / 4u) : 0u;
+  for (rk_u32 w = 0; w < words; ++w) reinterpret_cast<rk_u32*>(to)[w] = reinterpret_cast<const rk_u32*>(&msg)[w];
+  for (rk_u32 b = words * 4u; b < sizeof(T); ++b) to[b] = reinterpret_cast<const rk_u8*>(&msg)[b];
+}
+
+/** Writes an envelope's fields but its stamp (an MPSC slot's stamp is stored last, after a fence). */
+__device__ __forceinline__ void rk_write_send_envelope(rk_u8* slot, rk_u32 type_id, rk_u32 size, rk_u64 correlation,
+                                                       rk_u32 source) {
+  rk_envelope* e = reinterpret_cast<rk_envelope*>(slot);
+  e->type_id = type_id;
+  e->payload_length = static_cast<rk_u16>(size);
+  e->flags = 0;
+  e->correlation_id = correlation;
+  e->timestamp = rk_send_stamp();
+  e->source_actor = source;
+}
+
+/**
+ * Sends `msg` to the GPU actor `target` (rk_name("its-name"), or a handle
+ * from the host's nameHash) through its K2K inbox in device memory, as a
+ * message of the target's input type; `correlation` goes into the envelope
+ * (0: none). Never waits: returns RK_SEND_OK, RK_SEND_FULL, RK_SEND_UNKNOWN,
+ * RK_SEND_TOO_BIG, RK_SEND_MISMATCH (sizeof(T) is not the target's input
+ * size) or RK_SEND_BUSY. Any thread may call it; each call sends once.
+ */
+template <class T>
+__device__ rk_i32 rk_send(rk_actor_ctx& ctx, rk_u64 target, const T& msg, rk_u64 correlation = 0) {
+  rk_pool_shared& sh = rk_pool_smem();
+  rk_route route;
+  const rk_u32 lookup = rk_route_lookup(reinterpret_cast<const rk_route_table*>(sh.desc.routes), target, &route);
+  if (lookup == RK_ROUTE_BUSY) return RK_SEND_BUSY;
+  if (lookup != RK_ROUTE_FOUND) return rk_send_count(3u, RK_SEND_UNKNOWN);
+  if (RK_ENVELOPE_SIZE + sizeof(T) > route.slot_size) return rk_send_count(4u, RK_SEND_TOO_BIG);
+  if (sizeof(T) != route.input_size) return rk_send_count(4u, RK_SEND_MISMATCH);
+  rk_queue q;
+  q.header = reinterpret_cast<rk_queue_header*>(route.inbox);
+  q.slots = reinterpret_cast<rk_u8*>(route.inbox) + RK_QUEUE_HEADER_SIZE;
+  q.mask = rk_load_volatile(&q.header->capacity) - 1u;
+  q.slot_size = route.slot_size;
+  rk_u32 ticket = 0;
+  if (rk_mpsc_reserve(q, 1u, &ticket) == 0) return rk_send_count(2u, RK_SEND_FULL);
+  rk_u8* slot = rk_queue_slot(q, ticket);
+  rk_write_send_envelope(slot, route.input_type_id, sizeof(T), correlation, ctx.actor_id);
+  rk_write_payload(slot + RK_ENVELOPE_SIZE, msg);
+  __threadfence();  // the slot before its stamp (the consumer is a block of this device)
+  rk_store_volatile(rk_queue_stamp(q, ticket), ticket + 1u);
+  return rk_send_count(0u, RK_SEND_OK);
+}
+
+/**
+ * Publishes `msg` as a message of type `type_id` on the topic `topic`
+ * (rk_topic("a/b")): it goes to the actor's outbox, which the host drains
+ * and delivers to every subscriber of a matching filter (GPU and CPU actors,
+ * host handlers; MQTT wildcards), as `rt.publish` does. The topic must be one
+ * the actor declares (`gpu.topics`). Never waits: RK_SEND_OK, RK_SEND_FULL
+ * (the outbox is full), RK_SEND_TOO_BIG or RK_SEND_UNKNOWN (no outbox).
+ */
+template <class T>
+__device__ rk_i32 rk_publish_typed(rk_actor_ctx& ctx, rk_u64 topic, rk_u32 type_id, const T& msg) {
+  rk_pool_shared& sh = rk_pool_smem();
+  const rk_run& r = *static_cast<const rk_run*>(ctx.run);
+  if (!r.has_outbox) return rk_send_count(3u, RK_SEND_UNKNOWN);
+  if (RK_ENVELOPE_SIZE + sizeof(T) > r.outbox.slot_size) return rk_send_count(4u, RK_SEND_TOO_BIG);
+  const rk_u32 capacity = r.outbox.mask + 1u;
+  rk_u32 ticket = 0;
+  for (;;) {
+    // This block is the outbox's only producer: its tickets come from shared memory.
+    ticket = *reinterpret_cast<volatile rk_u32*>(&sh.outbox_reserve);
+    const rk_u32 used = ticket - rk_load_acquire_sys(&r.outbox.header->head);
+    if (used > capacity) continue;  // a newer head than the ticket read: read both again
+    if (used == capacity) return rk_send_count(2u, RK_SEND_FULL);
+    if (atomicCAS(&sh.outbox_reserve, ticket, ticket + 1u) == ticket) break;
+  }
+  rk_u8* slot = rk_queue_slot(r.outbox, ticket);
+  rk_write_send_envelope(slot, type_id, sizeof(T), topic, ctx.actor_id);
+  rk_write_payload(slot + RK_ENVELOPE_SIZE, msg);
+  __threadfence_system();  // the slot before its stamp (the consumer is the host)
+  rk_store_volatile(rk_queue_stamp(r.outbox, ticket), ticket + 1u);
+  return rk_send_count(1u, RK_SEND_OK);
+}
+
+/** rk_publish_typed with the actor's own output type (RK_SEND_MISMATCH when sizeof(T) is not its size). */
+template <class T>
+__device__ rk_i32 rk_publish(rk_actor_ctx& ctx, rk_u64 topic, const T& msg) {
+  const rk_pool_shared& sh = rk_pool_smem();
+  if (sizeof(T) != sh.desc.output_size || sh.desc.output_type_id == 0u) return rk_send_count(4u, RK_SEND_MISMATCH);
+  return rk_publish_typed(ctx, topic, sh.desc.output_type_id, msg);
+}
+
+/**
+ * Defers the reply to the message being handled: returns its correlation id
+ * (0 when it was not a call) for the handler to keep, e.g. in its state, and
+ * answer later with rk_reply_to; the handler then returns RK_HANDLED.
+ */
+__device__ __forceinline__ rk_u64 rk_defer(const rk_actor_ctx& ctx) { return ctx.correlation_id; }
+
+/**
+ * Makes this handler's reply (what it wrote to `out`) answer the call
+ * `correlation` deferred earlier, instead of the message being handled (one
+ * reply per message handled). Returns RK_REPLY: `return rk_reply_to(ctx, c);`.
+ */
+__device__ __forceinline__ rk_i32 rk_reply_to(rk_actor_ctx& ctx, rk_u64 correlation) {
+  ctx.reply_correlation = correlation;
+  return RK_REPLY;
 }
 
 /**
@@ -1077,8 +1288,10 @@ __device__ __forceinline__ rk_u32 rk_prepare_message(rk_pool_shared& sh, const r
   const rk_envelope* e = reinterpret_cast<const rk_envelope*>(slot);
   if (e->type_id == 0u) return RK_S_VOID;
   if (e->type_id != sh.desc.input_type_id || e->payload_length != sh.desc.input_size) return RK_S_DEAD_INVALID;
+  if (r.skew_limit_ms != 0 && (e->timestamp >> 16) > r.skew_limit_ms) return RK_S_DEAD_SKEW;
   ctx->source_actor = e->source_actor;
   ctx->correlation_id = e->correlation_id;
+  ctx->reply_correlation = e->correlation_id;
   ctx->timestamp = e->timestamp;
   ctx->index = i;
   ctx->sequence = r.sequence + i;
@@ -1108,7 +1321,7 @@ __device__ __forceinline__ rk_u32 rk_handle_staged(rk_pool_shared& sh, rk_run& r
                                   state != nullptr ? *state : none, ctx);
   const rk_u32 status = rk_status_of(result);
   if (status == RK_S_REPLY && (A::mode != RK_MODE_BLOCK || threadIdx.x == 0)) {
-    rk_write_reply_envelope(out_slot, sh.desc, ctx.correlation_id, stamp_base + i);
+    rk_write_reply_envelope(out_slot, sh.desc, ctx.reply_correlation, stamp_base + i);
   }
   return status;
 }
@@ -1178,9 +1391,28 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
   }
   if (leader) {
     sh.wide[0] = rk_globaltimer_ns();
-    sh.wide[1] = rk_hlc_reserve(&r.clock, n);
     sh.wide[2] = 0;  // largest timestamp received
     sh.words[9] = n;  // index of the first failure (n: none)
+    sh.wide[4] = r.max_skew_ms == 0 ? 0ull : rk_hlc_wall_ns(&r.clock) / 1000000ull + r.max_skew_ms;
+  }
+  __syncthreads();
+  r.skew_limit_ms = sh.wide[4];
+  // HLC receive rule, before the batch takes a timestamp: the clock moves past
+  // every timestamp received (one too far ahead is a dead letter instead).
+  for (rk_u32 m = threadIdx.x; m < n; m += blockDim.x) {
+    const rk_envelope* e = reinterpret_cast<const rk_envelope*>(rk_staged_in(sh, r, m));
+    const bool valid = e->type_id == sh.desc.input_type_id && e->payload_length == sh.desc.input_size;
+    const bool skewed = r.skew_limit_ms != 0 && (e->timestamp >> 16) > r.skew_limit_ms;
+    if (valid && !skewed && e->timestamp != 0) {
+      atomicMax(reinterpret_cast<unsigned long long*>(&sh.wide[2]), static_cast<unsigned long long>(e->timestamp));
+    }
+  }
+  __syncthreads();
+  if (leader) {
+    if (sh.wide[2] != 0) rk_hlc_observe(&r.clock, sh.wide[2]);
+    sh.wide[1] = rk_hlc_reserve(&r.clock, n);
+    sh.send_stamp_base = sh.wide[1] + n;  // sends and publications of the batch: after its replies
+    sh.send_stamp_next = 0;
   }
   __syncthreads();
   const rk_u64 stamp_base = sh.wide[1];
@@ -1198,6 +1430,7 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
   ctx.config = sh.desc.config;
   ctx.scratch = sh.scratch;
   ctx.run = &r;
+  ctx.reply_correlation = 0;
 
   if (A::mode == RK_MODE_PARALLEL) {
     for (rk_u32 i = threadIdx.x; i < n; i += blockDim.x) {
@@ -1259,11 +1492,6 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
   rk_block_rank(status == RK_S_HANDLED || status == RK_S_REPLY || status == RK_S_FORWARD, sh.warp_totals,
                 &handled);
   if (i < taken) sh.rank[i] = is_reply ? reply_rank : dead_rank;
-  if (status != RK_S_VOID && status != RK_S_DEAD_INVALID) {
-    // The clock moves past every timestamp received (HLC receive rule).
-    const rk_u64 received = reinterpret_cast<const rk_envelope*>(rk_staged_in(sh, r, i))->timestamp;
-    if (received != 0) atomicMax(reinterpret_cast<unsigned long long*>(&sh.wide[2]), received);
-  }
   __syncthreads();
 
   // Replies, dead letters and forwards leave with coalesced 16-byte stores.
@@ -1278,6 +1506,7 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
       uint4 v = sh.in_stage[k];
       if (word == 1u) v.w = s == RK_S_DEAD_INVALID ? RK_DEAD_INVALID_MESSAGE
                           : s == RK_S_DEAD_TARGET ? RK_DEAD_UNKNOWN_TARGET
+                          : s == RK_S_DEAD_SKEW   ? RK_DEAD_CLOCK_SKEW
                                                   : RK_DEAD_HANDLER_ERROR;
       __stcs(reinterpret_cast<uint4*>(rk_queue_slot(r.dl, r.dl_p.tail + sh.rank[m])) + word, v);
     }
@@ -1306,7 +1535,8 @@ __device__ rk_u32 rk_serve_source(rk_pool_shared& sh, rk_run& r, rk_u32 which, r
   if (leader) {
     const rk_u64 now = rk_globaltimer_ns();
     const rk_u64 elapsed = now - sh.wide[0];
-    if (sh.wide[2] != 0) rk_hlc_observe(&r.clock, sh.wide[2]);
+    // The batch's sends and publications took timestamps after its replies': the clock moves past them.
+    if (sh.send_stamp_next != 0) rk_hlc_observe(&r.clock, sh.send_stamp_base + sh.send_stamp_next - 1u);
     r.processed += handled;
     r.dropped += deads;
     if (which == RK_SOURCE_K2K) r.k2k_received += handled + deads;
@@ -1425,6 +1655,19 @@ __device__ rk_i32 rk_actor_open(rk_pool_shared& sh, rk_run& r) {
   }
   if (error == RK_ERROR_NONE) error = rk_open_queue(d.output, RK_QUEUE_KIND_SPSC, &r.out);
   if (error == RK_ERROR_NONE) error = rk_open_queue(d.dead_letters, RK_QUEUE_KIND_SPSC, &r.dl);
+  r.io = reinterpret_cast<rk_actor_io*>(d.io);
+  r.has_outbox = false;
+  r.max_skew_ms = 0;
+  r.skew_limit_ms = 0;
+  if (error == RK_ERROR_NONE && d.io != 0) {
+    // Host-written before the launch: every thread reads the same values.
+    const rk_u64 outbox = rk_load_volatile(&r.io->outbox);
+    r.max_skew_ms = rk_load_volatile(&r.io->max_skew_ms);
+    if (outbox != 0) {
+      error = rk_open_queue(outbox, RK_QUEUE_KIND_MPSC, &r.outbox);
+      r.has_outbox = error == RK_ERROR_NONE;
+    }
+  }
   if (error != RK_ERROR_NONE) return error;
   const rk_u32 slot = r.src[RK_SOURCE_INPUT].slot_size;
   for (rk_u32 s = 1; s < RK_SOURCE_COUNT; ++s) {
@@ -1489,6 +1732,18 @@ __device__ void rk_actor_run(rk_pool_shared& sh) {
     r.max_latency = rk_load_volatile(&r.tm->max_latency_nanos);
     r.min_latency = rk_load_volatile(&r.tm->min_latency_nanos);
     rk_hlc_start(&r.clock, sh.desc.host_time_ns);
+    if (r.io != nullptr) {
+      sh.send_counts[0] = rk_load_volatile(&r.io->sent);
+      sh.send_counts[1] = rk_load_volatile(&r.io->published);
+      sh.send_counts[2] = rk_load_volatile(&r.io->full);
+      sh.send_counts[3] = rk_load_volatile(&r.io->unknown);
+      sh.send_counts[4] = rk_load_volatile(&r.io->refused);
+    } else {
+      for (rk_u32 k = 0; k < 5u; ++k) sh.send_counts[k] = 0;
+    }
+    sh.outbox_reserve = r.has_outbox ? rk_load_volatile(&r.outbox.header->reserve) : 0u;
+    sh.send_stamp_base = rk_hlc_reserve(&r.clock, 1u);  // for sends from init
+    sh.send_stamp_next = 0;
     typename A::StateType* state = reinterpret_cast<typename A::StateType*>(sh.desc.state);
     if ((sh.desc.flags & RK_ACTOR_FLAG_INIT_STATE) != 0 && state != nullptr) {
       rk_actor_ctx ctx;
@@ -1504,6 +1759,7 @@ __device__ void rk_actor_run(rk_pool_shared& sh) {
       ctx.config = sh.desc.config;
       ctx.scratch = sh.scratch;
       ctx.run = &r;
+      ctx.reply_correlation = 0;
       A::init(*state, ctx);
       __threadfence();
     }

@@ -31,10 +31,12 @@ describe("actor memory block", () => {
       [plan.telemetry, TELEMETRY_BUFFER.size],
       [plan.descriptor, 256],
       [plan.launch, 8],
+      [plan.io, 64],
       [plan.input, 512 + 64 * 256],
       [plan.inbox, 512 + 64 * 256],
       [plan.output, 512 + 32 * 256],
       [plan.deadLetters, 512 + DEAD_LETTER_CAPACITY * 256],
+      [plan.outbox, 512 + 32 * 256],
     ];
     for (let i = 1; i < parts.length; i++) {
       assert.ok(
@@ -48,15 +50,14 @@ describe("actor memory block", () => {
         plan.inbox,
         plan.output,
         plan.deadLetters,
+        plan.outbox,
         plan.descriptor,
       ]
     ) {
       assert.equal(offset % QUEUE_LINE, 0);
     }
-    assert.equal(
-      plan.byteLength,
-      plan.deadLetters + 512 + DEAD_LETTER_CAPACITY * 256,
-    );
+    assert.equal(plan.io % 64, 0);
+    assert.equal(plan.byteLength, plan.outbox + 512 + 32 * 256);
     assert.equal(plan.k2kBytes, 512 + 64 * 256);
   });
 
@@ -76,6 +77,8 @@ describe("actor memory block", () => {
       DEAD_LETTER_CAPACITY,
     );
     assert.equal(views.outputRing.capacity, 32);
+    assert.equal(views.outboxRing.kind, "mpsc");
+    assert.equal(views.outboxRing.capacity, 32);
     assert.throws(() => initialiseActorBlock(buffer, 100, plan, 1), RangeError);
   });
 
@@ -102,6 +105,7 @@ describe("actor memory block", () => {
       hostTimeNs: 1_700_000_000_000_000_000n,
       flags: ActorFlag.InitState | ActorFlag.InitK2k,
       abiVersion: ABI_VERSION,
+      io: 0x7000_0000_0100n,
       config: new Uint8Array([1, 2, 3]),
     };
     writeActorDescriptor(view, 128, fields);

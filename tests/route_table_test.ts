@@ -19,7 +19,14 @@ describe("route table", () => {
 
   test("an update opens the seqlock, writes the entries and closes it", () => {
     const update = encodeRouteTableUpdate(4, [
-      { name: "sink", actorId: 2, inbox: 0xd000n, slotSize: 64 },
+      {
+        name: "sink",
+        actorId: 2,
+        inbox: 0xd000n,
+        slotSize: 64,
+        inputTypeId: 0x524b0001,
+        inputSize: 24,
+      },
       { name: "fwd", actorId: 3, inbox: 0xe000n, slotSize: 256 },
     ]);
     assert.equal(update.sequence, 6);
@@ -34,8 +41,22 @@ describe("route table", () => {
     const table = decodeRouteTable(image);
     assert.equal(table.sequence, 6);
     assert.deepEqual(table.routes, [
-      { nameHash: nameHash("sink"), inbox: 0xd000n, actorId: 2, slotSize: 64 },
-      { nameHash: nameHash("fwd"), inbox: 0xe000n, actorId: 3, slotSize: 256 },
+      {
+        nameHash: nameHash("sink"),
+        inbox: 0xd000n,
+        actorId: 2,
+        slotSize: 64,
+        inputTypeId: 0x524b0001,
+        inputSize: 24,
+      },
+      {
+        nameHash: nameHash("fwd"),
+        inbox: 0xe000n,
+        actorId: 3,
+        slotSize: 256,
+        inputTypeId: 0,
+        inputSize: 0,
+      },
     ]);
   });
 

@@ -21,6 +21,7 @@ import {
   ACTOR_CONFIG_BYTES,
   ACTOR_CONFIG_OFFSET,
   ACTOR_DESC,
+  ACTOR_IO,
   DEAD_LETTER_CAPACITY,
 } from "./pool_layout.ts";
 
@@ -34,6 +35,8 @@ export interface GpuActorMemoryPlan extends ActorQueueOptions {
   readonly descriptor: number;
   /** Launch table of a pool of one: one u64, the descriptor's device address. */
   readonly launch: number;
+  /** The device API's block (`rk_actor_io`): outbox address, clock bound, send counters. */
+  readonly io: number;
   /** Host → actor queue (SPSC). */
   readonly input: number;
   /** Host inbox for topic deliveries (MPSC). */
@@ -44,6 +47,8 @@ export interface GpuActorMemoryPlan extends ActorQueueOptions {
   readonly deadLetters: number;
   /** Slots of the dead-letter queue. */
   readonly deadLetterCapacity: number;
+  /** Actor → host outbox (MPSC, one producer block): device publications. */
+  readonly outbox: number;
   /** Total bytes of the mapped block. */
   readonly byteLength: number;
   /** Bytes of the K2K inbox (device memory). */
@@ -59,8 +64,12 @@ export function planGpuActorMemory(
     { name: "descriptor", bytes: ACTOR_DESC.size, align: ACTOR_DESC.align },
     // The launch table of a pool of one: one u64.
     { name: "launch", bytes: 8, align: QUEUE_LINE },
+    { name: "io", bytes: ACTOR_IO.size, align: ACTOR_IO.align },
   ] as const;
-  const after = [queuePart("deadLetters", DEAD_LETTER_CAPACITY, slotSize)];
+  const after = [
+    queuePart("deadLetters", DEAD_LETTER_CAPACITY, slotSize),
+    queuePart("outbox", options.outputCapacity, slotSize),
+  ];
   return Object.freeze({
     ...planActorBlock(options, before, after),
     deadLetterCapacity: DEAD_LETTER_CAPACITY,
@@ -82,6 +91,8 @@ export interface GpuActorViews {
   readonly outputRing: Ring;
   /** Dead-letter queue. */
   readonly deadLetterRing: Ring;
+  /** Outbox (device publications). */
+  readonly outboxRing: Ring;
 }
 
 /**
@@ -126,6 +137,7 @@ export function initialiseActorBlock(
     inboxRing: ring(plan.inbox, plan.queueCapacity, "mpsc"),
     outputRing: ring(plan.output, plan.outputCapacity, "spsc"),
     deadLetterRing: ring(plan.deadLetters, plan.deadLetterCapacity, "spsc"),
+    outboxRing: ring(plan.outbox, plan.outputCapacity, "mpsc"),
   };
 }
 
@@ -171,6 +183,8 @@ export interface ActorDescriptorFields {
   readonly flags: number;
   /** ABI version. */
   readonly abiVersion: number;
+  /** Device address of the device API's block (`rk_actor_io`; 0n or absent: none). */
+  readonly io?: bigint;
   /** Configuration bytes (at most 128). */
   readonly config: Uint8Array;
 }
@@ -220,6 +234,7 @@ export function writeActorDescriptor(
   view.setBigInt64(offset + D.hostTimeNs.offset, fields.hostTimeNs, true);
   u32("flags", fields.flags);
   u32("abiVersion", fields.abiVersion);
+  u64("io", fields.io ?? 0n);
   const config = new Uint8Array(
     view.buffer,
     view.byteOffset + offset + ACTOR_CONFIG_OFFSET,
@@ -259,6 +274,7 @@ export function readActorDescriptor(
     hostTimeNs: view.getBigInt64(offset + D.hostTimeNs.offset, true),
     flags: u32("flags"),
     abiVersion: u32("abiVersion"),
+    io: u64("io"),
     config: new Uint8Array(
       view.buffer.slice(
         view.byteOffset + offset + ACTOR_CONFIG_OFFSET,

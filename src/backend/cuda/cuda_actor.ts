@@ -17,6 +17,7 @@
  */
 
 import { delay } from "../../async.ts";
+import { DEFAULT_MAX_SKEW_MS } from "../../hlc.ts";
 import { ControlBlockView } from "../../control_block.ts";
 import {
   InvalidStateError,
@@ -57,7 +58,9 @@ import {
   loadGpuActor,
 } from "./gpu_actor.ts";
 import {
+  ACTOR_IO,
   ActorFlag,
+  deadLetterDetailOf,
   deadLetterReasonOf,
   DeviceError,
   deviceErrorName,
@@ -146,9 +149,29 @@ interface Resolved {
   /** The bytes copied to the actor's device data before each launch. */
   data: Uint8Array | undefined;
   canSendK2k: boolean;
+  /** The topics its device code publishes to, by their hash. */
+  topics: ReadonlyMap<bigint, string>;
+}
+
+/** What a GPU actor's device code sent and published through the device API (cumulative). */
+export interface DeviceSendCounters {
+  /** `rk_send` calls that delivered. */
+  readonly sent: number;
+  /** `rk_publish` calls that reached the outbox. */
+  readonly published: number;
+  /** Sends and publications refused because the target queue (or the outbox) was full. */
+  readonly full: number;
+  /** Sends to a name without a route (and publications without an outbox). */
+  readonly unknown: number;
+  /** Sends and publications refused for their size. */
+  readonly refused: number;
+  /** Publications the host delivered to the broker. */
+  readonly delivered: number;
 }
 
 const STAMP = ENVELOPE.fields.stamp.offset;
+const CORRELATION = ENVELOPE.fields.correlationId.offset;
+const IO = ACTOR_IO.fields;
 /** How long `kill()` waits for a kernel that was asked to abort. */
 const KILL_WAIT_MS = 200;
 /** How long an exited block may take before its stream reports idle. */
@@ -186,6 +209,9 @@ export class CudaActorHost implements ActorHost {
   #output: RingConsumer;
   readonly #deadLetterRing: Ring;
   readonly #deadLetters: RingConsumer;
+  readonly #outboxRing: Ring;
+  readonly #outbox: RingConsumer;
+  #delivered = 0;
   #resolved: Resolved | undefined;
   #launch: PoolLaunch | undefined;
   #launchState: LaunchState | undefined;
@@ -228,6 +254,8 @@ export class CudaActorHost implements ActorHost {
     this.#input = this.#inputRing.producer();
     this.#output = this.#outputRing.consumer();
     this.#deadLetters = this.#deadLetterRing.consumer();
+    this.#outboxRing = views.outboxRing;
+    this.#outbox = this.#outboxRing.consumer();
   }
 
   /** The actor's control block. */
@@ -265,6 +293,36 @@ export class CudaActorHost implements ActorHost {
   /** Device address of the K2K inbox (its route). */
   get k2kInbox(): bigint {
     return this.#k2k.deviceAddress;
+  }
+  /** Type id of the actor's input (0 before its first start): its route's. */
+  get inputTypeId(): number {
+    return this.#resolved?.input.typeId ?? 0;
+  }
+  /** Payload bytes of the actor's input (0 before its first start): its route's. */
+  get inputSize(): number {
+    return this.#resolved?.input.size ?? 0;
+  }
+  /** The outbox: what the device code publishes (the host drains it). */
+  get outboxRing(): Ring {
+    return this.#outboxRing;
+  }
+  /** What the device code sent and published through the device API, and what the host delivered. */
+  deviceSends(): DeviceSendCounters {
+    const view = new DataView(
+      this.#mapped.chunk.buffer!,
+      this.#mapped.offset + this.plan.io,
+      ACTOR_IO.size,
+    );
+    const u64 = (field: keyof typeof IO) =>
+      Number(view.getBigUint64(IO[field].offset, true));
+    return {
+      sent: u64("sent"),
+      published: u64("published"),
+      full: u64("full"),
+      unknown: u64("unknown"),
+      refused: u64("refused"),
+      delivered: this.#delivered,
+    };
   }
   /** Whether this actor can send K2K (so it may hold routes to other inboxes). */
   get sendsK2k(): boolean {
@@ -332,6 +390,7 @@ export class CudaActorHost implements ActorHost {
       config,
       data: this.#data === undefined ? undefined : data,
       canSendK2k: handler.sendsK2k,
+      topics: new Map((gpu.topics ?? []).map((t) => [nameHash(t), t])),
     };
     return this.#resolved;
   }
@@ -383,8 +442,12 @@ export class CudaActorHost implements ActorHost {
       hostTimeNs: hostTimeNs(),
       flags: ActorFlag.InitState | (this.#k2kReady ? 0 : ActorFlag.InitK2k),
       abiVersion: ABI_VERSION,
+      io: at(plan.io),
       config: r.config,
     });
+    const io = new DataView(buffer, base + plan.io, ACTOR_IO.size);
+    io.setBigUint64(IO.outbox.offset, at(plan.outbox), true);
+    io.setUint32(IO.maxSkewMs.offset, DEFAULT_MAX_SKEW_MS, true);
     new DataView(buffer).setBigUint64(
       base + plan.launch,
       this.descriptorAddress,
@@ -512,6 +575,7 @@ export class CudaActorHost implements ActorHost {
   poll(): boolean {
     if (this.#launchState !== "running") return false;
     this.#drainDeadLetters();
+    this.#drainOutbox();
     const control = this.#control;
     let failure: unknown;
     let idle = false;
@@ -557,6 +621,7 @@ export class CudaActorHost implements ActorHost {
     this.#launchState = "exited";
     this.#launch!.members.delete(this);
     this.#drainDeadLetters();
+    this.#drainOutbox();
     const failed = control.errorsEncountered !== this.#errorsAtStart &&
       control.lastErrorCode === DeviceError.HandlerFailed;
     if (failed) {
@@ -585,7 +650,44 @@ export class CudaActorHost implements ActorHost {
       const code = view.getUint32(offset + STAMP, true);
       new DataView(slot.buffer).setUint32(STAMP, 0, true);
       const reason = deadLetterReasonOf(code);
-      this.#events.onDeadLetter(reason, `on the GPU: ${reason}`, slot, false);
+      this.#events.onDeadLetter(
+        reason,
+        `on the GPU: ${deadLetterDetailOf(code)}`,
+        slot,
+        false,
+      );
+    });
+  }
+
+  /**
+   * Delivers what the device code published: the envelope's correlation id
+   * holds the topic's hash, which the actor's declared topics map back to
+   * the topic; the runtime's broker fans the message out to the subscribers.
+   */
+  #drainOutbox(): void {
+    if (this.#disposed) return;
+    const ring = this.#outboxRing;
+    const topics = this.#resolved?.topics;
+    this.#outbox.dequeueBatch(ring.capacity, (_view, offset) => {
+      const slot = ring.bytes.slice(offset, offset + ring.slotSize);
+      const envelope = new DataView(slot.buffer);
+      const hash = envelope.getBigUint64(CORRELATION, true);
+      envelope.setBigUint64(CORRELATION, 0n, true);
+      envelope.setUint32(STAMP, 0, true);
+      const topic = topics?.get(hash);
+      if (topic === undefined) {
+        this.#events.onDeadLetter(
+          "unknown-target",
+          `on the GPU: a publication to topic hash 0x${
+            hash.toString(16)
+          }, not one of the actor's gpu.topics`,
+          slot,
+          false,
+        );
+        return;
+      }
+      this.#delivered++;
+      this.#events.onPublish(topic, slot);
     });
   }
 
@@ -611,6 +713,7 @@ export class CudaActorHost implements ActorHost {
     if (this.#disposed) return;
     if (this.running) this.kill();
     this.#drainDeadLetters();
+    this.#drainOutbox();
     this.#snapshot();
     this.#disposed = true;
     const blocks = [this.#mapped];

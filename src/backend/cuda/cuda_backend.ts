@@ -391,6 +391,8 @@ export class CudaBackend implements Backend {
         actorId: host.id,
         inbox: host.k2kInbox,
         slotSize: host.plan.slotSize,
+        inputTypeId: host.inputTypeId,
+        inputSize: host.inputSize,
       });
     }
     const update = encodeRouteTableUpdate(this.#routeSequence, routes);

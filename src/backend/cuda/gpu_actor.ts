@@ -18,6 +18,7 @@ import {
   loadActorDefinition,
 } from "../../actor.ts";
 import { BackendUnavailableError } from "../../errors.ts";
+import { validateTopic } from "../../topic.ts";
 import type {
   DecodedMessage,
   FieldsSpec,
@@ -105,6 +106,14 @@ export interface GpuActorImplementation {
   /** Bytes of device state its handler keeps (`sizeof` of its state struct; default 0). */
   readonly stateBytes?: number;
   /**
+   * The topics its device code publishes to with `rk_publish(ctx,
+   * rk_topic("a/b"), msg)`: the device names a topic by its hash, and the
+   * host maps the hash back to the name before it delivers the publication
+   * to the topic's subscribers. A publication to a topic not listed here is
+   * dead-lettered (`unknown-target`). Default: none.
+   */
+  readonly topics?: readonly string[];
+  /**
    * The bytes the actor needs in device memory, from its launch `config`
    * (e.g. a buffer its handler reads): called once, at the first start; the
    * host allocates device memory for them, copies them there before every
@@ -186,6 +195,14 @@ function checkImplementation(gpu: GpuActorImplementation): void {
       `defineGpuActor: stateBytes ${state} must be a non-negative integer`,
     );
   }
+  if (gpu.topics !== undefined) {
+    if (!Array.isArray(gpu.topics)) {
+      throw new TypeError(
+        "defineGpuActor: gpu.topics must be an array of topics",
+      );
+    }
+    for (const topic of gpu.topics) validateTopic(topic);
+  }
   for (const hook of ["deviceData", "encodeConfig"] as const) {
     if (gpu[hook] !== undefined && typeof gpu[hook] !== "function") {
       throw new TypeError(`defineGpuActor: gpu.${hook} must be a function`);
@@ -211,7 +228,15 @@ export function defineGpuActor<I extends FieldsSpec, O extends FieldsSpec, S>(
       );
     });
   const actor = defineActor<I, O, S>({ ...rest, handle: cpuHandle });
-  implementations.set(actor, Object.freeze({ ...gpu }));
+  implementations.set(
+    actor,
+    Object.freeze({
+      ...gpu,
+      ...(gpu.topics === undefined
+        ? {}
+        : { topics: Object.freeze([...gpu.topics]) }),
+    }),
+  );
   return actor;
 }
 

@@ -58,15 +58,36 @@ export const ACTOR_DESC: StructLayout = defineLayout(
     hostTimeNs: [104, "i64"],
     flags: [112, "u32"],
     abiVersion: [116, "u32"],
+    io: [120, "u64"],
   },
 );
 
-/** One route (32 B): an actor's name hash, K2K inbox, id and slot size. */
+/**
+ * One route (32 B): an actor's name hash, K2K inbox, id, slot size, and the
+ * type id and size of its input (what a device `rk_send` writes).
+ */
 export const ROUTE: StructLayout = defineLayout("rk_route", 32, 16, {
   nameHash: [0, "u64"],
   inbox: [8, "u64"],
   actorId: [16, "u32"],
   slotSize: [20, "u32"],
+  inputTypeId: [24, "u32"],
+  inputSize: [28, "u32"],
+});
+
+/**
+ * The device API's block of one actor (64 B, mapped): the host writes the
+ * outbox address and the clock bound before each launch; the actor stores
+ * its send counters there (`rk_actor_io`).
+ */
+export const ACTOR_IO: StructLayout = defineLayout("rk_actor_io", 64, 64, {
+  outbox: [0, "u64"],
+  maxSkewMs: [8, "u32"],
+  sent: [16, "u64"],
+  published: [24, "u64"],
+  full: [32, "u64"],
+  unknown: [40, "u64"],
+  refused: [48, "u64"],
 });
 
 /**
@@ -109,6 +130,7 @@ export const REDUCE_CONFIG: StructLayout = defineLayout(
 export const POOL_LAYOUTS: readonly StructLayout[] = Object.freeze([
   ACTOR_DESC,
   ROUTE,
+  ACTOR_IO,
   ROUTE_TABLE,
   TARGET_CONFIG,
   REDUCE_CONFIG,
@@ -199,12 +221,48 @@ export const DeadLetterCode = Object.freeze({
   HandlerError: 2,
   /** A K2K send named an actor without a route. */
   UnknownTarget: 3,
+  /** Its HLC timestamp was further ahead of the actor's clock than the bound. */
+  ClockSkew: 4,
+});
+
+/** What a device dead-letter code says, for the dead letter's detail. */
+export function deadLetterDetailOf(code: number): string {
+  switch (code) {
+    case DeadLetterCode.InvalidMessage:
+      return "invalid message (type id or payload length)";
+    case DeadLetterCode.UnknownTarget:
+      return "unknown-target";
+    case DeadLetterCode.ClockSkew:
+      return "clock-skew: its HLC timestamp is further ahead of the actor's clock than the bound";
+    default:
+      return "handler-error";
+  }
+}
+
+/**
+ * Results of the device API's `rk_send` and `rk_publish` (`RK_SEND_*` in
+ * `ringkernel.cuh`): a send never waits, a full target is a result.
+ */
+export const SendResult = Object.freeze({
+  /** Delivered. */
+  Ok: 0,
+  /** The target's queue (or the outbox) is full; nothing was sent. */
+  Full: 1,
+  /** No actor has that name, or there is no outbox. */
+  Unknown: 2,
+  /** The message does not fit the target's slots. */
+  TooBig: 3,
+  /** The message's size is not the target's input size (or the publisher's output size). */
+  Mismatch: 4,
+  /** The route table was being rewritten; nothing was sent. */
+  Busy: 5,
 });
 
 /** The runtime's reason for a device dead-letter code. */
 export function deadLetterReasonOf(code: number): DeadLetterReason {
   switch (code) {
     case DeadLetterCode.InvalidMessage:
+    case DeadLetterCode.ClockSkew: // the host refuses such a reading too (ClockSkewError)
       return "invalid-message";
     case DeadLetterCode.UnknownTarget:
       return "unknown-target";

@@ -41,6 +41,10 @@ export interface RouteEntry {
   readonly inbox: bigint;
   /** Slot size of its K2K inbox. */
   readonly slotSize: number;
+  /** Type id of its input (what a device send writes; default 0). */
+  readonly inputTypeId?: number;
+  /** Payload bytes of its input (a device send of another size is refused; default 0). */
+  readonly inputSize?: number;
 }
 
 /** The three writes of one table update, in the order they must reach the device. */
@@ -103,6 +107,16 @@ export function encodeRouteTableUpdate(
     view.setBigUint64(at + ROUTE.fields.inbox.offset, route.inbox, true);
     view.setUint32(at + ROUTE.fields.actorId.offset, route.actorId, true);
     view.setUint32(at + ROUTE.fields.slotSize.offset, route.slotSize, true);
+    view.setUint32(
+      at + ROUTE.fields.inputTypeId.offset,
+      route.inputTypeId ?? 0,
+      true,
+    );
+    view.setUint32(
+      at + ROUTE.fields.inputSize.offset,
+      route.inputSize ?? 0,
+      true,
+    );
   });
   const next = (sequence + 2) >>> 0;
   return {
@@ -132,6 +146,8 @@ export function decodeRouteTable(bytes: Uint8Array): {
     inbox: bigint;
     actorId: number;
     slotSize: number;
+    inputTypeId: number;
+    inputSize: number;
   }[];
 } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -145,6 +161,8 @@ export function decodeRouteTable(bytes: Uint8Array): {
       inbox: view.getBigUint64(at + ROUTE.fields.inbox.offset, true),
       actorId: view.getUint32(at + ROUTE.fields.actorId.offset, true),
       slotSize: view.getUint32(at + ROUTE.fields.slotSize.offset, true),
+      inputTypeId: view.getUint32(at + ROUTE.fields.inputTypeId.offset, true),
+      inputSize: view.getUint32(at + ROUTE.fields.inputSize.offset, true),
     });
   }
   return { sequence, count, routes };
