@@ -61,8 +61,9 @@ options of run / sustained:
   --batch N             sustained sendBatch size (default 256)
   --runtimes deno,bun   runtimes to spawn (default both)
   --cases a,b,…         only these cases (actor-call, worker-postmessage, channel-worker,
-                        channel-local, sendbatch-sink, sendbatch-echo, sustained, and the
-                        bare floors floor-pingpong, floor-ring, floor-echo)
+                        channel-local, sendbatch-sink, sendbatch-echo, pipeline-k2k,
+                        batch-encode, sustained, and the bare floors floor-pingpong,
+                        floor-ring, floor-echo)
   --no-micro            skip the mitata microbenchmarks
   --no-gpu              skip the GPU section
   --deno PATH, --bun PATH   runtime binaries (default: tools/node_modules/.bin, node_modules/.bin,

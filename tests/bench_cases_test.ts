@@ -53,6 +53,24 @@ describe("benchmark cases", () => {
     }
   });
 
+  test("the K2K pipeline and the host cost of a batch send measure whole rounds", async () => {
+    const pipeline = await runCase("pipeline-k2k", {
+      samples: 2,
+      warmup: 1,
+      batch: 16,
+      messagesPerRound: 100,
+    });
+    assert.equal(pipeline.samples.length, 2);
+    assert.equal(pipeline.opsPerSample, 112);
+    const encode = await runCase("batch-encode", {
+      samples: 2,
+      warmup: 1,
+      messagesPerRound: 5000,
+    });
+    assert.equal(encode.opsPerSample, 5120, "whole batches of 1024");
+    assert.ok(encode.samples.every((s) => s > 0 && Number.isFinite(s)));
+  });
+
   test("the bare floors run and give sane figures", async () => {
     const ping = await runCase("floor-pingpong", { samples: 50, warmup: 10 });
     assert.equal(ping.samples.length, 50);

@@ -49,9 +49,9 @@ describe("planning", () => {
   test("every latency case once and every throughput case per batch size, per runtime", () => {
     const config = { ...defaultSuiteConfig(), batchSizes: [1, 64] };
     const jobs = planJobs(config, ["deno", "bun"]);
-    // 5 latency cases + the unbatched floor ring + 3 batched cases × 2 sizes, per
-    // runtime; sustained runs separately.
-    assert.equal(jobs.length, 2 * (5 + 1 + 3 * 2));
+    // 5 latency cases + the unbatched floor ring and batch-encode + 4 batched
+    // cases × 2 sizes, per runtime; sustained runs separately.
+    assert.equal(jobs.length, 2 * (5 + 2 + 4 * 2));
     assert.ok(!jobs.some((j) => j.case === "sustained"));
     const batched = jobs.find((j) =>
       j.case === "sendbatch-echo" && j.batch === 64 && j.runtime === "bun"

@@ -9,7 +9,8 @@
 
 import process from "node:process";
 import { Worker as ThreadWorker } from "node:worker_threads";
-import type { EchoMessage } from "../../src/actors/schemas.ts";
+import { EchoMessage } from "../../src/actors/schemas.ts";
+import { Ring, ringByteLength } from "../../src/ring.ts";
 import { sleepSync } from "../../src/async.ts";
 import { RingKernelError, TimeoutError } from "../../src/errors.ts";
 import type { Kernel } from "../../src/kernel.ts";
@@ -227,9 +228,9 @@ function makeBatch(size: number): EchoValue[] {
 const POLL_BEFORE_WAIT_MS = 0.05;
 
 /**
- * Takes `count` replies, checking their order: polls `tryReceive` briefly,
- * then waits for the next one with `receive()` (the library's own waiting
- * path, which yields the thread). Returns `count`.
+ * Takes `count` replies, checking their order, with `receiveMany()` (the
+ * library's own batch receive: it polls briefly, then waits, yielding the
+ * thread, and resolves with every reply ready). Returns `count`.
  */
 async function drainReplies(
   kernel: Kernel<Echo, Echo>,
@@ -238,14 +239,11 @@ async function drainReplies(
 ): Promise<number> {
   let got = 0;
   while (got < count) {
-    const pollEnd = performance.now() + POLL_BEFORE_WAIT_MS;
-    let reply = kernel.tryReceive();
-    while (reply === undefined && performance.now() < pollEnd) {
-      reply = kernel.tryReceive();
-    }
-    reply ??= await kernel.receive({ timeoutMs: STEP_TIMEOUT_MS });
-    checkEcho(batch[got], reply);
-    got++;
+    const replies = await kernel.receiveMany({
+      max: count - got,
+      timeoutMs: STEP_TIMEOUT_MS,
+    });
+    for (const reply of replies) checkEcho(batch[got++], reply);
   }
   return got;
 }
@@ -331,6 +329,84 @@ async function sendBatchEcho(
     });
     return { samples, perRound };
   });
+}
+
+async function pipelineK2k(
+  options: CaseOptions,
+): Promise<{ samples: number[]; perRound: number }> {
+  const { batch: size, perRound } = roundSize(options);
+  return await withRuntime(async (rt) => {
+    const queueCapacity = options.queueCapacity ?? 8192;
+    const sink = await rt.launch<Echo, Echo>("p3", {
+      actor: { module: new URL("./sink_actor.ts", import.meta.url) },
+      queueCapacity,
+    });
+    const stage = { module: new URL("./stage_actor.ts", import.meta.url) };
+    await rt.launch("p2", {
+      actor: stage,
+      config: { next: "p3" },
+      queueCapacity,
+    });
+    const first = await rt.launch<Echo, Echo>("p1", {
+      actor: stage,
+      config: { next: "p2" },
+      queueCapacity,
+    });
+    const batch = makeBatch(size);
+    let target = 0;
+    const samples = await timeRounds(options, async () => {
+      for (let sent = 0; sent < perRound; sent += size) {
+        await first.sendBatch(batch, { timeoutMs: STEP_TIMEOUT_MS });
+      }
+      target += perRound;
+      waitProcessed(sink, target);
+      return perRound;
+    });
+    return { samples, perRound };
+  });
+}
+
+/** Messages per `enqueueBatch` of the batch-encode case. */
+const ENCODE_BATCH = 1024;
+
+function batchEncode(
+  options: CaseOptions,
+): { samples: number[]; perRound: number } {
+  const perRound = Math.max(
+    ENCODE_BATCH,
+    Math.ceil(
+      checkPositiveInteger(
+        "messagesPerRound",
+        options.messagesPerRound ?? 1 << 20,
+      ) /
+        ENCODE_BATCH,
+    ) * ENCODE_BATCH,
+  );
+  const capacity = ENCODE_BATCH * 2;
+  const ring = Ring.create(
+    new SharedArrayBuffer(ringByteLength({ capacity })),
+    { capacity },
+  );
+  const producer = ring.producer();
+  const consumer = ring.consumer();
+  const batch = makeBatch(ENCODE_BATCH);
+  const round = () => {
+    for (let sent = 0; sent < perRound; sent += ENCODE_BATCH) {
+      if (producer.enqueueBatch(EchoMessage, batch) !== ENCODE_BATCH) {
+        throw new RingKernelError("batch-encode: the ring had no room");
+      }
+      consumer.release(consumer.available());
+    }
+    return perRound;
+  };
+  for (let i = 0; i < options.warmup; i++) round();
+  const samples: number[] = [];
+  for (let i = 0; i < options.samples; i++) {
+    const start = performance.now();
+    const messages = round();
+    samples.push(messages / ((performance.now() - start) / 1000));
+  }
+  return { samples, perRound };
 }
 
 const FLOOR_WORKER = new URL("./floor_worker.ts", import.meta.url);
@@ -593,6 +669,14 @@ export async function runCase(
     case "sendbatch-echo": {
       const { samples, perRound } = await sendBatchEcho(options);
       return { ...base, batch: options.batch, samples, opsPerSample: perRound };
+    }
+    case "pipeline-k2k": {
+      const { samples, perRound } = await pipelineK2k(options);
+      return { ...base, batch: options.batch, samples, opsPerSample: perRound };
+    }
+    case "batch-encode": {
+      const { samples, perRound } = batchEncode(options);
+      return { ...base, samples, opsPerSample: perRound };
     }
     case "floor-pingpong":
       return {

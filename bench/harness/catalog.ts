@@ -15,6 +15,8 @@ export type CaseName =
   | "channel-local"
   | "sendbatch-sink"
   | "sendbatch-echo"
+  | "pipeline-k2k"
+  | "batch-encode"
   | "sustained"
   | "floor-pingpong"
   | "floor-ring"
@@ -100,9 +102,33 @@ export const CASES: Readonly<Record<CaseName, CaseInfo>> = Object.freeze({
     short: "sendBatch → echo → host",
     measures:
       "throughput host → CPU echo actor → host: `sendBatch` of N messages, then all N " +
-      "replies (`tryReceive` polled for up to 50 µs, then `receive()`) before the next " +
+      "replies (`receiveMany()`, each call taking every reply ready) before the next " +
       "batch; the clock stops at the last reply",
     batched: true,
+  },
+  "pipeline-k2k": {
+    name: "pipeline-k2k",
+    kind: "throughput",
+    unit: "msg/s",
+    short: "sendBatch → 3-actor K2K pipeline",
+    measures:
+      "throughput host → CPU actor → CPU actor → CPU sink: `sendBatch` of N messages into " +
+      "the first stage, each stage forwarding every message with `ctx.trySend` (`ctx.send` " +
+      "when the next inbox is full); the clock stops when the sink has handled every " +
+      "message (its processed counter), no replies",
+    batched: true,
+  },
+  "batch-encode": {
+    name: "batch-encode",
+    kind: "throughput",
+    unit: "msg/s",
+    short: "host cost of a batch send",
+    measures:
+      "the host side of `sendBatch` alone, in one thread: `RingProducer.enqueueBatch` of " +
+      "1024 echo messages (64-byte slots: envelope and payload encoded in place, one " +
+      "publication) into an SPSC ring, whose consumer then releases them all at once; " +
+      "1e9 ÷ the rate is the cost per message in ns",
+    batched: false,
   },
   "sustained": {
     name: "sustained",

@@ -155,7 +155,7 @@ export function benchmarkId(
 
 function roundMessages(config: SuiteConfig, name: CaseName): string {
   return String(
-    name.startsWith("floor-")
+    name.startsWith("floor-") || name === "batch-encode"
       ? Math.max(config.messagesPerRound, FLOOR_MIN_MESSAGES)
       : config.messagesPerRound,
   );
@@ -516,6 +516,25 @@ export function buildFloorComparisons(
             : undefined,
         ));
       }
+    }
+    // The three-actor K2K pipeline against one-way sends to one actor.
+    for (
+      const lib of benchmarks.filter((b) =>
+        b.runtime === runtime && b.case === "pipeline-k2k"
+      ).sort((x, y) => x.batch! - y.batch!)
+    ) {
+      const one = byId.get(benchmarkId(runtime, "sendbatch-sink", lib.batch));
+      if (one === undefined) continue;
+      push(floorRatio(
+        `${runtime}:pipeline-k2k@${lib.batch}:rate`,
+        `three-actor K2K pipeline, batch ${lib.batch} ÷ one-way \`sendBatch\` of ${lib.batch}`,
+        "rate",
+        lib,
+        one,
+        lib.batch === FLOOR_TARGET_BATCH
+          ? { bound: 0.3, direction: "at least", source: FLOOR_SOURCE }
+          : undefined,
+      ));
     }
   }
   return out;
