@@ -36,6 +36,7 @@
 export {
   type ActorErrorInfo,
   type BuiltinKernelTypes,
+  type LaunchGroupMember,
   type LaunchOptions,
   type PrepareOptions,
   type PublishOptions,

@@ -136,6 +136,14 @@ export interface RingKernelOptions {
   cluster?: ClusterOptions;
 }
 
+/** One actor of {@linkcode RingKernel.launchGroup}. */
+export interface LaunchGroupMember {
+  /** Its name, as for {@linkcode RingKernel.launch}. */
+  readonly name: string;
+  /** Its options, as for {@linkcode RingKernel.launch}. */
+  readonly options: LaunchOptions;
+}
+
 /** Options of {@linkcode RingKernel.launch}. */
 export interface LaunchOptions {
   /**
@@ -796,6 +804,59 @@ export class RingKernel implements AsyncDisposable {
     } finally {
       signal?.removeEventListener("abort", onAbort);
       this.#launching.delete(name);
+    }
+  }
+
+  /**
+   * Launches several actors together and resolves with their kernels, in
+   * order. On the CUDA backend they start as ONE pool kernel, one block each
+   * (so they must run the same kernel: built-in GPU actors share one, a
+   * user's kernel hosts its own actors), admitted by occupancy as a whole;
+   * after that each is an ordinary kernel (activate, deactivate, terminate,
+   * supervision; a restart launches it alone). On the CPU backend a group is
+   * its actors launched one by one. If one member fails to launch, none
+   * stays: the others are aborted and the first failure rejects.
+   */
+  async launchGroup(
+    members: readonly LaunchGroupMember[],
+  ): Promise<Kernel[]> {
+    if (!Array.isArray(members) || members.length === 0) {
+      throw new InvalidOptionError(
+        "members",
+        members,
+        "a non-empty array of { name, options }",
+      );
+    }
+    const names = members.map((m) => m?.name);
+    if (new Set(names).size !== names.length) {
+      throw new InvalidOptionError("members", names, "distinct actor names");
+    }
+    for (const name of names) validateActorName(name);
+    const group = this.#backend.openGroup?.(names);
+    let first: { error: unknown } | undefined;
+    try {
+      const settled = await Promise.allSettled(
+        members.map((m) =>
+          this.launch(m.name, m.options).catch((error: unknown) => {
+            first ??= { error };
+            group?.cancel(error);
+            throw error;
+          })
+        ),
+      );
+      if (first !== undefined) {
+        await Promise.all(
+          settled.map((r) =>
+            r.status === "fulfilled"
+              ? r.value.terminate({ abort: true }).catch(() => {})
+              : undefined
+          ),
+        );
+        throw first.error;
+      }
+      return settled.map((r) => (r as PromiseFulfilledResult<Kernel>).value);
+    } finally {
+      group?.close();
     }
   }
 

@@ -148,6 +148,20 @@ export interface Backend {
   prepare?(spec: { module: string; exportName: string }): Promise<void>;
   /** What the GPU runs and how (the CUDA backend only). */
   gpuInfo?(): GpuInfo;
+  /**
+   * Opens a group: the first starts of the actors named `names` are held
+   * until all of them start, then launched together (the CUDA backend: one
+   * pool kernel, one block each). Absent where a group is simply its actors.
+   */
+  openGroup?(names: readonly string[]): ActorGroupHandle;
+}
+
+/** An open group of {@linkcode Backend.openGroup}. */
+export interface ActorGroupHandle {
+  /** A member failed before it started: the held starts fail with `reason`. */
+  cancel(reason: unknown): void;
+  /** The group's launches settled: later starts of its names are the usual ones. */
+  close(): void;
 }
 
 /** What `RingKernel.gpuInfo()` reports about the CUDA device and its use. */

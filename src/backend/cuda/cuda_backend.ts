@@ -25,8 +25,13 @@ import type {
   CudaModule,
   ModuleLoadingMode,
 } from "../../cuda/driver.ts";
-import { InvalidStateError, RingKernelError } from "../../errors.ts";
+import {
+  InvalidStateError,
+  RingKernelError,
+  TimeoutError,
+} from "../../errors.ts";
 import type {
+  ActorGroupHandle,
   ActorHost,
   ActorHostEvents,
   ActorSpawnSpec,
@@ -103,6 +108,20 @@ export interface CudaBackendStats {
   readonly moduleLoading: ModuleLoadingMode;
 }
 
+/** A group whose members' first starts are held until all arrive. */
+interface PendingGroup {
+  readonly names: readonly string[];
+  readonly waiting: Map<string, {
+    host: CudaActorHost;
+    timeoutMs: number;
+    resolve: () => void;
+    reject: (error: unknown) => void;
+  }>;
+  failed: unknown;
+  settled: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
 interface PendingRelease {
   blocks: readonly ArenaBlock[];
   stopped: () => boolean;
@@ -133,6 +152,7 @@ export class CudaBackend implements Backend {
   readonly #watchIntervalMs: number;
   #closed = false;
   readonly #services: CudaActorServices;
+  readonly #groups = new Map<string, PendingGroup>();
 
   private constructor(session: DeviceSession, options: CudaBackendOptions) {
     this.#session = session;
@@ -204,7 +224,16 @@ export class CudaBackend implements Backend {
         memory.copyFromHost(bytes, { byteOffset: block.offset, stream });
       },
       routeTable: 0n,
-      startHosts: (hosts, timeoutMs) => this.startPool(hosts, { timeoutMs }),
+      startHosts: (hosts, timeoutMs) => {
+        const group = hosts.length === 1
+          ? this.#groups.get(hosts[0].name)
+          : undefined;
+        // A group member's first start waits for the others; restarts go alone.
+        if (group !== undefined && hosts[0].starts === 0 && !group.settled) {
+          return this.#joinGroup(group, hosts[0], timeoutMs);
+        }
+        return this.startPool(hosts, { timeoutMs });
+      },
       watch: (host) => {
         this.#watched.add(host);
         this.#ensureTimer();
@@ -231,6 +260,102 @@ export class CudaBackend implements Backend {
     const host = new CudaActorHost({ spec, events, services });
     this.#hosts.add(host);
     return host;
+  }
+
+  /**
+   * Opens a group (see {@linkcode Backend.openGroup}): the first starts of
+   * the actors named `names` are held until every one of them starts, then
+   * launched as ONE pool kernel by {@linkcode CudaBackend.startPool} (so they
+   * must run the same kernel, and their blocks are admitted together). A held
+   * start fails when the group is cancelled or when its own deadline passes.
+   */
+  openGroup(names: readonly string[]): ActorGroupHandle {
+    this.#assertOpen("open an actor group");
+    if (names.length === 0 || new Set(names).size !== names.length) {
+      throw new RingKernelError(
+        "an actor group needs one or more distinct names",
+      );
+    }
+    for (const name of names) {
+      if (this.#groups.has(name)) {
+        throw new RingKernelError(
+          `actor "${name}" is already in an open group`,
+        );
+      }
+    }
+    const group: PendingGroup = {
+      names: [...names],
+      waiting: new Map(),
+      failed: undefined,
+      settled: false,
+    };
+    for (const name of names) this.#groups.set(name, group);
+    return {
+      cancel: (reason) => this.#settleGroup(group, reason),
+      close: () => {
+        if (!group.settled) {
+          this.#settleGroup(
+            group,
+            new RingKernelError("the actor group closed before it started"),
+          );
+        }
+      },
+    };
+  }
+
+  #joinGroup(
+    group: PendingGroup,
+    host: CudaActorHost,
+    timeoutMs: number,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      group.waiting.set(host.name, { host, timeoutMs, resolve, reject });
+      if (group.waiting.size < group.names.length) {
+        // Every wait has a deadline: the first member's bounds the group's.
+        group.timer ??= setTimeout(() => {
+          this.#settleGroup(
+            group,
+            new TimeoutError(
+              `starting actor group ${
+                group.names.map((n) => `"${n}"`).join(", ")
+              } (some members never reached their start)`,
+              timeoutMs,
+            ),
+          );
+        }, timeoutMs);
+        return;
+      }
+      const members = group.names.map((name) => group.waiting.get(name)!);
+      this.#settleGroup(group, undefined);
+      const hosts = members.map((m) => m.host);
+      const timeout = Math.min(...members.map((m) => m.timeoutMs));
+      this.startPool(hosts, { timeoutMs: timeout }).then(
+        () => members.forEach((m) => m.resolve()),
+        (error: unknown) => members.forEach((m) => m.reject(error)),
+      );
+    });
+  }
+
+  /** Ends a group's wait: with `reason` its held starts fail, without it they are launched by the caller. */
+  #settleGroup(group: PendingGroup, reason: unknown): void {
+    if (group.settled) return;
+    group.settled = true;
+    if (group.timer !== undefined) clearTimeout(group.timer);
+    for (const name of group.names) {
+      if (this.#groups.get(name) === group) this.#groups.delete(name);
+    }
+    if (reason === undefined) return;
+    group.failed = reason;
+    for (const member of group.waiting.values()) {
+      member.reject(
+        new RingKernelError(
+          `actor "${member.host.name}" was not started: its group failed (${
+            reason instanceof Error ? reason.message : String(reason)
+          })`,
+          { cause: reason },
+        ),
+      );
+    }
   }
 
   /**
