@@ -81,6 +81,8 @@ GPU_TEST_FILES=(
   tests/faults_gpu_test.ts
   tests/backend_parity_gpu_test.ts
   tests/reduce_barrier_gpu_test.ts
+  tests/device_api_gpu_test.ts
+  tests/actor_group_gpu_test.ts
   tests/remote_import_test.ts
 )
 PROBE_MODES=(LAZY EAGER)

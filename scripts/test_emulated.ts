@@ -37,6 +37,8 @@ export const GPU_TEST_FILES: readonly string[] = [
   "tests/backend_parity_gpu_test.ts",
   "tests/reduce_barrier_gpu_test.ts",
   "tests/device_session_gpu_test.ts",
+  "tests/device_api_gpu_test.ts",
+  "tests/actor_group_gpu_test.ts",
   "tests/examples_test.ts",
   "tests/emulator_test.ts",
   "tests/remote_import_test.ts",
