@@ -21,7 +21,8 @@ const stage: ActorDefinition<Echo, Echo, { next: string }> = defineActor({
   init: ({ config }) => config as { next: string },
   handle: (message, ctx) => {
     const next = ctx.state.next;
-    if (!ctx.trySend(next, message)) {
+    // `trySend` is optional in the context: absent, every message takes `send`.
+    if (ctx.trySend?.(next, message) !== true) {
       return ctx.send(next, message, { timeoutMs: 30_000 }).then(ignore);
     }
   },
