@@ -62,6 +62,7 @@ describe("Spin models", { skip: missing }, () => {
           "worker_kill",
           "hlc",
           "pause",
+          "device_outbox",
         ]
       ) {
         assert.match(
@@ -79,6 +80,19 @@ describe("Spin models", { skip: missing }, () => {
         /ok +worker_kill +INTERRUPT +safety +pass +verified/,
       );
       assert.match(output, /ok +worker_kill +FIX_\w+ .*fix +verified/);
+      // The range takeover of a loop's open group of messages.
+      for (
+        const twin of [
+          "BROKEN_TAKE_HEAD_ONLY",
+          "BROKEN_PLAIN_TAKEN",
+          "BROKEN_FINISH_HEAD_ONLY",
+        ]
+      ) {
+        assert.match(
+          output,
+          new RegExp(`ok +worker_kill +${twin} +safety +twin +counterexample`),
+        );
+      }
     },
   );
 

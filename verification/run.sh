@@ -92,6 +92,9 @@ worker_kill | BROKEN_HOST_TAKES_COMMITTED    | safety             | twin
 worker_kill | BROKEN_PLAIN_CLAIM             | safety             | twin
 worker_kill | BROKEN_LEAVE_COMMITTED         | safety             | twin
 worker_kill | BROKEN_LEAVE_DEAD_COMMITTED    | safety             | twin
+worker_kill | BROKEN_TAKE_HEAD_ONLY          | safety             | twin
+worker_kill | BROKEN_PLAIN_TAKEN             | safety             | twin
+worker_kill | BROKEN_FINISH_HEAD_ONLY        | safety             | twin
 worker_kill | FINDING_COMMIT_STALL           | safety             | finding
 worker_kill | FINDING_INVALID_UNCOMMITTED    | safety             | twin
 worker_kill | FINDING_STALE_REPLY_WRITE      | safety             | twin
@@ -108,6 +111,14 @@ hlc         | BROKEN_WRAP                    | safety             | twin
 hlc         | BROKEN_NO_CARRY                | ltl:packable       | twin
 hlc         | BROKEN_IGNORE_LOCAL            | safety             | twin
 hlc         | BROKEN_NO_INCREMENT            | safety             | twin
+device_outbox | -                            | safety             | pass
+device_outbox | -                            | ltl:bounded        | pass
+device_outbox | -                            | ltl:drained        | pass
+device_outbox | BROKEN_STAMP_FIRST           | safety             | twin
+device_outbox | BROKEN_HOST_NO_STAMP         | safety             | twin
+device_outbox | BROKEN_NO_FULL_CHECK         | safety             | twin
+device_outbox | BROKEN_NO_FULL_CHECK         | ltl:bounded        | twin
+device_outbox | BROKEN_RESUME_AT_HEAD        | safety             | twin
 EOF
 )"
 if [ -n "${CHECKS_FILE:-}" ]; then
