@@ -608,6 +608,7 @@ export class RingKernel implements AsyncDisposable {
         clock: rt.#clock,
         kernel: (name) => rt.#kernels.get(name),
         deliverTopic: (topic, slot) => rt.#broker.publish(topic, { slot }),
+        deadLetters: rt.#deadLetters,
       };
       try {
         const { ClusterNode } = await import("./cluster/node.ts");
