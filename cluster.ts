@@ -32,13 +32,22 @@ export type {
   ClusterHost,
   ClusterMember,
   ClusterMetrics,
+  HostDeadLetter,
   LookupOptions,
+  ServeOptions,
 } from "./src/cluster/member.ts";
+export type {
+  ClusterDeadLetter,
+  DeadLetterReadOptions,
+  DurableServeOptions,
+} from "./src/cluster/durable.ts";
 export {
   RemoteActor,
+  type RemoteSendOptions,
   type RemoteTransport,
 } from "./src/cluster/remote_actor.ts";
 export {
+  ClusterAuthError,
   ClusterConnectionError,
   RemoteActorGoneError,
   RemoteError,

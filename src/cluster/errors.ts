@@ -7,7 +7,9 @@
  * when a node's clock runs too far ahead):
  *
  * - {@linkcode ClusterConnectionError}: the NATS servers could not be
- *   reached, or refused the credentials or the TLS handshake;
+ *   reached, or refused the TLS handshake;
+ * - {@linkcode ClusterAuthError} (a `ClusterConnectionError`): the servers
+ *   refused the credentials;
  * - {@linkcode RemoteActorGoneError}: the node serving an actor left (or
  *   stopped answering) while an operation on the actor was in flight;
  * - {@linkcode RemoteError}: the serving node failed with an error that has
@@ -40,6 +42,22 @@ export class ClusterConnectionError extends RingKernelError {
       options,
     );
     this.servers = servers;
+  }
+}
+
+/**
+ * The servers refused this node's credentials (a wrong user or password, an
+ * unknown nkey, a bad token): a {@linkcode ClusterConnectionError} whose
+ * cause is the refusal.
+ */
+export class ClusterAuthError extends ClusterConnectionError {
+  /** Creates the error; `detail` is the servers' refusal. */
+  constructor(
+    servers: readonly string[],
+    detail: string,
+    options?: RingKernelErrorOptions,
+  ) {
+    super(servers, `credentials refused: ${detail}`, options);
   }
 }
 

@@ -11,6 +11,36 @@ import type { HybridClock } from "../hlc.ts";
 import type { Kernel } from "../kernel.ts";
 import type { FieldsSpec } from "../message.ts";
 import type { RemoteActor } from "./remote_actor.ts";
+import type { DeadLetterReason } from "../dead_letter.ts";
+import type {
+  ClusterDeadLetter,
+  DeadLetterReadOptions,
+  DurableServeOptions,
+} from "./durable.ts";
+
+/** A dead letter of the runtime, as the cluster node hears of it. */
+export interface HostDeadLetter {
+  /** The actor the message was for. */
+  readonly actor: string;
+  /** Why it was not delivered. */
+  readonly reason: DeadLetterReason;
+  /** Extra words about the failure. */
+  readonly detail?: string;
+  /** The message: its type id and payload bytes. */
+  readonly message: { readonly typeId: number; readonly payload: Uint8Array };
+}
+
+/** Options of {@linkcode ClusterMember.serve}. */
+export interface ServeOptions {
+  /**
+   * Serve durably too (`true`, or options): durable sends to the actor
+   * (`remote.send(msg, { durable: true })`) are stored in JetStream and
+   * taken through a durable consumer that this node acknowledges once the
+   * actor handled each message (at least once to the handler; see
+   * docs/reliability.md). Needs JetStream on the servers.
+   */
+  durable?: boolean | DurableServeOptions;
+}
 
 /** What a cluster node needs of its runtime. */
 export interface ClusterHost {
@@ -23,6 +53,13 @@ export interface ClusterHost {
    * only (not back to the cluster); returns how many it reached.
    */
   deliverTopic(topic: string, slot: Uint8Array): number;
+  /**
+   * The runtime's dead letters: the node records those of the actors it
+   * serves in the tenant's dead-letter stream.
+   */
+  readonly deadLetters?: {
+    onDeadLetter(listener: (letter: HostDeadLetter) => void): Disposable;
+  };
 }
 
 /** Options of {@linkcode ClusterNode.remote} and {@linkcode ClusterNode.actor}. */
@@ -53,6 +90,16 @@ export interface ClusterMetrics {
   readonly skewRejected: number;
   /** Remote operations in flight now. */
   readonly inFlight: number;
+  /** Durable messages this node stored (each confirmed by the stream). */
+  readonly durableSent: number;
+  /** Durable messages put in the queues of the actors this node serves durably. */
+  readonly durableDelivered: number;
+  /** Durable deliveries recognised as repeats (not queued again). */
+  readonly durableRedelivered: number;
+  /** Durable messages acknowledged once handled. */
+  readonly durableAcked: number;
+  /** Dead letters this node recorded in the tenant's dead-letter stream. */
+  readonly deadLettersRecorded: number;
 }
 
 /** A runtime's node in a cluster, as `rt.cluster`. */
@@ -63,6 +110,11 @@ export interface ClusterMember {
   readonly tenant: string;
   /** Whether the node is connected to a server now (it reconnects by itself). */
   readonly connected: boolean;
+  /**
+   * Whether the servers offered JetStream to this node's account when it
+   * joined: durable sends, durable serving and durable dead letters need it.
+   */
+  readonly durable: boolean;
   /** The names this node serves. */
   readonly served: string[];
   /** This node's counters. */
@@ -70,9 +122,11 @@ export interface ClusterMember {
   /**
    * Serves `kernel` under its name to the whole cluster (a launch with
    * `public: true` does this). Rejects with `InvalidStateError` when another
-   * node serves the name already.
+   * node serves the name already. With `durable`, also takes the actor's
+   * durable messages (rejects with `InvalidStateError` when the servers
+   * have no JetStream).
    */
-  serve(kernel: Kernel): Promise<void>;
+  serve(kernel: Kernel, options?: ServeOptions): Promise<void>;
   /** Stops serving `name` (the runtime does this when the kernel terminates). */
   unserve(name: string): void;
   /**
@@ -102,6 +156,13 @@ export interface ClusterMember {
     name: string,
     options?: LookupOptions,
   ): Promise<Kernel<I, O> | RemoteActor<I, O>>;
+  /**
+   * The newest dead letters of the tenant, oldest first (every node's):
+   * those of the actors the nodes serve, and durable messages that could not
+   * be delivered. Rejects with `InvalidStateError` when the servers have no
+   * JetStream, `TimeoutError` past `timeoutMs` (default 5000).
+   */
+  deadLetters(options?: DeadLetterReadOptions): Promise<ClusterDeadLetter[]>;
   /** Publishes a local topic message to the other nodes (the runtime does, for every publication). */
   publishTopic(topic: string, slot: Uint8Array): void;
   /** Leaves the cluster (the runtime does, at shutdown). */

@@ -26,12 +26,20 @@ import { hostname } from "node:os";
 import process from "node:process";
 import { connect } from "@nats-io/transport-node";
 import {
+  jetstream,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import {
+  AuthorizationError,
   type ConnectionOptions,
   Empty,
   headers as natsHeaders,
   type Msg,
   type NatsConnection,
   nkeyAuthenticator,
+  nuid,
   RequestError,
   type Subscription as NatsSubscription,
   TimeoutError as NatsTimeoutError,
@@ -52,7 +60,26 @@ import {
   checkWaitOptions,
   MAX_TIMEOUT_MS,
 } from "../options.ts";
-import { ClusterConnectionError, RemoteActorGoneError } from "./errors.ts";
+import {
+  ClusterAuthError,
+  ClusterConnectionError,
+  RemoteActorGoneError,
+} from "./errors.ts";
+import type { DeadLetterReason } from "../dead_letter.ts";
+import { checkInteger, checkPositiveTimeoutMs } from "../runtime_options.ts";
+import {
+  type ClusterDeadLetter,
+  deadLetterHeaders,
+  type DeadLetterReadOptions,
+  type DurableServeOptions as DurableServeOptionsType,
+  DurableServing,
+  ensureStreams,
+  isConsumerNotFound,
+  isStreamNotFound,
+  NODE_HEADER,
+  readDeadLetters,
+  splitSlot,
+} from "./durable.ts";
 import { checkClusterOptions, type CheckedClusterOptions } from "./options.ts";
 import type {
   CloseOptions,
@@ -60,6 +87,7 @@ import type {
   ClusterMember,
   ClusterMetrics,
   LookupOptions,
+  ServeOptions,
 } from "./member.ts";
 import { RemoteActor, type RemoteTransport } from "./remote_actor.ts";
 import { type ActorOperation, Subjects } from "./subjects.ts";
@@ -100,6 +128,45 @@ function isNoResponders(error: unknown): boolean {
   return error instanceof RequestError && error.isNoResponders();
 }
 
+/** The typed error of a failed connect: {@linkcode ClusterAuthError} for refused credentials. */
+function connectionError(
+  servers: readonly string[],
+  error: unknown,
+): ClusterConnectionError {
+  const detail = error instanceof Error ? error.message : String(error);
+  if (
+    error instanceof AuthorizationError ||
+    /authoriz|authenticat/i.test(detail)
+  ) {
+    return new ClusterAuthError(servers, detail, { cause: error });
+  }
+  return new ClusterConnectionError(servers, detail, { cause: error });
+}
+
+/** Checks the options of a durable serving; returns them with defaults. */
+function checkDurableOptions(
+  options: unknown,
+): Required<DurableServeOptionsType> {
+  const o = checkOptionsObject<DurableServeOptionsType>("durable", options);
+  return {
+    ackWaitMs: checkPositiveTimeoutMs("durable.ackWaitMs", o.ackWaitMs, 30_000),
+    maxAckPending: checkInteger("durable.maxAckPending", o.maxAckPending, {
+      min: 1,
+      max: 1 << 16,
+      fallback: 1024,
+    }),
+  };
+}
+
+function sum(
+  servings: Map<string, DurableServing>,
+  key: "delivered" | "redelivered" | "acked",
+): number {
+  let total = 0;
+  for (const serving of servings.values()) total += serving.counts[key];
+  return total;
+}
+
 function isNatsTimeout(error: unknown): boolean {
   return error instanceof NatsTimeoutError ||
     (error instanceof Error && error.cause instanceof NatsTimeoutError);
@@ -133,6 +200,15 @@ export class ClusterNode implements ClusterMember {
   #topicsOut = 0;
   #topicsIn = 0;
   #skewRejected = 0;
+  #jetstream: { js: JetStreamClient; jsm: JetStreamManager } | undefined;
+  readonly #durable = new Map<string, DurableServing>();
+  /** Actors known to have a durable consumer (durable sends to them are taken). */
+  readonly #durableKnown = new Set<string>();
+  readonly #recording = new Set<Promise<unknown>>();
+  #deadLettersRecorded = 0;
+  #deadLetterFailures = 0;
+  #durableSent = 0;
+  #unwatchDeadLetters: (() => void) | undefined;
 
   private constructor(
     nc: NatsConnection,
@@ -180,11 +256,7 @@ export class ClusterNode implements ClusterMember {
     try {
       nc = await connect(connection);
     } catch (error) {
-      throw new ClusterConnectionError(
-        checked.servers,
-        error instanceof Error ? error.message : String(error),
-        { cause: error },
-      );
+      throw connectionError(checked.servers, error);
     }
     const node = new ClusterNode(nc, host, checked);
     try {
@@ -226,12 +298,61 @@ export class ClusterNode implements ClusterMember {
       callback: (_error, msg) => this.#onTopic(msg),
     });
     await this.#nc.flush();
+    await this.#probeJetStream();
+    const watch = this.#host.deadLetters?.onDeadLetter((letter) => {
+      if (!this.#served.has(letter.actor)) return;
+      const m = letter.message;
+      this.#recordDeadLetter(
+        letter.actor,
+        letter.reason,
+        letter.detail ?? "",
+        m.typeId,
+        m.payload,
+      );
+    });
+    this.#unwatchDeadLetters = watch === undefined
+      ? undefined
+      : () => watch[Symbol.dispose]();
     (async () => {
       for await (const status of this.#nc.status()) {
         if (status.type === "disconnect") this.#connected = false;
         else if (status.type === "reconnect") this.#connected = true;
       }
     })().catch(() => {});
+  }
+
+  /**
+   * Sets up JetStream when the servers offer it to this node's account:
+   * the tenant's durable and dead-letter streams then exist.
+   */
+  async #probeJetStream(): Promise<void> {
+    let jsm: JetStreamManager;
+    try {
+      jsm = await jetstreamManager(this.#nc, { timeout: 2000 });
+    } catch {
+      return; // No JetStream: plain operations only.
+    }
+    await ensureStreams(jsm, this.subjects);
+    this.#jetstream = { js: jetstream(this.#nc, { timeout: 2000 }), jsm };
+  }
+
+  /** JetStream, or `InvalidStateError` for `what` when the servers have none. */
+  #requireJetStream(
+    what: string,
+  ): { js: JetStreamClient; jsm: JetStreamManager } {
+    if (this.#jetstream === undefined) {
+      throw new InvalidStateError(
+        what,
+        "no JetStream",
+        "the servers did not offer JetStream to this node's account when it joined (enable it: jetstream {} in the server configuration, jetstream: enabled in the account's)",
+      );
+    }
+    return this.#jetstream;
+  }
+
+  /** Whether the servers offered JetStream when this node joined (durable mode and durable dead letters need it). */
+  get durable(): boolean {
+    return this.#jetstream !== undefined;
   }
 
   /** Whether the node is connected to a server now (it reconnects by itself). */
@@ -253,6 +374,11 @@ export class ClusterNode implements ClusterMember {
       topicsIn: this.#topicsIn,
       skewRejected: this.#skewRejected,
       inFlight: this.#inFlight.size,
+      durableSent: this.#durableSent,
+      durableDelivered: sum(this.#durable, "delivered"),
+      durableRedelivered: sum(this.#durable, "redelivered"),
+      durableAcked: sum(this.#durable, "acked"),
+      deadLettersRecorded: this.#deadLettersRecorded,
     };
   }
 
@@ -273,10 +399,22 @@ export class ClusterNode implements ClusterMember {
    * this for a launch with `public: true`). Throws `InvalidStateError` when
    * another node serves the name already.
    */
-  async serve(kernel: Kernel): Promise<void> {
+  async serve(kernel: Kernel, options: ServeOptions = {}): Promise<void> {
     this.#assertOpen(`serve "${kernel.name}"`);
+    const o = checkOptionsObject<ServeOptions>("options", options);
     const name = kernel.name;
-    if (this.#served.has(name)) return;
+    const durableOptions = o.durable === undefined || o.durable === false
+      ? undefined
+      : checkDurableOptions(o.durable === true ? {} : o.durable);
+    if (durableOptions !== undefined) {
+      this.#requireJetStream(`serve "${name}" durably`);
+    }
+    if (this.#served.has(name)) {
+      if (durableOptions !== undefined && !this.#durable.has(name)) {
+        await this.#serveDurably(name, durableOptions);
+      }
+      return;
+    }
     try {
       const reply = await this.#nc.request(
         this.subjects.actor(name, "describe"),
@@ -300,6 +438,47 @@ export class ClusterNode implements ClusterMember {
     });
     this.#served.set(name, subscription);
     await this.#nc.flush();
+    if (durableOptions !== undefined) {
+      try {
+        await this.#serveDurably(name, durableOptions);
+      } catch (error) {
+        this.unserve(name);
+        throw error;
+      }
+    }
+  }
+
+  async #serveDurably(
+    name: string,
+    options: Required<DurableServeOptionsType>,
+  ): Promise<void> {
+    const { js, jsm } = this.#requireJetStream(`serve "${name}" durably`);
+    const serving = new DurableServing({
+      name,
+      js,
+      jsm,
+      subjects: this.subjects,
+      options,
+      host: {
+        kernel: () => {
+          const k = this.#host.kernel(name);
+          return k === undefined || k.state === "terminated" ? undefined : k;
+        },
+        merge: (slot) => this.#merge(slot),
+        deadLetter: (reason, detail, slot) => {
+          const { typeId, payload } = splitSlot(slot);
+          this.#recordDeadLetter(name, reason, detail, typeId, payload);
+        },
+      },
+    });
+    this.#durable.set(name, serving);
+    try {
+      await serving.start();
+    } catch (error) {
+      this.#durable.delete(name);
+      await serving.stop(0);
+      throw error;
+    }
   }
 
   /** Stops serving `name` (the runtime does this when the kernel terminates). */
@@ -308,6 +487,12 @@ export class ClusterNode implements ClusterMember {
     if (subscription === undefined) return;
     this.#served.delete(name);
     subscription.unsubscribe();
+    const serving = this.#durable.get(name);
+    if (serving !== undefined) {
+      this.#durable.delete(name);
+      // The actor is gone: what it had not handled goes to the next node.
+      void serving.stop(0);
+    }
   }
 
   #onServed(name: string, msg: Msg): void {
@@ -498,7 +683,155 @@ export class ClusterNode implements ClusterMember {
       if (operation === "send") return undefined;
       return this.#merge(readSlot(reply.data));
     },
+    publishDurable: (actor, slot, msgId, timeoutMs, signal) =>
+      this.#publishDurable(actor, slot, msgId, timeoutMs, signal),
   };
+
+  // ---- durable sends and dead letters ------------------------------------
+
+  /**
+   * Stores a durable message for `actor` in the tenant's durable stream:
+   * repeats the publication (same message id, so the stream keeps one) until
+   * the stream acknowledges it or the deadline passes.
+   */
+  async #publishDurable(
+    actor: string,
+    slot: Uint8Array,
+    msgId: string | undefined,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const what = `durable send to "${actor}"`;
+    this.#assertOpen(what);
+    const { js } = this.#requireJetStream(what);
+    await this.#acquire(timeoutMs, signal, what);
+    this.#requests++;
+    const id = msgId ?? `${this.name}:${nuid.next()}`;
+    const end = Date.now() + timeoutMs;
+    try {
+      while (true) {
+        if (signal?.aborted) throw signal.reason;
+        const left = end - Date.now();
+        try {
+          if (!this.#durableKnown.has(actor)) {
+            await this.#checkDurable(actor, slot);
+          }
+          const h = natsHeaders();
+          h.set(NODE_HEADER, this.name);
+          await js.publish(this.subjects.durable(actor), slot, {
+            msgID: id,
+            timeout: Math.max(1, Math.min(left, 2000)),
+            headers: h,
+          });
+          this.#durableSent++;
+          return;
+        } catch (error) {
+          if (error instanceof UnknownActorError) throw error;
+          // Not confirmed (a server restarting, the connection down): again.
+        }
+        if (Date.now() >= end) {
+          throw new TimeoutError(
+            `${what} (message id ${id}: not confirmed by the stream; sending it again with this msgId is safe)`,
+            timeoutMs,
+          );
+        }
+        await delay(Math.min(100, Math.max(0, end - Date.now())), { signal });
+      }
+    } finally {
+      this.#release();
+    }
+  }
+
+  /**
+   * Whether some node serves `actor` durably (it has a durable consumer);
+   * when none does, records the message as a dead letter and throws
+   * `UnknownActorError`.
+   */
+  async #checkDurable(actor: string, slot: Uint8Array): Promise<void> {
+    const { jsm } = this.#requireJetStream(`durable send to "${actor}"`);
+    try {
+      await jsm.consumers.info(
+        this.subjects.durableStream,
+        this.subjects.durableConsumer(actor),
+      );
+      this.#durableKnown.add(actor);
+    } catch (error) {
+      if (!isStreamNotFound(error) && !isConsumerNotFound(error)) throw error;
+      const detail = "no node of the cluster serves it durably";
+      const { typeId, payload } = splitSlot(slot);
+      this.#recordDeadLetter(actor, "unknown-target", detail, typeId, payload);
+      throw new UnknownActorError(actor, detail);
+    }
+  }
+
+  /** Records a dead letter in the tenant's dead-letter stream (when the servers have JetStream). */
+  #recordDeadLetter(
+    actor: string,
+    reason: DeadLetterReason,
+    detail: string,
+    typeId: number,
+    payload: Uint8Array,
+  ): void {
+    const jetstream = this.#jetstream;
+    if (jetstream === undefined || this.#nc.isClosed()) return;
+    const done = jetstream.js.publish(this.subjects.dead(actor), payload, {
+      headers: deadLetterHeaders(actor, this.name, reason, detail, typeId),
+      timeout: 5000,
+    }).then(() => {
+      this.#deadLettersRecorded++;
+    }, (error) => {
+      if (this.#deadLetterFailures++ === 0) {
+        console.error(
+          `ringkernel: a dead letter of "${actor}" could not be recorded in ${this.subjects.deadStream}:`,
+          error,
+        );
+      }
+    });
+    this.#recording.add(done);
+    done.finally(() => this.#recording.delete(done));
+  }
+
+  /**
+   * The newest dead letters of the tenant (every node's), oldest first:
+   * those of the actors served by the cluster's nodes, and durable messages
+   * that could not be delivered. Throws `InvalidStateError` when the servers
+   * have no JetStream, `TimeoutError` past `timeoutMs`.
+   */
+  async deadLetters(
+    options: DeadLetterReadOptions = {},
+  ): Promise<ClusterDeadLetter[]> {
+    const o = checkOptionsObject<DeadLetterReadOptions>("options", options);
+    const { timeoutMs, signal } = checkWaitOptions(o, LOOKUP_TIMEOUT_MS);
+    const limit = checkInteger("limit", o.limit, {
+      min: 1,
+      max: 100_000,
+      fallback: 100,
+    });
+    const { jsm } = this.#requireJetStream("read dead letters");
+    // Letters this node is still recording are part of the answer.
+    await Promise.allSettled([...this.#recording]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TimeoutError("read dead letters", timeoutMs)),
+        timeoutMs,
+      );
+    });
+    const aborted = new Promise<never>((_, reject) => {
+      signal?.addEventListener("abort", () => reject(signal.reason), {
+        once: true,
+      });
+    });
+    try {
+      return await Promise.race([
+        readDeadLetters(jsm, this.subjects, { limit, actor: o.actor }),
+        expired,
+        aborted,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   /**
    * One request with a deadline: waits for room in the outbound bound,
@@ -727,7 +1060,13 @@ export class ClusterNode implements ClusterMember {
   }
 
   async #close(timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    // Durable messages already queued are acknowledged as they are handled.
+    const servings = [...this.#durable.values()];
+    this.#durable.clear();
+    await Promise.all(servings.map((s) => s.stop(timeoutMs)));
     for (const name of [...this.#served.keys()]) this.unserve(name);
+    this.#unwatchDeadLetters?.();
     clearInterval(this.#liveness);
     this.#liveness = undefined;
     if (this.#nc.isClosed()) return;
@@ -742,6 +1081,16 @@ export class ClusterNode implements ClusterMember {
       await Promise.race([
         Promise.allSettled([...this.#serving]),
         new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    if (this.#recording.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#recording]),
+        new Promise((resolve) =>
+          timer = setTimeout(resolve, Math.max(0, end - Date.now()))
+        ),
       ]);
       clearTimeout(timer);
     }

@@ -18,7 +18,7 @@ import type {
 } from "../message.ts";
 import { checkWaitOptions } from "../options.ts";
 import { decodeSlot, encodeSlot } from "./wire.ts";
-import { InvalidStateError } from "../errors.ts";
+import { InvalidOptionError, InvalidStateError } from "../errors.ts";
 
 /** What a remote actor needs of its node: the clock and a request with a deadline. */
 export interface RemoteTransport {
@@ -36,6 +36,35 @@ export interface RemoteTransport {
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ): Promise<{ readonly typeId: number; readonly view: DataView } | undefined>;
+  /**
+   * Stores a durable message for `actor` (message id `msgId`, or a fresh
+   * one) in the tenant's durable stream within `timeoutMs`.
+   */
+  publishDurable(
+    actor: string,
+    slot: Uint8Array,
+    msgId: string | undefined,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void>;
+}
+
+/** Options of {@linkcode RemoteActor.send}. */
+export interface RemoteSendOptions extends SendOptions {
+  /**
+   * Store the message in JetStream for the node that serves the actor
+   * durably (default false: a plain, at-most-once send). The promise
+   * resolves once the stream holds the message; the serving node delivers
+   * it at least once (see docs/reliability.md).
+   */
+  durable?: boolean;
+  /**
+   * The durable message's id (default: a fresh one per send). The stream
+   * keeps one message per id within its duplicate window (2 minutes), so a
+   * sender that repeats a send whose outcome it does not know (it timed out,
+   * or the sender restarted) with the same id stores it once.
+   */
+  msgId?: string;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -120,11 +149,36 @@ export class RemoteActor<
    * actor's queue (at most once: a send whose answer is lost is not
    * repeated). Rejects like {@linkcode RemoteActor.call}, except that
    * `QueueFullError` means the actor's queue stayed full for `timeoutMs`.
+   *
+   * With `durable: true`, resolves once the tenant's JetStream stream holds
+   * the message (the serving node may be down meanwhile); rejects with
+   * `UnknownActorError` when no node serves the actor durably (the message
+   * is then recorded as a dead letter), `TimeoutError` when the stream did
+   * not confirm it within `timeoutMs` (sending it again with the same
+   * `msgId` is safe), `InvalidStateError` when the servers have no
+   * JetStream.
    */
-  async send(message: MessageValue<I>, options?: SendOptions): Promise<void> {
+  async send(
+    message: MessageValue<I>,
+    options?: RemoteSendOptions,
+  ): Promise<void> {
     const { timeoutMs, signal } = checkWaitOptions(options, DEFAULT_TIMEOUT_MS);
     if (signal?.aborted) throw signal.reason;
     const slot = encodeSlot(this.inputSchema, message, this.#transport.now());
+    if (options?.durable === true) {
+      const msgId = options.msgId;
+      if (msgId !== undefined && (typeof msgId !== "string" || msgId === "")) {
+        throw new InvalidOptionError("msgId", msgId, "a non-empty string");
+      }
+      await this.#transport.publishDurable(
+        this.name,
+        slot,
+        msgId,
+        timeoutMs,
+        signal,
+      );
+      return;
+    }
     await this.#transport.request(
       this.#target(),
       "send",

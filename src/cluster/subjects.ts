@@ -99,6 +99,50 @@ export class Subjects {
     return `${this.prefix}.actor.${encodeToken(name)}.*`;
   }
 
+  /** Where durable messages for the actor `name` are stored (JetStream). */
+  durable(name: string): string {
+    return `${this.prefix}.durable.${encodeToken(name)}`;
+  }
+
+  /** Every durable message of the tenant: the subjects of its durable stream. */
+  get allDurable(): string {
+    return `${this.prefix}.durable.>`;
+  }
+
+  /** Where dead letters of the actor `name` are recorded (JetStream). */
+  dead(name: string): string {
+    return `${this.prefix}.dead.${encodeToken(name)}`;
+  }
+
+  /** Every dead letter of the tenant: the subjects of its dead-letter stream. */
+  get allDead(): string {
+    return `${this.prefix}.dead.>`;
+  }
+
+  /** The tenant's JetStream stream of durable messages. */
+  get durableStream(): string {
+    return `RK_${this.tenant}_DURABLE`;
+  }
+
+  /** The tenant's JetStream stream of dead letters. */
+  get deadStream(): string {
+    return `RK_${this.tenant}_DEAD`;
+  }
+
+  /**
+   * The durable consumer through which the actor `name` takes its durable
+   * messages: `rk-<name>` for a name of letters, digits and `-`, else
+   * `rk_` and the name's UTF-8 bytes in hex (one-to-one either way).
+   */
+  durableConsumer(name: string): string {
+    if (/^[A-Za-z0-9-]+$/.test(name)) return `rk-${name}`;
+    let hex = "";
+    for (const byte of encoder.encode(name)) {
+      hex += byte.toString(16).padStart(2, "0");
+    }
+    return `rk_${hex}`;
+  }
+
   /** Where the node `node` answers pings. */
   nodePing(node: string): string {
     return `${this.prefix}.node.${encodeToken(node)}.ping`;
