@@ -83,6 +83,7 @@ GPU_TEST_FILES=(
   tests/reduce_barrier_gpu_test.ts
   tests/device_api_gpu_test.ts
   tests/actor_group_gpu_test.ts
+  tests/grid_reduce_gpu_test.ts
   tests/remote_import_test.ts
 )
 PROBE_MODES=(LAZY EAGER)

@@ -98,6 +98,7 @@ function emulatedDevice(behaviour: PoolBehaviour = {}) {
     upload: (block, bytes) => {
       memory.resolve(block.deviceAddress, bytes.byteLength).set(bytes);
     },
+    sharedMapped: (_key, bytes) => hostArena.allocate(bytes),
     routeTable: routes.deviceAddress,
     startHosts: async (hosts, timeoutMs) => {
       const stream = new FakeStream();

@@ -86,6 +86,11 @@ export interface CudaActorServices {
   functionFor(gpu: GpuActorImplementation): CudaFunction;
   /** Copies host bytes to device memory, ordered on `stream` (before the launch that follows). */
   upload(block: ArenaBlock, bytes: Uint8Array, stream: CudaStream): void;
+  /**
+   * Host-mapped memory shared by the actors that name the same `key`
+   * (zeroed at first, kept until the backend closes).
+   */
+  sharedMapped(key: object, byteLength: number): ArenaBlock;
   /** Device address of the route table. */
   readonly routeTable: bigint;
   /** Launches `hosts` as one pool and resolves once all run. */
@@ -373,6 +378,17 @@ export class CudaActorHost implements ActorHost {
         dataAddress: this.#data?.deviceAddress ?? 0n,
         dataBytes: this.#data === undefined ? 0 : data!.byteLength,
         nameHash,
+        sharedMapped: (key, byteLength) => {
+          const block = this.#services.sharedMapped(key, byteLength);
+          return {
+            deviceAddress: block.deviceAddress,
+            bytes: new Uint8Array(
+              block.chunk.buffer!,
+              block.offset,
+              byteLength,
+            ),
+          };
+        },
       }) ?? new Uint8Array(0);
     } catch (error) {
       // Nothing runs yet: give back what this attempt took.

@@ -153,6 +153,8 @@ export class CudaBackend implements Backend {
   #closed = false;
   readonly #services: CudaActorServices;
   readonly #groups = new Map<string, PendingGroup>();
+  /** Host-mapped blocks shared by actors, by their key (freed at close). */
+  readonly #shared = new Map<object, ArenaBlock>();
 
   private constructor(session: DeviceSession, options: CudaBackendOptions) {
     this.#session = session;
@@ -222,6 +224,27 @@ export class CudaBackend implements Backend {
           );
         }
         memory.copyFromHost(bytes, { byteOffset: block.offset, stream });
+      },
+      sharedMapped: (key, bytes) => {
+        const known = this.#shared.get(key);
+        if (known !== undefined) {
+          if (bytes > known.byteLength) {
+            throw new RingKernelError(
+              `shared mapped memory: ${bytes} bytes asked of a block of ${known.byteLength}`,
+            );
+          }
+          return known;
+        }
+        if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+          throw new RingKernelError(
+            `shared mapped memory: ${bytes} bytes is not a positive size`,
+          );
+        }
+        const block = this.#session.hostArena.allocate(bytes);
+        new Uint8Array(block.chunk.buffer!, block.offset, block.byteLength)
+          .fill(0);
+        this.#shared.set(key, block);
+        return block;
       },
       routeTable: 0n,
       startHosts: (hosts, timeoutMs) => {
@@ -723,6 +746,9 @@ export class CudaBackend implements Backend {
       const close of [
         () => this.#session.deviceArena.free(this.#routeTable),
         () => this.#session.hostArena.free(this.#routeStaging),
+        ...[...this.#shared.values()].map((block) => () =>
+          this.#session.hostArena.free(block)
+        ),
         () => this.#session.release(),
       ]
     ) {

@@ -145,6 +145,24 @@ export interface GpuConfigContext {
    * actor a device handler sends to.
    */
   nameHash(name: string): bigint;
+  /**
+   * Host-mapped memory (zero-copy: the host writes it, the device reads and
+   * writes it in place) shared by every actor of this backend that asks with
+   * the same `key` object: allocated zeroed at the first request, the same
+   * block afterwards (a larger `byteLength` later is an error), kept until
+   * the backend closes. How the members of a group share one buffer (see
+   * `src/actors/grid_reduce.ts`). Device reads of it cross the bus on a
+   * discrete GPU.
+   */
+  sharedMapped(key: object, byteLength: number): SharedMappedBlock;
+}
+
+/** A block of host-mapped memory shared by several GPU actors ({@linkcode GpuConfigContext.sharedMapped}). */
+export interface SharedMappedBlock {
+  /** The block's device address. */
+  readonly deviceAddress: bigint;
+  /** The host's view of its bytes (writes are seen by the device). */
+  readonly bytes: Uint8Array;
 }
 
 const implementations = new WeakMap<object, GpuActorImplementation>();
