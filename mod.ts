@@ -107,6 +107,21 @@ export type {
 } from "./src/backend/backend.ts";
 export type { BackendRequest } from "./src/backend/select.ts";
 export {
+  GridMemory,
+  GridReduce,
+  type GridReduceOptions,
+  type GridReduceRequestOptions,
+  GridReduceResult,
+  type GridReduceValue,
+  launchGridReduce,
+} from "./src/actors/grid_reduce.ts";
+export {
+  type DispatchKey,
+  type KeyedCallOptions,
+  KeyedGroup,
+  memberIndexForKey,
+} from "./src/keyed_group.ts";
+export {
   ActorCrashedError,
   ActorModuleError,
   BackendUnavailableError,
