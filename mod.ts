@@ -115,6 +115,7 @@ export {
   type GridReduceValue,
   launchGridReduce,
 } from "./src/actors/grid_reduce.ts";
+export { ReduceOp } from "./src/actors/schemas.ts";
 export {
   type DispatchKey,
   type KeyedCallOptions,

@@ -15,6 +15,7 @@ import { main as pubsub } from "../examples/pubsub.ts";
 import { main as supervision } from "../examples/supervision.ts";
 import { main as demo } from "../examples/demo.ts";
 import { main as gpuActor } from "../examples/gpu_actor.ts";
+import { main as gpuReduce } from "../examples/gpu_reduce.ts";
 import fahrenheit from "../examples/actors/fahrenheit.ts";
 import { gpuImplementationOf } from "../src/backend/cuda/gpu_actor.ts";
 import { findOnPath } from "../bench/harness/spawn.ts";
@@ -29,6 +30,14 @@ const EXPECTED_CONVERSIONS = [
   { sensor: 4, fahrenheit: 105.8, hot: true },
   { sensor: 5, fahrenheit: 212, hot: true },
 ];
+
+const EXPECTED_REDUCE = {
+  sum: -646400,
+  min: -500,
+  max: 499,
+  rangeSum: -500,
+  count: 1 << 20,
+};
 
 describe("examples", () => {
   test("hello: call, send and receive", async () => {
@@ -72,6 +81,12 @@ describe("examples", () => {
     assert.deepEqual(result.converted, EXPECTED_CONVERSIONS);
   });
 
+  test("gpu_reduce: a reduction across a group, on the CPU backend", async () => {
+    const { backend, ...result } = await gpuReduce("cpu");
+    assert.equal(backend, "cpu");
+    assert.deepEqual(result, EXPECTED_REDUCE);
+  });
+
   test("demo: runs end to end and accounts for every message", async () => {
     const result = await demo({ calls: 200, piped: 1_000 });
     assert.equal(result.calls, 200);
@@ -111,6 +126,19 @@ describe("examples on the CUDA backend", () => {
       const result = await gpuActor("cuda");
       assert.equal(result.backend, "cuda");
       assert.deepEqual(result.converted, EXPECTED_CONVERSIONS);
+    },
+  );
+
+  test(
+    "gpu_reduce (a reduction across blocks, NVRTC)",
+    nvrtc.available ? { ...gpuTestOptions(), timeout: 60_000 } : {
+      skip: `libnvrtc not installed: ${nvrtc.reason?.split("\n")[0]}`,
+    },
+    async () => {
+      requireGpu();
+      const { backend, ...result } = await gpuReduce("cuda");
+      assert.equal(backend, "cuda");
+      assert.deepEqual(result, EXPECTED_REDUCE);
     },
   );
 
