@@ -27,6 +27,7 @@ import { RingKernelError } from "../../src/errors.ts";
 import { EchoMessage } from "../../src/actors/schemas.ts";
 import type { Kernel } from "../../src/kernel.ts";
 import { RingKernel } from "../../src/runtime.ts";
+import { COMMIT_GROUP } from "../../src/backend/cpu/actor_memory.ts";
 
 /** How long any single operation may take before it counts as hung. */
 const SETTLE_MS = 15_000;
@@ -187,12 +188,49 @@ class Crash implements Cmd {
   };
   async run(model: RuntimeModel, real: RuntimeReal): Promise<void> {
     const kernel = real.kernels.get(this.name)!;
-    const kind = model.kernels.get(this.name)!.kind;
+    const k = model.kernels.get(this.name)!;
+    const kind = k.kind;
     const fatal = kind === "flaky" ? message(model, -1) : message(model, 3, 1);
+    const deadBefore = kernel.metrics().deadLettered;
     await rejectsTyped(
       kernel.call(fatal as never, { timeoutMs: SETTLE_MS - 1_000 }),
       `a crashing call to "${this.name}" (${kind})`,
     );
+    if (kind === "exiting" && k.unread.length > 0) {
+      // A Worker that ends itself loses the replies of the messages its open
+      // commit group handled (docs/reliability.md, range commit): they are
+      // dead-lettered, each once. What was committed before still arrives,
+      // in order; a throwing handler (flaky) commits its group first and
+      // loses nothing.
+      await settles(
+        (async () => {
+          while (kernel.metrics().inFlight > 0) {
+            await new Promise((resolve) => setTimeout(resolve, 1));
+          }
+        })(),
+        `"${this.name}" settling its queue after the crash`,
+      );
+      const arrived = kernel.tryReceiveMany(1_000).map((reply) =>
+        (reply as unknown as EchoValue).seq
+      );
+      let next = 0;
+      for (const seq of arrived) {
+        while (next < k.unread.length && k.unread[next] !== seq) next++;
+        assert.ok(next < k.unread.length, "a reply out of order or doubled");
+        next++;
+      }
+      const lost = k.unread.length - arrived.length;
+      assert.ok(
+        lost <= COMMIT_GROUP,
+        `${lost} replies lost, more than a group`,
+      );
+      assert.equal(
+        kernel.metrics().deadLettered - deadBefore,
+        1 + lost,
+        "every lost reply's message is dead-lettered once, with the fatal one",
+      );
+      k.unread = [];
+    }
     // Restarted by its supervisor: it answers again.
     const m = message(model);
     const reply = await settles(
