@@ -81,11 +81,9 @@ export interface ActorContext<S = unknown> {
    * routing table does not hold yet (`send` waits for the table to catch
    * up), `InvalidMessageError` for a message that does not encode or fit,
    * and {@linkcode InvalidOptionError} for a bad option. Its options are
-   * those of `send` that do not concern waiting (`schema`). Optional while
-   * the CPU actor loop's context is being wired to it: call it as
-   * `ctx.trySend?.(…)` and fall back to `send` when it is absent.
+   * those of `send` that do not concern waiting (`schema`).
    */
-  trySend?(
+  trySend(
     target: string,
     message: MessageValue<FieldsSpec>,
     options?: Pick<ActorSendOptions, "schema">,
@@ -96,10 +94,9 @@ export interface ActorContext<S = unknown> {
    * encoded (and checked) before the first is sent. Resolves with the count
    * once the queue accepted them all, waiting for room as `send` does;
    * rejects like `send` (`QueueFullError` at the deadline, the messages
-   * before the first that found no room having been sent). Optional, like
-   * `trySend`, until the CPU actor loop's context carries it.
+   * before the first that found no room having been sent).
    */
-  sendBatch?(
+  sendBatch(
     target: string,
     messages: ArrayLike<MessageValue<FieldsSpec>>,
     options?: ActorSendOptions,

@@ -186,6 +186,44 @@ describe("K2K sends that do not encode", () => {
   });
 });
 
+describe("ctx.trySend and ctx.sendBatch from a running actor", () => {
+  test("trySend accepts until the target's inbox is full; sendBatch takes a run at once; accounting balances", async () => {
+    await withRuntime(CPU, async (rt) => {
+      // A deactivated target: its inbox fills and stays full.
+      const sink = await rt.launch("sink", {
+        actor: fixture("sink_actor"),
+        queueCapacity: 8,
+        autoActivate: false,
+      });
+      const sender = await rt.launch("sender", {
+        actor: fixture("k2k_batch_actor"),
+        config: { target: "sink" },
+        queueCapacity: 16,
+      });
+      const batch = await sender.call(echo(1, 5, 1), { timeoutMs: WAIT_MS });
+      assert.equal(batch.tag, 5, "sendBatch sent the whole run");
+      const tried = await sender.call(echo(2, 6, 0), { timeoutMs: WAIT_MS });
+      assert.equal(tried.tag, 3, "trySend took the 3 slots left, then false");
+      const full = await sender.call(echo(3, 2, 1), { timeoutMs: WAIT_MS });
+      assert.equal(
+        full.tag,
+        900,
+        "sendBatch with timeoutMs 0 on a full inbox rejects",
+      );
+      await sink.activate();
+      await pollUntil(() => sink.metrics().processed === 8, {
+        timeoutMs: WAIT_MS,
+        what: "the 8 accepted messages",
+      });
+      const m = await settle(sink);
+      assertAccounted(m);
+      assert.equal(m.sent, 8);
+      assert.equal(m.deadLettered, 0);
+      assertAccounted(await settle(sender));
+    });
+  });
+});
+
 describe("a handler that returns null", () => {
   for (const [how, tag] of [["synchronously", 0], ["from a promise", 1]]) {
     test(`${how}, with an output schema: a handler error naming the null reply (InvalidMessageError), not an internal TypeError`, async () => {

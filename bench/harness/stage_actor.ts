@@ -21,8 +21,7 @@ const stage: ActorDefinition<Echo, Echo, { next: string }> = defineActor({
   init: ({ config }) => config as { next: string },
   handle: (message, ctx) => {
     const next = ctx.state.next;
-    // `trySend` is optional in the context: absent, every message takes `send`.
-    if (ctx.trySend?.(next, message) !== true) {
+    if (!ctx.trySend(next, message)) {
       return ctx.send(next, message, { timeoutMs: 30_000 }).then(ignore);
     }
   },

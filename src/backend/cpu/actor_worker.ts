@@ -302,6 +302,10 @@ class ActorLoop {
       correlationId: 0n,
       sourceActor: 0,
       send: (target, message, options) => outbox.send(target, message, options),
+      trySend: (target, message, options) =>
+        outbox.trySend(target, message, options),
+      sendBatch: (target, messages, options) =>
+        outbox.sendBatch(target, messages, options),
       publish: (topic, message, options) =>
         outbox.publish(topic, message, options),
       subscribe: (filter) => outbox.subscribe(filter),
