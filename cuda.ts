@@ -46,6 +46,7 @@ export {
   type GpuActorImplementation,
   type GpuActorSource,
   type GpuConfigContext,
+  type SharedMappedBlock,
 } from "./src/backend/cuda/gpu_actor.ts";
 export {
   type CHeaderOptions,

@@ -99,7 +99,7 @@ export const SaxpyResult: MessageSchema<SaxpyResultFields> = defineMessage({
 });
 
 /** Operations of {@linkcode ReduceRequest}. */
-export const ReduceOp = Object.freeze({
+export const ReduceOp: Readonly<{ Sum: 0; Min: 1; Max: 2 }> = Object.freeze({
   /** Sum of the range, accumulated in double precision. */
   Sum: 0,
   /** Smallest value of the range. */
