@@ -28,6 +28,7 @@ import {
 } from "./harness/suite.ts";
 import { join } from "node:path";
 import {
+  batchSendCostLines,
   floorSummaryLines,
   formatReport,
   writeReportFiles,
@@ -247,7 +248,10 @@ async function main(): Promise<void> {
     commandLine: ["bench/e2e.ts", ...process.argv.slice(2)].join(" "),
     log: (line) => process.stderr.write(line + "\n"),
   });
-  const floors = floorSummaryLines(results);
+  const floors = [
+    ...floorSummaryLines(results),
+    ...batchSendCostLines(results),
+  ];
   if (floors.length > 0) {
     console.error(["library ÷ floor (same run):", ...floors].join("\n  "));
   }

@@ -7,6 +7,8 @@ import { spawnSync } from "node:child_process";
 import { resolveRuntime } from "../bench/harness/spawn.ts";
 import { REPO_ROOT } from "../bench/harness/results.ts";
 import {
+  BATCH_SEND_COST_TARGET_NS,
+  batchSendCostLines,
   floorRows,
   floorSummaryLines,
   floorVerdict,
@@ -21,6 +23,8 @@ import {
 } from "../bench/harness/report.ts";
 import { CASES } from "../bench/harness/catalog.ts";
 import { sampleResults } from "./fixtures/bench_results.ts";
+import { summarizeRobust } from "../bench/harness/stats.ts";
+import type { BenchmarkResult } from "../bench/harness/results.ts";
 
 describe("formatting", () => {
   test("figures keep a precision that suits their size; missing ones show a dash", () => {
@@ -221,5 +225,31 @@ describe("report", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("host cost of a batch send", () => {
+  test("1e9 ÷ the median per-process rate, its spread and the verdict against the target", () => {
+    const encode = (runtime: string, rates: number[]) =>
+      ({
+        runtime,
+        case: "batch-encode",
+        trialValues: summarizeRobust(rates),
+      }) as unknown as BenchmarkResult;
+    const lines = batchSendCostLines({
+      benchmarks: [
+        encode("deno", [80e6, 100e6, 90e6]),
+        encode("bun", [20e6, 30e6, 25e6]),
+        { runtime: "deno", case: "actor-call" } as unknown as BenchmarkResult,
+      ],
+    });
+    assert.equal(lines.length, 2);
+    assert.match(
+      lines[0],
+      /^Deno: .* 11\.1 ns per message \(processes: 10\.0–12\.5 ns, n = 3\); target ≤ 25 ns: met$/,
+    );
+    assert.match(lines[1], /^Bun: .* 40\.0 ns per message .*: MISSED$/);
+    assert.equal(BATCH_SEND_COST_TARGET_NS, 25);
+    assert.deepEqual(batchSendCostLines({ benchmarks: [] }), []);
   });
 });

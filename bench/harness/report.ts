@@ -764,6 +764,39 @@ export const FLOOR_HEADERS: readonly string[] = [
   "verdict",
 ];
 
+/** Target of the host-side cost of a batch send, ns per 64 B message (envelope included). */
+export const BATCH_SEND_COST_TARGET_NS = 25;
+
+/**
+ * The host-side cost of a batch send per runtime (`batch-encode`), in ns per
+ * message: 1e9 ÷ the median of the per-process median rates, with the
+ * spread of those processes, and its verdict against
+ * {@linkcode BATCH_SEND_COST_TARGET_NS}.
+ */
+export function batchSendCostLines(
+  results: Pick<ResultsDocument, "benchmarks">,
+): string[] {
+  const lines: string[] = [];
+  for (const b of results.benchmarks ?? []) {
+    if (b.case !== "batch-encode" || !b.trialValues) continue;
+    const ns = 1e9 / b.trialValues.all.median;
+    const fast = 1e9 / b.trialValues.all.max;
+    const slow = 1e9 / b.trialValues.all.min;
+    lines.push(
+      `${
+        runtimeTitle(b.runtime)
+      }: host cost of a batch send (64 B, envelope included): ${
+        ns.toFixed(1)
+      } ns per message (processes: ${fast.toFixed(1)}–${
+        slow.toFixed(1)
+      } ns, n = ${b.trialValues.all.n}); target ≤ ${BATCH_SEND_COST_TARGET_NS} ns: ${
+        ns <= BATCH_SEND_COST_TARGET_NS ? "met" : "MISSED"
+      }`,
+    );
+  }
+  return lines;
+}
+
 /** The floors as plain lines for a terminal: one per comparison, with its CI and verdict. */
 export function floorSummaryLines(
   results: Pick<ResultsDocument, "floors">,
@@ -856,6 +889,16 @@ function headline(
       } vs ${floorFigure(c.floorValue, c.unit)}). Target ${floorBound(c)}: **${
         c.target.met ? "met" : "missed"
       }**.`,
+    );
+  }
+  for (const line of batchSendCostLines(results)) {
+    lines.push(
+      `- ${
+        line.replace(
+          /: (met|MISSED)$/,
+          (_, v) => `: **${v === "met" ? "met" : "missed"}**`,
+        )
+      }.`,
     );
   }
   for (const r of results.sustained) {
