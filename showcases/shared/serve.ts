@@ -250,8 +250,13 @@ export function stopOnSignal(stop: () => Promise<void>): void {
       },
     );
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  if (typeof (globalThis as { Bun?: unknown }).Bun === "undefined") {
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+  } else {
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  }
 }
 
 /** A number argument, or `fallback`. */

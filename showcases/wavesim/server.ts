@@ -7,7 +7,8 @@
  *
  * `--headless` runs `--steps` steps without a server and prints the figures
  * (`--verify` compares the field with the single-threaded reference).
- * Options: `--port` (8000), `--width` (512), `--height` (512), `--tile` (256).
+ * Options: `--port` (8000), `--width` (512), `--height` (512), `--tile` (256),
+ * `--calm` (start at rest).
  *
  * The tiles are CPU actors (the CPU backend); a GPU tile actor is future work.
  *
@@ -134,6 +135,8 @@ export interface WaveServerOptions {
   height: number;
   /** Initial tile side. */
   tile: number;
+  /** Start at rest, without the two starting drops (default false). */
+  calm?: boolean;
 }
 
 interface Page {
@@ -184,6 +187,17 @@ export async function startWaveServer(
 
   const configure = (width: number, height: number, tile: number) =>
     serial(async () => {
+      const valid = [width, height].every((v) =>
+        Number.isInteger(v) && v >= 8 && v <= 4096
+      ) && Number.isInteger(tile) && tile >= 4 && tile <= 1000;
+      if (!valid) {
+        broadcast({
+          type: "error",
+          message: `grid ${width}×${height}, tile ${tile}: ` +
+            "width and height 8..4096, tile 4..1000",
+        });
+        return;
+      }
       const old = sim;
       sim = undefined;
       await old?.close();
@@ -192,7 +206,7 @@ export async function startWaveServer(
         width,
         height,
         tile,
-        pulses: startingPulses(width, height),
+        pulses: options.calm ? [] : startingPulses(width, height),
         prefix: `wave${++generation}`,
       });
       await sim.start();
@@ -373,6 +387,7 @@ if (import.meta.main) {
       width,
       height,
       tile,
+      calm: Boolean(args.calm),
     });
     console.log(`WaveSim: open ${server.url}  (Ctrl-C stops)`);
     stopOnSignal(() => server.close());

@@ -24,7 +24,7 @@ globalThis.wavesim = view;
 const lut = new Uint32Array(256);
 for (let i = 0; i < 256; i++) {
   const v = (i - 128) / 127;
-  const a = Math.min(1, Math.abs(v) * 1.6);
+  const a = Math.min(1, Math.sqrt(Math.abs(v)) * 1.4);
   const [r, g, b] = v >= 0
     ? [255 * a, 180 * a * a, 60 * a * a * a]
     : [40 * a * a, 140 * a * a, 255 * a];
@@ -105,7 +105,8 @@ function onJson(message) {
           Math.round(t.rate).toLocaleString("en"),
           t.queueDepth,
           t.inFlight,
-          (Number(BigInt(t.lastProcessedNs) / 1000n) / 1000).toFixed(3),
+          new Date(Number(BigInt(t.lastProcessedNs) / 1000000n)).toISOString()
+            .slice(11, 23),
         ]
       ) {
         const td = document.createElement("td");
