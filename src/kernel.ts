@@ -388,6 +388,8 @@ export class Kernel<
   readonly #spinMax: number;
   readonly #spinMin: number;
   #callSpinPolls: number;
+  /** Calls in a row whose reply came after the spin. */
+  #missStreak = 0;
   /** Cuts the wait of a stopping actor short: it is killed at once. */
   #cutStop: (() => void) | undefined;
   readonly #internals: KernelInternals;
@@ -942,7 +944,8 @@ export class Kernel<
     // reply before paying for a timer and a promise.
     // The spin adapts: when the actor cannot answer while this thread spins
     // (both share a core), replies come late, and the spin shrinks to a
-    // glance; when replies come within it, it grows back.
+    // glance; when replies come within it, it grows back. With a core each,
+    // only a run of late replies shrinks it (the backend's policy).
     // The spin is counted in polls, not clocked.
     const output = this.#host.output;
     this.#spinningFor = id;
@@ -954,6 +957,7 @@ export class Kernel<
             const value = this.#spinValue as DecodedMessage<O>;
             this.#spinCaught = false;
             this.#spinValue = undefined;
+            this.#missStreak = 0;
             this.#callSpinPolls = Math.min(
               this.#spinMax,
               this.#callSpinPolls * 2,
@@ -966,7 +970,9 @@ export class Kernel<
     } finally {
       this.#spinningFor = 0;
     }
-    this.#callSpinPolls = Math.max(this.#spinMin, this.#callSpinPolls >> 1);
+    if (this.#host.spinShouldShrink?.(++this.#missStreak) ?? true) {
+      this.#callSpinPolls = Math.max(this.#spinMin, this.#callSpinPolls >> 1);
+    }
     if (timeoutMs === 0) {
       // Not waiting: the reply, when it comes, is dead-lettered as expired.
       throw new TimeoutError(`call to "${this.name}"`, timeoutMs);

@@ -120,6 +120,11 @@ export interface ActorHost {
   /** Wakes a sleeping actor loop to look at its flags and queues. */
   wake(): void;
   /**
+   * Whether a host's spin for a reply that ran out for the `streak`-th time
+   * in a row should shrink. Absent: it shrinks every time.
+   */
+  spinShouldShrink?(streak: number): boolean;
+  /**
    * Stops the actor loop at once without its cooperation; returns the
    * messages it was handling, oldest first, if any (already removed from
    * their queue): the one in its handler, and those before it that it had

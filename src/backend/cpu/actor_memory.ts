@@ -8,6 +8,8 @@
  * @module
  */
 
+import { availableParallelism } from "node:os";
+
 import { QUEUE_LINE } from "../../layout.ts";
 import { type ActorQueueOptions, planActorBlock } from "../memory_plan.ts";
 
@@ -162,4 +164,30 @@ export function planActorMemory(options: ActorQueueOptions): ActorMemoryPlan {
       { name: "worker", bytes: WORKER_WORDS_BYTES, align: QUEUE_LINE },
     ]),
   );
+}
+
+/**
+ * How many spins in a row must find nothing before a spin shrinks while
+ * every running actor and the host have a core each: a lone spin that ran
+ * out is no evidence of a producer starved by it (a tight call loop sees
+ * one now and then, when a thread is preempted or collects garbage), and
+ * shrinking on it would put the loop to sleep, or the caller in the event
+ * loop, between the requests of that call loop: a wake-up costs tens of µs,
+ * the p99 of `call()`. A producer that sends every few hundred µs still
+ * shrinks the spin after this many, so its actor does not spin away a core.
+ */
+export const SPIN_SHRINK_STREAK = 64;
+
+/** The cores of this machine, as the runtime sees them. */
+const CORES = availableParallelism();
+
+/**
+ * Whether an idle spin (an actor's, or a host's waiting for a reply) that
+ * ran out for the `streak`-th time in a row should shrink: at once while the
+ * backend's running actors and the host outnumber the cores (`load` holds
+ * how many actors run: the producer may be waiting for this core), else
+ * only after {@linkcode SPIN_SHRINK_STREAK} in a row.
+ */
+export function spinShouldShrink(streak: number, load: Int32Array): boolean {
+  return streak >= SPIN_SHRINK_STREAK || Atomics.load(load, 0) >= CORES;
 }

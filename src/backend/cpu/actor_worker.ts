@@ -45,6 +45,7 @@ import {
   BusyState,
   COMMIT_GROUP,
   CommitKind,
+  spinShouldShrink,
   takenWord,
   WORKER_WORD_COUNT,
   WorkerWord,
@@ -315,10 +316,13 @@ class ActorLoop {
   /** Runs until terminated, aborted or crashed. */
   async run(): Promise<"terminated" | "aborted" | "crashed" | "abandoned"> {
     const control = this.#control;
-    // The idle spin adapts like the host's: it shrinks while nothing arrives
-    // during it (the producer may be waiting for this core), and grows back
-    // when work comes within it.
+    // The idle spin adapts: it shrinks while nothing arrives during it (the
+    // producer may be waiting for this core: see spinShouldShrink), and grows
+    // back when work comes within it.
     const maxSpinMs = this.#init.idleSpinMicros / 1000;
+    const load = new Int32Array(this.#init.load);
+    let wasted = 0;
+    let slept = false;
     const minSpinMs = Math.min(maxSpinMs, MIN_IDLE_SPIN_MS);
     let spinMs = maxSpinMs;
     let spinning = false;
@@ -356,6 +360,9 @@ class ActorLoop {
             this.#noteTurn(lastWork - this.#turnStart);
           }
           this.#turnStart = lastWork;
+          // Work that came without a sleep before it ends a run of wasted spins.
+          if (!slept) wasted = 0;
+          slept = false;
           if (spinning) {
             spinning = false;
             spinMs = Math.min(maxSpinMs, spinMs * 2);
@@ -386,11 +393,24 @@ class ActorLoop {
       }
       if (spinning) {
         spinning = false;
-        spinMs = Math.max(minSpinMs, spinMs / 2);
+        if (spinShouldShrink(++wasted, load)) {
+          spinMs = Math.max(minSpinMs, spinMs / 2);
+        }
       }
       this.#heartbeat(now);
+      slept = true;
       const timedOut = this.#sleep();
       this.#turnStart = performance.now();
+      // Woken sooner than a whole spin would have lasted: the spin was too
+      // short for this producer, not wasted (unless the cores are scarce,
+      // when the producer may have needed this one to send at all).
+      if (
+        !timedOut && this.#turnStart - now < maxSpinMs &&
+        !spinShouldShrink(0, load)
+      ) {
+        wasted = 0;
+        spinMs = Math.min(maxSpinMs, spinMs * 2);
+      }
       lastWork = lastBeat = this.#turnStart - spinMs;
       // Only a quiet spell yields to the event loop: a wake-up goes straight
       // back to the queues.

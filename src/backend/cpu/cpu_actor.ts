@@ -30,6 +30,7 @@ import {
   COMMIT_GROUP,
   CommitKind,
   planActorMemory,
+  spinShouldShrink,
   takenWord,
   WORKER_WORD_COUNT,
   WorkerWord,
@@ -90,11 +91,18 @@ export class CpuActorHost implements ActorHost {
   readonly #stuck: StuckThread[] = [];
 
   /** Lays out the actor's memory; {@linkcode CpuActorHost.start} runs it. */
+  /** The backend's count of running actors (`StartMessage.load`). */
+  readonly #load: SharedArrayBuffer;
+  readonly #loadWords: Int32Array;
+
   constructor(
     spec: ActorSpawnSpec,
     events: ActorHostEvents,
     routes: () => RouteEntry[],
+    load: SharedArrayBuffer = new SharedArrayBuffer(4),
   ) {
+    this.#load = load;
+    this.#loadWords = new Int32Array(load);
     this.#spec = spec;
     this.#events = events;
     this.#routes = routes;
@@ -239,6 +247,7 @@ export class CpuActorHost implements ActorHost {
           config: this.#spec.config,
           routes: this.#routes(),
           idleSpinMicros: this.#spec.idleSpinMicros,
+          load: this.#load,
           batchSize: this.#spec.batchSize,
         });
       } catch (error) {
@@ -322,6 +331,11 @@ export class CpuActorHost implements ActorHost {
   /** Whether a Worker is attached. */
   get running(): boolean {
     return this.#worker !== undefined;
+  }
+
+  /** See {@linkcode ActorHost.spinShouldShrink}. */
+  spinShouldShrink(streak: number): boolean {
+    return spinShouldShrink(streak, this.#loadWords);
   }
 
   wake(): void {

@@ -18,9 +18,16 @@ import type { RouteEntry } from "./protocol.ts";
 export class CpuBackend implements Backend {
   readonly kind = "cpu" as const;
   #actors = new Map<string, CpuActorHost>();
+  /** How many actors run: their loops read it (see `StartMessage.load`). */
+  readonly #load = new Int32Array(new SharedArrayBuffer(4));
 
   spawn(spec: ActorSpawnSpec, events: ActorHostEvents): ActorHost {
-    return new CpuActorHost(spec, events, () => this.#routesFor(spec.name));
+    return new CpuActorHost(
+      spec,
+      events,
+      () => this.#routesFor(spec.name),
+      this.#load.buffer as SharedArrayBuffer,
+    );
   }
 
   #routesFor(except: string): RouteEntry[] {
@@ -36,6 +43,7 @@ export class CpuBackend implements Backend {
     for (const [name, host] of actors) {
       if (host instanceof CpuActorHost) this.#actors.set(name, host);
     }
+    Atomics.store(this.#load, 0, this.#actors.size);
     for (const [name, host] of this.#actors) {
       host.updateRoutes(this.#routesFor(name));
     }

@@ -54,6 +54,12 @@ export interface StartMessage {
   routes: RouteEntry[];
   /** How long the loop spins before sleeping when idle, in µs. */
   idleSpinMicros: number;
+  /**
+   * One i32 the backend keeps: how many actors it runs. While they and the
+   * host outnumber the cores, an idle spin that found nothing shrinks (its
+   * producer may be waiting for this core); otherwise it stays whole.
+   */
+  load: SharedArrayBuffer;
   /** Most messages handled per queue per loop turn. */
   batchSize: number;
 }
