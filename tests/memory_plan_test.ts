@@ -71,12 +71,14 @@ describe("actor blocks", () => {
       telemetry: 128,
       descriptor: 256,
       launch: 512,
+      io: 576,
       input: 640,
       inbox: 2176,
       output: 3712,
       deadLetters: 5248,
       deadLetterCapacity: 256,
-      byteLength: 22144,
+      outbox: 22144,
+      byteLength: 23680,
       k2kBytes: 1536,
     });
   });
