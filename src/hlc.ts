@@ -160,6 +160,9 @@ export class HybridClock {
     this.#physicalTime = options.physicalTime ?? Date.now;
   }
 
+  /** The last physical reading: a lower bound of physical time now. */
+  #lastPhysical = 0;
+
   #physical(): number {
     const pt = this.#physicalTime();
     if (!Number.isInteger(pt) || pt < 0 || pt > HLC_MAX_PHYSICAL_MS) {
@@ -167,6 +170,7 @@ export class HybridClock {
         `physical time source returned ${pt}, not a 48-bit integer of ms`,
       );
     }
+    this.#lastPhysical = pt;
     return pt;
   }
 
@@ -205,6 +209,57 @@ export class HybridClock {
       true,
     );
     view.setUint32(byteOffset + 4, high, true);
+  }
+
+  /**
+   * Ticks the clock for `n` events at once (a batch of sends: one physical
+   * reading for all of them) and returns the first of the `n` consecutive
+   * readings; the others follow it in packed order (`packed + k`, a logical
+   * overflow carrying into the physical component as {@linkcode now} does).
+   * Throws `RangeError` unless `n` is an integer in 1..2^32-1.
+   */
+  reserve(n: number): HlcTimestamp {
+    if ((n >>> 0) !== n || n === 0) {
+      throw new RangeError(`reserve count ${n} must be an integer >= 1`);
+    }
+    this.#tick();
+    const first = {
+      physicalMs: this.#l,
+      logical: this.#c,
+      nodeId: this.nodeId,
+    };
+    if (n > 1) {
+      const c = this.#c + n - 1;
+      const carry = Math.floor(c / LOGICAL_SPAN);
+      this.#l += carry;
+      this.#c = c - carry * LOGICAL_SPAN;
+    }
+    return first;
+  }
+
+  /**
+   * Merges a received packed timestamp given as its two little-endian u32
+   * words (as it lies in an envelope), so that every later reading orders
+   * after it. Allocation-free, and it reads physical time only when the
+   * stamp leads the last physical reading by more than `maxSkewMs`: then,
+   * if it still leads the current time by more, the clock is left unchanged
+   * and the lead in ms is returned; otherwise 0. A zero stamp (unused)
+   * changes nothing.
+   */
+  observeWords(lo: number, hi: number): number {
+    const ml = hi * LOGICAL_SPAN + (lo >>> 16);
+    if (ml > this.#lastPhysical + this.maxSkewMs) {
+      const lead = ml - this.#physical();
+      if (lead > this.maxSkewMs) return lead;
+    }
+    const l = this.#l;
+    if (ml < l) return 0;
+    const mc = lo & HLC_MAX_LOGICAL;
+    if (ml > l || mc > this.#c) {
+      this.#l = ml;
+      this.#c = mc;
+    }
+    return 0;
   }
 
   /**

@@ -21,6 +21,7 @@ import {
 } from "./envelope.ts";
 import {
   ActorCrashedError,
+  ClockSkewError,
   InvalidMessageError,
   InvalidStateError,
   QueueFullError,
@@ -34,6 +35,7 @@ import type {
   MessageValue,
 } from "./message.ts";
 import type { TelemetrySnapshot } from "./telemetry.ts";
+import type { HybridClock } from "./hlc.ts";
 import { type HistogramSnapshot, LatencyHistogram } from "./histogram.ts";
 import {
   abortable,
@@ -42,7 +44,11 @@ import {
   pollUntil,
 } from "./async.ts";
 import { DEFAULT_ROOM_SPIN, MAX_RING_CAPACITY } from "./ring.ts";
+import { ENVELOPE } from "./layout.ts";
 import { checkBoolean, checkInteger, checkWaitOptions } from "./options.ts";
+
+/** Byte offset of the envelope's timestamp in a slot. */
+const TIMESTAMP = ENVELOPE.fields.timestamp.offset;
 
 /**
  * Options of {@linkcode Kernel.send} and {@linkcode Kernel.sendBatch}. Every
@@ -183,6 +189,13 @@ export interface KernelServices {
   ): void;
   /** Called after the actor loop ended and the kernel is terminated. */
   terminated(kernel: Kernel): void;
+  /**
+   * The runtime's clock: it stamps the host's sends (one reading per send,
+   * one per batch) and merges the stamps of the actor's replies, refusing
+   * one beyond its skew bound (dead-lettered `invalid-message`). Absent: no
+   * stamps (tests of a kernel alone).
+   */
+  readonly clock?: HybridClock;
 }
 
 /** What a kernel is created from; see {@linkcode createKernel}. */
@@ -354,6 +367,7 @@ export class Kernel<
   readonly outputSchema: MessageSchema<O> | undefined;
   readonly #host: ActorHost;
   readonly #services: KernelServices;
+  readonly #clock: HybridClock | undefined;
   #state: KernelState = "launched";
   #stopping: Promise<void> | undefined;
   #exitWaiters: Array<(reason: ActorExitReason) => void> = [];
@@ -412,6 +426,8 @@ export class Kernel<
     this.#host = init.host;
     this.#services = init.services;
     this.#replyBound = init.host.outputRing.capacity;
+    this.#clock = init.services.clock;
+    init.host.input.stampWith(this.#clock);
     this.#internals = {
       host: init.host,
       isStopping: () => this.#stopping !== undefined,
@@ -1145,7 +1161,22 @@ export class Kernel<
         throw new InvalidMessageError(`reply type id is not ${schema.name}`);
       }
       value = schema.decode(view, offset + ENVELOPE_SIZE);
+      const clock = this.#clock;
+      if (clock !== undefined) {
+        // A receive: the reply's stamp merged (two loads, no allocation).
+        const lead = clock.observeWords(
+          view.getUint32(offset + TIMESTAMP, true),
+          view.getUint32(offset + TIMESTAMP + 4, true),
+        );
+        if (lead > 0) throw new ClockSkewError(lead, clock.maxSkewMs);
+      }
     } catch (error) {
+      if (error instanceof ClockSkewError && call !== undefined) {
+        // The call it answers fails with the skew rather than timing out.
+        this.#pending.delete(correlation!);
+        clearTimeout(call.timer);
+        call.reject(error);
+      }
       this.#services.deadLetter(
         this,
         "invalid-message",

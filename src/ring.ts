@@ -95,6 +95,7 @@ import {
   QueueFullError,
   TimeoutError,
 } from "./errors.ts";
+import type { HybridClock } from "./hlc.ts";
 import {
   ENVELOPE,
   QUEUE_HEADER,
@@ -133,6 +134,10 @@ const SLEEPING = H.sleeping.offset / 4;
 const ROOM_BELL = H.roomBell.offset / 4;
 const ROOM_WAITING = H.roomWaiting.offset / 4;
 const STAMP = ENVELOPE.fields.stamp.offset;
+const TIMESTAMP = ENVELOPE.fields.timestamp.offset;
+/** The timestamp's low word, as an index into a slot's u32 words. */
+const TIMESTAMP_WORD = TIMESTAMP / 4;
+const TWO_32 = 0x1_0000_0000;
 
 /** Queue discipline: one producer, or many ticketed producers; always one consumer. */
 export type RingKind = "spsc" | "mpsc";
@@ -636,10 +641,24 @@ export abstract class RingProducer {
     checkCount(n, "claim count");
   }
 
+  /** @internal The clock stamping envelopes sent without a timestamp. */
+  protected clock: HybridClock | undefined;
+
   /** @internal */
   constructor(ring: Ring) {
     this.ring = ring;
     this.view = ring.view;
+  }
+
+  /**
+   * Stamps every envelope that {@linkcode tryEnqueue}, {@linkcode enqueueOrDrop}
+   * and {@linkcode enqueueBatch} write without a header timestamp with a
+   * reading of `clock` (one physical reading per call: a batch takes
+   * consecutive readings, {@linkcode HybridClock.reserve}); `undefined`
+   * stops stamping (the timestamp is then 0, "unused").
+   */
+  stampWith(clock: HybridClock | undefined): void {
+    this.clock = clock;
   }
 
   /**
@@ -687,6 +706,10 @@ export abstract class RingProducer {
     try {
       writeEnvelopeFor(this.view, offset, schema, header);
       schema.encode(this.view, offset + ENVELOPE_SIZE, value);
+      const clock = this.clock;
+      if (clock !== undefined && header?.timestamp === undefined) {
+        clock.writeNow(this.view, offset + TIMESTAMP);
+      }
     } catch (error) {
       this.publish(0);
       throw error;
@@ -737,8 +760,17 @@ export abstract class RingProducer {
     const granted = this.claim(total - start);
     if (granted === 0) return 0;
     const t = scratchEnvelopeWords;
-    const t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3], t4 = t[4], t5 = t[5];
+    const t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
+    let t4 = t[4], t5 = t[5];
     const t6 = t[6];
+    // Stamped: one clock reading for the batch, consecutive packed stamps.
+    const clock = this.clock;
+    const stamped = clock !== undefined && header?.timestamp === undefined;
+    if (stamped) {
+      const { physicalMs, logical } = clock.reserve(granted);
+      t5 = Math.floor(physicalMs / 0x10000);
+      t4 = (physicalMs - t5 * 0x10000) * 0x10000 + logical;
+    }
     const { view, words, mask, slotSize } = ring;
     const first = this.slotIndex(0);
     try {
@@ -751,9 +783,13 @@ export abstract class RingProducer {
         words[w + 1] = t1;
         words[w + 2] = t2;
         words[w + 3] = t3;
-        words[w + 4] = t4;
-        words[w + 5] = t5;
+        words[w + TIMESTAMP_WORD] = t4;
+        words[w + TIMESTAMP_WORD + 1] = t5;
         words[w + 6] = t6;
+        if (stamped && ++t4 === TWO_32) {
+          t4 = 0;
+          t5++;
+        }
         schema.encode(view, offset + ENVELOPE_SIZE, values[start + i]);
       }
     } catch (error) {
@@ -968,6 +1004,10 @@ class SpscProducer extends RingProducer {
     const offset = RING_HEADER_SIZE + (tail & ring.mask) * ring.slotSize;
     writeEnvelopeFor(this.view, offset, schema, header);
     schema.encode(this.view, offset + ENVELOPE_SIZE, value);
+    const clock = this.clock;
+    if (clock !== undefined && header?.timestamp === undefined) {
+      clock.writeNow(this.view, offset + TIMESTAMP);
+    }
     this.tailIndex = (tail + 1) >>> 0;
     Atomics.store(ring.words, TAIL, this.tailIndex);
     ring.ringDoorbell();

@@ -46,7 +46,7 @@ import {
   InvalidStateError,
   UnknownActorError,
 } from "./errors.ts";
-import { HybridClock } from "./hlc.ts";
+import { DEFAULT_MAX_SKEW_MS, HybridClock } from "./hlc.ts";
 import {
   createKernel,
   type Kernel,
@@ -121,6 +121,14 @@ export interface RingKernelOptions {
   heartbeatDeadlineMs?: number;
   /** Do not print the one-line notice when `"auto"` falls back to the CPU. */
   quiet?: boolean;
+  /**
+   * The hybrid logical clocks' skew bound, in ms (an integer in 0..2^31-1,
+   * default 60 000): a received envelope whose stamp leads the receiver's
+   * physical time by more is refused — dead-lettered `invalid-message`
+   * (`ClockSkewError`, on the device detail `clock-skew`) by the host, the
+   * CPU actors and the GPU actors alike.
+   */
+  maxClockSkewMs?: number;
   /**
    * The CUDA backend's device and memory reserves (ignored on the CPU
    * backend). Reserves are made before any kernel runs and shared by the
@@ -470,6 +478,11 @@ function checkRuntimeOptions(options: unknown): RingKernelOptions {
       DEFAULT_HEARTBEAT_DEADLINE_MS,
     ),
     quiet: checkBoolean("quiet", o.quiet, false),
+    maxClockSkewMs: checkInteger("maxClockSkewMs", o.maxClockSkewMs, {
+      min: 0,
+      max: 2 ** 31 - 1,
+      fallback: DEFAULT_MAX_SKEW_MS,
+    }),
     cluster: o.cluster === undefined
       ? undefined
       : checkOptionsObject<ClusterOptions>(
@@ -580,7 +593,7 @@ export class RingKernel implements AsyncDisposable {
   readonly #supervisor: Supervisor;
   readonly #broker: PubSub<TopicMessage>;
   readonly #schemas = new SchemaRegistry();
-  readonly #clock = new HybridClock({ nodeId: 0 });
+  readonly #clock: HybridClock;
   readonly #listeners = new Set<(event: RuntimeEvent) => void>();
   readonly #retired = { sent: 0, processed: 0, deadLettered: 0 };
   readonly #watchdog: HeartbeatWatchdog | undefined;
@@ -636,6 +649,10 @@ export class RingKernel implements AsyncDisposable {
     this.backend = backend.kind;
     this.#backend = backend;
     this.fallbackReason = fallbackReason;
+    this.#clock = new HybridClock({
+      nodeId: 0,
+      maxSkewMs: options.maxClockSkewMs,
+    });
     this.#deadLetters = new DeadLetterQueue({
       capacity: options.deadLetterCapacity,
     });
@@ -934,6 +951,7 @@ export class RingKernel implements AsyncDisposable {
         idleSpinMicros: options.idleSpinMicros,
         batchSize: options.batchSize,
         maxHeapMb: options.maxHeapMb,
+        maxSkewMs: this.#clock.maxSkewMs,
       },
       events,
     );
@@ -949,6 +967,7 @@ export class RingKernel implements AsyncDisposable {
           deadLetter: (k, reason, detail, slot) =>
             this.#recordDeadLetter(k.name, reason, detail, slot),
           terminated: (k) => this.#retire(k),
+          clock: this.#clock,
         },
       });
       bound.kernel = kernel;

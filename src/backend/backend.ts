@@ -40,6 +40,12 @@ export interface ActorSpawnSpec {
    * than of the process. Bun has no per-Worker limit and ignores it.
    */
   maxHeapMb?: number;
+  /**
+   * The runtime's clock skew bound in ms: the actor refuses (dead-letters
+   * `invalid-message`) a message stamped further ahead of its clock.
+   * Absent: `DEFAULT_MAX_SKEW_MS`.
+   */
+  maxSkewMs?: number;
 }
 
 /**

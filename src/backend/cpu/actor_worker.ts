@@ -28,7 +28,7 @@ import {
   VOID_TYPE_ID,
   writeEnvelopeFor,
 } from "../../envelope.ts";
-import { InvalidMessageError } from "../../errors.ts";
+import { ClockSkewError, InvalidMessageError } from "../../errors.ts";
 import { HybridClock } from "../../hlc.ts";
 import { ENVELOPE, QUEUE_HEADER, TerminationState } from "../../layout.ts";
 import {
@@ -69,6 +69,8 @@ const port = parentPort;
 
 const DOORBELL = QUEUE_HEADER.fields.doorbell.offset >> 2;
 const SLEEPING = QUEUE_HEADER.fields.sleeping.offset >> 2;
+/** Byte offset of the envelope's timestamp in a slot. */
+const TIMESTAMP = ENVELOPE.fields.timestamp.offset;
 /** Longest single sleep: bounds how late a missed wake-up could be noticed. */
 const MAX_SLEEP_MS = 100;
 /** What {@linkcode ActorLoop.#drain} returns after a handler error. */
@@ -257,7 +259,10 @@ class ActorLoop {
     this.#processedLow = this.#control.messagesProcessedLow;
     this.#droppedLow = this.#telemetry.messagesDroppedLow;
     this.#replyHeader = { correlationId: 0, sourceActor: init.id };
-    this.#clock = new HybridClock({ nodeId: init.id & 0xffff });
+    this.#clock = new HybridClock({
+      nodeId: init.id & 0xffff,
+      maxSkewMs: init.maxSkewMs,
+    });
     this.#accepts = new SchemaRegistry([
       definition.input,
       ...(definition.accepts ?? []),
@@ -586,6 +591,14 @@ class ActorLoop {
         let message: unknown;
         try {
           const schema = validateEnvelope(view, offset, this.#rules);
+          // A receive: its stamp merged before the handler runs, so what it
+          // sends and replies is ordered after it (two loads, no allocation;
+          // beyond the skew bound it is dead-lettered as the host does).
+          const lead = this.#clock.observeWords(
+            view.getUint32(offset + TIMESTAMP, true),
+            view.getUint32(offset + TIMESTAMP + 4, true),
+          );
+          if (lead > 0) throw new ClockSkewError(lead, this.#clock.maxSkewMs);
           message = schema.decode(view, offset + ENVELOPE_SIZE);
         } catch (error) {
           if (held > 0) {
@@ -786,6 +799,20 @@ class ActorLoop {
     if (replies > 0) {
       const bytes = this.#outputRing.bytes;
       const slots = this.#scratchSlots;
+      // The group's replies take consecutive stamps: one clock reading.
+      const { physicalMs, logical } = this.#clock.reserve(replies);
+      const scratch = this.#scratch;
+      const slotSize = this.#slotSize;
+      let hi = Math.floor(physicalMs / 0x10000);
+      let lo = (physicalMs - hi * 0x10000) * 0x10000 + logical;
+      for (let r = 0; r < replies; r++) {
+        scratch.setUint32(r * slotSize + TIMESTAMP, lo, true);
+        scratch.setUint32(r * slotSize + TIMESTAMP + 4, hi, true);
+        if (++lo === 0x1_0000_0000) {
+          lo = 0;
+          hi++;
+        }
+      }
       for (let r = 0; r < replies; r++) {
         bytes.set(slots[r], output.slotOffset(r));
       }

@@ -18,6 +18,7 @@ import { setTimeout as setTimer } from "node:timers";
 
 import { ControlBlockView } from "../../control_block.ts";
 import { RingKernelError, TimeoutError } from "../../errors.ts";
+import { DEFAULT_MAX_SKEW_MS } from "../../hlc.ts";
 import { ABI_VERSION } from "../../layout.ts";
 import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
 import { TelemetryView } from "../../telemetry.ts";
@@ -249,6 +250,7 @@ export class CpuActorHost implements ActorHost {
           idleSpinMicros: this.#spec.idleSpinMicros,
           load: this.#load,
           batchSize: this.#spec.batchSize,
+          maxSkewMs: this.#spec.maxSkewMs ?? DEFAULT_MAX_SKEW_MS,
         });
       } catch (error) {
         // Nothing may outlive a start that failed: the timer and the Worker go.

@@ -62,6 +62,8 @@ export interface StartMessage {
   load: SharedArrayBuffer;
   /** Most messages handled per queue per loop turn. */
   batchSize: number;
+  /** The runtime's clock skew bound (ms): messages stamped further ahead are dead-lettered. */
+  maxSkewMs: number;
 }
 
 /** Replaces the Worker's routing table. */

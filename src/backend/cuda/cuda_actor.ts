@@ -463,7 +463,11 @@ export class CudaActorHost implements ActorHost {
     });
     const io = new DataView(buffer, base + plan.io, ACTOR_IO.size);
     io.setBigUint64(IO.outbox.offset, at(plan.outbox), true);
-    io.setUint32(IO.maxSkewMs.offset, DEFAULT_MAX_SKEW_MS, true);
+    io.setUint32(
+      IO.maxSkewMs.offset,
+      this.#spec.maxSkewMs ?? DEFAULT_MAX_SKEW_MS,
+      true,
+    );
     new DataView(buffer).setBigUint64(
       base + plan.launch,
       this.descriptorAddress,
