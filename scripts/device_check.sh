@@ -84,6 +84,7 @@ GPU_TEST_FILES=(
   tests/device_api_gpu_test.ts
   tests/actor_group_gpu_test.ts
   tests/grid_reduce_gpu_test.ts
+  tests/wavesim_gpu_test.ts
   tests/remote_import_test.ts
 )
 PROBE_MODES=(LAZY EAGER)

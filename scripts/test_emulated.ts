@@ -40,6 +40,7 @@ export const GPU_TEST_FILES: readonly string[] = [
   "tests/device_api_gpu_test.ts",
   "tests/actor_group_gpu_test.ts",
   "tests/grid_reduce_gpu_test.ts",
+  "tests/wavesim_gpu_test.ts",
   "tests/examples_test.ts",
   "tests/emulator_test.ts",
   "tests/remote_import_test.ts",

@@ -10,15 +10,16 @@
  * Options: `--port` (8000), `--width` (512), `--height` (512), `--tile` (256),
  * `--calm` (start at rest).
  *
- * The tiles are CPU actors (the CPU backend); a GPU tile actor is future work.
+ * `--backend auto|cpu|cuda` (default auto): GPU tile actors when CUDA is
+ * usable (and libnvrtc installed), CPU tile actors otherwise; the same code.
  *
  * @module
  */
 
-import { RingKernel } from "../../mod.ts";
+import type { BackendRequest } from "../../mod.ts";
 import { DEFAULT_PARAMS, type Pulse } from "./messages.ts";
 import { ReferenceWave } from "./reference.ts";
-import { WaveSimulation } from "./simulation.ts";
+import { createWaveRuntime, WaveSimulation } from "./simulation.ts";
 import {
   numberArg,
   parseArgs,
@@ -50,6 +51,8 @@ export interface HeadlessOptions {
   steps: number;
   /** Compare the field with the reference afterwards (default false). */
   verify?: boolean;
+  /** The backend (default `"auto"`: GPU tiles when they can run). */
+  backend?: BackendRequest;
   /** Where the report lines go (default console.log). */
   log?: (line: string) => void;
 }
@@ -60,6 +63,8 @@ export interface HeadlessFigures {
   cells: number;
   /** Tile actors. */
   tiles: number;
+  /** The backend they ran on. */
+  backend: string;
   /** Steps run. */
   steps: number;
   /** Seconds the steps took. */
@@ -79,7 +84,10 @@ export async function runHeadless(
   const log = options.log ?? console.log;
   const { width, height, tile, steps } = options;
   const pulses = startingPulses(width, height);
-  await using rt = await RingKernel.create({ backend: "cpu" });
+  await using rt = await createWaveRuntime({
+    backend: options.backend,
+    log,
+  });
   const sim = await WaveSimulation.create({
     runtime: rt,
     width,
@@ -94,6 +102,7 @@ export async function runHeadless(
     const figures: HeadlessFigures = {
       cells: sim.cells,
       tiles: sim.tileCount,
+      backend: sim.backend,
       steps,
       seconds,
       mcellsPerSecond: (sim.cells * steps) / seconds / 1e6,
@@ -101,7 +110,9 @@ export async function runHeadless(
     log(
       `WaveSim ${width}×${height}, ${sim.tileCount} tile actors of ${tile}: ` +
         `${steps} steps in ${seconds.toFixed(3)} s, ` +
-        `${figures.mcellsPerSecond.toFixed(1)} Mcells/s (CPU backend)`,
+        `${
+          figures.mcellsPerSecond.toFixed(1)
+        } Mcells/s (${sim.backend} backend)`,
     );
     if (options.verify) {
       const ref = new ReferenceWave(width, height, DEFAULT_PARAMS, pulses);
@@ -137,6 +148,8 @@ export interface WaveServerOptions {
   tile: number;
   /** Start at rest, without the two starting drops (default false). */
   calm?: boolean;
+  /** The backend (default `"auto"`: GPU tiles when they can run). */
+  backend?: BackendRequest;
 }
 
 interface Page {
@@ -148,7 +161,7 @@ interface Page {
 export async function startWaveServer(
   options: WaveServerOptions,
 ): Promise<ShowcaseServer> {
-  const rt = await RingKernel.create({ backend: "cpu" });
+  const rt = await createWaveRuntime({ backend: options.backend });
   const pages = new Set<Page>();
   const bySocket = new Map<ShowcaseSocket, Page>();
   let sim: WaveSimulation | undefined;
@@ -373,6 +386,9 @@ if (import.meta.main) {
   const width = numberArg(args, "width", 512);
   const height = numberArg(args, "height", 512);
   const tile = numberArg(args, "tile", 256);
+  const backend = typeof args.backend === "string"
+    ? args.backend as BackendRequest
+    : "auto";
   if (args.headless) {
     await runHeadless({
       width,
@@ -380,6 +396,7 @@ if (import.meta.main) {
       tile,
       steps: numberArg(args, "steps", 500),
       verify: Boolean(args.verify),
+      backend,
     });
   } else {
     const server = await startWaveServer({
@@ -388,6 +405,7 @@ if (import.meta.main) {
       height,
       tile,
       calm: Boolean(args.calm),
+      backend,
     });
     console.log(`WaveSim: open ${server.url}  (Ctrl-C stops)`);
     stopOnSignal(() => server.close());

@@ -2,18 +2,21 @@
  * The host side of WaveSim: launches one tile actor per rectangle of the
  * grid, tells them how far to run, drops pulses, pauses and resumes them
  * (deactivate / activate), and gathers pictures and the exact field from
- * their replies. Between steps the tiles talk only to each other.
+ * their replies. Between steps the tiles talk only to each other. The same
+ * code runs CPU tiles on the CPU backend and GPU tiles on the CUDA backend.
  *
  * @module
  */
 
 import {
+  type BackendRequest,
   type DecodedMessage,
   type Kernel,
   type KernelMetrics,
-  type RingKernel,
+  RingKernel,
   TimeoutError,
 } from "../../mod.ts";
+import { Nvrtc } from "../../src/backend/cuda/nvrtc.ts";
 import {
   Command,
   DEFAULT_PARAMS,
@@ -31,7 +34,10 @@ import { runCommand, type TileConfig } from "./tile_actor.ts";
 
 /** Options of {@linkcode WaveSimulation.create}. */
 export interface WaveSimOptions {
-  /** The runtime to launch the tiles on (CPU backend). */
+  /**
+   * The runtime to launch the tiles on: CPU actors on the CPU backend, GPU
+   * actors (the tile's CUDA side, which needs libnvrtc) on the CUDA backend.
+   */
   runtime: RingKernel;
   /** Grid width in cells. */
   width: number;
@@ -45,6 +51,45 @@ export interface WaveSimOptions {
   pulses?: readonly Pulse[];
   /** Prefix of the tiles' actor names (default "wave"). */
   prefix?: string;
+}
+
+/** Options of {@linkcode createWaveRuntime}. */
+export interface WaveRuntimeOptions {
+  /**
+   * The backend: `"auto"` (default) takes GPU tiles when CUDA is usable and
+   * libnvrtc is installed (the GPU tile is CUDA C++ compiled at launch), CPU
+   * tiles otherwise; `"cpu"` and `"cuda"` insist.
+   */
+  backend?: BackendRequest;
+  /** Where the line saying which tiles run goes (default console.log). */
+  log?: (line: string) => void;
+}
+
+/** A runtime for WaveSim's tiles: GPU tiles when they can run, CPU tiles otherwise. */
+export async function createWaveRuntime(
+  options: WaveRuntimeOptions = {},
+): Promise<RingKernel> {
+  const backend = options.backend ?? "auto";
+  const log = options.log ?? console.log;
+  const rt = await RingKernel.create({ backend, quiet: true });
+  if (rt.backend === "cuda" && backend === "auto") {
+    const nvrtc = Nvrtc.probe();
+    if (!nvrtc.available) {
+      await rt.shutdown({ timeoutMs: 10_000 });
+      log(
+        "WaveSim: CPU tiles (CUDA is usable, but libnvrtc, which compiles the GPU tile, is not installed)",
+      );
+      return await RingKernel.create({ backend: "cpu", quiet: true });
+    }
+  }
+  log(
+    rt.backend === "cuda"
+      ? "WaveSim: GPU tiles (CUDA backend)"
+      : `WaveSim: CPU tiles (CPU backend${
+        rt.fallbackReason ? `: ${rt.fallbackReason}` : ""
+      })`,
+  );
+  return rt;
 }
 
 /** Options of the waits of {@linkcode WaveSimulation}. */
@@ -106,6 +151,7 @@ export class WaveSimulation {
   /** Tile side in cells. */
   readonly tile: number;
   readonly #tiles: TileSlot[];
+  readonly #backend: string;
   readonly #stop = new AbortController();
   readonly #pumps: Promise<void>[] = [];
   #target = 0;
@@ -121,7 +167,9 @@ export class WaveSimulation {
     height: number,
     tile: number,
     tiles: TileSlot[],
+    backend: string,
   ) {
+    this.#backend = backend;
     this.width = width;
     this.height = height;
     this.tile = tile;
@@ -175,38 +223,43 @@ export class WaveSimulation {
         });
       }
     }
-    const tiles: TileSlot[] = [];
-    try {
-      for (const config of configs) {
-        const kernel = await runtime.launch(
-          name(config.tile % cols, Math.floor(config.tile / cols)),
-          {
-            actor: { module: modulePath },
-            config,
-            queueCapacity: 64,
-            slotSize: 4096,
-          },
-        ) as unknown as TileSlot["kernel"];
-        const cells = config.nx * config.ny;
-        tiles.push({
-          kernel,
-          config,
-          frameParts: Math.ceil(cells / FRAME_CELLS_PER_PART),
-          fieldParts: Math.ceil(cells / FIELD_CELLS_PER_PART),
-          step: 0,
-        });
-      }
-    } catch (error) {
-      await Promise.allSettled(
-        tiles.map((t) => t.kernel.terminate({ timeoutMs: 5_000 })),
-      );
-      throw error;
-    }
-    const sim = new WaveSimulation(width, height, tile, tiles);
+    // One group: on the CUDA backend the tiles start as ONE pool kernel (a
+    // block each, admitted together); on the CPU backend, Worker by Worker.
+    const kernels = await runtime.launchGroup(configs.map((config) => ({
+      name: name(config.tile % cols, Math.floor(config.tile / cols)),
+      options: {
+        actor: { module: modulePath },
+        config,
+        queueCapacity: 64,
+        slotSize: 4096,
+      },
+    }))) as unknown as TileSlot["kernel"][];
+    const tiles: TileSlot[] = kernels.map((kernel, i) => {
+      const cells = configs[i].nx * configs[i].ny;
+      return {
+        kernel,
+        config: configs[i],
+        frameParts: Math.ceil(cells / FRAME_CELLS_PER_PART),
+        fieldParts: Math.ceil(cells / FIELD_CELLS_PER_PART),
+        step: 0,
+      };
+    });
+    const sim = new WaveSimulation(
+      width,
+      height,
+      tile,
+      tiles,
+      runtime.backend,
+    );
     for (const slot of tiles) sim.#pumps.push(sim.#pump(slot));
     // Run to step 0: every tile sends its first edges and reports.
     await sim.#runTo(0, 30_000);
     return sim;
+  }
+
+  /** The backend the tiles run on (`"cpu"` or `"cuda"`). */
+  get backend(): string {
+    return this.#backend;
   }
 
   /** Number of cells. */

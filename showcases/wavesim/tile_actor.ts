@@ -8,15 +8,15 @@
  * The stencil is the one of `reference.ts`, term for term, so a run of the
  * tiles equals the single-threaded reference exactly.
  *
+ * The same actor has a GPU side (`tile_gpu.ts`): on the CUDA backend each
+ * tile is a GPU actor that keeps its field in device memory and sends its
+ * edges with `rk_send`; the host code is the same.
+ *
  * @module
  */
 
-import {
-  type ActorContext,
-  type ActorDefinition,
-  defineActor,
-  type MessageValue,
-} from "../../mod.ts";
+import type { ActorContext, ActorDefinition, MessageValue } from "../../mod.ts";
+import { defineGpuActor } from "../../cuda.ts";
 import {
   Command,
   FIELD_CELLS_PER_PART,
@@ -30,6 +30,7 @@ import {
   WaveCommand,
   WaveReply,
 } from "./messages.ts";
+import { tileGpuSide } from "./tile_gpu.ts";
 
 /** What a tile is launched with (`config`). */
 export interface TileConfig {
@@ -346,12 +347,15 @@ function fieldPart(state: TileState, part: number): ReplyValue {
   return reply(state, Reply.field, 0, part, count, offset);
 }
 
-/** The tile actor. */
+/**
+ * The tile actor: this handler on the CPU backend, the same protocol in CUDA
+ * C++ on the CUDA backend (`tile_gpu.ts`), both from the same starting field.
+ */
 const tile: ActorDefinition<
   typeof WaveCommand.spec,
   typeof WaveReply.spec,
   TileState
-> = defineActor({
+> = defineGpuActor({
   input: WaveCommand,
   output: WaveReply,
   init: ({ config }) => initTile(config as TileConfig),
@@ -385,5 +389,6 @@ const tile: ActorDefinition<
         throw new Error(`unknown command ${message.kind}`);
     }
   },
+  gpu: tileGpuSide((config) => initTile(config as TileConfig)),
 });
 export default tile;
