@@ -38,6 +38,7 @@ export {
   type BuiltinKernelTypes,
   type LaunchGroupMember,
   type LaunchOptions,
+  type Placement,
   type PrepareOptions,
   type PublishOptions,
   RingKernel,

@@ -29,6 +29,8 @@ import type {
   GpuInfo,
 } from "./backend/backend.ts";
 import { createBackend } from "./backend/create.ts";
+import { CpuBackend } from "./backend/cpu/cpu_backend.ts";
+import { gpuImplementationOf } from "./backend/cuda/gpu_actor.ts";
 import {
   type BackendRequest,
   chooseBackend,
@@ -41,6 +43,7 @@ import {
 } from "./dead_letter.ts";
 import { ENVELOPE_SIZE, readEnvelope, writeEnvelopeFor } from "./envelope.ts";
 import {
+  BackendUnavailableError,
   InvalidMessageError,
   InvalidOptionError,
   InvalidStateError,
@@ -205,6 +208,14 @@ export interface LaunchOptions {
    * another node serves already fails with `InvalidStateError`.
    */
   public?: boolean;
+  /**
+   * Where the actor runs: `"auto"` (default: on the GPU when its definition
+   * has a GPU side — `defineGpuActor` — and this runtime has the CUDA
+   * backend, else on the CPU), `"gpu"` (a `BackendUnavailableError` without
+   * CUDA), or `"cpu"`. A runtime on CUDA runs CPU actors too, so one
+   * pipeline can mix them; see the README's "One runtime, both backends".
+   */
+  placement?: Placement;
 }
 
 /** Options of {@linkcode RingKernel.prepare}. */
@@ -406,7 +417,14 @@ interface CheckedLaunch {
   readonly maxHeapMb: number | undefined;
   readonly signal: AbortSignal | undefined;
   readonly public: boolean;
+  readonly placement: Placement;
 }
+
+/** Where {@linkcode LaunchOptions.placement} runs an actor. */
+export type Placement = "auto" | "gpu" | "cpu";
+
+/** The choices of {@linkcode LaunchOptions.placement}. */
+const PLACEMENTS = ["auto", "gpu", "cpu"] as const;
 
 /** Checks every option of a launch (the slot size once the schemas are known). */
 function checkLaunchOptions(options: unknown): CheckedLaunch {
@@ -453,6 +471,7 @@ function checkLaunchOptions(options: unknown): CheckedLaunch {
     ),
     signal: checkSignal("signal", o.signal),
     public: checkBoolean("public", o.public, false),
+    placement: checkChoice("placement", o.placement, PLACEMENTS, "auto"),
   };
 }
 
@@ -586,6 +605,8 @@ export class RingKernel implements AsyncDisposable {
   /** The backend this runtime uses. */
   readonly backend: BackendKind;
   readonly #backend: Backend;
+  /** The CPU backend: this runtime's own, or one beside CUDA for CPU actors. */
+  readonly #cpuBackend: Backend;
   /** Why `"auto"` did not choose CUDA, when it did not. */
   readonly fallbackReason: string | undefined;
   readonly #kernels = new ActorRegistry<Kernel>();
@@ -648,6 +669,7 @@ export class RingKernel implements AsyncDisposable {
   ) {
     this.backend = backend.kind;
     this.#backend = backend;
+    this.#cpuBackend = backend.kind === "cpu" ? backend : new CpuBackend();
     this.fallbackReason = fallbackReason;
     this.#clock = new HybridClock({
       nodeId: 0,
@@ -936,7 +958,8 @@ export class RingKernel implements AsyncDisposable {
         this.#onActorSubscription(kernel, filter, subscribe);
       },
     };
-    const host = this.#backend.spawn(
+    const backend = this.#placeOn(name, definition, options.placement);
+    const host = backend.spawn(
       {
         name,
         id,
@@ -960,7 +983,7 @@ export class RingKernel implements AsyncDisposable {
       kernel = createKernel({
         name,
         id,
-        backend: this.backend,
+        backend: backend.kind,
         definition: definition as never,
         host,
         services: {
@@ -1048,6 +1071,36 @@ export class RingKernel implements AsyncDisposable {
       if (!internals.isStopping()) live.set(name, internals.host);
     }
     this.#backend.updateRoutes(live);
+    if (this.#cpuBackend !== this.#backend) {
+      this.#cpuBackend.updateRoutes(live);
+    }
+  }
+
+  /**
+   * The backend an actor runs on (see {@linkcode LaunchOptions.placement}):
+   * a GPU side and CUDA for `"auto"`, CUDA for `"gpu"`, else the CPU.
+   */
+  #placeOn(
+    name: string,
+    definition: object,
+    placement: Placement,
+  ): Backend {
+    const cuda = this.#backend.kind === "cuda" ? this.#backend : undefined;
+    if (placement === "cpu") return this.#cpuBackend;
+    if (placement === "gpu") {
+      if (cuda === undefined) {
+        throw new BackendUnavailableError(
+          "cuda",
+          `actor "${name}" asks for placement "gpu" in a runtime on the CPU backend${
+            this.fallbackReason ? ` (${this.fallbackReason})` : ""
+          }`,
+        );
+      }
+      return cuda;
+    }
+    return cuda !== undefined && gpuImplementationOf(definition) !== undefined
+      ? cuda
+      : this.#cpuBackend;
   }
 
   #onCrash(kernel: Kernel, error: ActorErrorInfo): void {
@@ -1403,6 +1456,7 @@ export class RingKernel implements AsyncDisposable {
     this.#broker.clear();
     this.#watchdog?.stop();
     await this.#backend.close();
+    if (this.#cpuBackend !== this.#backend) await this.#cpuBackend.close();
     for (const result of results) {
       if (result.status === "rejected" && result.reason !== cut.reason) {
         throw result.reason;
