@@ -18,7 +18,7 @@ import type { TopicSubscription } from "./pubsub.ts";
 export interface DeliveryReceipt {
   /** The target actor's name. */
   readonly target: string;
-  /** The target actor's id. */
+  /** The target actor's id; -1 for an actor another node of the cluster serves. */
   readonly targetId: number;
 }
 
@@ -63,8 +63,11 @@ export interface ActorContext<S = unknown> {
   readonly sourceActor: number;
   /**
    * Sends a message to another actor by name (K2K). Resolves with a receipt
-   * once the target's queue accepted it; rejects with
-   * `UnknownActorError` for an unknown target, `QueueFullError` for a
+   * once the target's queue accepted it; a name no actor of this runtime
+   * has goes through the runtime's cluster node (resolving once the serving
+   * node's queue took it, `targetId` -1) when the runtime is in a cluster.
+   * Rejects with `UnknownActorError` for a target no actor (of the
+   * cluster) has, `QueueFullError` for a
    * queue that stayed full past the deadline, `InvalidMessageError` for a
    * message that does not encode or fit, {@linkcode InvalidOptionError} for
    * a bad option, and `signal.reason` on abort.
@@ -140,6 +143,14 @@ export interface ActorInitInfo {
   readonly config: unknown;
 }
 
+/** What an actor's `restore` receives, beside the snapshot's bytes. */
+export interface ActorRestoreInfo extends ActorInitInfo {
+  /** Messages the actor had handled when the snapshot was taken. */
+  readonly sequence: bigint;
+  /** The id of the checkpoint restored. */
+  readonly checkpointId: string;
+}
+
 /** The definition of a CPU actor; create it with {@linkcode defineActor}. */
 export interface ActorDefinition<
   I extends FieldsSpec = FieldsSpec,
@@ -154,6 +165,19 @@ export interface ActorDefinition<
   readonly accepts?: readonly MessageSchema[];
   /** Creates the per-actor state; called again after every restart. */
   readonly init?: (info: ActorInitInfo) => S;
+  /**
+   * Serializes the state into bytes for a checkpoint or a migration
+   * (`rt.checkpoint(name)`, `rt.cluster.migrate(name)`). Called between
+   * messages, while the actor is paused: the state is consistent. An actor
+   * without `snapshot` cannot be checkpointed or migrated.
+   */
+  readonly snapshot?: (state: S) => Uint8Array;
+  /**
+   * Rebuilds the state from the bytes `snapshot` made; called instead of
+   * `init` when the actor is launched with `restoreFrom` (or arrives by
+   * migration). Restarts after a crash call `init` as before.
+   */
+  readonly restore?: (snapshot: Uint8Array, info: ActorRestoreInfo) => S;
   /**
    * Handles one message. Returning a value sends it to the host as a reply
    * (correlated with the request); throwing counts as a crash, which the

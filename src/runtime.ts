@@ -102,7 +102,23 @@ import {
 } from "./options.ts";
 import { setTimeout } from "node:timers";
 import type { ClusterOptions } from "./cluster/options.ts";
-import type { ClusterHost, ClusterMember } from "./cluster/member.ts";
+import type {
+  ClusterHost,
+  ClusterMember,
+  MigratingLaunch,
+} from "./cluster/member.ts";
+import {
+  buildCheckpoint,
+  type CheckpointBase,
+  type CheckpointInfo,
+  type CheckpointOptions,
+  checkRestoreFrom,
+  decodeCheckpoint,
+  isCheckpointStore,
+  loadCheckpoint,
+  MemoryCheckpointStore,
+  type RestoreFrom,
+} from "./checkpoint.ts";
 
 /** Options of {@linkcode RingKernel.create}. */
 export interface RingKernelOptions {
@@ -216,6 +232,15 @@ export interface LaunchOptions {
    * pipeline can mix them; see the README's "One runtime, both backends".
    */
   placement?: Placement;
+  /**
+   * Restore the actor's state from a checkpoint (CPU actors with a
+   * `restore` member): a store (its latest checkpoint of this name), or
+   * `{ store, id }`. The actor's `restore` then runs instead of `init`, and
+   * its checkpoints count on from the record's sequence. Fails with the
+   * checkpoint's typed errors (`CheckpointNotFoundError`,
+   * `CheckpointCorruptError`, `CheckpointVersionError`).
+   */
+  restoreFrom?: RestoreFrom;
 }
 
 /** Options of {@linkcode RingKernel.prepare}. */
@@ -633,6 +658,15 @@ export class RingKernel implements AsyncDisposable {
   /** Aborted by a shutdown's signal: kernels still draining are killed. */
   readonly #shutdownCut = new AbortController();
   #cluster: ClusterMember | undefined;
+  /** Each kernel's launch, for a migration. */
+  readonly #launches = new WeakMap<Kernel, MigratingLaunch>();
+  /** Messages each restored kernel had handled before this launch. */
+  readonly #sequenceBase = new WeakMap<Kernel, bigint>();
+  /** The record each store's next checkpoint of a name diffs against. */
+  readonly #checkpointBases = new WeakMap<
+    object,
+    Map<string, CheckpointBase>
+  >();
 
   static {
     construct = (backend, fallbackReason, options) =>
@@ -643,6 +677,14 @@ export class RingKernel implements AsyncDisposable {
         kernel: (name) => rt.#kernels.get(name),
         deliverTopic: (topic, slot) => rt.#broker.publish(topic, { slot }),
         deadLetters: rt.#deadLetters,
+        pauseForMigration: (name, timeoutMs) =>
+          rt.#pauseForMigration(name, timeoutMs),
+        resumeAfterMigration: async (name) => {
+          const kernel = rt.#kernels.get(name);
+          if (kernel?.state === "deactivated") await kernel.activate();
+        },
+        adopt: (name, launch, checkpoint, timeoutMs) =>
+          rt.#adopt(name, launch, checkpoint, timeoutMs),
       };
       try {
         const { ClusterNode } = await import("./cluster/node.ts");
@@ -808,6 +850,7 @@ export class RingKernel implements AsyncDisposable {
         "false in a runtime created without cluster",
       );
     }
+    const restore = checkRestoreFrom(options.restoreFrom);
     const signal = checked.signal;
     if (signal?.aborted) throw signal.reason;
     if (this.#kernels.has(name)) {
@@ -837,7 +880,7 @@ export class RingKernel implements AsyncDisposable {
       pending.reason = signal!.reason;
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    const done = this.#launchAs(name, checked, pending);
+    const done = this.#launchAs(name, checked, pending, restore);
     pending.done = done.catch(() => {});
     try {
       return await done;
@@ -904,11 +947,23 @@ export class RingKernel implements AsyncDisposable {
     name: string,
     options: CheckedLaunch,
     pending: PendingLaunch,
+    restoreFrom?: ReturnType<typeof checkRestoreFrom>,
   ): Promise<Kernel> {
     const ref = typeof options.actor === "string"
       ? this.#builtin(options.actor)
       : options.actor;
     const definition = await loadActorDefinition(ref);
+    if (pending.cancelled) throw cancelledLaunch(name, pending);
+    const restored = restoreFrom === undefined
+      ? undefined
+      : await loadCheckpoint(restoreFrom.store, name, restoreFrom.id);
+    if (restored !== undefined && typeof definition.restore !== "function") {
+      throw new InvalidStateError(
+        `restore "${name}"`,
+        "no restore",
+        "its actor definition has no restore(snapshot, info) member",
+      );
+    }
     if (pending.cancelled) throw cancelledLaunch(name, pending);
     const schemas = [definition.input, ...(definition.accepts ?? [])];
     if (definition.output) schemas.push(definition.output);
@@ -957,6 +1012,10 @@ export class RingKernel implements AsyncDisposable {
         if (kernel === undefined) return;
         this.#onActorSubscription(kernel, filter, subscribe);
       },
+      onRemoteSend: (target, slot, timeoutMs) =>
+        this.#cluster === undefined
+          ? Promise.reject(new UnknownActorError(target))
+          : this.#cluster.forwardSend(target, slot, { timeoutMs }),
     };
     const backend = this.#placeOn(name, definition, options.placement);
     const host = backend.spawn(
@@ -971,6 +1030,11 @@ export class RingKernel implements AsyncDisposable {
         module: typeof ref.module === "string" ? ref.module : ref.module.href,
         exportName: ref.export ?? "default",
         config: options.config,
+        restore: restored === undefined ? undefined : {
+          snapshot: restored.snapshot,
+          sequence: restored.record.sequence,
+          checkpointId: restored.record.id,
+        },
         idleSpinMicros: options.idleSpinMicros,
         batchSize: options.batchSize,
         maxHeapMb: options.maxHeapMb,
@@ -1011,6 +1075,30 @@ export class RingKernel implements AsyncDisposable {
     }
     this.#supervisor.started(name);
     this.#kernels.register(name, kernel);
+    this.#launches.set(kernel, {
+      actor: typeof options.actor === "string" ? options.actor : {
+        module: typeof ref.module === "string" ? ref.module : ref.module.href,
+        export: ref.export,
+      },
+      config: options.config,
+      queueCapacity: options.queueCapacity,
+      outputCapacity: options.outputCapacity,
+      slotSize: typeof options.slotSize === "number"
+        ? options.slotSize
+        : undefined,
+      idleSpinMicros: options.idleSpinMicros,
+      batchSize: options.batchSize,
+      timeoutMs: options.startTimeoutMs,
+      maxHeapMb: options.maxHeapMb,
+    });
+    if (restored !== undefined) {
+      this.#sequenceBase.set(kernel, restored.record.sequence);
+      this.#basesOf(restoreFrom!.store).set(name, {
+        id: restored.record.id,
+        snapshot: restored.snapshot,
+        depth: restored.chain - 1,
+      });
+    }
     if (this.#watchdog) {
       this.#watchdog.watch(name, host.control);
       if (!this.#watchdog.running) this.#watchdog.start();
@@ -1205,6 +1293,140 @@ export class RingKernel implements AsyncDisposable {
       internals.detachHost();
       internals.host.dispose();
     }
+  }
+
+  /**
+   * Takes a checkpoint of the actor `name` into `options.store`: pauses it
+   * (resolves once its loop confirmed, between two messages), asks its loop
+   * for its definition's `snapshot` of its state, runs it again, and stores
+   * the record: whole, or as a delta against the last record this runtime
+   * wrote to (or restored from) the store for the name where that is
+   * smaller (at most 8 deltas in a row). Rejects
+   * with {@linkcode UnknownActorError} for an unknown name,
+   * {@linkcode InvalidStateError} when the actor has no `snapshot` or runs
+   * on the CUDA backend (GPU state is not snapshotted yet), `TimeoutError`
+   * past `timeoutMs`, and the store's own errors.
+   */
+  async checkpoint(
+    name: string,
+    options: CheckpointOptions,
+  ): Promise<CheckpointInfo> {
+    const o = checkOptionsObject<CheckpointOptions>("options", options);
+    if (!isCheckpointStore(o.store)) {
+      throw new InvalidOptionError(
+        "store",
+        o.store,
+        "a CheckpointStore (put, get, latest)",
+      );
+    }
+    const { timeoutMs, signal } = checkWaitOptions(o, 10_000);
+    if (signal?.aborted) throw signal.reason;
+    const kernel = this.getKernel(name);
+    const wasActive = kernel.isActive;
+    let taken;
+    try {
+      taken = await this.#snapshot(kernel, timeoutMs);
+    } finally {
+      if (wasActive && kernel.state === "deactivated") await kernel.activate();
+    }
+    if (signal?.aborted) throw signal.reason;
+    const bases = this.#basesOf(o.store);
+    const built = buildCheckpoint({
+      actor: name,
+      sequence: taken.sequence,
+      snapshot: taken.snapshot,
+      base: bases.get(name),
+    });
+    await o.store.put(name, built.record.id, built.bytes);
+    bases.set(name, built.base);
+    return {
+      id: built.record.id,
+      parentId: built.record.parentId,
+      kind: built.record.kind,
+      actor: name,
+      sequence: built.record.sequence,
+      snapshotBytes: taken.snapshot.byteLength,
+      storedBytes: built.bytes.byteLength,
+    };
+  }
+
+  #basesOf(store: object): Map<string, CheckpointBase> {
+    let bases = this.#checkpointBases.get(store);
+    if (bases === undefined) {
+      this.#checkpointBases.set(store, bases = new Map());
+    }
+    return bases;
+  }
+
+  /**
+   * Pauses `kernel` (it stays deactivated) and takes its snapshot and
+   * sequence; a kernel not running is refused.
+   */
+  async #snapshot(
+    kernel: Kernel,
+    timeoutMs: number,
+  ): Promise<{ snapshot: Uint8Array; sequence: bigint }> {
+    const host = kernelInternals(kernel).host;
+    if (typeof host.snapshot !== "function") {
+      throw new InvalidStateError(
+        `snapshot "${kernel.name}"`,
+        this.backend,
+        "the state of a GPU actor cannot be snapshotted yet",
+      );
+    }
+    if (kernel.state === "active") await kernel.deactivate({ timeoutMs });
+    if (kernel.state !== "deactivated" && kernel.state !== "launched") {
+      throw new InvalidStateError(`snapshot "${kernel.name}"`, kernel.state);
+    }
+    const snapshot = await host.snapshot(timeoutMs);
+    const sequence = (this.#sequenceBase.get(kernel) ?? 0n) +
+      host.control.messagesProcessed;
+    return { snapshot, sequence };
+  }
+
+  async #pauseForMigration(
+    name: string,
+    timeoutMs: number,
+  ): Promise<{
+    launch: MigratingLaunch;
+    snapshot: Uint8Array;
+    sequence: bigint;
+  }> {
+    const kernel = this.getKernel(name);
+    const launch = this.#launches.get(kernel);
+    if (launch === undefined) {
+      throw new InvalidStateError(`migrate "${name}"`, "launching");
+    }
+    const wasActive = kernel.isActive;
+    try {
+      return { launch, ...await this.#snapshot(kernel, timeoutMs) };
+    } catch (error) {
+      if (wasActive && kernel.state === "deactivated") await kernel.activate();
+      throw error;
+    }
+  }
+
+  async #adopt(
+    name: string,
+    launch: MigratingLaunch,
+    checkpoint: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Kernel> {
+    const store = new MemoryCheckpointStore();
+    const record = decodeCheckpoint(checkpoint);
+    await store.put(name, record.id, checkpoint);
+    return await this.launch(name, {
+      actor: launch.actor as LaunchOptions["actor"],
+      config: launch.config,
+      queueCapacity: launch.queueCapacity,
+      outputCapacity: launch.outputCapacity,
+      slotSize: launch.slotSize,
+      idleSpinMicros: launch.idleSpinMicros,
+      batchSize: launch.batchSize,
+      timeoutMs: Math.min(launch.timeoutMs, Math.max(1, timeoutMs)),
+      maxHeapMb: launch.maxHeapMb,
+      restoreFrom: store,
+    });
   }
 
   /** The kernel named `name`; throws {@linkcode UnknownActorError} when there is none. */

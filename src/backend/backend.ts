@@ -10,7 +10,7 @@ import type { DeadLetterReason } from "../dead_letter.ts";
 import type { Ring, RingConsumer, RingProducer } from "../ring.ts";
 import type { TelemetryView } from "../telemetry.ts";
 import type { ActorQueueOptions } from "./memory_plan.ts";
-import type { SerializedError } from "./cpu/protocol.ts";
+import type { RestoreSpec, SerializedError } from "./cpu/protocol.ts";
 
 /** The backends a runtime can use. */
 export type BackendKind = "cpu" | "cuda";
@@ -29,6 +29,11 @@ export interface ActorSpawnSpec {
   exportName: string;
   /** Launch-time configuration handed to the actor's `init`. */
   config: unknown;
+  /**
+   * A snapshot the actor's `restore` rebuilds its state from at its first
+   * start (instead of `init`); restarts after a crash call `init`.
+   */
+  restore?: RestoreSpec;
   /** How long an idle actor spins before sleeping, in µs. */
   idleSpinMicros: number;
   /** Most messages handled per queue per loop turn. */
@@ -90,6 +95,17 @@ export interface ActorHostEvents {
   /** The actor subscribed (`true`) to or unsubscribed from a topic filter. */
   onSubscription(filter: string, subscribe: boolean): void;
   /**
+   * The actor sent (K2K) to `target`, a name no local actor has: forward it
+   * (the runtime's cluster node does). Resolves once the serving node took
+   * it; rejects with `UnknownActorError` where nothing serves the name.
+   * Absent: such sends fail with `UnknownActorError`.
+   */
+  onRemoteSend?(
+    target: string,
+    slot: Uint8Array,
+    timeoutMs: number,
+  ): Promise<void>;
+  /**
    * A thread the host terminated is stuck in the actor's code (see
    * {@linkcode StuckThread}); without this event the host writes the report
    * to `console.warn`.
@@ -139,6 +155,13 @@ export interface ActorHost {
   kill(): readonly InFlightMessage[];
   /** Releases everything; the actor must not be running. */
   dispose(): void;
+  /**
+   * The actor's snapshot of its state (its definition's `snapshot`), asked
+   * of its loop while the actor is paused; rejects with `TimeoutError` when
+   * no answer comes within `timeoutMs`. Absent where the backend cannot
+   * take one (the CUDA backend, for now).
+   */
+  snapshot?(timeoutMs: number): Promise<Uint8Array>;
 }
 
 /** A backend: creates the host side of actors and keeps their K2K routes. */

@@ -220,13 +220,31 @@ export class DurableServing {
     subjects: Subjects;
     host: DurableHost;
     options: Required<DurableServeOptions>;
+    /** Stream sequences handled already (by the node the actor migrated from). */
+    handled?: readonly number[];
   }) {
+    for (const seq of init.handled ?? []) this.#remember(seq);
     this.name = init.name;
     this.#js = init.js;
     this.#jsm = init.jsm;
     this.#subjects = init.subjects;
     this.#host = init.host;
     this.#options = init.options;
+  }
+
+  /** The serving's options. */
+  get options(): Required<DurableServeOptions> {
+    return this.#options;
+  }
+
+  /** Messages queued and not yet acknowledged. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** The stream sequences known handled (the newest 65 536), oldest first. */
+  handledSequences(): number[] {
+    return [...this.#handled];
   }
 
   /** Counters: deliveries, repeats recognised, acknowledgements. */
@@ -267,7 +285,11 @@ export class DurableServing {
     this.#messages = messages;
     this.#loop = (async () => {
       for await (const msg of messages) {
-        if (this.#stopped) break;
+        if (this.#stopped) {
+          // Not taken: at once to whichever node serves the actor next.
+          msg.nak();
+          break;
+        }
         await this.#deliver(msg);
       }
     })().catch((error) => {

@@ -12,6 +12,7 @@ import type { Kernel } from "../kernel.ts";
 import type { FieldsSpec } from "../message.ts";
 import type { RemoteActor } from "./remote_actor.ts";
 import type { DeadLetterReason } from "../dead_letter.ts";
+import type { CheckpointStore } from "../checkpoint.ts";
 import type {
   ClusterDeadLetter,
   DeadLetterReadOptions,
@@ -30,6 +31,40 @@ export interface HostDeadLetter {
   readonly message: { readonly typeId: number; readonly payload: Uint8Array };
 }
 
+/**
+ * Options of {@linkcode ClusterMember.migrate}. The actor moves in steps:
+ * this node stops serving its name (plain requests meanwhile find no
+ * responder: `UnknownActorError`, the caller may ask again) and stops
+ * taking its durable messages (they wait in the stream), lets the actor
+ * handle what it holds and acknowledges it, pauses it, takes its snapshot,
+ * and sends its launch and a full checkpoint record to the target node,
+ * which launches it restored, serves it (durably too when this node did,
+ * knowing which durable messages were handled) and answers; this node then
+ * terminates its copy. When the target fails, the actor runs on here.
+ */
+export interface MigrateOptions {
+  /** The node to move the actor to. */
+  to: string;
+  /** Deadline of the whole move, in ms (default 30 000). */
+  timeoutMs?: number;
+}
+
+/** What {@linkcode ClusterMember.migrate} reports. */
+export interface MigrationInfo {
+  /** The actor. */
+  readonly actor: string;
+  /** The node it left. */
+  readonly from: string;
+  /** The node it runs on now. */
+  readonly to: string;
+  /** Messages it had handled when it moved (since its first launch). */
+  readonly sequence: bigint;
+  /** Bytes of its snapshot. */
+  readonly snapshotBytes: number;
+  /** How long the actor was paused, in ms. */
+  readonly pausedMs: number;
+}
+
 /** Options of {@linkcode ClusterMember.serve}. */
 export interface ServeOptions {
   /**
@@ -40,6 +75,41 @@ export interface ServeOptions {
    * docs/reliability.md). Needs JetStream on the servers.
    */
   durable?: boolean | DurableServeOptions;
+}
+
+/** An actor's launch as it travels to another node in a migration. */
+export interface MigratingLaunch {
+  /** A built-in's name, or the module (URL) and export of the actor. */
+  readonly actor: string | {
+    readonly module: string;
+    readonly export?: string;
+  };
+  /** The launch's `config` (it travels as JSON). */
+  readonly config?: unknown;
+  /** Slots of the input queue. */
+  readonly queueCapacity: number;
+  /** Slots of the reply queue. */
+  readonly outputCapacity: number;
+  /** Bytes per slot, when the launch chose them. */
+  readonly slotSize?: number;
+  /** Idle spin, µs. */
+  readonly idleSpinMicros: number;
+  /** Messages per queue per loop turn. */
+  readonly batchSize: number;
+  /** Start deadline, ms. */
+  readonly timeoutMs: number;
+  /** Heap limit of the actor's thread, MiB. */
+  readonly maxHeapMb?: number;
+}
+
+/** An actor paused for a migration: how it was launched, and its state. */
+export interface PausedActor {
+  /** Its launch. */
+  readonly launch: MigratingLaunch;
+  /** Its snapshot (its definition's `snapshot`). */
+  readonly snapshot: Uint8Array;
+  /** Messages it had handled (since its first launch). */
+  readonly sequence: bigint;
 }
 
 /** What a cluster node needs of its runtime. */
@@ -60,6 +130,24 @@ export interface ClusterHost {
   readonly deadLetters?: {
     onDeadLetter(listener: (letter: HostDeadLetter) => void): Disposable;
   };
+  /**
+   * Pauses the actor `name` (deactivates it) and takes its snapshot: the
+   * first half of a migration away from this node. Rejects (leaving it
+   * running) when it cannot be paused or has no `snapshot`.
+   */
+  pauseForMigration?(name: string, timeoutMs: number): Promise<PausedActor>;
+  /** Runs an actor paused by {@linkcode ClusterHost.pauseForMigration} again. */
+  resumeAfterMigration?(name: string): Promise<void>;
+  /**
+   * Launches an actor that arrives by migration, its state restored from
+   * the record `checkpoint` (an encoded full checkpoint), and activates it.
+   */
+  adopt?(
+    name: string,
+    launch: MigratingLaunch,
+    checkpoint: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Kernel>;
 }
 
 /** Options of {@linkcode ClusterNode.remote} and {@linkcode ClusterNode.actor}. */
@@ -163,6 +251,32 @@ export interface ClusterMember {
    * JetStream, `TimeoutError` past `timeoutMs` (default 5000).
    */
   deadLetters(options?: DeadLetterReadOptions): Promise<ClusterDeadLetter[]>;
+  /**
+   * Sends a message (a slot: envelope and payload) to the actor `target`
+   * that another node serves, as a plain remote send (at most once); the
+   * runtime does this for a K2K `ctx.send` to a name no local actor has.
+   * Rejects like `RemoteActor.send`: `UnknownActorError` when no node
+   * serves the name.
+   */
+  forwardSend(
+    target: string,
+    slot: Uint8Array,
+    options: { timeoutMs: number },
+  ): Promise<void>;
+  /**
+   * Moves the actor `name` to the node `options.to`, its state with it:
+   * pause, snapshot, transfer, restore there, route switch (see
+   * {@linkcode MigrateOptions}). Called on any node: one that does not run
+   * the actor asks the node that does.
+   */
+  migrate(name: string, options: MigrateOptions): Promise<MigrationInfo>;
+  /**
+   * A checkpoint store in the tenant's JetStream stream
+   * `RK_<tenant>_CHECKPOINTS` (every node reads what another wrote; a
+   * record must fit the servers' `max_payload`). Rejects with
+   * `InvalidStateError` when the servers have no JetStream.
+   */
+  checkpointStore(): Promise<CheckpointStore>;
   /** Publishes a local topic message to the other nodes (the runtime does, for every publication). */
   publishTopic(topic: string, slot: Uint8Array): void;
   /** Leaves the cluster (the runtime does, at shutdown). */

@@ -46,6 +46,7 @@ import {
 } from "@nats-io/nats-core";
 import {
   ClockSkewError,
+  InvalidOptionError,
   InvalidStateError,
   QueueFullError,
   TimeoutError,
@@ -87,8 +88,23 @@ import type {
   ClusterMember,
   ClusterMetrics,
   LookupOptions,
+  MigrateOptions,
+  MigratingLaunch,
+  MigrationInfo,
   ServeOptions,
 } from "./member.ts";
+import { buildCheckpoint, type CheckpointStore } from "../checkpoint.ts";
+import {
+  ensureCheckpointStream,
+  JetStreamCheckpointStore,
+} from "./checkpoint_store.ts";
+import {
+  decodeTransfer,
+  encodeTransfer,
+  type MigrateRequest,
+  type TransferHeader,
+  waitUntil,
+} from "./migrate.ts";
 import { RemoteActor, type RemoteTransport } from "./remote_actor.ts";
 import { type ActorOperation, Subjects } from "./subjects.ts";
 import {
@@ -188,7 +204,8 @@ export class ClusterNode implements ClusterMember {
   readonly #host: ClusterHost;
   readonly #options: CheckedClusterOptions;
   readonly #served = new Map<string, NatsSubscription>();
-  readonly #serving = new Set<Promise<void>>();
+  /** Operations being served, with the actor each is for. */
+  readonly #serving = new Map<Promise<void>, string>();
   readonly #inFlight = new Set<InFlight>();
   #outbound = 0;
   #liveness: ReturnType<typeof setInterval> | undefined;
@@ -296,6 +313,21 @@ export class ClusterNode implements ClusterMember {
     });
     this.#nc.subscribe(s.allTopics, {
       callback: (_error, msg) => this.#onTopic(msg),
+    });
+    this.#nc.subscribe(s.nodeAdopt(this.name), {
+      callback: (_error, msg) => void this.#answer(msg, () => this.#adopt(msg)),
+    });
+    this.#nc.subscribe(s.nodeMigrate(this.name), {
+      callback: (_error, msg) =>
+        void this.#answer(msg, async () => {
+          const request = msg.json() as MigrateRequest;
+          const info = await this.#migrateOut(
+            request.actor,
+            request.to,
+            request.timeoutMs,
+          );
+          return JSON.stringify({ ...info, sequence: String(info.sequence) });
+        }),
     });
     await this.#nc.flush();
     await this.#probeJetStream();
@@ -451,6 +483,7 @@ export class ClusterNode implements ClusterMember {
   async #serveDurably(
     name: string,
     options: Required<DurableServeOptionsType>,
+    handled?: readonly number[],
   ): Promise<void> {
     const { js, jsm } = this.#requireJetStream(`serve "${name}" durably`);
     const serving = new DurableServing({
@@ -459,6 +492,7 @@ export class ClusterNode implements ClusterMember {
       jsm,
       subjects: this.subjects,
       options,
+      handled,
       host: {
         kernel: () => {
           const k = this.#host.kernel(name);
@@ -500,7 +534,7 @@ export class ClusterNode implements ClusterMember {
     const done = this.#serve(name, msg).catch((error) => {
       console.error(`ringkernel: serving "${name}" failed:`, error);
     });
-    this.#serving.add(done);
+    this.#serving.set(done, name);
     done.finally(() => this.#serving.delete(done));
   }
 
@@ -576,6 +610,310 @@ export class ClusterNode implements ClusterMember {
       }
     }
     return slot;
+  }
+
+  // ---- migration ------------------------------------------------------------
+
+  /**
+   * Moves the actor `name` to the node `options.to` (see
+   * {@linkcode MigrateOptions}); on a node that does not run it, asks the
+   * node that does. Rejects with `UnknownActorError` when no node serves
+   * the name, `InvalidStateError` when the target is not in the cluster,
+   * already runs it, or the actor cannot be snapshotted, `TimeoutError`
+   * past `timeoutMs`; after a failure the actor runs where it ran.
+   */
+  async migrate(
+    name: string,
+    options: MigrateOptions,
+  ): Promise<MigrationInfo> {
+    const o = checkOptionsObject<MigrateOptions>("options", options);
+    if (typeof o.to !== "string" || o.to === "") {
+      throw new InvalidOptionError("to", o.to, "a node name");
+    }
+    const timeoutMs = checkPositiveTimeoutMs("timeoutMs", o.timeoutMs, 30_000);
+    this.#assertOpen(`migrate "${name}"`);
+    if (this.#served.has(name) && this.#host.kernel(name) !== undefined) {
+      return await this.#migrateOut(name, o.to, timeoutMs);
+    }
+    const owner = await this.remote(name, {
+      timeoutMs: Math.min(timeoutMs, LOOKUP_TIMEOUT_MS),
+    });
+    if (owner.node === o.to) {
+      throw new InvalidStateError(
+        `migrate "${name}" to "${o.to}"`,
+        "there",
+        "that node runs it already",
+      );
+    }
+    const request: MigrateRequest = { actor: name, to: o.to, timeoutMs };
+    const reply = await this.#request(
+      this.subjects.nodeMigrate(owner.node),
+      JSON.stringify(request),
+      timeoutMs + 1000,
+      { actor: name, node: owner.node, what: `migrate "${name}"` },
+    );
+    const info = reply.json() as MigrationInfo & { sequence: string };
+    return { ...info, sequence: BigInt(info.sequence) };
+  }
+
+  /** One request to a node, its failures typed. */
+  async #request(
+    subject: string,
+    data: Uint8Array | string,
+    timeoutMs: number,
+    context: { actor: string; node: string; what: string },
+  ): Promise<Msg> {
+    let reply: Msg;
+    try {
+      reply = await this.#nc.request(subject, data, { timeout: timeoutMs });
+    } catch (error) {
+      if (isNoResponders(error)) {
+        throw new InvalidStateError(
+          context.what,
+          "no node",
+          `node "${context.node}" is not in the cluster`,
+        );
+      }
+      if (isNatsTimeout(error)) throw new TimeoutError(context.what, timeoutMs);
+      throw error;
+    }
+    if (reply.headers?.get(ERROR_HEADER)) {
+      throw errorFromHeaders((key) => reply.headers!.get(key), context);
+    }
+    return reply;
+  }
+
+  /** Answers `msg` with what `work` returns, or with its error's headers. */
+  async #answer(
+    msg: Msg,
+    work: () => Promise<string | Uint8Array>,
+  ): Promise<void> {
+    try {
+      msg.respond(await work());
+    } catch (error) {
+      const h = natsHeaders();
+      for (const [key, value] of Object.entries(errorHeaders(error))) {
+        h.set(key, value.replace(/[\r\n]+/g, " "));
+      }
+      msg.respond(Empty, { headers: h });
+    }
+  }
+
+  /** Moves `name`, which this node runs and serves, to `to`. */
+  async #migrateOut(
+    name: string,
+    to: string,
+    timeoutMs: number,
+  ): Promise<MigrationInfo> {
+    const what = `migrate "${name}" to "${to}"`;
+    const host = this.#host;
+    const kernel = host.kernel(name);
+    const subscription = this.#served.get(name);
+    if (kernel === undefined || subscription === undefined) {
+      throw new UnknownActorError(
+        name,
+        `node "${this.name}" does not serve it`,
+      );
+    }
+    if (to === this.name) {
+      throw new InvalidStateError(what, "there", "this node runs it already");
+    }
+    if (host.pauseForMigration === undefined || host.adopt === undefined) {
+      throw new InvalidStateError(what, "no runtime", "migration unsupported");
+    }
+    const end = Date.now() + timeoutMs;
+    const left = () => Math.max(1, end - Date.now());
+    // The target must be there before anything stops.
+    await this.#request(
+      this.subjects.nodePing(to),
+      Empty,
+      Math.min(left(), 2000),
+      {
+        actor: name,
+        node: to,
+        what,
+      },
+    );
+    // 1. Plain requests stop coming here; those being served finish.
+    this.#served.delete(name);
+    subscription.unsubscribe();
+    const serving = this.#durable.get(name);
+    this.#durable.delete(name);
+    let durable: Required<DurableServeOptionsType> | null = null;
+    let handled: number[] = [];
+    let paused = false;
+    const pausedAt = { ms: 0 };
+    try {
+      await waitUntil(
+        () => ![...this.#serving.values()].includes(name),
+        end,
+      );
+      // 2. Durable messages wait in the stream; those queued here are
+      // handled and acknowledged.
+      if (serving !== undefined) {
+        durable = serving.options;
+        await serving.stop(left());
+        if (serving.pendingCount > 0) throw new TimeoutError(what, timeoutMs);
+        handled = serving.handledSequences();
+      }
+      // 3. Quiet, then paused; a message that slipped in (a local K2K
+      // send) is handled before the next try.
+      let snapshot: Uint8Array | undefined;
+      let sequence = 0n;
+      let launch: MigratingLaunch | undefined;
+      while (snapshot === undefined) {
+        const quiet = () => kernel.metrics().inFlight === 0;
+        if (!await waitUntil(quiet, end)) {
+          throw new TimeoutError(
+            `${what} (its queue did not empty)`,
+            timeoutMs,
+          );
+        }
+        pausedAt.ms = Date.now();
+        const taken = await host.pauseForMigration(name, left());
+        paused = true;
+        if (quiet()) {
+          ({ snapshot, sequence, launch } = taken);
+          break;
+        }
+        await host.resumeAfterMigration?.(name);
+        paused = false;
+      }
+      // 4. The transfer: the target launches it restored and serves it.
+      const { bytes: record } = buildCheckpoint({
+        actor: name,
+        sequence,
+        snapshot: snapshot!,
+        base: undefined,
+      });
+      const header: TransferHeader = {
+        actor: name,
+        from: this.name,
+        launch: launch!,
+        durable,
+        handled,
+        timeoutMs: left(),
+      };
+      try {
+        await this.#request(
+          this.subjects.nodeAdopt(to),
+          encodeTransfer(header, record),
+          left(),
+          { actor: name, node: to, what },
+        );
+      } catch (error) {
+        // The answer may be what was lost: the target serving it settles it.
+        const served = await this.remote(name, { timeoutMs: 2000 }).then(
+          (r) => r.node,
+          () => undefined,
+        );
+        if (served !== to) throw error;
+      }
+      // 5. The route switched: this copy goes.
+      await kernel.terminate({ abort: true, timeoutMs: left() }).catch(
+        () => {},
+      );
+      return {
+        actor: name,
+        from: this.name,
+        to,
+        sequence,
+        snapshotBytes: snapshot!.byteLength,
+        pausedMs: Date.now() - pausedAt.ms,
+      };
+    } catch (error) {
+      // The actor runs on here.
+      if (paused) await host.resumeAfterMigration?.(name).catch(() => {});
+      if (kernel.state !== "terminated" && !this.#served.has(name)) {
+        this.#served.set(
+          name,
+          this.#nc.subscribe(this.subjects.actorAll(name), {
+            queue: SERVE_QUEUE,
+            callback: (_error, msg) => this.#onServed(name, msg),
+          }),
+        );
+        if (durable !== null) {
+          await this.#serveDurably(name, durable, handled).catch(() => {});
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** Takes an actor migrating here: launches it restored, serves it, answers. */
+  async #adopt(msg: Msg): Promise<string> {
+    const { header, record } = decodeTransfer(msg.data);
+    const name = header.actor;
+    const what = `adopt "${name}" from "${header.from}"`;
+    this.#assertOpen(what);
+    if (this.#host.adopt === undefined) {
+      throw new InvalidStateError(what, "no runtime", "migration unsupported");
+    }
+    if (this.#host.kernel(name) !== undefined) {
+      throw new InvalidStateError(
+        what,
+        "running",
+        "this node runs one already",
+      );
+    }
+    if (header.durable !== null) this.#requireJetStream(what);
+    const kernel = await this.#host.adopt(
+      name,
+      header.launch,
+      record,
+      header.timeoutMs,
+    );
+    try {
+      const subscription = this.#nc.subscribe(this.subjects.actorAll(name), {
+        queue: SERVE_QUEUE,
+        callback: (_error, m) => this.#onServed(name, m),
+      });
+      this.#served.set(name, subscription);
+      await this.#nc.flush();
+      if (header.durable !== null) {
+        await this.#serveDurably(name, header.durable, header.handled);
+      }
+    } catch (error) {
+      this.unserve(name);
+      await kernel.terminate({ abort: true, timeoutMs: 1000 }).catch(() => {});
+      throw error;
+    }
+    return JSON.stringify({ node: this.name });
+  }
+
+  /**
+   * Sends a slot to `target` as a plain remote send (a K2K send from an
+   * actor of this runtime to a name another node serves).
+   */
+  async forwardSend(
+    target: string,
+    slot: Uint8Array,
+    options: { timeoutMs: number },
+  ): Promise<void> {
+    await this.#ask(
+      { actor: target, node: "?" },
+      "send",
+      slot,
+      options.timeoutMs,
+      undefined,
+      this.#options.requestGraceMs,
+    );
+  }
+
+  /**
+   * A {@linkcode CheckpointStore} in the tenant's JetStream stream
+   * `RK_<tenant>_CHECKPOINTS` (created when first asked for). Rejects with
+   * `InvalidStateError` when the servers have no JetStream.
+   */
+  async checkpointStore(): Promise<CheckpointStore> {
+    const { js, jsm } = this.#requireJetStream("store checkpoints");
+    await ensureCheckpointStream(jsm, this.subjects);
+    return new JetStreamCheckpointStore({
+      js,
+      jsm,
+      subjects: this.subjects,
+      timeoutMs: 5000,
+    });
   }
 
   // ---- reaching other nodes' actors --------------------------------------
@@ -1079,7 +1417,7 @@ export class ClusterNode implements ClusterMember {
     if (this.#serving.size > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
-        Promise.allSettled([...this.#serving]),
+        Promise.allSettled([...this.#serving.keys()]),
         new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
       ]);
       clearTimeout(timer);

@@ -153,6 +153,36 @@ export class Subjects {
     return `${this.prefix}.node.${encodeToken(node)}.leave`;
   }
 
+  /** Where the node `node` takes actors that migrate to it. */
+  nodeAdopt(node: string): string {
+    return `${this.prefix}.node.${encodeToken(node)}.adopt`;
+  }
+
+  /** Where the node `node` is asked to migrate one of its actors away. */
+  nodeMigrate(node: string): string {
+    return `${this.prefix}.node.${encodeToken(node)}.migrate`;
+  }
+
+  /** The tenant's JetStream stream of checkpoints. */
+  get checkpointStream(): string {
+    return `RK_${this.tenant}_CHECKPOINTS`;
+  }
+
+  /** Where checkpoint `id` (16 hex digits) of the actor `name` is kept. */
+  checkpoint(name: string, id: string): string {
+    return `${this.prefix}.ckpt.${encodeToken(name)}.${id}`;
+  }
+
+  /** Where the id of the actor `name`'s latest checkpoint is kept. */
+  checkpointHead(name: string): string {
+    return `${this.prefix}.ckpt.${encodeToken(name)}.head`;
+  }
+
+  /** Every checkpoint subject of the tenant. */
+  get allCheckpoints(): string {
+    return `${this.prefix}.ckpt.>`;
+  }
+
   /** Where every node announces that it leaves. */
   get anyNodeLeave(): string {
     return `${this.prefix}.node.*.leave`;

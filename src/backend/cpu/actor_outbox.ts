@@ -30,6 +30,8 @@ import { checkOptionsObject, checkWaitOptions } from "../../options.ts";
 import { subscription, type TopicSubscription } from "../../pubsub.ts";
 import type { RouteEntry, WorkerToHost } from "./protocol.ts";
 
+/** The `targetId` of a receipt for an actor served by another node. */
+export const REMOTE_TARGET_ID = -1;
 /** Default of {@linkcode ActorSendOptions.timeoutMs}. */
 const K2K_TIMEOUT_MS = 1000;
 const TIMESTAMP = ENVELOPE.fields.timestamp.offset;
@@ -114,6 +116,16 @@ export interface OutboxInit {
   readonly catchUp: () => Promise<void> | undefined;
   /** Posts a message to the host. */
   readonly post: (message: WorkerToHost, transfer?: Transferable[]) => void;
+  /**
+   * Hands a K2K send to a name with no local route to the host, which
+   * forwards it through its cluster node; resolves once the serving node
+   * took it. Absent: such a send fails with `UnknownActorError`.
+   */
+  readonly remoteSend?: (
+    target: string,
+    slot: Uint8Array,
+    timeoutMs: number,
+  ) => Promise<void>;
 }
 
 /** The sending side of one actor loop: `ctx.send`, `ctx.publish`, `ctx.subscribe`. */
@@ -221,12 +233,16 @@ export class ActorOutbox {
     return messages.length;
   }
 
-  /** The checks and waits of a send that may wait: catches up on routes, waits for room. */
+  /**
+   * The checks and waits of a send that may wait: catches up on routes,
+   * waits for room; a target with no local route goes to the host
+   * ({@linkcode OutboxInit.remoteSend}).
+   */
   async #sendWaiting(
     target: string,
     messages: ArrayLike<MessageValue<FieldsSpec>>,
     options: ActorSendOptions | undefined,
-  ): Promise<Route> {
+  ): Promise<Pick<Route, "receipt">> {
     const { timeoutMs, signal } = checkWaitOptions(options, K2K_TIMEOUT_MS);
     const given = checkSchema(options?.schema);
     if (signal?.aborted) throw signal.reason;
@@ -238,7 +254,9 @@ export class ActorOutbox {
         route = this.#init.routes().get(target);
       }
     }
-    if (route === undefined) throw new UnknownActorError(target);
+    if (route === undefined) {
+      return await this.#sendRemote(target, messages, given, timeoutMs, signal);
+    }
     const schema = this.#schemaOf(given);
     const total = messages.length;
     if (total === 0) return route;
@@ -270,6 +288,52 @@ export class ActorOutbox {
       done += this.#put(route, schema, done, total - done);
       if (done === total) return route;
     }
+  }
+
+  /**
+   * Sends `messages` to `target`, which no local route has, through the
+   * host's cluster node, one after another within `timeoutMs`. Throws
+   * `UnknownActorError` where the host has no cluster or no node serves
+   * the name.
+   */
+  async #sendRemote(
+    target: string,
+    messages: ArrayLike<MessageValue<FieldsSpec>>,
+    given: MessageSchema | undefined,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Pick<Route, "receipt">> {
+    const forward = this.#init.remoteSend;
+    if (forward === undefined) throw new UnknownActorError(target);
+    const schema = this.#schemaOf(given);
+    const slots: Uint8Array[] = [];
+    for (let i = 0; i < messages.length; i++) {
+      const slot = new Uint8Array(ENVELOPE_SIZE + schema.size);
+      const view = new DataView(slot.buffer);
+      writeEnvelopeFor(view, 0, schema, {
+        sourceActor: this.#init.id,
+        timestamp: this.#init.clock.now(),
+      });
+      schema.encode(view, ENVELOPE_SIZE, messages[i]);
+      slots.push(slot);
+    }
+    const end = performance.now() + timeoutMs;
+    for (const slot of slots) {
+      const left = Math.max(0, Math.round(end - performance.now()));
+      const sent = forward(target, slot, left);
+      if (signal === undefined) await sent;
+      else {
+        await new Promise<void>((resolve, reject) => {
+          const onAbort = () => reject(signal.reason);
+          if (signal.aborted) return onAbort();
+          signal.addEventListener("abort", onAbort, { once: true });
+          sent.then(resolve, reject).finally(() =>
+            signal.removeEventListener("abort", onAbort)
+          );
+        });
+      }
+    }
+    return { receipt: { target, targetId: REMOTE_TARGET_ID } };
   }
 
   /** The schema a send encodes with: the given one, or the actor's output. */

@@ -52,7 +52,14 @@ import {
 } from "./actor_memory.ts";
 import { ActorOutbox, buildRoutes, type Route } from "./actor_outbox.ts";
 import {
+  InvalidStateError,
+  QueueFullError,
+  TimeoutError,
+  UnknownActorError,
+} from "../../errors.ts";
+import {
   type HostToWorker,
+  type SerializedError,
   serializeError,
   type StartMessage,
   type WorkerToHost,
@@ -100,6 +107,14 @@ function readCorrelation(view: DataView, offset: number): number | bigint {
 
 let mailboxHandled = 0;
 let routes: Map<string, Route> = new Map();
+/** The running loop: it answers snapshot requests. */
+let running: ActorLoop | undefined;
+/** Remote sends waiting for the host's answer, by request. */
+const remoteSends = new Map<
+  number,
+  { target: string; resolve: () => void; reject: (error: Error) => void }
+>();
+let nextRemoteSend = 1;
 
 function post(message: WorkerToHost, transfer?: Transferable[]): void {
   if (port !== null) port.postMessage(message, transfer as never);
@@ -129,7 +144,60 @@ function onHostMessage(message: HostToWorker): void {
   } else if (message.kind === "routes") {
     routes = buildRoutes(message.routes, routes);
     mailboxHandled++;
+  } else if (message.kind === "snapshot") {
+    mailboxHandled++;
+    answerSnapshot(message.request);
+  } else if (message.kind === "remote-send-result") {
+    mailboxHandled++;
+    const waiting = remoteSends.get(message.request);
+    if (waiting === undefined) return;
+    remoteSends.delete(message.request);
+    if (message.error === undefined) waiting.resolve();
+    else waiting.reject(deserializeError(message.error, waiting.target));
   }
+}
+
+/** Answers the host's snapshot request with the actor's `snapshot` of its state. */
+function answerSnapshot(request: number): void {
+  try {
+    if (running === undefined) {
+      throw new Error("the actor's loop is not running");
+    }
+    const bytes = running.snapshot();
+    post({ kind: "snapshot", request, bytes }, [bytes.buffer as ArrayBuffer]);
+  } catch (error) {
+    post({ kind: "snapshot", request, error: serializeError(error) });
+  }
+}
+
+/** Asks the host to forward a K2K send to a name no local route has. */
+function remoteSend(
+  target: string,
+  slot: Uint8Array,
+  timeoutMs: number,
+): Promise<void> {
+  const request = nextRemoteSend++;
+  return new Promise<void>((resolve, reject) => {
+    remoteSends.set(request, { target, resolve, reject });
+    post({ kind: "remote-send", request, target, slot, timeoutMs }, [
+      slot.buffer as ArrayBuffer,
+    ]);
+  });
+}
+
+/** The typed error a host's answer names (its class by name, else an Error). */
+function deserializeError(error: SerializedError, target: string): Error {
+  const made = error.name === "UnknownActorError"
+    ? new UnknownActorError(target)
+    : error.name === "TimeoutError"
+    ? new TimeoutError(`K2K send to "${target}"`, 0)
+    : error.name === "QueueFullError"
+    ? new QueueFullError(error.message)
+    : error.name === "InvalidMessageError"
+    ? new InvalidMessageError(error.message)
+    : Object.assign(new Error(error.message), { name: error.name });
+  made.message = error.message;
+  return made;
 }
 
 if (port !== null) port.on("message", onHostMessage);
@@ -177,8 +245,10 @@ async function start(init: StartMessage): Promise<void> {
   });
   routes = buildRoutes(init.routes, routes);
   const loop = new ActorLoop(init, definition);
+  running = loop;
   post({ kind: "ready" });
   const reason = await loop.run();
+  running = undefined;
   // An abandoned loop's host has moved on: it reports nothing.
   if (reason !== "abandoned") post({ kind: "exited", reason });
   closeSelf();
@@ -279,11 +349,22 @@ class ActorLoop {
     this.#words[WorkerWord.userCode] = init.generation;
     let state: unknown;
     try {
-      state = definition.init?.({
-        name: init.name,
-        id: init.id,
-        config: init.config,
-      });
+      const info = { name: init.name, id: init.id, config: init.config };
+      if (init.restore === undefined) state = definition.init?.(info);
+      else {
+        if (typeof definition.restore !== "function") {
+          throw new InvalidStateError(
+            `restore actor "${init.name}"`,
+            "no restore",
+            "its definition has no restore(snapshot, info) member",
+          );
+        }
+        state = definition.restore(init.restore.snapshot, {
+          ...info,
+          sequence: init.restore.sequence,
+          checkpointId: init.restore.checkpointId,
+        });
+      }
     } finally {
       this.#words[WorkerWord.userCode] = 0;
     }
@@ -299,6 +380,7 @@ class ActorLoop {
           ? this.#catchUpMailbox()
           : undefined,
       post,
+      remoteSend,
     });
     this.#outbox = outbox;
     this.#ctx = {
@@ -316,6 +398,32 @@ class ActorLoop {
         outbox.publish(topic, message, options),
       subscribe: (filter) => outbox.subscribe(filter),
     };
+  }
+
+  /**
+   * The actor's `snapshot` of its state (the host asks while the actor is
+   * paused, so no handler runs). Throws when the definition has none or it
+   * returns something other than a `Uint8Array`.
+   */
+  snapshot(): Uint8Array {
+    const take = this.#definition.snapshot;
+    if (typeof take !== "function") {
+      throw new InvalidStateError(
+        `snapshot of actor "${this.#init.name}"`,
+        "no snapshot",
+        "its definition has no snapshot(state) member",
+      );
+    }
+    const bytes = take(this.#ctx.state);
+    if (!(bytes instanceof Uint8Array)) {
+      throw new InvalidStateError(
+        `snapshot of actor "${this.#init.name}"`,
+        typeof bytes,
+        "snapshot(state) must return a Uint8Array",
+      );
+    }
+    // A copy of its own: the bytes are transferred to the host.
+    return bytes.slice();
   }
 
   /** Runs until terminated, aborted or crashed. */

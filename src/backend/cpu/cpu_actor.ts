@@ -17,7 +17,12 @@ import { Worker } from "node:worker_threads";
 import { setTimeout as setTimer } from "node:timers";
 
 import { ControlBlockView } from "../../control_block.ts";
-import { RingKernelError, TimeoutError } from "../../errors.ts";
+import {
+  InvalidStateError,
+  RingKernelError,
+  TimeoutError,
+  UnknownActorError,
+} from "../../errors.ts";
 import { DEFAULT_MAX_SKEW_MS } from "../../hlc.ts";
 import { ABI_VERSION } from "../../layout.ts";
 import { Ring, type RingConsumer, type RingProducer } from "../../ring.ts";
@@ -43,7 +48,14 @@ import type {
   InFlightMessage,
   StuckThread,
 } from "../backend.ts";
-import type { RouteEntry, SerializedError, WorkerToHost } from "./protocol.ts";
+import {
+  type RemoteSendRequest,
+  type RestoreSpec,
+  type RouteEntry,
+  type SerializedError,
+  serializeError,
+  type WorkerToHost,
+} from "./protocol.ts";
 
 const WORKER_URL = new URL("./actor_worker.ts", import.meta.url);
 /**
@@ -89,6 +101,14 @@ export class CpuActorHost implements ActorHost {
   readonly #words: Int32Array;
   #worker: Worker | undefined;
   #generation = 0;
+  /** The snapshot to restore at the first start (dropped once it ran). */
+  #restore: RestoreSpec | undefined;
+  /** Snapshot requests waiting for the loop's answer. */
+  readonly #snapshots = new Map<
+    number,
+    (answer: { bytes?: Uint8Array; error?: SerializedError }) => void
+  >();
+  #nextSnapshot = 1;
   readonly #stuck: StuckThread[] = [];
 
   /** Lays out the actor's memory; {@linkcode CpuActorHost.start} runs it. */
@@ -105,6 +125,7 @@ export class CpuActorHost implements ActorHost {
     this.#load = load;
     this.#loadWords = new Int32Array(load);
     this.#spec = spec;
+    this.#restore = spec.restore;
     this.#events = events;
     this.#routes = routes;
     this.plan = planActorMemory(spec.queue);
@@ -201,6 +222,8 @@ export class CpuActorHost implements ActorHost {
         if (!started) {
           if (message.kind === "ready") {
             started = true;
+            // Restored once: a restart calls init.
+            this.#restore = undefined;
             clearTimeout(timer);
             resolve();
             return;
@@ -246,6 +269,7 @@ export class CpuActorHost implements ActorHost {
           module: this.#spec.module,
           exportName: this.#spec.exportName,
           config: this.#spec.config,
+          restore: this.#restore,
           routes: this.#routes(),
           idleSpinMicros: this.#spec.idleSpinMicros,
           load: this.#load,
@@ -285,12 +309,83 @@ export class CpuActorHost implements ActorHost {
           message.kind === "subscribe",
         );
         break;
+      case "snapshot": {
+        const answer = this.#snapshots.get(message.request);
+        this.#snapshots.delete(message.request);
+        answer?.(message);
+        break;
+      }
+      case "remote-send":
+        this.#remoteSend(worker, message);
+        break;
       case "exited":
         if (this.#worker === worker) this.#worker = undefined;
         void worker.terminate().catch(() => {});
         this.#events.onExit(message.reason);
         break;
     }
+  }
+
+  /** Forwards a K2K send to a name with no local route, and answers the loop. */
+  #remoteSend(worker: Worker, message: RemoteSendRequest): void {
+    const forward = this.#events.onRemoteSend;
+    const sent = forward === undefined
+      ? Promise.reject(new UnknownActorError(message.target))
+      : forward(message.target, message.slot, message.timeoutMs);
+    sent.then(
+      () => undefined,
+      (error: unknown) => serializeError(error),
+    ).then((error) => {
+      if (this.#worker !== worker) return;
+      Atomics.add(this.#words, WorkerWord.mailbox, 1);
+      worker.postMessage({
+        kind: "remote-send-result",
+        request: message.request,
+        error,
+      });
+      this.wake();
+    });
+  }
+
+  /**
+   * The actor's snapshot of its state, asked of its loop (see
+   * {@linkcode ActorHost.snapshot}); the runtime pauses the actor first.
+   */
+  snapshot(timeoutMs: number): Promise<Uint8Array> {
+    const worker = this.#worker;
+    if (worker === undefined) {
+      return Promise.reject(
+        new InvalidStateError(
+          `snapshot of actor "${this.#spec.name}"`,
+          "not running",
+        ),
+      );
+    }
+    const request = this.#nextSnapshot++;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimer(() => {
+        this.#snapshots.delete(request);
+        reject(
+          new TimeoutError(`snapshot of actor "${this.#spec.name}"`, timeoutMs),
+        );
+      }, timeoutMs);
+      this.#snapshots.set(request, (answer) => {
+        clearTimeout(timer);
+        if (answer.bytes !== undefined) resolve(answer.bytes);
+        else {
+          reject(
+            new InvalidStateError(
+              `snapshot of actor "${this.#spec.name}"`,
+              "failed",
+              `${answer.error?.name}: ${answer.error?.message}`,
+            ),
+          );
+        }
+      });
+      Atomics.add(this.#words, WorkerWord.mailbox, 1);
+      worker.postMessage({ kind: "snapshot", request });
+      this.wake();
+    });
   }
 
   /** The loop's thread is gone: account for its messages, then report the crash. */

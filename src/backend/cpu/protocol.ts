@@ -50,6 +50,8 @@ export interface StartMessage {
   exportName: string;
   /** Launch-time configuration handed to the actor's `init`. */
   config: unknown;
+  /** The snapshot to restore the state from instead of calling `init`. */
+  restore?: RestoreSpec;
   /** Routes to every other live actor. */
   routes: RouteEntry[];
   /** How long the loop spins before sleeping when idle, in µs. */
@@ -66,6 +68,51 @@ export interface StartMessage {
   maxSkewMs: number;
 }
 
+/** A snapshot the actor's `restore` rebuilds its state from, at its first start. */
+export interface RestoreSpec {
+  /** The snapshot's bytes (what the actor's `snapshot` made). */
+  snapshot: Uint8Array;
+  /** Messages the actor had handled when it was taken. */
+  sequence: bigint;
+  /** The checkpoint's id. */
+  checkpointId: string;
+}
+
+/** Asks the loop for its actor's snapshot (taken while it is paused). */
+export interface SnapshotRequest {
+  /** Discriminant. */
+  kind: "snapshot";
+  /** Matches the answer. */
+  request: number;
+}
+
+/** The host's answer to a {@linkcode RemoteSendRequest}. */
+export interface RemoteSendResult {
+  /** Discriminant. */
+  kind: "remote-send-result";
+  /** The request answered. */
+  request: number;
+  /** Why the send failed; absent when the serving node took the message. */
+  error?: SerializedError;
+}
+
+/**
+ * A K2K send to a name with no local route: the host forwards it through
+ * its cluster node (or fails it with `UnknownActorError`).
+ */
+export interface RemoteSendRequest {
+  /** Discriminant. */
+  kind: "remote-send";
+  /** Matches the answer. */
+  request: number;
+  /** The target's name. */
+  target: string;
+  /** The message: envelope and payload. */
+  slot: Uint8Array;
+  /** The send's deadline, in ms. */
+  timeoutMs: number;
+}
+
 /** Replaces the Worker's routing table. */
 export interface RoutesMessage {
   /** Discriminant. */
@@ -75,7 +122,11 @@ export interface RoutesMessage {
 }
 
 /** Host → Worker messages. */
-export type HostToWorker = StartMessage | RoutesMessage;
+export type HostToWorker =
+  | StartMessage
+  | RoutesMessage
+  | SnapshotRequest
+  | RemoteSendResult;
 
 /** Worker → host messages. */
 export type WorkerToHost =
@@ -97,7 +148,14 @@ export type WorkerToHost =
   | { kind: "publish"; topic: string; slot: Uint8Array }
   | { kind: "subscribe"; filter: string }
   | { kind: "unsubscribe"; filter: string }
-  | { kind: "exited"; reason: "terminated" | "aborted" | "crashed" };
+  | { kind: "exited"; reason: "terminated" | "aborted" | "crashed" }
+  | {
+    kind: "snapshot";
+    request: number;
+    bytes?: Uint8Array;
+    error?: SerializedError;
+  }
+  | RemoteSendRequest;
 
 /** Turns anything thrown into a {@linkcode SerializedError}. */
 export function serializeError(error: unknown): SerializedError {
