@@ -520,7 +520,11 @@ export class ClusterNode implements ClusterMember {
     const subscription = this.#served.get(name);
     if (subscription === undefined) return;
     this.#served.delete(name);
-    subscription.unsubscribe();
+    // Drained, not dropped: a request the server routed here before it saw
+    // the unsubscription still gets its answer (UnknownActorError, the
+    // kernel being gone) instead of none, which would leave the caller
+    // waiting for its whole deadline.
+    subscription.drain().catch(() => subscription.unsubscribe());
     const serving = this.#durable.get(name);
     if (serving !== undefined) {
       this.#durable.delete(name);
@@ -736,7 +740,11 @@ export class ClusterNode implements ClusterMember {
     );
     // 1. Plain requests stop coming here; those being served finish.
     this.#served.delete(name);
-    subscription.unsubscribe();
+    // Drained, not dropped: a request the server routed here before it saw
+    // the unsubscription still gets its answer (UnknownActorError, the
+    // kernel being gone) instead of none, which would leave the caller
+    // waiting for its whole deadline.
+    subscription.drain().catch(() => subscription.unsubscribe());
     const serving = this.#durable.get(name);
     this.#durable.delete(name);
     let durable: Required<DurableServeOptionsType> | null = null;
