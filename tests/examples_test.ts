@@ -16,11 +16,22 @@ import { main as supervision } from "../examples/supervision.ts";
 import { main as demo } from "../examples/demo.ts";
 import { main as gpuActor } from "../examples/gpu_actor.ts";
 import { main as gpuReduce } from "../examples/gpu_reduce.ts";
+import { main as receiveMany } from "../examples/receive_many.ts";
+import { main as k2kBatch } from "../examples/k2k_batch.ts";
+import { main as backpressure } from "../examples/backpressure.ts";
+import { main as actorGroup } from "../examples/actor_group.ts";
+import { main as keyedGroup } from "../examples/keyed_group.ts";
+import { main as telemetry } from "../examples/telemetry.ts";
+import { main as deadLetters } from "../examples/dead_letters.ts";
+import { main as lifecycle } from "../examples/lifecycle.ts";
+import { main as deferredReply } from "../examples/deferred_reply.ts";
+import { main as wavesimTiles } from "../examples/wavesim_tiles.ts";
 import fahrenheit from "../examples/actors/fahrenheit.ts";
 import { gpuImplementationOf } from "../src/backend/cuda/gpu_actor.ts";
 import { findOnPath } from "../bench/harness/spawn.ts";
 import { Nvrtc } from "../src/backend/cuda/nvrtc.ts";
 import { gpuTestOptions, requireGpu } from "./gpu_gate.ts";
+import { memberIndexForKey } from "../mod.ts";
 
 const EXPECTED_CONVERSIONS = [
   { sensor: 0, fahrenheit: -40, hot: false },
@@ -179,4 +190,195 @@ describe("the GPU actor example's device code", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+// The examples of the runtime's features, each on the backend "auto" picks
+// and again on the CUDA backend where it works; every wait has a deadline.
+const FEATURE_TIMEOUT = { timeout: 120_000 };
+
+function checkReceiveMany(r: Awaited<ReturnType<typeof receiveMany>>): void {
+  assert.deepEqual(r.sequence, [...Array(500).keys()].map(BigInt));
+  assert.ok(r.batches.length < 500, "replies came several at a time");
+  assert.ok(r.batches.every((n) => n >= 1 && n <= 256));
+  assert.equal(r.leftOver, 0);
+}
+
+function checkBackpressure(r: Awaited<ReturnType<typeof backpressure>>): void {
+  assert.equal(r.accepted, 16);
+  assert.equal(r.queueFull, true);
+  assert.equal(r.waitedAndSent, true);
+  assert.equal(r.replies, 17);
+}
+
+function checkActorGroup(r: Awaited<ReturnType<typeof actorGroup>>): void {
+  assert.deepEqual(r.members, ["worker-0", "worker-1", "worker-2", "worker-3"]);
+  assert.deepEqual(r.echoed, [0, 10, 20, 30]);
+  assert.deepEqual(r.states, ["terminated", "active", "active", "active"]);
+}
+
+function checkKeyedGroup(r: Awaited<ReturnType<typeof keyedGroup>>): void {
+  const sensors = ["kitchen", "hall", "garage", "attic", "cellar"];
+  const expected: Record<string, number> = {};
+  sensors.forEach((sensor, i) => {
+    const member = `totals-${memberIndexForKey(sensor, 3)}`;
+    assert.equal(r.assignment[sensor], member);
+    expected[member] = (expected[member] ?? 0) + 6 * (i + 1); // rounds 1+2+3
+  });
+  assert.deepEqual(r.totals, expected);
+}
+
+function checkTelemetry(r: Awaited<ReturnType<typeof telemetry>>): void {
+  assert.equal(r.processed, 400);
+  assert.equal(r.accounted, true);
+  assert.ok(r.timedCalls >= 1);
+  assert.ok(r.p50Micros > 0 && r.p99Micros >= r.p50Micros);
+  assert.equal(r.stampIsRecent, true);
+  assert.deepEqual(r.events, []);
+}
+
+function checkLifecycle(r: Awaited<ReturnType<typeof lifecycle>>): void {
+  assert.deepEqual(r.states, [
+    "launched",
+    "active",
+    "deactivated",
+    "terminated",
+  ]);
+  assert.equal(r.processedWhilePaused, 0);
+  assert.deepEqual(r.totals, [1, 3, 6]);
+  assert.equal(r.invalid, "InvalidStateError");
+}
+
+describe("examples of the runtime's features", () => {
+  test("receive_many: replies in batches", FEATURE_TIMEOUT, async () => {
+    checkReceiveMany(await receiveMany("auto"));
+  });
+
+  test(
+    "k2k_batch: ctx.sendBatch and ctx.trySend",
+    FEATURE_TIMEOUT,
+    async () => {
+      const r = await k2kBatch();
+      assert.equal(r.batchAccepted, 50);
+      assert.equal(r.tryAccepted, 10);
+      assert.deepEqual(r.received, [
+        ...Array.from({ length: 50 }, (_, i) => 1000n + BigInt(i)),
+        ...Array.from({ length: 10 }, (_, i) => 2000n + BigInt(i)),
+      ]);
+    },
+  );
+
+  test(
+    "backpressure: trySend false, QueueFullError, a send that waits",
+    FEATURE_TIMEOUT,
+    async () => {
+      checkBackpressure(await backpressure("auto"));
+    },
+  );
+
+  test(
+    "actor_group: launchGroup, a member terminated alone",
+    FEATURE_TIMEOUT,
+    async () => {
+      checkActorGroup(await actorGroup("auto"));
+    },
+  );
+
+  test("keyed_group: one key, one member", FEATURE_TIMEOUT, async () => {
+    checkKeyedGroup(await keyedGroup("auto"));
+  });
+
+  test(
+    "telemetry: metrics, accounting, latency, events",
+    FEATURE_TIMEOUT,
+    async () => {
+      checkTelemetry(await telemetry("auto"));
+    },
+  );
+
+  test("dead_letters: reasons, listener, drain", FEATURE_TIMEOUT, async () => {
+    const r = await deadLetters("cpu");
+    assert.deepEqual(r.counts, { "handler-error": 3, aborted: 4 });
+    assert.equal(r.seen.length, 7);
+    assert.equal(r.drained, 7);
+    assert.match(r.detail, /UnknownActorError: no actor named "nobody"/);
+  });
+
+  test(
+    "lifecycle: activate, deactivate, terminate, InvalidStateError",
+    FEATURE_TIMEOUT,
+    async () => {
+      checkLifecycle(await lifecycle("auto"));
+    },
+  );
+
+  test(
+    "deferred_reply: without CUDA it says so and stops",
+    FEATURE_TIMEOUT,
+    async () => {
+      const r = await deferredReply();
+      if (r.backend !== "cuda") {
+        assert.equal(r.ran, false);
+        return;
+      }
+      assert.deepEqual(r.waited, [true, true, true]);
+      assert.deepEqual(r.answers, [101, 102, 103]);
+    },
+  );
+
+  test(
+    "wavesim_tiles: the tiles equal the reference",
+    FEATURE_TIMEOUT,
+    async () => {
+      const r = await wavesimTiles("cpu");
+      assert.equal(r.backend, "cpu");
+      assert.equal(r.tiles, 6);
+      assert.equal(r.matchesReference, true);
+    },
+  );
+});
+
+describe("examples of the runtime's features on the CUDA backend", () => {
+  const gpuTest = (name: string, fn: () => Promise<void>, nvrtc = false) =>
+    test(
+      name,
+      nvrtc && !Nvrtc.probe().available
+        ? { skip: "libnvrtc not installed" }
+        : { ...gpuTestOptions(), timeout: 120_000 },
+      async () => {
+        requireGpu();
+        await fn();
+      },
+    );
+
+  gpuTest(
+    "receive_many",
+    async () => checkReceiveMany(await receiveMany("cuda")),
+  );
+  gpuTest(
+    "backpressure",
+    async () => checkBackpressure(await backpressure("cuda")),
+  );
+  gpuTest(
+    "actor_group (one pool kernel)",
+    async () => checkActorGroup(await actorGroup("cuda")),
+  );
+  gpuTest("keyed_group", async () => checkKeyedGroup(await keyedGroup("cuda")));
+  gpuTest("telemetry", async () => checkTelemetry(await telemetry("cuda")));
+  gpuTest("lifecycle", async () => checkLifecycle(await lifecycle("cuda")));
+  gpuTest("dead_letters (unknown-target on the device)", async () => {
+    const r = await deadLetters("cuda");
+    assert.deepEqual(r.counts, { "unknown-target": 3, aborted: 4 });
+    assert.equal(r.drained, 7);
+  });
+  gpuTest("deferred_reply (rk_defer, rk_reply_to)", async () => {
+    const r = await deferredReply();
+    assert.equal(r.backend, "cuda");
+    assert.deepEqual(r.waited, [true, true, true]);
+    assert.deepEqual(r.answers, [101, 102, 103]);
+  }, true);
+  gpuTest("wavesim_tiles (GPU tiles, rk_send halos)", async () => {
+    const r = await wavesimTiles("cuda");
+    assert.equal(r.backend, "cuda");
+    assert.equal(r.matchesReference, true);
+  }, true);
 });

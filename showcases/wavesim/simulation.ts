@@ -86,7 +86,7 @@ export async function createWaveRuntime(
     rt.backend === "cuda"
       ? "WaveSim: GPU tiles (CUDA backend)"
       : `WaveSim: CPU tiles (CPU backend${
-        rt.fallbackReason ? `: ${rt.fallbackReason}` : ""
+        rt.fallbackReason ? `: ${rt.fallbackReason.split("\n")[0]}` : ""
       })`,
   );
   return rt;
