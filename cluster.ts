@@ -34,8 +34,13 @@ export type {
   ClusterMetrics,
   HostDeadLetter,
   LookupOptions,
+  MigrateOptions,
+  MigratingLaunch,
+  MigrationInfo,
+  PausedActor,
   ServeOptions,
 } from "./src/cluster/member.ts";
+export { JetStreamCheckpointStore } from "./src/cluster/checkpoint_store.ts";
 export type {
   ClusterDeadLetter,
   DeadLetterReadOptions,
