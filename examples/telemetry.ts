@@ -46,6 +46,12 @@ export async function main(
     await echo.call({ seq: BigInt(i), value: i, tag: 0 }, { timeoutMs: 5_000 });
   }
 
+  // An actor counts a message just after replying to it: let the counters
+  // settle (with a deadline) before reading them.
+  const settleBy = performance.now() + 5_000;
+  while (echo.metrics().inFlight > 0 && performance.now() < settleBy) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
   const m = echo.metrics();
   const accounted = m.sent === m.processed + m.deadLettered + m.inFlight;
   // The stamp is a hybrid logical clock: milliseconds since the epoch above

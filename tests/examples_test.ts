@@ -26,6 +26,7 @@ import { main as deadLetters } from "../examples/dead_letters.ts";
 import { main as lifecycle } from "../examples/lifecycle.ts";
 import { main as deferredReply } from "../examples/deferred_reply.ts";
 import { main as wavesimTiles } from "../examples/wavesim_tiles.ts";
+import { main as checkpoint } from "../examples/checkpoint.ts";
 import fahrenheit from "../examples/actors/fahrenheit.ts";
 import { gpuImplementationOf } from "../src/backend/cuda/gpu_actor.ts";
 import { findOnPath } from "../bench/harness/spawn.ts";
@@ -322,6 +323,16 @@ describe("examples of the runtime's features", () => {
       }
       assert.deepEqual(r.waited, [true, true, true]);
       assert.deepEqual(r.answers, [101, 102, 103]);
+    },
+  );
+
+  test(
+    "checkpoint: snapshot to a file store, restore in a new runtime",
+    FEATURE_TIMEOUT,
+    async () => {
+      const r = await checkpoint();
+      assert.deepEqual(r.before, [1, 3, 6]);
+      assert.deepEqual(r.after, [10, 15]);
     },
   );
 
