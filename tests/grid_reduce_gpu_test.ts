@@ -14,6 +14,7 @@ import {
   launchGridReduce,
   MAX_GRID_MEMBERS,
 } from "../src/actors/grid_reduce.ts";
+import { pollUntil } from "../src/async.ts";
 import { ReduceOp } from "../src/actors/schemas.ts";
 import type { BackendRequest } from "../src/backend/select.ts";
 import { KeyedGroup, memberIndexForKey } from "../src/keyed_group.ts";
@@ -118,6 +119,12 @@ async function scenario(backend: BackendRequest): Promise<Outcome> {
     ]);
     results.push(...queued);
     await assert.rejects(grid.reduce(7), RangeError);
+    // A reply goes out before its message is counted (the commit publishes,
+    // then counts): wait until every member has counted what it answered.
+    await pollUntil(
+      () => grid.members.every((k) => k.metrics().inFlight === 0),
+      { timeoutMs: 10_000, what: "the members' counters" },
+    );
     const processed = grid.members.map((k) => k.metrics().processed);
     return {
       results,
