@@ -163,6 +163,15 @@ export interface KernelMetrics {
   readonly inFlight: number;
   /** Replies waiting for the host to receive them. */
   readonly pendingReplies: number;
+  /**
+   * Sends the actor's device code made that were refused — `rk_send` or
+   * `rk_publish` that found the target (or the outbox) full, named no
+   * actor, or did not fit (`RK_SEND_FULL`, `_UNKNOWN`, `_TOO_BIG`,
+   * `_MISMATCH`). Such a message was never
+   * sent, so it is in no kernel's `sent`. Always 0 for CPU actors, whose
+   * sends wait or throw instead.
+   */
+  readonly sendsRefused: number;
   /** Times the actor crashed. */
   readonly crashes: number;
   /** Times its supervisor restarted it. */
@@ -1382,6 +1391,7 @@ export class Kernel<
       deadLettered,
       inFlight,
       pendingReplies: this.#replies.length + host.outputRing.depth(),
+      sendsRefused: host.sendsRefused?.() ?? 0,
       crashes: this.#crashes,
       restarts: this.#restarts,
       telemetry,

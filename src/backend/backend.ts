@@ -133,6 +133,11 @@ export interface ActorHost {
   readonly outputRing: Ring;
   /** The host's consumer on `outputRing`. */
   readonly output: RingConsumer;
+  /**
+   * Sends the actor's device code had refused (full, unknown name, too
+   * big); absent where actors send only by waiting (the CPU backend).
+   */
+  sendsRefused?(): number;
   /** K2K / pub-sub inbox ring, where the backend has one. */
   readonly inboxRing: Ring | undefined;
   /** Whether the actor loop is running (started and not yet exited or killed). */

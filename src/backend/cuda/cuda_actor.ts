@@ -210,6 +210,8 @@ export class CudaActorHost implements ActorHost {
   #inputRing: Ring;
   #input: RingProducer;
   #inboxRing: Ring;
+  /** The device API's counters once the actor's memory is given back. */
+  #finalSends: DeviceSendCounters | undefined;
   #outputRing: Ring;
   #output: RingConsumer;
   readonly #deadLetterRing: Ring;
@@ -313,6 +315,7 @@ export class CudaActorHost implements ActorHost {
   }
   /** What the device code sent and published through the device API, and what the host delivered. */
   deviceSends(): DeviceSendCounters {
+    if (this.#finalSends !== undefined) return this.#finalSends;
     const view = new DataView(
       this.#mapped.chunk.buffer!,
       this.#mapped.offset + this.plan.io,
@@ -328,6 +331,14 @@ export class CudaActorHost implements ActorHost {
       refused: u64("refused"),
       delivered: this.#delivered,
     };
+  }
+  /**
+   * Device API calls refused (full target or outbox, unknown name, too big
+   * or mismatched): `full + unknown + refused` of {@linkcode deviceSends}.
+   */
+  sendsRefused(): number {
+    const sends = this.deviceSends();
+    return sends.full + sends.unknown + sends.refused;
   }
   /** Whether this actor can send K2K (so it may hold routes to other inboxes). */
   get sendsK2k(): boolean {
@@ -745,6 +756,7 @@ export class CudaActorHost implements ActorHost {
 
   /** Replaces the live views by copies of their final state. */
   #snapshot(): void {
+    this.#finalSends = this.deviceSends();
     const buffer = this.#mapped.chunk.buffer!;
     const base = this.#mapped.offset;
     const control = new ArrayBuffer(CONTROL_BLOCK.size);
