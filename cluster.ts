@@ -58,3 +58,4 @@ export {
   RemoteError,
 } from "./src/cluster/errors.ts";
 export { decodeToken, encodeToken, Subjects } from "./src/cluster/subjects.ts";
+export type { HlcTimestamp, HybridClock } from "./src/hlc.ts";

@@ -162,6 +162,8 @@ export {
   UnknownActorError,
 } from "./src/errors.ts";
 export type { Subscription, TopicSubscription } from "./src/pubsub.ts";
+export type { ClusterOptions } from "./src/cluster/options.ts";
+export type { ClusterMember } from "./src/cluster/member.ts";
 export {
   type DeadLetter,
   type DeadLetterInput,
