@@ -9,6 +9,8 @@ import { REPO_ROOT } from "../bench/harness/results.ts";
 import {
   BATCH_SEND_COST_TARGET_NS,
   batchSendCostLines,
+  FLOOR_LIMITS,
+  floorLimitLines,
   floorRows,
   floorSummaryLines,
   floorVerdict,
@@ -251,5 +253,42 @@ describe("host cost of a batch send", () => {
     assert.match(lines[1], /^Bun: .* 40\.0 ns per message .*: MISSED$/);
     assert.equal(BATCH_SEND_COST_TARGET_NS, 25);
     assert.deepEqual(batchSendCostLines({ benchmarks: [] }), []);
+  });
+});
+
+describe("what limits a missed floor target", () => {
+  test("one paragraph per kind of figure that missed its target, none for those met or without one", () => {
+    const floor = (id: string, met: boolean | undefined) => ({
+      id,
+      target: met === undefined ? undefined : { met },
+    });
+    const floors = [
+      floor("deno:actor-call:p50", false),
+      floor("bun:actor-call:p99", false),
+      floor("deno:sendbatch-echo@1024:rate", true),
+      floor("deno:sendbatch-sink@1024:rate", false),
+      floor("deno:sendbatch-sink@64:rate", undefined),
+    ] as unknown as Parameters<typeof floorLimitLines>[0]["floors"];
+    const lines = floorLimitLines({ floors });
+    assert.deepEqual(lines, [
+      `- **actor-call**: ${FLOOR_LIMITS["actor-call"]}`,
+      `- **sendbatch-sink**: ${FLOOR_LIMITS["sendbatch-sink"]}`,
+    ]);
+    assert.deepEqual(floorLimitLines({}), []);
+    for (
+      const kind of [
+        "actor-call",
+        "sendbatch-sink",
+        "sendbatch-echo",
+        "pipeline-k2k",
+      ]
+    ) {
+      assert.ok(FLOOR_LIMITS[kind].length > 0, kind);
+      assert.doesNotMatch(
+        FLOOR_LIMITS[kind],
+        /\d+(\.\d+)? ?(µs|Mmsg|%)/,
+        "no figure typed by hand",
+      );
+    }
   });
 });

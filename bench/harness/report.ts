@@ -814,6 +814,51 @@ export function floorSummaryLines(
   );
 }
 
+/**
+ * What stands between each kind of library figure and its floor, shown for
+ * the kinds whose target the run missed: the work the library does that the
+ * floor does not (the run's figures say how far; this says why).
+ */
+export const FLOOR_LIMITS: Readonly<Record<string, string>> = Object.freeze({
+  "actor-call":
+    "`call()` against a two-thread spin ping-pong: a call encodes an envelope and its payload, the actor " +
+    "validates and decodes it into a JavaScript object (a BigInt field included), runs the handler, encodes " +
+    "the reply and commits it through the kill-safe ownership word, and the host decodes the reply and " +
+    "settles the caller's promise; the floor moves one word each way. On 2 cores both threads of either side " +
+    "also compete with the harness and the operating system, which is what the p99 shows.",
+  "sendbatch-sink":
+    "one-way `sendBatch` against a bare ring: the bare ring only moves bytes (its consumer never reads a " +
+    "payload), while the actor decodes every message into an object and calls its handler, and commits in " +
+    "groups with an ownership word, a counter and a release that keep the accounting exact across a kill. " +
+    "Per message that is hundreds of ns of JavaScript against the ring's few ns.",
+  "sendbatch-echo":
+    "batched echo against a bare echo over two rings: on top of the one-way costs, the actor encodes a " +
+    "reply per message and the host decodes every reply into an object and hands it to `receiveMany`.",
+  "pipeline-k2k":
+    "the three-actor pipeline against one-way sends to one actor: each stage decodes and re-encodes every " +
+    "message, and three actors plus the host share 2 cores, so stages take turns on the cores (the idle " +
+    "spins shrink while the actors outnumber the cores) instead of running side by side.",
+});
+
+/** The kind of a floor comparison (`deno:sendbatch-echo@1024:rate` → `sendbatch-echo`). */
+function floorKind(id: string): string {
+  return id.split(":")[1]?.replace(/@.*$/, "") ?? "";
+}
+
+/** One paragraph per kind of figure whose target this run missed (see {@linkcode FLOOR_LIMITS}). */
+export function floorLimitLines(
+  results: Pick<ResultsDocument, "floors">,
+): string[] {
+  const missed = new Set(
+    (results.floors ?? []).filter((c) => c.target && !c.target.met).map((c) =>
+      floorKind(c.id)
+    ),
+  );
+  return [...missed].filter((kind) => FLOOR_LIMITS[kind] !== undefined).map(
+    (kind) => `- **${kind}**: ${FLOOR_LIMITS[kind]}`,
+  );
+}
+
 function floorSection(results: ResultsDocument): string[] {
   const rows = floorRows(results);
   if (rows.length === 0) return [];
@@ -835,7 +880,14 @@ function floorSection(results: ResultsDocument): string[] {
     "",
     table([...FLOOR_HEADERS], rows),
     "",
+    ...limitsBlock(results),
   ];
+}
+
+function limitsBlock(results: ResultsDocument): string[] {
+  const lines = floorLimitLines(results);
+  if (lines.length === 0) return [];
+  return ["What limits the targets this run missed:", "", ...lines, ""];
 }
 
 function headline(
