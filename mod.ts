@@ -79,6 +79,7 @@ export {
   type CheckpointInfo,
   CheckpointNotFoundError,
   type CheckpointOptions,
+  type CheckpointPolicy,
   type CheckpointRecord,
   type CheckpointStore,
   CheckpointVersionError,

@@ -624,3 +624,87 @@ export function checkRestoreFrom(
     "a CheckpointStore, or { store, id? } (id: 16 hex digits)",
   );
 }
+
+/**
+ * Checkpoints a launch keeps of its actor (`launch(name, { checkpoint })`):
+ * the store its restarts restore from, and when to take them by itself.
+ */
+export interface CheckpointPolicy {
+  /**
+   * Where checkpoints of the actor go: those taken by the policy, and
+   * those asked for with `rt.checkpoint(name, { store })` into it. A
+   * restart after a crash restores the latest record of the actor's name in
+   * this store (running `restore` instead of `init`).
+   */
+  store: CheckpointStore;
+  /**
+   * Take a checkpoint once this many messages (an integer ≥ 1) were
+   * handled since the last one (looked at every 25 ms, or `everyMs` when
+   * shorter). Default: none.
+   */
+  everyMessages?: number;
+  /**
+   * Take a checkpoint this often, in ms (≥ 1), when messages were handled
+   * since the last one. Default: none.
+   */
+  everyMs?: number;
+  /**
+   * Deadline of each checkpoint the policy takes, and of reading the latest
+   * record at a restart, in ms (default 10 000).
+   */
+  timeoutMs?: number;
+}
+
+/** A {@linkcode CheckpointPolicy} checked, with its defaults. */
+export interface CheckedCheckpointPolicy {
+  /** The store. */
+  readonly store: CheckpointStore;
+  /** See {@linkcode CheckpointPolicy.everyMessages}. */
+  readonly everyMessages: number | undefined;
+  /** See {@linkcode CheckpointPolicy.everyMs}. */
+  readonly everyMs: number | undefined;
+  /** See {@linkcode CheckpointPolicy.timeoutMs}. */
+  readonly timeoutMs: number;
+}
+
+/** Checks a launch's `checkpoint` option; throws `InvalidOptionError`. */
+export function checkCheckpointPolicy(
+  value: unknown,
+): CheckedCheckpointPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "object" || value === null) {
+    throw new InvalidOptionError(
+      "checkpoint",
+      value,
+      "{ store, everyMessages?, everyMs?, timeoutMs? }",
+    );
+  }
+  const o = value as CheckpointPolicy;
+  if (!isCheckpointStore(o.store)) {
+    throw new InvalidOptionError(
+      "checkpoint.store",
+      o.store,
+      "a CheckpointStore (put, get, latest)",
+    );
+  }
+  const positive = (name: string, v: unknown, integer: boolean) => {
+    if (v === undefined) return undefined;
+    if (
+      typeof v !== "number" || !(v >= 1) || v > 2 ** 31 - 1 ||
+      (integer && !Number.isInteger(v))
+    ) {
+      throw new InvalidOptionError(
+        `checkpoint.${name}`,
+        v,
+        integer ? "an integer in 1..2^31-1" : "a number of ms in 1..2^31-1",
+      );
+    }
+    return v;
+  };
+  return {
+    store: o.store,
+    everyMessages: positive("everyMessages", o.everyMessages, true),
+    everyMs: positive("everyMs", o.everyMs, false),
+    timeoutMs: positive("timeoutMs", o.timeoutMs, false) ?? 10_000,
+  };
+}

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { abortable } from "./async.ts";
+import { abortable, deadline } from "./async.ts";
 import { availableParallelism } from "node:os";
 import { type ActorModuleRef, loadActorDefinition } from "./actor.ts";
 import type {
@@ -100,7 +100,7 @@ import {
   checkSignal,
   checkWaitOptions,
 } from "./options.ts";
-import { setTimeout } from "node:timers";
+import { setInterval, setTimeout } from "node:timers";
 import type { ClusterOptions } from "./cluster/options.ts";
 import type {
   ClusterHost,
@@ -109,16 +109,22 @@ import type {
 } from "./cluster/member.ts";
 import {
   buildCheckpoint,
+  checkCheckpointPolicy,
+  type CheckedCheckpointPolicy,
   type CheckpointBase,
   type CheckpointInfo,
+  CheckpointNotFoundError,
   type CheckpointOptions,
+  type CheckpointPolicy,
   checkRestoreFrom,
   decodeCheckpoint,
   isCheckpointStore,
   loadCheckpoint,
+  type LoadedCheckpoint,
   MemoryCheckpointStore,
   type RestoreFrom,
 } from "./checkpoint.ts";
+import type { RestoreSpec } from "./backend/cpu/protocol.ts";
 
 /** Options of {@linkcode RingKernel.create}. */
 export interface RingKernelOptions {
@@ -241,6 +247,18 @@ export interface LaunchOptions {
    * `CheckpointCorruptError`, `CheckpointVersionError`).
    */
   restoreFrom?: RestoreFrom;
+  /**
+   * Keep checkpoints of the actor (CPU actors with `snapshot` and
+   * `restore` members) in `checkpoint.store`: a restart after a crash then
+   * restores the latest record of its name there (its `restore` runs
+   * instead of `init`; the launch's `restoreFrom` record while the store
+   * has none), and with `everyMessages` or `everyMs` the runtime takes
+   * them by itself. What the actor handled after the latest checkpoint is
+   * lost to its state at such a restart (its replies went out). A periodic
+   * checkpoint that fails is reported as a `checkpoint-failed` event and
+   * tried again at the next turn.
+   */
+  checkpoint?: CheckpointPolicy;
 }
 
 /** Options of {@linkcode RingKernel.prepare}. */
@@ -315,6 +333,24 @@ export type RuntimeEvent =
     readonly kernel: string;
     /** Consecutive restart number. */
     readonly attempt: number;
+    /**
+     * The checkpoint its state was restored from (a launch with
+     * `checkpoint`), or `undefined` when its `init` ran.
+     */
+    readonly restored?: {
+      /** The record's id. */
+      readonly checkpointId: string;
+      /** Messages the actor had handled when it was taken. */
+      readonly sequence: bigint;
+    };
+  }
+  | {
+    /** A checkpoint the launch's `checkpoint` policy takes failed (the actor runs on). */
+    readonly type: "checkpoint-failed";
+    /** Its name. */
+    readonly kernel: string;
+    /** Why. */
+    readonly error: ActorErrorInfo;
   }
   | {
     /** A kernel's heartbeat stopped for longer than the deadline. */
@@ -662,6 +698,13 @@ export class RingKernel implements AsyncDisposable {
   readonly #launches = new WeakMap<Kernel, MigratingLaunch>();
   /** Messages each restored kernel had handled before this launch. */
   readonly #sequenceBase = new WeakMap<Kernel, bigint>();
+  /** The checkpoint policy of each kernel launched with one, and its launch's record. */
+  readonly #checkpointPolicies = new WeakMap<
+    Kernel,
+    { policy: CheckedCheckpointPolicy; launched: RestoreSpec | undefined }
+  >();
+  /** The pause and snapshot each kernel waits for (see `#exclusive`). */
+  readonly #snapshotLocks = new WeakMap<Kernel, Promise<void>>();
   /** The record each store's next checkpoint of a name diffs against. */
   readonly #checkpointBases = new WeakMap<
     object,
@@ -851,6 +894,7 @@ export class RingKernel implements AsyncDisposable {
       );
     }
     const restore = checkRestoreFrom(options.restoreFrom);
+    const policy = checkCheckpointPolicy(options.checkpoint);
     const signal = checked.signal;
     if (signal?.aborted) throw signal.reason;
     if (this.#kernels.has(name)) {
@@ -880,7 +924,7 @@ export class RingKernel implements AsyncDisposable {
       pending.reason = signal!.reason;
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    const done = this.#launchAs(name, checked, pending, restore);
+    const done = this.#launchAs(name, checked, pending, restore, policy);
     pending.done = done.catch(() => {});
     try {
       return await done;
@@ -948,6 +992,7 @@ export class RingKernel implements AsyncDisposable {
     options: CheckedLaunch,
     pending: PendingLaunch,
     restoreFrom?: ReturnType<typeof checkRestoreFrom>,
+    policy?: CheckedCheckpointPolicy,
   ): Promise<Kernel> {
     const ref = typeof options.actor === "string"
       ? this.#builtin(options.actor)
@@ -962,6 +1007,17 @@ export class RingKernel implements AsyncDisposable {
         `restore "${name}"`,
         "no restore",
         "its actor definition has no restore(snapshot, info) member",
+      );
+    }
+    if (
+      policy !== undefined &&
+      (typeof definition.snapshot !== "function" ||
+        typeof definition.restore !== "function")
+    ) {
+      throw new InvalidStateError(
+        `keep checkpoints of "${name}"`,
+        "no snapshot",
+        "its actor definition needs snapshot(state) and restore(snapshot, info) members",
       );
     }
     if (pending.cancelled) throw cancelledLaunch(name, pending);
@@ -1018,6 +1074,13 @@ export class RingKernel implements AsyncDisposable {
           : this.#cluster.forwardSend(target, slot, { timeoutMs }),
     };
     const backend = this.#placeOn(name, definition, options.placement);
+    if (policy !== undefined && backend.kind !== "cpu") {
+      throw new InvalidStateError(
+        `keep checkpoints of "${name}"`,
+        backend.kind,
+        "the state of a GPU actor cannot be snapshotted yet",
+      );
+    }
     const host = backend.spawn(
       {
         name,
@@ -1098,6 +1161,17 @@ export class RingKernel implements AsyncDisposable {
         snapshot: restored.snapshot,
         depth: restored.chain - 1,
       });
+    }
+    if (policy !== undefined) {
+      this.#checkpointPolicies.set(kernel, {
+        policy,
+        launched: restored === undefined ? undefined : {
+          snapshot: restored.snapshot,
+          sequence: restored.record.sequence,
+          checkpointId: restored.record.id,
+        },
+      });
+      this.#keepCheckpoints(kernel, policy);
     }
     if (this.#watchdog) {
       this.#watchdog.watch(name, host.control);
@@ -1216,13 +1290,22 @@ export class RingKernel implements AsyncDisposable {
       if (internals.isStopping() || this.#closed) return;
       const startTimeoutMs = this.#startTimeouts.get(kernel) ??
         DEFAULT_START_TIMEOUT_MS;
-      host.start(startTimeoutMs).then(() => {
+      this.#restoreForRestart(kernel).then(async (restored) => {
+        await host.start(startTimeoutMs);
+        return restored;
+      }).then((restored) => {
         internals.noteRestart();
         this.#supervisor.started(kernel.name);
         this.#emit({
           type: "restart",
           kernel: kernel.name,
           attempt: decision.attempt,
+          ...(restored === undefined ? {} : {
+            restored: {
+              checkpointId: restored.checkpointId,
+              sequence: restored.sequence,
+            },
+          }),
         });
       }, (startError: unknown) => {
         const serialized = {
@@ -1322,13 +1405,16 @@ export class RingKernel implements AsyncDisposable {
     const { timeoutMs, signal } = checkWaitOptions(o, 10_000);
     if (signal?.aborted) throw signal.reason;
     const kernel = this.getKernel(name);
-    const wasActive = kernel.isActive;
-    let taken;
-    try {
-      taken = await this.#snapshot(kernel, timeoutMs);
-    } finally {
-      if (wasActive && kernel.state === "deactivated") await kernel.activate();
-    }
+    const taken = await this.#exclusive(kernel, async () => {
+      const wasActive = kernel.isActive;
+      try {
+        return await this.#snapshot(kernel, timeoutMs);
+      } finally {
+        if (wasActive && kernel.state === "deactivated") {
+          await kernel.activate();
+        }
+      }
+    });
     if (signal?.aborted) throw signal.reason;
     const bases = this.#basesOf(o.store);
     const built = buildCheckpoint({
@@ -1348,6 +1434,132 @@ export class RingKernel implements AsyncDisposable {
       snapshotBytes: taken.snapshot.byteLength,
       storedBytes: built.bytes.byteLength,
     };
+  }
+
+  /**
+   * Runs `work` (a pause and snapshot of `kernel`) after those already
+   * asked for: a checkpoint and a migration never pause the same actor at
+   * once (one would run it again while the other holds it paused).
+   */
+  async #exclusive<T>(kernel: Kernel, work: () => Promise<T>): Promise<T> {
+    const before = this.#snapshotLocks.get(kernel) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => release = resolve);
+    const queue = before.then(() => mine);
+    this.#snapshotLocks.set(kernel, queue);
+    await before;
+    try {
+      return await work();
+    } finally {
+      release();
+      if (this.#snapshotLocks.get(kernel) === queue) {
+        this.#snapshotLocks.delete(kernel);
+      }
+    }
+  }
+
+  /**
+   * Takes the checkpoints of a launch's `checkpoint` policy: every 25 ms
+   * (or `everyMs`, when shorter) it looks whether `everyMessages` messages
+   * were handled since the last, or `everyMs` passed with some handled, and
+   * takes one then (never two at once; not while the actor is paused,
+   * restarting or stopping).
+   */
+  #keepCheckpoints(kernel: Kernel, policy: CheckedCheckpointPolicy): void {
+    const { everyMessages, everyMs } = policy;
+    if (everyMessages === undefined && everyMs === undefined) return;
+    const tickMs = Math.min(
+      everyMs ?? 25,
+      everyMessages === undefined ? Infinity : 25,
+    );
+    const sequence = () =>
+      (this.#sequenceBase.get(kernel) ?? 0n) +
+      kernelInternals(kernel).host.control.messagesProcessed;
+    let last = sequence();
+    let lastAt = Date.now();
+    let busy = false;
+    const timer = setInterval(() => {
+      const internals = kernelInternals(kernel);
+      if (
+        this.#closed || kernel.state === "terminated" || internals.isStopping()
+      ) {
+        clearInterval(timer);
+        return;
+      }
+      if (busy || kernel.state !== "active" || !internals.host.running) return;
+      const now = sequence();
+      // A restart restored an older state: count from it.
+      if (now < last) last = now;
+      const due = (everyMessages !== undefined &&
+        now - last >= BigInt(everyMessages)) ||
+        (everyMs !== undefined && now > last && Date.now() - lastAt >= everyMs);
+      if (!due) return;
+      busy = true;
+      this.checkpoint(kernel.name, {
+        store: policy.store,
+        timeoutMs: policy.timeoutMs,
+      }).then((info) => {
+        last = info.sequence;
+        lastAt = Date.now();
+      }, (error: unknown) => {
+        if (kernel.state === "terminated" || internals.isStopping()) return;
+        this.#emit({
+          type: "checkpoint-failed",
+          kernel: kernel.name,
+          error: {
+            name: error instanceof Error ? error.name : "Error",
+            message: error instanceof Error ? error.message : String(error),
+          },
+        });
+      }).finally(() => busy = false);
+    }, tickMs);
+    timer.unref();
+  }
+
+  /**
+   * Before a restart after a crash: the state to restore when the launch
+   * keeps checkpoints (the latest record of the name in its store, else the
+   * launch's own `restoreFrom` record), handed to the host; `undefined`
+   * (`init` runs) otherwise. Reading the store has the policy's deadline;
+   * a corrupt record fails the restart with its typed error.
+   */
+  async #restoreForRestart(kernel: Kernel): Promise<RestoreSpec | undefined> {
+    const kept = this.#checkpointPolicies.get(kernel);
+    if (kept === undefined) return undefined;
+    const { policy } = kept;
+    const host = kernelInternals(kernel).host;
+    let spec = kept.launched;
+    let loaded: LoadedCheckpoint | undefined;
+    try {
+      loaded = await deadline(
+        loadCheckpoint(policy.store, kernel.name),
+        policy.timeoutMs,
+        { what: `read the latest checkpoint of "${kernel.name}"` },
+      );
+    } catch (error) {
+      if (!(error instanceof CheckpointNotFoundError)) throw error;
+    }
+    if (loaded !== undefined) {
+      spec = {
+        snapshot: loaded.snapshot,
+        sequence: loaded.record.sequence,
+        checkpointId: loaded.record.id,
+      };
+      this.#basesOf(policy.store).set(kernel.name, {
+        id: loaded.record.id,
+        snapshot: loaded.snapshot,
+        depth: loaded.chain - 1,
+      });
+    }
+    host.restoreOnNextStart?.(spec);
+    // Its sequence counts on from the record's, not from what it handled.
+    this.#sequenceBase.set(
+      kernel,
+      spec === undefined
+        ? (this.#sequenceBase.get(kernel) ?? 0n)
+        : spec.sequence - host.control.messagesProcessed,
+    );
+    return spec;
   }
 
   #basesOf(store: object): Map<string, CheckpointBase> {
@@ -1397,13 +1609,17 @@ export class RingKernel implements AsyncDisposable {
     if (launch === undefined) {
       throw new InvalidStateError(`migrate "${name}"`, "launching");
     }
-    const wasActive = kernel.isActive;
-    try {
-      return { launch, ...await this.#snapshot(kernel, timeoutMs) };
-    } catch (error) {
-      if (wasActive && kernel.state === "deactivated") await kernel.activate();
-      throw error;
-    }
+    return await this.#exclusive(kernel, async () => {
+      const wasActive = kernel.isActive;
+      try {
+        return { launch, ...await this.#snapshot(kernel, timeoutMs) };
+      } catch (error) {
+        if (wasActive && kernel.state === "deactivated") {
+          await kernel.activate();
+        }
+        throw error;
+      }
+    });
   }
 
   async #adopt(

@@ -31,7 +31,8 @@ export interface ActorSpawnSpec {
   config: unknown;
   /**
    * A snapshot the actor's `restore` rebuilds its state from at its first
-   * start (instead of `init`); restarts after a crash call `init`.
+   * start (instead of `init`); restarts after a crash call `init`, unless
+   * the runtime sets another with {@linkcode ActorHost.restoreOnNextStart}.
    */
   restore?: RestoreSpec;
   /** How long an idle actor spins before sleeping, in µs. */
@@ -160,6 +161,13 @@ export interface ActorHost {
   kill(): readonly InFlightMessage[];
   /** Releases everything; the actor must not be running. */
   dispose(): void;
+  /**
+   * The snapshot the next {@linkcode ActorHost.start} restores the state
+   * from instead of running `init` (`undefined`: `init`); the runtime sets
+   * it before a restart after a crash when the actor keeps checkpoints.
+   * Absent where the backend cannot restore (the CUDA backend, for now).
+   */
+  restoreOnNextStart?(restore: RestoreSpec | undefined): void;
   /**
    * The actor's snapshot of its state (its definition's `snapshot`), asked
    * of its loop while the actor is paused; rejects with `TimeoutError` when

@@ -169,6 +169,11 @@ export class CpuActorHost implements ActorHost {
     };
   }
 
+  /** See {@linkcode ActorHost.restoreOnNextStart}. */
+  restoreOnNextStart(restore: RestoreSpec | undefined): void {
+    this.#restore = restore;
+  }
+
   start(timeoutMs: number): Promise<void> {
     if (this.#worker !== undefined) {
       throw new RingKernelError(
@@ -222,7 +227,8 @@ export class CpuActorHost implements ActorHost {
         if (!started) {
           if (message.kind === "ready") {
             started = true;
-            // Restored once: a restart calls init.
+            // Restored once: a restart calls init, unless the runtime
+            // set a snapshot for it (restoreOnNextStart).
             this.#restore = undefined;
             clearTimeout(timer);
             resolve();
