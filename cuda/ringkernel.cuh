@@ -951,6 +951,12 @@ __device__ __forceinline__ rk_u32 rk_mpsc_reserve(const rk_queue& q, rk_u32 want
 #define RK_ROUTE_FOUND 1u
 /** rk_route_lookup: the host is rewriting the table; look again later (not an unknown target). */
 #define RK_ROUTE_BUSY 2u
+/**
+ * rk_route_lookup: the name is an actor the host serves (a CPU actor of the
+ * same runtime): no inbox in device memory (`inbox` 0), so rk_send goes
+ * through the sender's outbox, which the host drains into that actor's inbox.
+ */
+#define RK_ROUTE_HOST 3u
 
 /** One thread: looks a name hash up in a route table (seqlock read): RK_ROUTE_FOUND, _ABSENT or _BUSY. */
 __device__ __forceinline__ rk_u32 rk_route_lookup(const rk_route_table* table, rk_u64 name_hash, rk_route* out) {
@@ -979,7 +985,9 @@ __device__ __forceinline__ rk_u32 rk_route_lookup(const rk_route_table* table, r
     }
     __threadfence_system();  // the entries are read before the sequence is read again
     if (rk_load_volatile(&table->sequence) == before) {
-      return found && out->inbox != 0 ? RK_ROUTE_FOUND : RK_ROUTE_ABSENT;
+      if (!found) return RK_ROUTE_ABSENT;
+      if (out->inbox != 0) return RK_ROUTE_FOUND;
+      return out->slot_size != 0 ? RK_ROUTE_HOST : RK_ROUTE_ABSENT;
     }
   }
   return RK_ROUTE_BUSY;
@@ -1113,12 +1121,57 @@ __device__ __forceinline__ void rk_write_send_envelope(rk_u8* slot, rk_u32 type_
 }
 
 /**
- * Sends `msg` to the GPU actor `target` (rk_name("its-name"), or a handle
- * from the host's nameHash) through its K2K inbox in device memory, as a
- * message of the target's input type; `correlation` goes into the envelope
- * (0: none). Never waits: returns RK_SEND_OK, RK_SEND_FULL, RK_SEND_UNKNOWN,
- * RK_SEND_TOO_BIG, RK_SEND_MISMATCH (sizeof(T) is not the target's input
- * size) or RK_SEND_BUSY. Any thread may call it; each call sends once.
+ * Outbox flag of a send to an actor the host serves (RK_ROUTE_HOST): the
+ * envelope's correlation id holds the target's name hash, not a topic's. The
+ * host clears it before delivery (src/backend/cuda/pool_layout.ts,
+ * OUTBOX_DIRECT_FLAG).
+ */
+#define RK_OUTBOX_DIRECT 0x8000u
+
+/**
+ * Puts `msg` into the actor's outbox as a message of type `type_id` with
+ * `key` in the correlation id (a topic's hash, or a target's name hash with
+ * `flags` RK_OUTBOX_DIRECT). Never waits: RK_SEND_OK, RK_SEND_FULL,
+ * RK_SEND_TOO_BIG or RK_SEND_UNKNOWN (no outbox); counted as a publication
+ * (`counter` 1) or a send (`counter` 0).
+ */
+template <class T>
+__device__ rk_i32 rk_outbox_put(rk_actor_ctx& ctx, rk_u32 type_id, rk_u64 key, rk_u16 flags, rk_u32 counter,
+                                const T& msg) {
+  rk_pool_shared& sh = rk_pool_smem();
+  const rk_run& r = *static_cast<const rk_run*>(ctx.run);
+  if (!r.has_outbox) return rk_send_count(3u, RK_SEND_UNKNOWN);
+  if (RK_ENVELOPE_SIZE + sizeof(T) > r.outbox.slot_size) return rk_send_count(4u, RK_SEND_TOO_BIG);
+  const rk_u32 capacity = r.outbox.mask + 1u;
+  rk_u32 ticket = 0;
+  for (;;) {
+    // This block is the outbox's only producer: its tickets come from shared memory.
+    ticket = *reinterpret_cast<volatile rk_u32*>(&sh.outbox_reserve);
+    const rk_u32 used = ticket - rk_load_acquire_sys(&r.outbox.header->head);
+    if (used > capacity) continue;  // a newer head than the ticket read: read both again
+    if (used == capacity) return rk_send_count(2u, RK_SEND_FULL);
+    if (atomicCAS(&sh.outbox_reserve, ticket, ticket + 1u) == ticket) break;
+  }
+  rk_u8* slot = rk_queue_slot(r.outbox, ticket);
+  rk_write_send_envelope(slot, type_id, sizeof(T), key, ctx.actor_id);
+  reinterpret_cast<rk_envelope*>(slot)->flags = flags;
+  rk_write_payload(slot + RK_ENVELOPE_SIZE, msg);
+  __threadfence_system();  // the slot before its stamp (the consumer is the host)
+  rk_store_volatile(rk_queue_stamp(r.outbox, ticket), ticket + 1u);
+  return rk_send_count(counter, RK_SEND_OK);
+}
+
+/**
+ * Sends `msg` to the actor `target` (rk_name("its-name"), or a handle from
+ * the host's nameHash) as a message of the target's input type: a GPU actor
+ * through its K2K inbox in device memory, with `correlation` in the envelope
+ * (0: none); a CPU actor of the same runtime through this actor's outbox,
+ * which the host drains into the target's inbox (no correlation; a full
+ * inbox there is a dead letter, `queue-full`, since this call has returned).
+ * Never waits: returns RK_SEND_OK, RK_SEND_FULL (the target's inbox, or for
+ * a CPU target the outbox, is full), RK_SEND_UNKNOWN, RK_SEND_TOO_BIG,
+ * RK_SEND_MISMATCH (sizeof(T) is not the target's input size) or
+ * RK_SEND_BUSY. Any thread may call it; each call sends once.
  */
 template <class T>
 __device__ rk_i32 rk_send(rk_actor_ctx& ctx, rk_u64 target, const T& msg, rk_u64 correlation = 0) {
@@ -1126,9 +1179,12 @@ __device__ rk_i32 rk_send(rk_actor_ctx& ctx, rk_u64 target, const T& msg, rk_u64
   rk_route route;
   const rk_u32 lookup = rk_route_lookup(reinterpret_cast<const rk_route_table*>(sh.desc.routes), target, &route);
   if (lookup == RK_ROUTE_BUSY) return RK_SEND_BUSY;
-  if (lookup != RK_ROUTE_FOUND) return rk_send_count(3u, RK_SEND_UNKNOWN);
+  if (lookup != RK_ROUTE_FOUND && lookup != RK_ROUTE_HOST) return rk_send_count(3u, RK_SEND_UNKNOWN);
   if (RK_ENVELOPE_SIZE + sizeof(T) > route.slot_size) return rk_send_count(4u, RK_SEND_TOO_BIG);
   if (sizeof(T) != route.input_size) return rk_send_count(4u, RK_SEND_MISMATCH);
+  if (lookup == RK_ROUTE_HOST) {
+    return rk_outbox_put(ctx, route.input_type_id, target, static_cast<rk_u16>(RK_OUTBOX_DIRECT), 0u, msg);
+  }
   rk_queue q;
   q.header = reinterpret_cast<rk_queue_header*>(route.inbox);
   q.slots = reinterpret_cast<rk_u8*>(route.inbox) + RK_QUEUE_HEADER_SIZE;
@@ -1154,26 +1210,7 @@ __device__ rk_i32 rk_send(rk_actor_ctx& ctx, rk_u64 target, const T& msg, rk_u64
  */
 template <class T>
 __device__ rk_i32 rk_publish_typed(rk_actor_ctx& ctx, rk_u64 topic, rk_u32 type_id, const T& msg) {
-  rk_pool_shared& sh = rk_pool_smem();
-  const rk_run& r = *static_cast<const rk_run*>(ctx.run);
-  if (!r.has_outbox) return rk_send_count(3u, RK_SEND_UNKNOWN);
-  if (RK_ENVELOPE_SIZE + sizeof(T) > r.outbox.slot_size) return rk_send_count(4u, RK_SEND_TOO_BIG);
-  const rk_u32 capacity = r.outbox.mask + 1u;
-  rk_u32 ticket = 0;
-  for (;;) {
-    // This block is the outbox's only producer: its tickets come from shared memory.
-    ticket = *reinterpret_cast<volatile rk_u32*>(&sh.outbox_reserve);
-    const rk_u32 used = ticket - rk_load_acquire_sys(&r.outbox.header->head);
-    if (used > capacity) continue;  // a newer head than the ticket read: read both again
-    if (used == capacity) return rk_send_count(2u, RK_SEND_FULL);
-    if (atomicCAS(&sh.outbox_reserve, ticket, ticket + 1u) == ticket) break;
-  }
-  rk_u8* slot = rk_queue_slot(r.outbox, ticket);
-  rk_write_send_envelope(slot, type_id, sizeof(T), topic, ctx.actor_id);
-  rk_write_payload(slot + RK_ENVELOPE_SIZE, msg);
-  __threadfence_system();  // the slot before its stamp (the consumer is the host)
-  rk_store_volatile(rk_queue_stamp(r.outbox, ticket), ticket + 1u);
-  return rk_send_count(1u, RK_SEND_OK);
+  return rk_outbox_put(ctx, type_id, topic, static_cast<rk_u16>(0u), 1u, msg);
 }
 
 /** rk_publish_typed with the actor's own output type (RK_SEND_MISMATCH when sizeof(T) is not its size). */

@@ -27,10 +27,13 @@ import type {
   BackendKind,
   CudaRuntimeOptions,
   GpuInfo,
+  HostRoute,
 } from "./backend/backend.ts";
 import { createBackend } from "./backend/create.ts";
+import { CpuActorHost } from "./backend/cpu/cpu_actor.ts";
 import { CpuBackend } from "./backend/cpu/cpu_backend.ts";
 import { gpuImplementationOf } from "./backend/cuda/gpu_actor.ts";
+import { nameHash } from "./backend/cuda/route_table.ts";
 import {
   type BackendRequest,
   chooseBackend,
@@ -47,6 +50,8 @@ import {
   InvalidMessageError,
   InvalidOptionError,
   InvalidStateError,
+  QueueFullError,
+  TimeoutError,
   UnknownActorError,
 } from "./errors.ts";
 import { DEFAULT_MAX_SKEW_MS, HybridClock } from "./hlc.ts";
@@ -125,6 +130,9 @@ import {
   type RestoreFrom,
 } from "./checkpoint.ts";
 import type { RestoreSpec } from "./backend/cpu/protocol.ts";
+
+/** How often a CPU actor's send through the host looks for room again, in ms. */
+const HOST_SEND_POLL_MS = 1;
 
 /** Options of {@linkcode RingKernel.create}. */
 export interface RingKernelOptions {
@@ -671,6 +679,8 @@ export class RingKernel implements AsyncDisposable {
   /** Why `"auto"` did not choose CUDA, when it did not. */
   readonly fallbackReason: string | undefined;
   readonly #kernels = new ActorRegistry<Kernel>();
+  /** The CPU actors GPU actors may send to through the host, by name hash. */
+  readonly #hostRouteNames = new Map<bigint, string>();
   readonly #deadLetters: DeadLetterQueue<UndeliveredMessage>;
   readonly #supervisor: Supervisor;
   readonly #broker: PubSub<TopicMessage>;
@@ -1050,6 +1060,8 @@ export class RingKernel implements AsyncDisposable {
       onExit: (reason) =>
         bound.kernel && kernelInternals(bound.kernel).onExit(reason),
       onPublish: (topic, slot) => this.#publishSlot(topic, slot),
+      onDeviceSend: (target, slot) =>
+        this.#deliverDeviceSend(name, target, slot),
       onStuck: (thread) => {
         // Unheard, it must still not pass silently.
         if (this.#listeners.size === 0) {
@@ -1068,10 +1080,16 @@ export class RingKernel implements AsyncDisposable {
         if (kernel === undefined) return;
         this.#onActorSubscription(kernel, filter, subscribe);
       },
-      onRemoteSend: (target, slot, timeoutMs) =>
-        this.#cluster === undefined
+      onRemoteSend: (target, slot, timeoutMs) => {
+        // A local actor the Worker has no ring to (a GPU actor) first.
+        const local = this.#kernels.get(target);
+        if (local !== undefined) {
+          return this.#sendThroughHost(local, slot, timeoutMs);
+        }
+        return this.#cluster === undefined
           ? Promise.reject(new UnknownActorError(target))
-          : this.#cluster.forwardSend(target, slot, { timeoutMs }),
+          : this.#cluster.forwardSend(target, slot, { timeoutMs });
+      },
     };
     const backend = this.#placeOn(name, definition, options.placement);
     if (policy !== undefined && backend.kind !== "cpu") {
@@ -1232,10 +1250,28 @@ export class RingKernel implements AsyncDisposable {
       const internals = kernelInternals(kernel);
       if (!internals.isStopping()) live.set(name, internals.host);
     }
-    this.#backend.updateRoutes(live);
-    if (this.#cpuBackend !== this.#backend) {
-      this.#cpuBackend.updateRoutes(live);
+    if (this.#cpuBackend === this.#backend) {
+      this.#backend.updateRoutes(live);
+      return;
     }
+    // GPU actors reach CPU actors by name through the host.
+    const hostRoutes: HostRoute[] = [];
+    this.#hostRouteNames.clear();
+    for (const [name, host] of live) {
+      if (host instanceof CpuActorHost) {
+        const kernel = this.#kernels.get(name)!;
+        hostRoutes.push({
+          name,
+          actorId: kernel.id,
+          slotSize: host.inputRing.slotSize,
+          inputTypeId: kernel.inputSchema.typeId,
+          inputSize: kernel.inputSchema.size,
+        });
+        this.#hostRouteNames.set(nameHash(name), name);
+      }
+    }
+    this.#backend.updateRoutes(live, hostRoutes);
+    this.#cpuBackend.updateRoutes(live);
   }
 
   /**
@@ -1724,22 +1760,36 @@ export class RingKernel implements AsyncDisposable {
     }
   }
 
-  #deliver(kernel: Kernel, slot: Uint8Array): void {
+  #deliver(
+    kernel: Kernel,
+    slot: Uint8Array,
+    what = "topic delivery",
+  ): void {
     const internals = kernelInternals(kernel);
-    const inbox = internals.host.inboxRing;
-    const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
-    const envelope = readEnvelope(view, 0);
-    if (inbox === undefined || internals.isStopping()) {
+    if (internals.host.inboxRing === undefined || internals.isStopping()) {
       this.#recordDeadLetter(
         kernel.name,
         "actor-terminated",
-        "topic delivery to a stopped kernel",
+        `${what} to a stopped kernel`,
         slot,
       );
       return;
     }
-    const producer = this.#inboxProducer(kernel);
-    const accepted = producer.tryEnqueueRaw(
+    if (!this.#tryDeliver(kernel, slot)) {
+      this.#recordDeadLetter(
+        kernel.name,
+        "queue-full",
+        `${what} found the queue full`,
+        slot,
+      );
+    }
+  }
+
+  /** Puts a slot into a running kernel's inbox and wakes it; false when the inbox is full. */
+  #tryDeliver(kernel: Kernel, slot: Uint8Array): boolean {
+    const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+    const envelope = readEnvelope(view, 0);
+    const accepted = this.#inboxProducer(kernel).tryEnqueueRaw(
       {
         typeId: envelope.typeId,
         flags: envelope.flags,
@@ -1749,16 +1799,72 @@ export class RingKernel implements AsyncDisposable {
       },
       slot.subarray(ENVELOPE_SIZE, ENVELOPE_SIZE + envelope.payloadLength),
     );
-    if (!accepted) {
+    if (accepted) kernelInternals(kernel).host.wake();
+    return accepted;
+  }
+
+  /**
+   * A CPU actor's K2K send to `kernel`, an actor of this runtime its Worker
+   * has no ring route to (a GPU actor): the slot goes into the kernel's
+   * inbox, counted as sent to it. A full inbox is waited on (polled) up to
+   * `timeoutMs`, then a `QueueFullError`, as for a CPU target; a kernel
+   * that stops is an `UnknownActorError`.
+   */
+  async #sendThroughHost(
+    kernel: Kernel,
+    slot: Uint8Array,
+    timeoutMs: number,
+  ): Promise<void> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      const internals = kernelInternals(kernel);
+      if (
+        internals.host.inboxRing === undefined || internals.isStopping() ||
+        this.#kernels.get(kernel.name) !== kernel
+      ) {
+        throw new UnknownActorError(kernel.name);
+      }
+      if (this.#tryDeliver(kernel, slot)) return;
+      const left = end - performance.now();
+      if (left <= 0) {
+        const full = `K2K send to "${kernel.name}": queue full`;
+        throw timeoutMs === 0
+          ? new QueueFullError(full)
+          : new QueueFullError(`${full} for ${timeoutMs} ms`, {
+            cause: new TimeoutError(`K2K send to "${kernel.name}"`, timeoutMs),
+          });
+      }
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(1, Math.min(left, HOST_SEND_POLL_MS)))
+      );
+    }
+  }
+
+  /**
+   * A GPU actor's `rk_send` to an actor this runtime serves through the
+   * host (a CPU actor; see {@linkcode HostRoute}): delivered to its inbox,
+   * counted as sent to it. The device does not wait, so a full inbox, or a
+   * target gone since the send, is a dead letter of the target's name.
+   */
+  #deliverDeviceSend(sender: string, target: bigint, slot: Uint8Array): void {
+    const name = this.#hostRouteNames.get(target);
+    const kernel = name === undefined ? undefined : this.#kernels.get(name);
+    if (kernel === undefined) {
       this.#recordDeadLetter(
-        kernel.name,
-        "queue-full",
-        "topic delivery found the queue full",
+        name ?? sender,
+        "unknown-target",
+        `a GPU actor's rk_send from "${sender}" to name hash 0x${
+          target.toString(16)
+        }: no such actor any more`,
         slot,
       );
       return;
     }
-    internals.host.wake();
+    this.#deliver(
+      kernel,
+      slot,
+      `a GPU actor's rk_send from "${sender}" (the device does not wait)`,
+    );
   }
 
   readonly #inboxProducers = new WeakMap<

@@ -93,6 +93,13 @@ export interface ActorHostEvents {
   onExit(reason: ActorExitReason): void;
   /** The actor published a message (envelope and payload). */
   onPublish(topic: string, slot: Uint8Array): void;
+  /**
+   * The actor's device code sent (`rk_send`) to an actor the host serves
+   * (see {@linkcode HostRoute}): `target` is the name's hash, `slot` the
+   * message (envelope and payload). The runtime delivers it to that actor's
+   * inbox, or dead-letters it. Absent: such sends are dead-lettered.
+   */
+  onDeviceSend?(target: bigint, slot: Uint8Array): void;
   /** The actor subscribed (`true`) to or unsubscribed from a topic filter. */
   onSubscription(filter: string, subscribe: boolean): void;
   /**
@@ -177,14 +184,37 @@ export interface ActorHost {
   snapshot?(timeoutMs: number): Promise<Uint8Array>;
 }
 
+/** An actor another backend runs, as a route through the host. */
+export interface HostRoute {
+  /** The actor's name. */
+  readonly name: string;
+  /** The actor's id. */
+  readonly actorId: number;
+  /** Slot size of its inbox (a message must fit one). */
+  readonly slotSize: number;
+  /** Type id of its input (what a send to it is stamped with). */
+  readonly inputTypeId: number;
+  /** Payload bytes of its input (a send of another size is refused). */
+  readonly inputSize: number;
+}
+
 /** A backend: creates the host side of actors and keeps their K2K routes. */
 export interface Backend {
   /** Which backend this is. */
   readonly kind: BackendKind;
   /** Creates (but does not start) the host side of one actor. */
   spawn(spec: ActorSpawnSpec, events: ActorHostEvents): ActorHost;
-  /** The live actors changed: update the K2K routes every actor sees. */
-  updateRoutes(actors: ReadonlyMap<string, ActorHost>): void;
+  /**
+   * The live actors changed: update the K2K routes every actor sees.
+   * `hostRoutes` are actors of another backend of the same runtime that
+   * this backend's actors may send to through the host (the CUDA backend
+   * routes `rk_send` to them through the sender's outbox); a backend
+   * without such a path ignores them.
+   */
+  updateRoutes(
+    actors: ReadonlyMap<string, ActorHost>,
+    hostRoutes?: readonly HostRoute[],
+  ): void;
   /** Releases what the backend holds; every actor must have stopped. */
   close(): Promise<void>;
   /**

@@ -64,6 +64,7 @@ import {
   deadLetterReasonOf,
   DeviceError,
   deviceErrorName,
+  OUTBOX_DIRECT_FLAG,
 } from "./pool_layout.ts";
 import { nameHash } from "./route_table.ts";
 
@@ -176,6 +177,7 @@ export interface DeviceSendCounters {
 
 const STAMP = ENVELOPE.fields.stamp.offset;
 const CORRELATION = ENVELOPE.fields.correlationId.offset;
+const FLAGS = ENVELOPE.fields.flags.offset;
 const IO = ACTOR_IO.fields;
 /** How long `kill()` waits for a kernel that was asked to abort. */
 const KILL_WAIT_MS = 200;
@@ -705,6 +707,24 @@ export class CudaActorHost implements ActorHost {
       const hash = envelope.getBigUint64(CORRELATION, true);
       envelope.setBigUint64(CORRELATION, 0n, true);
       envelope.setUint32(STAMP, 0, true);
+      const flags = envelope.getUint16(FLAGS, true);
+      if ((flags & OUTBOX_DIRECT_FLAG) !== 0) {
+        // rk_send to an actor the host serves: the hash names the target.
+        envelope.setUint16(FLAGS, flags & ~OUTBOX_DIRECT_FLAG, true);
+        if (this.#events.onDeviceSend !== undefined) {
+          this.#events.onDeviceSend(hash, slot);
+        } else {
+          this.#events.onDeadLetter(
+            "unknown-target",
+            `on the GPU: a send to name hash 0x${
+              hash.toString(16)
+            }, which no host route serves`,
+            slot,
+            false,
+          );
+        }
+        return;
+      }
       const topic = topics?.get(hash);
       if (topic === undefined) {
         this.#events.onDeadLetter(

@@ -37,6 +37,7 @@ import type {
   ActorSpawnSpec,
   Backend,
   GpuInfo,
+  HostRoute,
 } from "../backend.ts";
 import type { ArenaBlock } from "./arena.ts";
 import {
@@ -529,9 +530,21 @@ export class CudaBackend implements Backend {
   }
 
   /** The live actors changed: rewrites the route table (a seqlock the device checks). */
-  updateRoutes(actors: ReadonlyMap<string, ActorHost>): void {
+  updateRoutes(
+    actors: ReadonlyMap<string, ActorHost>,
+    hostRoutes: readonly HostRoute[] = [],
+  ): void {
     if (this.#closed) return;
-    const routes: RouteEntry[] = [];
+    // Actors the host serves have no inbox in device memory (inbox 0):
+    // rk_send reaches them through the sender's outbox.
+    const routes: RouteEntry[] = hostRoutes.map((route) => ({
+      name: route.name,
+      actorId: route.actorId,
+      inbox: 0n,
+      slotSize: route.slotSize,
+      inputTypeId: route.inputTypeId,
+      inputSize: route.inputSize,
+    }));
     for (const [name, host] of actors) {
       if (!(host instanceof CudaActorHost)) continue;
       routes.push({

@@ -213,6 +213,13 @@ export function deviceErrorMacro(name: keyof typeof DeviceError): string {
   }`;
 }
 
+/**
+ * Envelope flag of an outbox slot that is a send to an actor the host serves
+ * (`RK_OUTBOX_DIRECT`): its correlation id holds the target's name hash
+ * rather than a topic's. The host clears it before delivery.
+ */
+export const OUTBOX_DIRECT_FLAG = 0x8000;
+
 /** Dead-letter reason codes the device stores in a dead letter's stamp word. */
 export const DeadLetterCode = Object.freeze({
   /** Unknown type id or wrong payload length. */
