@@ -85,6 +85,11 @@ GPU_TEST_FILES=(
   tests/actor_group_gpu_test.ts
   tests/grid_reduce_gpu_test.ts
   tests/wavesim_gpu_test.ts
+  tests/hlc_gpu_test.ts
+  tests/placement_gpu_test.ts
+  tests/readme_gpu_test.ts
+  tests/send_refusals_gpu_test.ts
+  tests/cross_backend_gpu_test.ts
   tests/remote_import_test.ts
 )
 PROBE_MODES=(LAZY EAGER)
