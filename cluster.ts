@@ -54,6 +54,7 @@ export {
 export {
   ClusterAuthError,
   ClusterConnectionError,
+  MigrationInDoubtError,
   RemoteActorGoneError,
   RemoteError,
 } from "./src/cluster/errors.ts";

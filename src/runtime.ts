@@ -1678,6 +1678,8 @@ export class RingKernel implements AsyncDisposable {
       timeoutMs: Math.min(launch.timeoutMs, Math.max(1, timeoutMs)),
       maxHeapMb: launch.maxHeapMb,
       restoreFrom: store,
+      // Activated when the source confirms the migration.
+      autoActivate: false,
     });
   }
 

@@ -13,7 +13,9 @@
  * - {@linkcode RemoteActorGoneError}: the node serving an actor left (or
  *   stopped answering) while an operation on the actor was in flight;
  * - {@linkcode RemoteError}: the serving node failed with an error that has
- *   no typed counterpart here (its name and message are kept).
+ *   no typed counterpart here (its name and message are kept);
+ * - {@linkcode MigrationInDoubtError}: a migration's target took the
+ *   confirmation but neither its answer nor that of an abort came back.
  *
  * @module
  */
@@ -88,6 +90,32 @@ export class RemoteError extends RingKernelError {
   constructor(remoteName: string, message: string) {
     super(`remote ${remoteName}: ${message}`);
     this.remoteName = remoteName;
+  }
+}
+
+/**
+ * A migration whose target was sent the confirmation (the second phase)
+ * but did not answer it, nor the aborts that followed, within the deadline
+ * and a grace: the target may serve the actor. So that no two nodes serve
+ * it, the source keeps its copy paused and does not serve it; find out
+ * which node serves the name (`rt.cluster.remote(name)`), and terminate or
+ * activate the source's copy accordingly.
+ */
+export class MigrationInDoubtError extends RingKernelError {
+  /** The actor. */
+  readonly actor: string;
+  /** The target node. */
+  readonly to: string;
+  /** The migration's id. */
+  readonly migrationId: string;
+  /** Creates the error. */
+  constructor(actor: string, to: string, migrationId: string) {
+    super(
+      `migration ${migrationId} of "${actor}" to "${to}" is in doubt: the target took the confirmation and did not answer it or an abort; the copy here stays paused and unserved`,
+    );
+    this.actor = actor;
+    this.to = to;
+    this.migrationId = migrationId;
   }
 }
 

@@ -34,13 +34,20 @@ export interface HostDeadLetter {
 /**
  * Options of {@linkcode ClusterMember.migrate}. The actor moves in steps:
  * this node stops serving its name (plain requests meanwhile find no
- * responder: `UnknownActorError`, the caller may ask again) and stops
- * taking its durable messages (they wait in the stream), lets the actor
- * handle what it holds and acknowledges it, pauses it, takes its snapshot,
- * and sends its launch and a full checkpoint record to the target node,
- * which launches it restored, serves it (durably too when this node did,
- * knowing which durable messages were handled) and answers; this node then
- * terminates its copy. When the target fails, the actor runs on here.
+ * responder, and the callers' nodes, told by this one where it goes, ask
+ * again within their deadlines) and stops taking its durable messages
+ * (they wait in the stream), lets the actor handle what it holds and
+ * acknowledges it, pauses it, takes its snapshot, and sends its launch and
+ * a full checkpoint record with a migration id to the target node, which
+ * launches it restored but neither runs nor serves it and answers ready;
+ * this node confirms by the id, and the target serves it (durably too when
+ * this node did, knowing which durable messages were handled); this node
+ * then terminates its copy. When the target fails or is too slow, this node
+ * aborts the adoption (the target drops its copy, and drops one it was not
+ * confirmed within its wait by itself) and the actor runs on here; when
+ * the target took the confirmation but answers neither it nor the abort,
+ * the migration fails with `MigrationInDoubtError` and the copy here stays
+ * paused and unserved, so no two nodes serve the name.
  */
 export interface MigrateOptions {
   /** The node to move the actor to. */
@@ -140,7 +147,8 @@ export interface ClusterHost {
   resumeAfterMigration?(name: string): Promise<void>;
   /**
    * Launches an actor that arrives by migration, its state restored from
-   * the record `checkpoint` (an encoded full checkpoint), and activates it.
+   * the record `checkpoint` (an encoded full checkpoint), not activated:
+   * the node activates it once the source confirms the migration.
    */
   adopt?(
     name: string,

@@ -18,6 +18,8 @@ import type { MigratingLaunch } from "./member.ts";
 
 /** The JSON head of a transfer. */
 export interface TransferHeader {
+  /** The migration's id: the source confirms or aborts the adoption by it. */
+  readonly migrationId: string;
   /** The actor's name. */
   readonly actor: string;
   /** The node it leaves. */
@@ -30,6 +32,25 @@ export interface TransferHeader {
   readonly handled: readonly number[];
   /** The deadline the receiver has, in ms. */
   readonly timeoutMs: number;
+  /**
+   * How long the receiver keeps its copy, once launched, waiting for the
+   * confirmation before it drops it, in ms.
+   */
+  readonly confirmWithinMs: number;
+}
+
+/** The source's decision on an adoption (`rk.<tenant>.node.<to>.decide`). */
+export interface AdoptionDecision {
+  /** The migration's id. */
+  readonly id: string;
+  /** `commit`: serve it; `abort`: drop the copy (unless it serves already). */
+  readonly decision: "commit" | "abort";
+}
+
+/** What the target answers a decision with: where the adoption stands. */
+export interface AdoptionState {
+  /** `committed`: the target serves the actor; `aborted`: it holds no copy. */
+  readonly state: "committed" | "aborted";
 }
 
 /** A request to migrate an actor, to the node that runs it. */
@@ -82,7 +103,10 @@ export function decodeTransfer(
   const header = JSON.parse(
     new TextDecoder().decode(bytes.subarray(4, 4 + length)),
   ) as TransferHeader;
-  if (typeof header?.actor !== "string" || typeof header.launch !== "object") {
+  if (
+    typeof header?.actor !== "string" || typeof header.launch !== "object" ||
+    typeof header.migrationId !== "string"
+  ) {
     throw new InvalidMessageError("not a migration transfer");
   }
   return { header, record: bytes.slice(4 + length) };

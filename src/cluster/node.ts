@@ -64,6 +64,7 @@ import {
 import {
   ClusterAuthError,
   ClusterConnectionError,
+  MigrationInDoubtError,
   RemoteActorGoneError,
 } from "./errors.ts";
 import type { DeadLetterReason } from "../dead_letter.ts";
@@ -99,6 +100,8 @@ import {
   JetStreamCheckpointStore,
 } from "./checkpoint_store.ts";
 import {
+  type AdoptionDecision,
+  type AdoptionState,
   decodeTransfer,
   encodeTransfer,
   type MigrateRequest,
@@ -130,6 +133,29 @@ interface InFlight {
 }
 
 const LOOKUP_TIMEOUT_MS = 5000;
+/**
+ * How long a node that migrated an actor away still answers where it went
+ * (a caller refused just before the target served it asks then), in ms.
+ */
+const MOVED_ANSWER_MS = 2000;
+/** Past a migration's deadline, how long its source asks the target to abort. */
+const ABORT_GRACE_MS = 5000;
+/** How long a target remembers an adoption decided, for late questions. */
+const ADOPTION_MEMORY_MS = 60_000;
+
+/** An actor arriving by migration, on its target. */
+interface Adoption {
+  /** The actor. */
+  readonly name: string;
+  /** Its transfer's head. */
+  readonly header: TransferHeader;
+  /** Launching; launched and waiting for the confirmation; serving; dropped. */
+  state: "adopting" | "ready" | "committed" | "aborted";
+  /** The copy, once launched. */
+  kernel?: Kernel;
+  /** Drops a ready copy without confirmation; then forgets the adoption. */
+  timer?: ReturnType<typeof setTimeout>;
+}
 const SERVE_QUEUE = "rk";
 /** Missed pings after which a node that still has subscribers counts as gone. */
 const MISSED_PINGS = 3;
@@ -226,6 +252,17 @@ export class ClusterNode implements ClusterMember {
   #deadLetterFailures = 0;
   #durableSent = 0;
   #unwatchDeadLetters: (() => void) | undefined;
+  /** Names this node migrates away: where each goes, and who asks. */
+  readonly #moving = new Map<
+    string,
+    {
+      to: string;
+      subscription: NatsSubscription;
+      timer?: ReturnType<typeof setTimeout>;
+    }
+  >();
+  /** Actors arriving here by migration, by migration id. */
+  readonly #adoptions = new Map<string, Adoption>();
 
   private constructor(
     nc: NatsConnection,
@@ -316,6 +353,13 @@ export class ClusterNode implements ClusterMember {
     });
     this.#nc.subscribe(s.nodeAdopt(this.name), {
       callback: (_error, msg) => void this.#answer(msg, () => this.#adopt(msg)),
+    });
+    this.#nc.subscribe(s.nodeDecide(this.name), {
+      callback: (_error, msg) =>
+        void this.#answer(
+          msg,
+          async () => JSON.stringify(await this.#decide(msg)),
+        ),
     });
     this.#nc.subscribe(s.nodeMigrate(this.name), {
       callback: (_error, msg) =>
@@ -738,20 +782,39 @@ export class ClusterNode implements ClusterMember {
         what,
       },
     );
+    const migrationId = nuid.next();
     // 1. Plain requests stop coming here; those being served finish.
+    // Callers refused meanwhile hear where it goes and ask again.
+    this.#announceMoving(name, to);
     this.#served.delete(name);
-    // Drained, not dropped: a request the server routed here before it saw
-    // the unsubscription still gets its answer (UnknownActorError, the
-    // kernel being gone) instead of none, which would leave the caller
-    // waiting for its whole deadline.
-    subscription.drain().catch(() => subscription.unsubscribe());
+    // Drained, not dropped: the requests the server routed here before it
+    // saw the unsubscription are served (the actor still runs) before it
+    // pauses, instead of none, which would leave their callers waiting for
+    // their whole deadlines.
+    const drained = subscription.drain().catch(() =>
+      subscription.unsubscribe()
+    );
     const serving = this.#durable.get(name);
     this.#durable.delete(name);
     let durable: Required<DurableServeOptionsType> | null = null;
     let handled: number[] = [];
     let paused = false;
+    let inDoubt = false;
     const pausedAt = { ms: 0 };
     try {
+      // Every request routed here has reached its handler...
+      let drainTimer: ReturnType<typeof setTimeout> | undefined;
+      const drainedInTime = await Promise.race([
+        drained.then(() => true),
+        new Promise<boolean>((resolve) =>
+          drainTimer = setTimeout(() => resolve(false), left())
+        ),
+      ]);
+      clearTimeout(drainTimer);
+      if (!drainedInTime) {
+        throw new TimeoutError(`${what} (its subscription drains)`, timeoutMs);
+      }
+      // ...and has been served.
       await waitUntil(
         () => ![...this.#serving.values()].includes(name),
         end,
@@ -787,40 +850,69 @@ export class ClusterNode implements ClusterMember {
         await host.resumeAfterMigration?.(name);
         paused = false;
       }
-      // 4. The transfer: the target launches it restored and serves it.
+      // 4. The transfer, in two phases: the target launches it restored
+      // (not serving it yet) and answers ready; then this node confirms by
+      // the migration's id and the target serves it. A target that is not
+      // confirmed drops its copy (on the abort, or when its wait ends).
       const { bytes: record } = buildCheckpoint({
         actor: name,
         sequence,
         snapshot: snapshot!,
         base: undefined,
       });
+      // Time kept for the confirmation, out of the deadline.
+      const decideMs = Math.min(2000, Math.max(1, Math.floor(timeoutMs / 4)));
       const header: TransferHeader = {
+        migrationId,
         actor: name,
         from: this.name,
         launch: launch!,
         durable,
         handled,
+        // The target may take the whole deadline: a copy it launches after
+        // this node gave up waiting is dropped on the abort.
         timeoutMs: left(),
+        confirmWithinMs: decideMs + ABORT_GRACE_MS,
       };
+      const context = { actor: name, node: to, what };
+      let confirmSent = false;
       try {
         await this.#request(
           this.subjects.nodeAdopt(to),
           encodeTransfer(header, record),
+          Math.max(1, left() - decideMs),
+          context,
+        );
+        confirmSent = true;
+        const decision: AdoptionDecision = {
+          id: migrationId,
+          decision: "commit",
+        };
+        await this.#request(
+          this.subjects.nodeDecide(to),
+          JSON.stringify(decision),
           left(),
-          { actor: name, node: to, what },
+          context,
         );
       } catch (error) {
-        // The answer may be what was lost: the target serving it settles it.
-        const served = await this.remote(name, { timeoutMs: 2000 }).then(
-          (r) => r.node,
-          () => undefined,
+        // Given up: the target must hold no copy, or serve it already.
+        const state = await this.#abortAdoption(
+          to,
+          migrationId,
+          confirmSent,
+          end + ABORT_GRACE_MS,
         );
-        if (served !== to) throw error;
+        if (state === undefined) {
+          inDoubt = true;
+          throw new MigrationInDoubtError(name, to, migrationId);
+        }
+        if (state === "aborted") throw error;
       }
       // 5. The route switched: this copy goes.
       await kernel.terminate({ abort: true, timeoutMs: left() }).catch(
         () => {},
       );
+      this.#stopMoving(name, MOVED_ANSWER_MS);
       return {
         actor: name,
         from: this.name,
@@ -830,6 +922,10 @@ export class ClusterNode implements ClusterMember {
         pausedMs: Date.now() - pausedAt.ms,
       };
     } catch (error) {
+      this.#stopMoving(name, 0);
+      // In doubt, the copy here stays paused and unserved: the target may
+      // serve it.
+      if (inDoubt) throw error;
       // The actor runs on here.
       if (paused) await host.resumeAfterMigration?.(name).catch(() => {});
       if (kernel.state !== "terminated" && !this.#served.has(name)) {
@@ -848,7 +944,44 @@ export class ClusterNode implements ClusterMember {
     }
   }
 
-  /** Takes an actor migrating here: launches it restored, serves it, answers. */
+  /**
+   * Asks the target to abort adoption `id` until it says where it stands
+   * or `until` passes: `aborted` (it holds no copy), `committed` (it
+   * serves the actor), or `undefined` (no answer: in doubt). A target not
+   * in the cluster holds no copy, unless the confirmation was sent.
+   */
+  async #abortAdoption(
+    to: string,
+    id: string,
+    confirmSent: boolean,
+    until: number,
+  ): Promise<AdoptionState["state"] | undefined> {
+    const decision: AdoptionDecision = { id, decision: "abort" };
+    while (true) {
+      const left = until - Date.now();
+      if (left <= 0) return undefined;
+      try {
+        const reply = await this.#nc.request(
+          this.subjects.nodeDecide(to),
+          JSON.stringify(decision),
+          { timeout: Math.max(1, Math.min(left, 1000)) },
+        );
+        if (!reply.headers?.get(ERROR_HEADER)) {
+          return (reply.json() as AdoptionState).state;
+        }
+      } catch (error) {
+        if (isNoResponders(error) && !confirmSent) return "aborted";
+      }
+      await delay(Math.min(50, Math.max(0, until - Date.now())));
+    }
+  }
+
+  /**
+   * Takes an actor migrating here, first phase: launches it restored (not
+   * active, not served) and answers ready; {@linkcode ClusterNode.#decide}
+   * serves it on the source's confirmation or drops it on its abort, and a
+   * copy not confirmed within the transfer's `confirmWithinMs` is dropped.
+   */
   async #adopt(msg: Msg): Promise<string> {
     const { header, record } = decodeTransfer(msg.data);
     const name = header.actor;
@@ -865,13 +998,98 @@ export class ClusterNode implements ClusterMember {
       );
     }
     if (header.durable !== null) this.#requireJetStream(what);
-    const kernel = await this.#host.adopt(
-      name,
-      header.launch,
-      record,
-      header.timeoutMs,
-    );
+    const id = header.migrationId;
+    const adoption: Adoption = { name, header, state: "adopting" };
+    this.#adoptions.set(id, adoption);
+    let kernel: Kernel;
     try {
+      kernel = await this.#host.adopt(
+        name,
+        header.launch,
+        record,
+        header.timeoutMs,
+      );
+    } catch (error) {
+      adoption.state = "aborted";
+      this.#forgetAdoption(id);
+      throw error;
+    }
+    adoption.kernel = kernel;
+    if (adoption.state === "aborted") {
+      // The source gave up while it launched.
+      await kernel.terminate({ abort: true, timeoutMs: 1000 }).catch(() => {});
+      this.#forgetAdoption(id);
+      throw new InvalidStateError(
+        what,
+        "aborted",
+        "the source gave the migration up",
+      );
+    }
+    adoption.state = "ready";
+    adoption.timer = setTimeout(
+      () => void this.#dropAdoption(id),
+      header.confirmWithinMs,
+    );
+    return JSON.stringify({ node: this.name, ready: true });
+  }
+
+  /** Drops a copy that was not confirmed, and forgets the adoption later. */
+  async #dropAdoption(id: string): Promise<void> {
+    const adoption = this.#adoptions.get(id);
+    if (adoption === undefined) return;
+    const was = adoption.state;
+    if (was === "committed") return;
+    adoption.state = "aborted";
+    this.#forgetAdoption(id);
+    if (was === "ready") {
+      await adoption.kernel?.terminate({ abort: true, timeoutMs: 1000 }).catch(
+        () => {},
+      );
+    }
+  }
+
+  /** Forgets adoption `id` after {@linkcode ADOPTION_MEMORY_MS}. */
+  #forgetAdoption(id: string): void {
+    const adoption = this.#adoptions.get(id);
+    if (adoption === undefined) return;
+    clearTimeout(adoption.timer);
+    adoption.timer = setTimeout(() => {
+      if (this.#adoptions.get(id) === adoption) this.#adoptions.delete(id);
+    }, ADOPTION_MEMORY_MS);
+  }
+
+  /**
+   * The source's decision on an adoption, second phase: `commit` serves
+   * the ready copy (activated, subscribed, durable messages taken), `abort`
+   * drops a copy not serving yet. Answers where the adoption stands; a
+   * commit of one aborted (or unknown) fails with `InvalidStateError`.
+   */
+  async #decide(msg: Msg): Promise<AdoptionState> {
+    const { id, decision } = msg.json() as AdoptionDecision;
+    const adoption = this.#adoptions.get(id);
+    if (decision === "abort") {
+      if (adoption === undefined) return { state: "aborted" };
+      if (adoption.state === "committed") return { state: "committed" };
+      await this.#dropAdoption(id);
+      return { state: "aborted" };
+    }
+    const what = `confirm migration ${id}`;
+    if (adoption === undefined || adoption.state === "aborted") {
+      throw new InvalidStateError(what, "aborted", "this node holds no copy");
+    }
+    if (adoption.state === "committed") return { state: "committed" };
+    if (adoption.state !== "ready") {
+      throw new InvalidStateError(what, adoption.state, "not launched yet");
+    }
+    const { name, header } = adoption;
+    const kernel = adoption.kernel!;
+    // From here an abort is refused: this node serves it.
+    adoption.state = "committed";
+    clearTimeout(adoption.timer);
+    try {
+      if (kernel.state === "launched" || kernel.state === "deactivated") {
+        await kernel.activate();
+      }
       const subscription = this.#nc.subscribe(this.subjects.actorAll(name), {
         queue: SERVE_QUEUE,
         callback: (_error, m) => this.#onServed(name, m),
@@ -882,11 +1100,14 @@ export class ClusterNode implements ClusterMember {
         await this.#serveDurably(name, header.durable, header.handled);
       }
     } catch (error) {
+      adoption.state = "aborted";
       this.unserve(name);
       await kernel.terminate({ abort: true, timeoutMs: 1000 }).catch(() => {});
+      this.#forgetAdoption(id);
       throw error;
     }
-    return JSON.stringify({ node: this.name });
+    this.#forgetAdoption(id);
+    return { state: "committed" };
   }
 
   /**
@@ -898,7 +1119,7 @@ export class ClusterNode implements ClusterMember {
     slot: Uint8Array,
     options: { timeoutMs: number },
   ): Promise<void> {
-    await this.#ask(
+    await this.#askWhileMoving(
       { actor: target, node: "?" },
       "send",
       slot,
@@ -964,7 +1185,7 @@ export class ClusterNode implements ClusterMember {
     );
     this.#assertOpen(`look up "${name}"`);
     if (signal?.aborted) throw signal.reason;
-    const reply = await this.#ask(
+    const reply = await this.#askWhileMoving(
       { actor: name, node: "?" },
       "describe",
       Empty,
@@ -1018,7 +1239,7 @@ export class ClusterNode implements ClusterMember {
   readonly #transport: RemoteTransport = {
     now: (): HlcTimestamp => this.#host.clock.now(),
     request: async (target, operation, slot, timeoutMs, signal) => {
-      const reply = await this.#ask(
+      const reply = await this.#askWhileMoving(
         target,
         operation,
         slot,
@@ -1255,6 +1476,92 @@ export class ClusterNode implements ClusterMember {
     }
   }
 
+  /**
+   * {@linkcode ClusterNode.#ask}, asked again while the actor migrates: a
+   * refusal (`UnknownActorError`: no node served the name, or the one asked
+   * no longer runs it, so nothing was queued) for a name some node says it
+   * is moving is asked again, after a short wait, until the deadline; the
+   * target's node becomes `target.node`. A name nobody says is moving
+   * fails as before.
+   */
+  async #askWhileMoving(
+    target: { readonly actor: string; node: string },
+    operation: ActorOperation,
+    slot: Uint8Array,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    graceMs: number,
+  ): Promise<Msg> {
+    const end = Date.now() + timeoutMs;
+    let wait = 2;
+    let moving = false;
+    while (true) {
+      try {
+        return await this.#ask(
+          target,
+          operation,
+          slot,
+          Math.max(0, end - Date.now()),
+          signal,
+          graceMs,
+        );
+      } catch (error) {
+        if (!(error instanceof UnknownActorError)) throw error;
+        const left = end - Date.now();
+        if (left <= 0) throw error;
+        const to = await this.#movingTo(target.actor, Math.min(left, 1000));
+        if (to === undefined) {
+          // Moved just now (its source no longer says so): once more.
+          if (!moving) throw error;
+          moving = false;
+        } else {
+          moving = true;
+          if (target.node !== "?") target.node = to;
+        }
+        await delay(Math.min(wait, Math.max(0, end - Date.now())), { signal });
+        wait = Math.min(wait * 2, 50);
+      }
+    }
+  }
+
+  /** Where the actor `name` is migrating to, as its source says; `undefined` when none says. */
+  async #movingTo(
+    name: string,
+    timeoutMs: number,
+  ): Promise<string | undefined> {
+    try {
+      const reply = await this.#nc.request(this.subjects.moving(name), Empty, {
+        timeout: Math.max(1, timeoutMs),
+      });
+      const to = (reply.json() as { to?: unknown }).to;
+      return typeof to === "string" ? to : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Says, while `name` migrates away from here, where it goes. */
+  #announceMoving(name: string, to: string): void {
+    this.#stopMoving(name, 0);
+    const subscription = this.#nc.subscribe(this.subjects.moving(name), {
+      callback: (_error, msg) => void msg.respond(JSON.stringify({ to })),
+    });
+    this.#moving.set(name, { to, subscription });
+  }
+
+  /** Stops saying where `name` goes, after `afterMs`. */
+  #stopMoving(name: string, afterMs: number): void {
+    const entry = this.#moving.get(name);
+    if (entry === undefined) return;
+    clearTimeout(entry.timer);
+    const stop = () => {
+      if (this.#moving.get(name) === entry) this.#moving.delete(name);
+      entry.subscription.unsubscribe();
+    };
+    if (afterMs <= 0) stop();
+    else entry.timer = setTimeout(stop, afterMs);
+  }
+
   readonly #spaceWaiters: Array<() => void> = [];
 
   async #acquire(
@@ -1412,6 +1719,11 @@ export class ClusterNode implements ClusterMember {
     this.#durable.clear();
     await Promise.all(servings.map((s) => s.stop(timeoutMs)));
     for (const name of [...this.#served.keys()]) this.unserve(name);
+    for (const name of [...this.#moving.keys()]) this.#stopMoving(name, 0);
+    for (const adoption of this.#adoptions.values()) {
+      clearTimeout(adoption.timer);
+    }
+    this.#adoptions.clear();
     this.#unwatchDeadLetters?.();
     clearInterval(this.#liveness);
     this.#liveness = undefined;

@@ -28,9 +28,11 @@ export interface RemoteTransport {
    * Asks the actor `actor` (served by `node`) to do `operation` with the
    * slot `slot` within `timeoutMs`, and resolves with the reply's slot
    * (empty for a send) once the reply's timestamp is merged into the clock.
+   * When the actor is migrating, the request is asked again (within
+   * `timeoutMs`) and `target.node` becomes the node it moves to.
    */
   request(
-    target: { readonly actor: string; readonly node: string },
+    target: { readonly actor: string; node: string },
     operation: "call" | "send" | "receive",
     slot: Uint8Array,
     timeoutMs: number,
@@ -80,13 +82,19 @@ export class RemoteActor<
 > {
   /** The actor's name. */
   readonly name: string;
-  /** The node that served it when it was looked up. */
-  readonly node: string;
+  /**
+   * The node that serves it: where it was looked up, or where it was
+   * migrating to when a request of this handle was refused meanwhile.
+   */
+  get node(): string {
+    return this.#targetRef.node;
+  }
   /** Schema of the messages it receives (as its node describes it). */
   readonly inputSchema: MessageSchema<I>;
   /** Schema of its replies, if it replies. */
   readonly outputSchema: MessageSchema<O> | undefined;
   readonly #transport: RemoteTransport;
+  readonly #targetRef: { readonly actor: string; node: string };
 
   /** Creates the handle (`ClusterNode.remote` does, after looking the actor up). */
   constructor(init: {
@@ -97,14 +105,14 @@ export class RemoteActor<
     transport: RemoteTransport;
   }) {
     this.name = init.name;
-    this.node = init.node;
+    this.#targetRef = { actor: init.name, node: init.node };
     this.inputSchema = init.input;
     this.outputSchema = init.output;
     this.#transport = init.transport;
   }
 
   #target() {
-    return { actor: this.name, node: this.node };
+    return this.#targetRef;
   }
 
   #requireOutput(operation: string): MessageSchema<O> {

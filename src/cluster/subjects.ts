@@ -158,6 +158,22 @@ export class Subjects {
     return `${this.prefix}.node.${encodeToken(node)}.adopt`;
   }
 
+  /**
+   * Where the node `node` takes the decision on an adoption: the source's
+   * confirmation (`commit`) or its abort of a migration.
+   */
+  nodeDecide(node: string): string {
+    return `${this.prefix}.node.${encodeToken(node)}.decide`;
+  }
+
+  /**
+   * Where the node migrating the actor `name` away says where it goes
+   * (while the actor is served nowhere, callers ask here before giving up).
+   */
+  moving(name: string): string {
+    return `${this.prefix}.moving.${encodeToken(name)}`;
+  }
+
   /** Where the node `node` is asked to migrate one of its actors away. */
   nodeMigrate(node: string): string {
     return `${this.prefix}.node.${encodeToken(node)}.migrate`;
