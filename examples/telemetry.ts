@@ -46,10 +46,15 @@ export async function main(
     await echo.call({ seq: BigInt(i), value: i, tag: 0 }, { timeoutMs: 5_000 });
   }
 
-  // An actor counts a message just after replying to it: let the counters
+  // An actor counts a message just after replying to it, and writes its
+  // telemetry at its heartbeat (at the latest when it goes idle): let both
   // settle (with a deadline) before reading them.
   const settleBy = performance.now() + 5_000;
-  while (echo.metrics().inFlight > 0 && performance.now() < settleBy) {
+  const settled = () => {
+    const m = echo.metrics();
+    return m.inFlight === 0 && m.telemetry.messagesProcessed === m.processed;
+  };
+  while (!settled() && performance.now() < settleBy) {
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
   const m = echo.metrics();

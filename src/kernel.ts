@@ -176,7 +176,12 @@ export interface KernelMetrics {
   readonly crashes: number;
   /** Times its supervisor restarted it. */
   readonly restarts: number;
-  /** The actor's telemetry block. */
+  /**
+   * The actor's telemetry block. A CPU actor writes it at its heartbeat:
+   * every 10 ms while it works, and when it goes idle, before it sleeps, so
+   * `telemetry.messagesProcessed` and `lastProcessedTimestamp` may trail
+   * `processed` by that much (`processed` itself is exact at every instant).
+   */
   readonly telemetry: TelemetrySnapshot;
   /**
    * Round-trip latency of completed {@linkcode Kernel.call}s, host → actor →
