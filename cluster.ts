@@ -40,7 +40,10 @@ export type {
   PausedActor,
   ServeOptions,
 } from "./src/cluster/member.ts";
-export { JetStreamCheckpointStore } from "./src/cluster/checkpoint_store.ts";
+export {
+  JetStreamCheckpointStore,
+  type JetStreamCheckpointStoreOptions,
+} from "./src/cluster/checkpoint_store.ts";
 export type {
   ClusterDeadLetter,
   DeadLetterReadOptions,

@@ -7,6 +7,13 @@
  * the servers' restarts. A record must fit the servers' largest message
  * (`max_payload`, 1 MiB by default).
  *
+ * Pruning: when a full record is put, the store deletes the actor's records
+ * that are not in its newest `keepChains` chains (a chain: a full record
+ * and the deltas on it, found through the records' parent ids from the new
+ * one; default 1), so the stream holds what a restore may still read. One
+ * writer per actor at a time is assumed: a record another writer puts while
+ * the store prunes may go.
+ *
  * @module
  */
 
@@ -17,7 +24,12 @@ import {
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
-import { checkId, type CheckpointStore } from "../checkpoint.ts";
+import {
+  checkId,
+  type CheckpointStore,
+  decodeCheckpoint,
+} from "../checkpoint.ts";
+import { InvalidOptionError } from "../errors.ts";
 import { isStreamNotFound } from "./durable.ts";
 import type { Subjects } from "./subjects.ts";
 
@@ -45,12 +57,35 @@ export async function ensureCheckpointStream(
   }
 }
 
+/** Options of `rt.cluster.checkpointStore()`. */
+export interface JetStreamCheckpointStoreOptions {
+  /**
+   * Chains of records kept per actor (an integer ≥ 1, default 1): when a
+   * full record is put, the records of older chains are deleted.
+   */
+  keepChains?: number;
+}
+
+/** Checks `keepChains`; returns it with its default. */
+export function checkKeepChains(value: unknown): number {
+  if (value === undefined) return 1;
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 1 ||
+    value > 1 << 20
+  ) {
+    throw new InvalidOptionError("keepChains", value, "an integer in 1..2^20");
+  }
+  return value;
+}
+
 /** Checkpoints in the tenant's JetStream stream; get it with `rt.cluster.checkpointStore()`. */
 export class JetStreamCheckpointStore implements CheckpointStore {
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
   readonly #subjects: Subjects;
   readonly #timeoutMs: number;
+  /** Chains kept per actor. */
+  readonly keepChains: number;
 
   /** A store on the stream of `subjects`' tenant (it must exist). */
   constructor(init: {
@@ -58,14 +93,20 @@ export class JetStreamCheckpointStore implements CheckpointStore {
     jsm: JetStreamManager;
     subjects: Subjects;
     timeoutMs: number;
+    keepChains?: number;
   }) {
     this.#js = init.js;
     this.#jsm = init.jsm;
     this.#subjects = init.subjects;
     this.#timeoutMs = init.timeoutMs;
+    this.keepChains = checkKeepChains(init.keepChains);
   }
 
-  /** See {@linkcode CheckpointStore.put}: the record, then the head. */
+  /**
+   * See {@linkcode CheckpointStore.put}: the record, then the head; after
+   * a full record, the records of chains older than the newest
+   * `keepChains` are deleted (see the module's documentation).
+   */
   async put(actor: string, id: string, record: Uint8Array): Promise<void> {
     checkId(id);
     const timeout = this.#timeoutMs;
@@ -75,6 +116,49 @@ export class JetStreamCheckpointStore implements CheckpointStore {
     await this.#js.publish(this.#subjects.checkpointHead(actor), id, {
       timeout,
     });
+    // Byte 6 of a record is its kind: 0 full.
+    if (record.byteLength > 6 && record[6] === 0) {
+      await this.#prune(actor, decodeCheckpoint(record).parentId, id);
+    }
+  }
+
+  /** The ids of the records of `actor` the stream holds. */
+  async ids(actor: string): Promise<string[]> {
+    const prefix = this.#subjects.checkpoint(actor, "");
+    const info = await this.#jsm.streams.info(this.#subjects.checkpointStream, {
+      subjects_filter: `${prefix}*`,
+    });
+    return Object.keys(info.state.subjects ?? {})
+      .map((subject) => subject.slice(prefix.length))
+      .filter((token) => /^[0-9a-f]{16}$/.test(token));
+  }
+
+  /**
+   * Deletes the records of `actor` outside the newest `keepChains` chains:
+   * the one of the full record `id` just put, and those found from its
+   * parent `parentId` backwards.
+   */
+  async #prune(
+    actor: string,
+    parentId: string | undefined,
+    id: string,
+  ): Promise<void> {
+    const keep = new Set([id]);
+    let next = parentId;
+    for (let chain = 1; chain < this.keepChains && next !== undefined;) {
+      const bytes = await this.get(actor, next);
+      if (bytes === undefined) break;
+      const record = decodeCheckpoint(bytes);
+      keep.add(record.id);
+      if (record.kind === "full") chain++;
+      next = record.parentId;
+    }
+    for (const old of await this.ids(actor)) {
+      if (keep.has(old)) continue;
+      await this.#jsm.streams.purge(this.#subjects.checkpointStream, {
+        filter: this.#subjects.checkpoint(actor, old),
+      });
+    }
   }
 
   async #last(subject: string): Promise<Uint8Array | undefined> {

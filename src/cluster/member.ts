@@ -12,7 +12,10 @@ import type { Kernel } from "../kernel.ts";
 import type { FieldsSpec } from "../message.ts";
 import type { RemoteActor } from "./remote_actor.ts";
 import type { DeadLetterReason } from "../dead_letter.ts";
-import type { CheckpointStore } from "../checkpoint.ts";
+import type {
+  JetStreamCheckpointStore,
+  JetStreamCheckpointStoreOptions,
+} from "./checkpoint_store.ts";
 import type {
   ClusterDeadLetter,
   DeadLetterReadOptions,
@@ -281,10 +284,13 @@ export interface ClusterMember {
   /**
    * A checkpoint store in the tenant's JetStream stream
    * `RK_<tenant>_CHECKPOINTS` (every node reads what another wrote; a
-   * record must fit the servers' `max_payload`). Rejects with
-   * `InvalidStateError` when the servers have no JetStream.
+   * record must fit the servers' `max_payload`), keeping the newest
+   * `options.keepChains` chains of records per actor (default 1). Rejects
+   * with `InvalidStateError` when the servers have no JetStream.
    */
-  checkpointStore(): Promise<CheckpointStore>;
+  checkpointStore(
+    options?: JetStreamCheckpointStoreOptions,
+  ): Promise<JetStreamCheckpointStore>;
   /** Publishes a local topic message to the other nodes (the runtime does, for every publication). */
   publishTopic(topic: string, slot: Uint8Array): void;
   /** Leaves the cluster (the runtime does, at shutdown). */

@@ -96,8 +96,10 @@ import type {
 } from "./member.ts";
 import { buildCheckpoint, type CheckpointStore } from "../checkpoint.ts";
 import {
+  checkKeepChains,
   ensureCheckpointStream,
   JetStreamCheckpointStore,
+  type JetStreamCheckpointStoreOptions,
 } from "./checkpoint_store.ts";
 import {
   type AdoptionDecision,
@@ -1134,7 +1136,14 @@ export class ClusterNode implements ClusterMember {
    * `RK_<tenant>_CHECKPOINTS` (created when first asked for). Rejects with
    * `InvalidStateError` when the servers have no JetStream.
    */
-  async checkpointStore(): Promise<CheckpointStore> {
+  async checkpointStore(
+    options: JetStreamCheckpointStoreOptions = {},
+  ): Promise<JetStreamCheckpointStore> {
+    const o = checkOptionsObject<JetStreamCheckpointStoreOptions>(
+      "options",
+      options,
+    );
+    const keepChains = checkKeepChains(o.keepChains);
     const { js, jsm } = this.#requireJetStream("store checkpoints");
     await ensureCheckpointStream(jsm, this.subjects);
     return new JetStreamCheckpointStore({
@@ -1142,6 +1151,7 @@ export class ClusterNode implements ClusterMember {
       jsm,
       subjects: this.subjects,
       timeoutMs: 5000,
+      keepChains,
     });
   }
 
