@@ -94,7 +94,7 @@ import type {
   MigrationInfo,
   ServeOptions,
 } from "./member.ts";
-import { buildCheckpoint, type CheckpointStore } from "../checkpoint.ts";
+import { buildCheckpoint } from "../checkpoint.ts";
 import {
   checkKeepChains,
   ensureCheckpointStream,
