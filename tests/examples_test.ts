@@ -27,6 +27,9 @@ import { main as lifecycle } from "../examples/lifecycle.ts";
 import { main as deferredReply } from "../examples/deferred_reply.ts";
 import { main as wavesimTiles } from "../examples/wavesim_tiles.ts";
 import { main as checkpoint } from "../examples/checkpoint.ts";
+import { main as clusterDurable } from "../examples/cluster_durable.ts";
+import { main as gpuPipeline } from "../examples/gpu_pipeline.ts";
+import { main as gpuFanout } from "../examples/gpu_fanout.ts";
 import fahrenheit from "../examples/actors/fahrenheit.ts";
 import { gpuImplementationOf } from "../src/backend/cuda/gpu_actor.ts";
 import { findOnPath } from "../bench/harness/spawn.ts";
@@ -392,4 +395,106 @@ describe("examples of the runtime's features on the CUDA backend", () => {
     assert.equal(r.backend, "cuda");
     assert.equal(r.matchesReference, true);
   }, true);
+});
+
+// The GPU-to-GPU examples: on the CPU backend always (their CPU-backend
+// equivalent, the same actors in Workers), and with GPU actors where CUDA
+// and libnvrtc work (a GPU, or the CPU emulator of the driver); the same
+// results either way.
+function checkGpuPipeline(r: Awaited<ReturnType<typeof gpuPipeline>>): void {
+  assert.deepEqual(
+    r.results,
+    Array.from({ length: 8 }, (_, i) => ({ seq: i, value: 2 * i + 1, tag: 3 })),
+  );
+  for (const name of ["scale", "shift", "collect"]) {
+    const { backend: _, ...account } = r.accounts[name];
+    assert.deepEqual(account, { sent: 8, processed: 8, deadLettered: 0 }, name);
+  }
+  assert.equal(r.accounts.collect.backend, "cpu");
+  assert.equal(r.accounts.scale.backend, r.ranOn);
+  assert.equal(r.accounts.shift.backend, r.ranOn);
+}
+
+function checkGpuFanout(r: Awaited<ReturnType<typeof gpuFanout>>): void {
+  const topic = (i: number) =>
+    i % 2 ? "readings/humidity" : "readings/temperature";
+  assert.deepEqual(r.codes, Array(6).fill(0));
+  assert.deepEqual(
+    r.host,
+    Array.from({ length: 6 }, (_, i) => `${topic(i)} ${20 + i / 2}`),
+  );
+  assert.deepEqual(
+    r.tally,
+    Array.from({ length: 6 }, (_, i) => ({
+      seq: i,
+      value: 20 + i / 2,
+      tag: i + 1,
+    })),
+  );
+  for (const name of ["sensor", "tally"]) {
+    const { backend: _, ...account } = r.accounts[name];
+    assert.deepEqual(account, { sent: 6, processed: 6, deadLettered: 0 }, name);
+  }
+  assert.equal(r.accounts.tally.backend, "cpu");
+  assert.equal(r.accounts.sensor.backend, r.ranOn);
+}
+
+describe("examples of GPU actors that talk to each other", () => {
+  test(
+    "gpu_pipeline: GPU → GPU → CPU by name, on the CPU backend",
+    FEATURE_TIMEOUT,
+    async () => {
+      const r = await gpuPipeline("cpu");
+      assert.equal(r.ranOn, "cpu");
+      checkGpuPipeline(r);
+    },
+  );
+
+  test(
+    "gpu_fanout: a publication to a host handler and a CPU actor, on the CPU backend",
+    FEATURE_TIMEOUT,
+    async () => {
+      const r = await gpuFanout("cpu");
+      assert.equal(r.ranOn, "cpu");
+      checkGpuFanout(r);
+    },
+  );
+
+  const onGpu = (name: string, fn: () => Promise<void>) =>
+    test(
+      name,
+      Nvrtc.probe().available
+        ? { ...gpuTestOptions(), timeout: 120_000 }
+        : { skip: "libnvrtc not installed" },
+      async () => {
+        requireGpu();
+        await fn();
+      },
+    );
+
+  onGpu("gpu_pipeline on the CUDA backend (rk_send by name)", async () => {
+    const r = await gpuPipeline("cuda");
+    assert.equal(r.ranOn, "cuda");
+    checkGpuPipeline(r);
+  });
+
+  onGpu("gpu_fanout on the CUDA backend (rk_publish)", async () => {
+    const r = await gpuFanout("cuda");
+    assert.equal(r.ranOn, "cuda");
+    checkGpuFanout(r);
+  });
+});
+
+// The durable cluster example starts its own nats-server -js (it prints a
+// notice and skips without one).
+describe("the durable cluster example", () => {
+  test("cluster_durable: durable sends across a restart of the serving node", async () => {
+    const r = await clusterDurable();
+    if (r.skipped !== undefined) return;
+    assert.deepEqual(r.before, { count: 10, sum: 55 });
+    assert.equal(r.storedWhileDown, 10);
+    // At least once across the restart; the tally adds each sequence once.
+    assert.equal(r.after?.count, 20);
+    assert.equal(r.after?.sum, 210);
+  });
 });
