@@ -90,6 +90,7 @@ GPU_TEST_FILES=(
   tests/readme_gpu_test.ts
   tests/send_refusals_gpu_test.ts
   tests/cross_backend_gpu_test.ts
+  tests/device_parity_gpu_test.ts
   tests/remote_import_test.ts
 )
 PROBE_MODES=(LAZY EAGER)

@@ -46,6 +46,7 @@ export const GPU_TEST_FILES: readonly string[] = [
   "tests/readme_gpu_test.ts",
   "tests/send_refusals_gpu_test.ts",
   "tests/cross_backend_gpu_test.ts",
+  "tests/device_parity_gpu_test.ts",
   "tests/examples_test.ts",
   "tests/emulator_test.ts",
   "tests/remote_import_test.ts",
