@@ -28,7 +28,6 @@ import { main as deferredReply } from "../examples/deferred_reply.ts";
 import { main as wavesimTiles } from "../examples/wavesim_tiles.ts";
 import { main as checkpoint } from "../examples/checkpoint.ts";
 import { main as clusterDurable } from "../examples/cluster_durable.ts";
-import { main as clusterDurable } from "../examples/cluster_durable.ts";
 import { main as gpuPipeline } from "../examples/gpu_pipeline.ts";
 import { main as gpuFanout } from "../examples/gpu_fanout.ts";
 import fahrenheit from "../examples/actors/fahrenheit.ts";
@@ -483,20 +482,6 @@ describe("examples of GPU actors that talk to each other", () => {
     const r = await gpuFanout("cuda");
     assert.equal(r.ranOn, "cuda");
     checkGpuFanout(r);
-  });
-});
-
-// The durable cluster example starts its own nats-server -js (it prints a
-// notice and skips without one).
-describe("the durable cluster example", () => {
-  test("cluster_durable: durable sends across a restart of the serving node", async () => {
-    const r = await clusterDurable();
-    if (r.skipped !== undefined) return;
-    assert.deepEqual(r.before, { count: 10, sum: 55 });
-    assert.equal(r.storedWhileDown, 10);
-    // At least once across the restart; the tally adds each sequence once.
-    assert.equal(r.after?.count, 20);
-    assert.equal(r.after?.sum, 210);
   });
 });
 
