@@ -91,6 +91,7 @@ GPU_TEST_FILES=(
   tests/send_refusals_gpu_test.ts
   tests/cross_backend_gpu_test.ts
   tests/device_parity_gpu_test.ts
+  tests/gpu_checkpoint_gpu_test.ts
   tests/remote_import_test.ts
 )
 PROBE_MODES=(LAZY EAGER)

@@ -47,6 +47,7 @@ export const GPU_TEST_FILES: readonly string[] = [
   "tests/send_refusals_gpu_test.ts",
   "tests/cross_backend_gpu_test.ts",
   "tests/device_parity_gpu_test.ts",
+  "tests/gpu_checkpoint_gpu_test.ts",
   "tests/examples_test.ts",
   "tests/emulator_test.ts",
   "tests/remote_import_test.ts",

@@ -248,16 +248,18 @@ export interface LaunchOptions {
   placement?: Placement;
   /**
    * Restore the actor's state from a checkpoint (CPU actors with a
-   * `restore` member): a store (its latest checkpoint of this name), or
-   * `{ store, id }`. The actor's `restore` then runs instead of `init`, and
-   * its checkpoints count on from the record's sequence. Fails with the
+   * `restore` member; GPU actors, whose device state the host writes back):
+   * a store (its latest checkpoint of this name), or `{ store, id }`. The
+   * actor's `restore` (on the GPU: the write of its state) then runs
+   * instead of `init`, and its checkpoints count on from the record's
+   * sequence. Fails with the
    * checkpoint's typed errors (`CheckpointNotFoundError`,
    * `CheckpointCorruptError`, `CheckpointVersionError`).
    */
   restoreFrom?: RestoreFrom;
   /**
    * Keep checkpoints of the actor (CPU actors with `snapshot` and
-   * `restore` members) in `checkpoint.store`: a restart after a crash then
+   * `restore` members; GPU actors) in `checkpoint.store`: a restart after a crash then
    * restores the latest record of its name there (its `restore` runs
    * instead of `init`; the launch's `restoreFrom` record while the store
    * has none), and with `everyMessages` or `everyMs` the runtime takes
@@ -1012,24 +1014,6 @@ export class RingKernel implements AsyncDisposable {
     const restored = restoreFrom === undefined
       ? undefined
       : await loadCheckpoint(restoreFrom.store, name, restoreFrom.id);
-    if (restored !== undefined && typeof definition.restore !== "function") {
-      throw new InvalidStateError(
-        `restore "${name}"`,
-        "no restore",
-        "its actor definition has no restore(snapshot, info) member",
-      );
-    }
-    if (
-      policy !== undefined &&
-      (typeof definition.snapshot !== "function" ||
-        typeof definition.restore !== "function")
-    ) {
-      throw new InvalidStateError(
-        `keep checkpoints of "${name}"`,
-        "no snapshot",
-        "its actor definition needs snapshot(state) and restore(snapshot, info) members",
-      );
-    }
     if (pending.cancelled) throw cancelledLaunch(name, pending);
     const schemas = [definition.input, ...(definition.accepts ?? [])];
     if (definition.output) schemas.push(definition.output);
@@ -1092,11 +1076,27 @@ export class RingKernel implements AsyncDisposable {
       },
     };
     const backend = this.#placeOn(name, definition, options.placement);
-    if (policy !== undefined && backend.kind !== "cpu") {
+    // A GPU actor's host snapshots and restores its device state itself;
+    // a CPU actor's definition does it.
+    if (
+      backend.kind === "cpu" && restored !== undefined &&
+      typeof definition.restore !== "function"
+    ) {
+      throw new InvalidStateError(
+        `restore "${name}"`,
+        "no restore",
+        "its actor definition has no restore(snapshot, info) member",
+      );
+    }
+    if (
+      backend.kind === "cpu" && policy !== undefined &&
+      (typeof definition.snapshot !== "function" ||
+        typeof definition.restore !== "function")
+    ) {
       throw new InvalidStateError(
         `keep checkpoints of "${name}"`,
-        backend.kind,
-        "the state of a GPU actor cannot be snapshotted yet",
+        "no snapshot",
+        "its actor definition needs snapshot(state) and restore(snapshot, info) members",
       );
     }
     const host = backend.spawn(
@@ -1171,6 +1171,8 @@ export class RingKernel implements AsyncDisposable {
       batchSize: options.batchSize,
       timeoutMs: options.startTimeoutMs,
       maxHeapMb: options.maxHeapMb,
+      // Its snapshot restores only on the same side.
+      placement: backend.kind === "cpu" ? "cpu" : "gpu",
     });
     if (restored !== undefined) {
       this.#sequenceBase.set(kernel, restored.record.sequence);
@@ -1417,13 +1419,14 @@ export class RingKernel implements AsyncDisposable {
   /**
    * Takes a checkpoint of the actor `name` into `options.store`: pauses it
    * (resolves once its loop confirmed, between two messages), asks its loop
-   * for its definition's `snapshot` of its state, runs it again, and stores
+   * for its definition's `snapshot` of its state (a GPU actor: copies its
+   * device state, and its device data where `gpu.checkpointData` says so,
+   * to the host), runs it again, and stores
    * the record: whole, or as a delta against the last record this runtime
    * wrote to (or restored from) the store for the name where that is
    * smaller (at most 8 deltas in a row). Rejects
    * with {@linkcode UnknownActorError} for an unknown name,
-   * {@linkcode InvalidStateError} when the actor has no `snapshot` or runs
-   * on the CUDA backend (GPU state is not snapshotted yet), `TimeoutError`
+   * {@linkcode InvalidStateError} when a CPU actor has no `snapshot`, `TimeoutError`
    * past `timeoutMs`, and the store's own errors.
    */
   async checkpoint(
@@ -1619,7 +1622,7 @@ export class RingKernel implements AsyncDisposable {
       throw new InvalidStateError(
         `snapshot "${kernel.name}"`,
         this.backend,
-        "the state of a GPU actor cannot be snapshotted yet",
+        "its backend cannot snapshot an actor's state",
       );
     }
     if (kernel.state === "active") await kernel.deactivate({ timeoutMs });
@@ -1677,6 +1680,7 @@ export class RingKernel implements AsyncDisposable {
       batchSize: launch.batchSize,
       timeoutMs: Math.min(launch.timeoutMs, Math.max(1, timeoutMs)),
       maxHeapMb: launch.maxHeapMb,
+      placement: launch.placement,
       restoreFrom: store,
       // Activated when the source confirms the migration.
       autoActivate: false,

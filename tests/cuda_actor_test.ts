@@ -98,6 +98,9 @@ function emulatedDevice(behaviour: PoolBehaviour = {}) {
     upload: (block, bytes) => {
       memory.resolve(block.deviceAddress, bytes.byteLength).set(bytes);
     },
+    download: (block, target) => {
+      target.set(memory.resolve(block.deviceAddress, target.byteLength));
+    },
     sharedMapped: (_key, bytes) => hostArena.allocate(bytes),
     routeTable: routes.deviceAddress,
     startHosts: async (hosts, timeoutMs) => {

@@ -172,14 +172,14 @@ export interface ActorHost {
    * The snapshot the next {@linkcode ActorHost.start} restores the state
    * from instead of running `init` (`undefined`: `init`); the runtime sets
    * it before a restart after a crash when the actor keeps checkpoints.
-   * Absent where the backend cannot restore (the CUDA backend, for now).
+   * Absent where the backend cannot restore.
    */
   restoreOnNextStart?(restore: RestoreSpec | undefined): void;
   /**
    * The actor's snapshot of its state (its definition's `snapshot`), asked
    * of its loop while the actor is paused; rejects with `TimeoutError` when
-   * no answer comes within `timeoutMs`. Absent where the backend cannot
-   * take one (the CUDA backend, for now).
+   * no answer comes within `timeoutMs` (the CUDA backend copies the
+   * actor's device state instead). Absent where the backend cannot take one.
    */
   snapshot?(timeoutMs: number): Promise<Uint8Array>;
 }

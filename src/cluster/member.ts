@@ -110,6 +110,11 @@ export interface MigratingLaunch {
   readonly timeoutMs: number;
   /** Heap limit of the actor's thread, MiB. */
   readonly maxHeapMb?: number;
+  /**
+   * Where it ran: its snapshot restores only on the same side (a GPU
+   * actor's device state on the GPU). Absent (older nodes): `"auto"`.
+   */
+  readonly placement?: "cpu" | "gpu";
 }
 
 /** An actor paused for a migration: how it was launched, and its state. */

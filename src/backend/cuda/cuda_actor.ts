@@ -45,6 +45,8 @@ import type {
   InFlightMessage,
 } from "../backend.ts";
 import type { CudaFunction, CudaStream } from "../../cuda/driver.ts";
+import { CheckpointError } from "../../checkpoint.ts";
+import type { RestoreSpec } from "../cpu/protocol.ts";
 import {
   type GpuActorMemoryPlan,
   initialiseActorBlock,
@@ -87,6 +89,11 @@ export interface CudaActorServices {
   functionFor(gpu: GpuActorImplementation): CudaFunction;
   /** Copies host bytes to device memory, ordered on `stream` (before the launch that follows). */
   upload(block: ArenaBlock, bytes: Uint8Array, stream: CudaStream): void;
+  /**
+   * Copies device memory to `target` (its length), waiting for the copy
+   * alone: a stream of its own, never behind a resident kernel.
+   */
+  download(block: ArenaBlock, target: Uint8Array): void;
   /**
    * Host-mapped memory shared by the actors that name the same `key`
    * (zeroed at first, kept until the backend closes).
@@ -154,6 +161,8 @@ interface Resolved {
   config: Uint8Array;
   /** The bytes copied to the actor's device data before each launch. */
   data: Uint8Array | undefined;
+  /** Whether the device data is part of a snapshot (`gpu.checkpointData`). */
+  checkpointData: boolean;
   canSendK2k: boolean;
   /** The topics its device code publishes to, by their hash. */
   topics: ReadonlyMap<bigint, string>;
@@ -222,6 +231,8 @@ export class CudaActorHost implements ActorHost {
   readonly #outbox: RingConsumer;
   #delivered = 0;
   #resolved: Resolved | undefined;
+  /** The snapshot the next start writes to the device (dropped once it ran). */
+  #restore: RestoreSpec | undefined;
   #launch: PoolLaunch | undefined;
   #launchState: LaunchState | undefined;
   #exitSeenAt = 0;
@@ -238,6 +249,7 @@ export class CudaActorHost implements ActorHost {
     this.#services = services;
     this.name = spec.name;
     this.id = spec.id;
+    this.#restore = spec.restore;
     this.plan = planGpuActorMemory(spec.queue);
     this.#mapped = services.allocateMapped(this.plan.byteLength);
     try {
@@ -418,6 +430,7 @@ export class CudaActorHost implements ActorHost {
       stateBytes,
       config,
       data: this.#data === undefined ? undefined : data,
+      checkpointData: gpu.checkpointData === true && this.#data !== undefined,
       canSendK2k: handler.sendsK2k,
       topics: new Map((gpu.topics ?? []).map((t) => [nameHash(t), t])),
     };
@@ -445,6 +458,9 @@ export class CudaActorHost implements ActorHost {
       );
     }
     const r = await this.#resolve();
+    const restore = this.#restore === undefined
+      ? undefined
+      : this.#checkedSnapshot(r, this.#restore.snapshot);
     const buffer = this.#mapped.chunk.buffer!;
     const base = this.#mapped.offset;
     const device = this.#mapped.deviceAddress;
@@ -469,7 +485,9 @@ export class CudaActorHost implements ActorHost {
       outputSize: r.output?.size ?? 0,
       maxBatch: Math.max(0, Math.min(this.#spec.batchSize | 0, 0xffff_ffff)),
       hostTimeNs: hostTimeNs(),
-      flags: ActorFlag.InitState | (this.#k2kReady ? 0 : ActorFlag.InitK2k),
+      // A restored state is written below; the device init must not run.
+      flags: (restore === undefined ? ActorFlag.InitState : 0) |
+        (this.#k2kReady ? 0 : ActorFlag.InitK2k),
       abiVersion: ABI_VERSION,
       io: at(plan.io),
       config: r.config,
@@ -492,7 +510,14 @@ export class CudaActorHost implements ActorHost {
     control.hasTerminated = 0;
     control.lastActivityTicks = 0n;
     this.#errorsAtStart = control.errorsEncountered;
-    if (r.data !== undefined && this.#data !== undefined) {
+    if (restore !== undefined) {
+      if (this.#state !== undefined) {
+        this.#services.upload(this.#state, restore.state, stream);
+      }
+      if (this.#data !== undefined) {
+        this.#services.upload(this.#data, restore.data ?? r.data!, stream);
+      }
+    } else if (r.data !== undefined && this.#data !== undefined) {
       this.#services.upload(this.#data, r.data, stream);
     }
     return r.fn;
@@ -568,8 +593,74 @@ export class CudaActorHost implements ActorHost {
     }
     // The block initialises a new K2K inbox before its first heartbeat.
     this.#k2kReady = true;
+    // Restored once: a restart runs the device init, unless the runtime
+    // set a snapshot for it (restoreOnNextStart).
+    this.#restore = undefined;
     this.#launchState = "running";
     this.#services.watch(this);
+  }
+
+  /**
+   * A snapshot's parts, checked against what the actor keeps: its
+   * `stateBytes`, then its device data when `gpu.checkpointData` says so.
+   */
+  #checkedSnapshot(
+    r: Resolved,
+    snapshot: Uint8Array,
+  ): { state: Uint8Array; data: Uint8Array | undefined } {
+    const dataBytes = r.checkpointData ? r.data!.byteLength : 0;
+    if (snapshot.byteLength !== r.stateBytes + dataBytes) {
+      throw new CheckpointError(
+        `restore GPU actor "${this.name}": the snapshot has ${snapshot.byteLength} bytes, ` +
+          `its state ${r.stateBytes}` +
+          (r.checkpointData ? ` and its device data ${dataBytes}` : "") +
+          " (a snapshot of another actor, or of another version of it?)",
+      );
+    }
+    return {
+      state: snapshot.subarray(0, r.stateBytes),
+      data: r.checkpointData ? snapshot.subarray(r.stateBytes) : undefined,
+    };
+  }
+
+  /** See {@linkcode ActorHost.restoreOnNextStart}. */
+  restoreOnNextStart(restore: RestoreSpec | undefined): void {
+    this.#restore = restore;
+  }
+
+  /**
+   * The actor's snapshot (see {@linkcode ActorHost.snapshot}): its
+   * `stateBytes` of device state, then its device data when the actor's
+   * `gpu.checkpointData` says so, copied to the host. The runtime pauses
+   * the actor first: its block confirmed the pause (after fencing what it
+   * wrote), so it does not touch the state while it is copied. An actor
+   * whose block has stopped gives the state it left.
+   */
+  snapshot(_timeoutMs: number): Promise<Uint8Array> {
+    try {
+      this.#assertUsable("snapshot");
+      const r = this.#resolved;
+      if (r === undefined) {
+        throw new InvalidStateError(
+          `snapshot of actor "${this.name}"`,
+          "not started",
+        );
+      }
+      const dataBytes = r.checkpointData ? r.data!.byteLength : 0;
+      const bytes = new Uint8Array(r.stateBytes + dataBytes);
+      if (this.#state !== undefined && r.stateBytes > 0) {
+        this.#services.download(
+          this.#state,
+          bytes.subarray(0, r.stateBytes),
+        );
+      }
+      if (dataBytes > 0) {
+        this.#services.download(this.#data!, bytes.subarray(r.stateBytes));
+      }
+      return Promise.resolve(bytes);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Starts (or restarts) the actor in a pool of one; resolves once it runs. */

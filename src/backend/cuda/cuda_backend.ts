@@ -226,6 +226,19 @@ export class CudaBackend implements Backend {
         }
         memory.copyFromHost(bytes, { byteOffset: block.offset, stream });
       },
+      download: (block, target) => {
+        const memory = this.#session.deviceMemoryOf(block.chunk);
+        if (memory === undefined) {
+          throw new RingKernelError(
+            "download: the block is not device memory of this backend",
+          );
+        }
+        // On the session's non-blocking service stream: it does not wait
+        // for the resident kernels, only for its own copy.
+        const stream = this.#session.service;
+        memory.copyToHost(target, { byteOffset: block.offset, stream });
+        stream.synchronize();
+      },
       sharedMapped: (key, bytes) => {
         const known = this.#shared.get(key);
         if (known !== undefined) {

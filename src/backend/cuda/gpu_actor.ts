@@ -122,6 +122,16 @@ export interface GpuActorImplementation {
    */
   readonly deviceData?: (config: unknown) => Uint8Array;
   /**
+   * Whether the {@linkcode GpuActorImplementation.deviceData} bytes are part
+   * of the actor's state for checkpoints and migration (default false). A
+   * GPU actor's snapshot is its `stateBytes` of device state, followed by
+   * its device data as the handler left it when this is true; a restore
+   * writes them back instead of running the device `init` (and instead of
+   * copying the `deviceData` bytes). Leave it false for data the handler
+   * only reads: it comes from the launch `config` again.
+   */
+  readonly checkpointData?: boolean;
+  /**
    * Encodes the launch `config` into the descriptor's 128-byte configuration
    * area (`ctx.config` on the device); `context` gives the device address of
    * the {@linkcode GpuActorImplementation.deviceData} bytes and the route key
@@ -220,6 +230,11 @@ function checkImplementation(gpu: GpuActorImplementation): void {
       );
     }
     for (const topic of gpu.topics) validateTopic(topic);
+  }
+  if (
+    gpu.checkpointData !== undefined && typeof gpu.checkpointData !== "boolean"
+  ) {
+    throw new TypeError("defineGpuActor: gpu.checkpointData must be a boolean");
   }
   for (const hook of ["deviceData", "encodeConfig"] as const) {
     if (gpu[hook] !== undefined && typeof gpu[hook] !== "function") {
