@@ -1346,6 +1346,9 @@ export class Kernel<
   metrics(): KernelMetrics {
     this.#dispatch();
     const host = this.#host;
+    // A reply already taken is counted in what follows, even if its actor
+    // was between publishing it and counting it.
+    host.settleCommit?.();
     const control = host.control;
     const view = host.telemetry;
     const input = host.inputRing;

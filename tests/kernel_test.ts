@@ -96,6 +96,28 @@ describe("replies", () => {
     });
   });
 
+  test("a reading taken after a reply arrived counts that reply's message", async () => {
+    await withRuntime(async (rt) => {
+      const k = await rt.launch("echo", { actor: "echo", queueCapacity: 64 });
+      for (let i = 1; i <= 2_000; i++) {
+        await k.call(echo(i), { timeoutMs: 15_000 });
+        const m = k.metrics();
+        assert.equal(m.processed, i, `after reply ${i}`);
+        assert.equal(m.inFlight, 0, `after reply ${i}`);
+      }
+      // Batches: every reply of a sendBatch received, every message counted.
+      for (let round = 0; round < 20; round++) {
+        const batch = Array.from({ length: 50 }, (_, i) => echo(i));
+        await k.sendBatch(batch, { timeoutMs: 15_000 });
+        let got = 0;
+        while (got < batch.length) {
+          got += (await k.receiveMany({ timeoutMs: 15_000 })).length;
+        }
+        assert.equal(k.metrics().processed, 2_000 + 50 * (round + 1));
+      }
+    });
+  });
+
   test("unread replies are bounded: backpressure reaches send, and none is lost", async () => {
     await withRuntime(async (rt) => {
       const k = await rt.launch("echo", { actor: "echo", queueCapacity: 16 });

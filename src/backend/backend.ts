@@ -160,6 +160,12 @@ export interface ActorHost {
    */
   spinShouldShrink?(streak: number): boolean;
   /**
+   * Waits (briefly, bounded) while the actor is inside a commit that has
+   * published replies but not yet counted their messages, so that a reading
+   * of the counters taken after a reply arrived counts its message.
+   */
+  settleCommit?(): void;
+  /**
    * Stops the actor loop at once without its cooperation; returns the
    * messages it was handling, oldest first, if any (already removed from
    * their queue): the one in its handler, and those before it that it had

@@ -68,6 +68,12 @@ const WORKER_ENTRY = WORKER_URL.protocol === "file:" ? WORKER_URL : new URL(
     encodeURIComponent(`import ${JSON.stringify(WORKER_URL.href)};`)
   }`,
 );
+/**
+ * Longest a counter reading waits for a commit in progress to finish: a few
+ * stores, far longer only when its thread stopped inside it (descheduled, or
+ * collecting garbage).
+ */
+const SETTLE_COMMIT_MS = 20;
 /** How long a kill waits for a loop that committed a message to finish it (no waits inside). */
 const COMMIT_WAIT_MS = 100;
 /**
@@ -434,6 +440,22 @@ export class CpuActorHost implements ActorHost {
   /** Whether a Worker is attached. */
   get running(): boolean {
     return this.#worker !== undefined;
+  }
+
+  /** See {@linkcode ActorHost.settleCommit}: the committed window has no waits. */
+  settleCommit(): void {
+    const words = this.#words;
+    let deadline = 0;
+    for (let polls = 1;; polls++) {
+      const busy = Atomics.load(words, WorkerWord.busy);
+      if (busy === BUSY_TAKEN || (busy & BusyState.committed) === 0) return;
+      // The clock only now and then: most commits end within a few polls.
+      if ((polls & 4095) === 0) {
+        const now = performance.now();
+        if (deadline === 0) deadline = now + SETTLE_COMMIT_MS;
+        else if (now > deadline) return;
+      }
+    }
   }
 
   /** See {@linkcode ActorHost.spinShouldShrink}. */
