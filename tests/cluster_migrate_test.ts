@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { RingKernel } from "../src/runtime.ts";
-import { EchoMessage } from "../src/actors/schemas.ts";
+import type { EchoMessage } from "../src/actors/schemas.ts";
 import { ActorCrashedError, InvalidStateError } from "../src/errors.ts";
 import type { RemoteActor } from "../cluster.ts";
 import { delay } from "../src/async.ts";
