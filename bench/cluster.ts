@@ -97,13 +97,14 @@ async function main(): Promise<void> {
     options: {
       runs: { type: "string" },
       quick: { type: "boolean" },
+      json: { type: "boolean" },
       help: { type: "boolean" },
     },
     allowPositionals: true,
   });
   if (positionals[0] === "child") return await child(positionals[1]);
   if (values.help) {
-    console.log("usage: bench/cluster.ts [--runs N] [--quick]");
+    console.log("usage: bench/cluster.ts [--runs N] [--quick] [--json]");
     return;
   }
   const runs = Number(values.runs ?? (values.quick ? 3 : 5));
@@ -204,10 +205,29 @@ async function main(): Promise<void> {
         }`,
       );
     }
+    if (values.json) {
+      // Last line, for the benchmark harness: the median of each figure.
+      const result: ClusterBenchResult = {
+        runtime,
+        runs,
+        figures: Object.fromEntries(keys.map((k) => [k, median(rows[k])])),
+      };
+      console.log(JSON.stringify(result));
+    }
   } finally {
     proc.kill("SIGKILL");
   }
 }
 
-await main();
-if (!process.argv.includes("child")) process.exit(0);
+/** What `--json` prints last: the median of each figure over the runs. */
+export interface ClusterBenchResult {
+  /** The runtime and its version. */
+  runtime: string;
+  /** Runs each median is over. */
+  runs: number;
+  /** Figure name (with its unit) → median. */
+  figures: Record<string, number>;
+}
+
+if (import.meta.main) await main();
+if (import.meta.main && !process.argv.includes("child")) process.exit(0);

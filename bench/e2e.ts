@@ -66,6 +66,8 @@ options of run / sustained:
                         batch-encode, sustained, and the bare floors floor-pingpong,
                         floor-ring, floor-echo)
   --no-micro            skip the mitata microbenchmarks
+  --no-wavesim          skip the WaveSim showcase (tile actors vs its reference)
+  --no-cluster          skip the cross-process figures through nats-server
   --no-gpu              skip the GPU section
   --deno PATH, --bun PATH   runtime binaries (default: tools/node_modules/.bin, node_modules/.bin,
                         the running runtime, then PATH)
@@ -95,6 +97,8 @@ function parseCommandLine() {
         runtimes: { type: "string" },
         cases: { type: "string" },
         "no-micro": { type: "boolean" },
+        "no-wavesim": { type: "boolean" },
+        "no-cluster": { type: "boolean" },
         "no-gpu": { type: "boolean" },
         deno: { type: "string" },
         bun: { type: "string" },
@@ -197,6 +201,14 @@ function suiteConfig(command: "run" | "sustained"): SuiteConfig {
     cases: cases as SuiteConfig["cases"],
     micro: command === "run" && values["no-micro"] !== true &&
       values.cases === undefined,
+    wavesimRuns: command === "run" && values["no-wavesim"] !== true &&
+        values.cases === undefined
+      ? base.wavesimRuns
+      : 0,
+    clusterRuns: command === "run" && values["no-cluster"] !== true &&
+        values.cases === undefined
+      ? base.clusterRuns
+      : 0,
     gpu: command === "run" && values["no-gpu"] !== true &&
       values.cases === undefined,
     runtimePaths: { deno: values.deno, bun: values.bun },

@@ -9,6 +9,7 @@ import { REPO_ROOT } from "../bench/harness/results.ts";
 import {
   BATCH_SEND_COST_TARGET_NS,
   batchSendCostLines,
+  clusterSection,
   FLOOR_LIMITS,
   floorLimitLines,
   floorRows,
@@ -21,6 +22,7 @@ import {
   formatReport,
   percentileX,
   renderReport,
+  waveSimSection,
   writeReportFiles,
 } from "../bench/harness/report.ts";
 import { CASES } from "../bench/harness/catalog.ts";
@@ -290,5 +292,71 @@ describe("what limits a missed floor target", () => {
         "no figure typed by hand",
       );
     }
+  });
+});
+
+describe("the WaveSim section", () => {
+  test("medians over the processes, the ratio, the largest difference, and what the figure compares with", () => {
+    const run = (actors: number, reference: number, difference = 0) => ({
+      grid: "1024x1024",
+      tiles: 4,
+      backend: "cpu",
+      steps: 300,
+      actorsMcells: actors,
+      referenceMcells: reference,
+      ratio: actors / reference,
+      maxDifference: difference,
+      machine: "Deno, 2 CPUs",
+    });
+    const lines = waveSimSection({
+      wavesim: [
+        {
+          runtime: "deno",
+          runs: [run(500, 400), run(560, 400, 1e-9), run(600, 420)],
+          failures: [],
+        },
+        { runtime: "bun", runs: [], failures: ["exit 1: boom"] },
+      ],
+    });
+    const text = lines.join("\n");
+    assert.match(text, /^## WaveSim/);
+    assert.match(
+      text,
+      /\| Deno +\| 1024x1024, 4 tiles, 300 steps \| cpu +\| 3 +\| 560\.0 Mcells\/s \| 400\.0 Mcells\/s \| 1\.40× +\| 1e-9 /,
+    );
+    assert.match(text, /\| Bun .*exit 1: boom/);
+    assert.match(
+      text,
+      /not comparable with the specification's 78,000 Mcells\/s/,
+    );
+    assert.deepEqual(waveSimSection({}), []);
+    assert.deepEqual(waveSimSection({ wavesim: [] }), []);
+  });
+});
+
+describe("the cluster section", () => {
+  test("one column per runtime, a line saying why a runtime has no figures", () => {
+    const lines = clusterSection({
+      cluster: [
+        {
+          runtime: "deno",
+          result: {
+            runtime: "Deno 2.9.6",
+            runs: 5,
+            figures: {
+              "local call round trip (µs)": 0.93,
+              "remote call round trip (µs)": 285.2,
+            },
+          },
+        },
+        { runtime: "bun", reason: "nats-server is not installed" },
+      ],
+    });
+    const text = lines.join("\n");
+    assert.match(text, /\| remote call round trip \(µs\) +\| 285 +\| — +\|/);
+    assert.match(text, /\| local call round trip \(µs\) +\| 0\.9 +\| — +\|/);
+    assert.match(text, /- Deno: Deno 2\.9\.6, median of 5 runs\./);
+    assert.match(text, /- Bun: not run: nats-server is not installed\./);
+    assert.deepEqual(clusterSection({}), []);
   });
 });

@@ -19,7 +19,8 @@ import {
   type ResultsDocument,
   type SustainedResult,
 } from "./results.ts";
-import type { Summary } from "./stats.ts";
+import { median, type Summary } from "./stats.ts";
+import type { WaveBenchResult } from "../wavesim.ts";
 import { compactNumber, lineChart, type Series, type Tick } from "./svg.ts";
 import { resolveRuntime } from "./spawn.ts";
 
@@ -536,6 +537,120 @@ function sustainedSection(
   return lines;
 }
 
+/**
+ * The WaveSim showcase: tile actors (halos by K2K) against the
+ * single-threaded reference, each process timing both on the same grid.
+ */
+export function waveSimSection(
+  results: Pick<ResultsDocument, "wavesim">,
+): string[] {
+  const sections = (results.wavesim ?? []).filter((w) =>
+    w.runs.length > 0 || w.failures.length > 0
+  );
+  if (sections.length === 0) return [];
+  const rows = sections.map((w) => {
+    const med = (pick: (r: WaveBenchResult) => number) =>
+      w.runs.length === 0 ? NaN : median(w.runs.map(pick));
+    const first = w.runs[0];
+    return [
+      runtimeTitle(w.runtime),
+      first ? `${first.grid}, ${first.tiles} tiles, ${first.steps} steps` : "—",
+      first?.backend ?? "—",
+      String(w.runs.length),
+      formatMcells(med((r) => r.actorsMcells)),
+      formatMcells(med((r) => r.referenceMcells)),
+      Number.isFinite(med((r) => r.ratio))
+        ? `${med((r) => r.ratio).toFixed(2)}×`
+        : "—",
+      w.runs.length === 0
+        ? "—"
+        : String(Math.max(...w.runs.map((r) => r.maxDifference))),
+      w.failures.length === 0 ? "" : w.failures.join("; "),
+    ];
+  });
+  const gpu = sections.some((w) => w.runs.some((r) => r.backend === "cuda"));
+  return [
+    "## WaveSim: tile actors against the single-threaded reference",
+    "",
+    "`bench/wavesim.ts` in fresh processes: the 2-D wave equation on a grid split into tiles, one actor " +
+    "per tile exchanging halos by K2K every step, and the plain single-threaded reference, timed in the " +
+    "same process on the same grid, in Mcells/s (million cell updates per second); medians over the " +
+    "processes, and the largest difference of the actors' field from the reference's after the run. " +
+    (gpu
+      ? "GPU tiles on a GPU are comparable with the specification's 78,000 Mcells/s (3-D, H100)."
+      : "These are CPU tiles: not comparable with the specification's 78,000 Mcells/s (3-D, H100), " +
+        "which only GPU tiles on a GPU would be."),
+    "",
+    table([
+      "runtime",
+      "grid",
+      "backend",
+      "processes",
+      "tile actors",
+      "reference",
+      "actors ÷ reference",
+      "largest difference",
+      "failures",
+    ], rows),
+    "",
+  ];
+}
+
+/** Cross-process figures through NATS beside the local ones (`bench/cluster.ts`), per runtime. */
+export function clusterSection(
+  results: Pick<ResultsDocument, "cluster">,
+): string[] {
+  const sections = results.cluster ?? [];
+  if (sections.length === 0) return [];
+  const names = [
+    ...new Set(
+      sections.flatMap((c) => Object.keys(c.result?.figures ?? {})),
+    ),
+  ];
+  const lines = [
+    "## Cluster: an actor in another process, through nats-server",
+    "",
+    "`bench/cluster.ts` starts a `nats-server` (JetStream on) on 127.0.0.1 and a second process of the " +
+    "same runtime that serves the actors; each figure is the median over its runs, beside the same " +
+    "operation on a local kernel.",
+    "",
+  ];
+  if (names.length > 0) {
+    lines.push(
+      table(
+        ["figure", ...sections.map((c) => runtimeTitle(c.runtime))],
+        names.map((name) => [
+          name,
+          ...sections.map((c) => formatFigure(c.result?.figures[name])),
+        ]),
+      ),
+      "",
+    );
+  }
+  for (const c of sections) {
+    if (c.result) {
+      lines.push(
+        `- ${
+          runtimeTitle(c.runtime)
+        }: ${c.result.runtime}, median of ${c.result.runs} runs.`,
+      );
+    } else lines.push(`- ${runtimeTitle(c.runtime)}: not run: ${c.reason}.`);
+  }
+  lines.push("");
+  return lines;
+}
+
+function formatFigure(value: number | undefined): string {
+  if (value === undefined || !Number.isFinite(value)) return "—";
+  return value >= 100
+    ? Math.round(value).toLocaleString("en")
+    : value.toFixed(1);
+}
+
+function formatMcells(value: number): string {
+  return Number.isFinite(value) ? `${value.toFixed(1)} Mcells/s` : "—";
+}
+
 function microSection(results: ResultsDocument): string[] {
   if (results.micro.length === 0) return [];
   const lines = ["## Host-only microbenchmarks (mitata)", ""];
@@ -943,6 +1058,42 @@ function headline(
       }**.`,
     );
   }
+  for (const w of results.wavesim ?? []) {
+    if (w.runs.length === 0) continue;
+    const med = (pick: (r: WaveBenchResult) => number) =>
+      median(w.runs.map(pick));
+    lines.push(
+      `- WaveSim, ${runtimeTitle(w.runtime)}: ${w.runs[0].tiles} ${
+        w.runs[0].backend === "cuda" ? "GPU" : "CPU"
+      } tile actors on ${w.runs[0].grid}, ${
+        formatMcells(med((r) => r.actorsMcells))
+      } against ${
+        formatMcells(med((r) => r.referenceMcells))
+      } for the single-threaded reference (${
+        med((r) => r.ratio).toFixed(2)
+      }×; medians of ${w.runs.length} processes).`,
+    );
+  }
+  for (const c of results.cluster ?? []) {
+    const f = c.result?.figures;
+    if (f === undefined) continue;
+    const pick = (prefix: string) =>
+      Object.entries(f).find(([k]) => k.startsWith(prefix))?.[1];
+    lines.push(
+      `- Cluster, ${
+        runtimeTitle(c.runtime)
+      }: \`call()\` round trip to an actor in another process ` +
+        `through nats-server ${
+          formatFigure(pick("remote call round trip"))
+        } µs (local ${
+          formatFigure(pick("local call round trip"))
+        } µs); remote calls ${
+          formatFigure(pick("remote call throughput"))
+        }/s with 64 in flight (local ${
+          formatFigure(pick("local call throughput"))
+        }/s); medians of ${c.result!.runs} runs.`,
+    );
+  }
   for (const line of batchSendCostLines(results)) {
     lines.push(
       `- ${
@@ -1109,6 +1260,8 @@ export function renderReport(
     );
   }
   lines.push(...sustainedSection(results, images, imageLink));
+  lines.push(...waveSimSection(results));
+  lines.push(...clusterSection(results));
   lines.push(...microSection(results));
   lines.push(...gpuSectionLines(results));
   const failures = results.benchmarks.filter((b) => b.failures.length > 0);

@@ -15,6 +15,8 @@ import type { GpuInfo, MachineInfo } from "./machine.ts";
 import type { RuntimeBinary } from "./spawn.ts";
 import type { RobustSummary, WelchResult } from "./stats.ts";
 import type { MicroReport } from "../micro.bench.ts";
+import type { WaveBenchResult } from "../wavesim.ts";
+import type { ClusterBenchResult } from "../cluster.ts";
 
 /** Identifies the format; bumped when it changes incompatibly. */
 export const RESULTS_SCHEMA = "ringkernel-bench/1";
@@ -197,6 +199,26 @@ export interface MicroSection {
   readonly failure?: string;
 }
 
+/** The WaveSim showcase in fresh processes of one runtime (`bench/wavesim.ts`), or why not. */
+export interface WaveSimSection {
+  /** Runtime. */
+  readonly runtime: string;
+  /** One result per process (tile actors and the reference, timed in the same process). */
+  readonly runs: readonly WaveBenchResult[];
+  /** Why a run failed, if one did. */
+  readonly failures: readonly string[];
+}
+
+/** `bench/cluster.ts --json` under one runtime (a real nats-server, a second process), or why not. */
+export interface ClusterSection {
+  /** Runtime. */
+  readonly runtime: string;
+  /** The medians it printed. */
+  readonly result?: ClusterBenchResult;
+  /** Why there is no result (no nats-server, or the run failed). */
+  readonly reason?: string;
+}
+
 /** Settings a run used (recorded so that it can be repeated). */
 export interface RunSettings {
   /** Fresh processes per benchmark and runtime. */
@@ -265,6 +287,10 @@ export interface ResultsDocument {
   readonly sustained: SustainedResult[];
   /** Microbenchmarks. */
   readonly micro: MicroSection[];
+  /** The WaveSim showcase against its single-threaded reference (absent in older files). */
+  readonly wavesim?: WaveSimSection[];
+  /** Cross-process figures through NATS beside the local ones (absent in older files). */
+  readonly cluster?: ClusterSection[];
   /** The GPU section. */
   readonly gpuSection: GpuSection;
 }

@@ -9,6 +9,7 @@
 
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
+import { spawnSync } from "node:child_process";
 import { join, relative } from "node:path";
 import {
   type CaseName,
@@ -19,6 +20,7 @@ import {
 import { gpuInfo, machineInfo } from "./machine.ts";
 import {
   type BenchmarkResult,
+  type ClusterSection,
   type ComparisonResult,
   type FloorComparison,
   type FloorTarget,
@@ -31,6 +33,7 @@ import {
   sourceRevision,
   type SustainedResult,
   type TrialRecord,
+  type WaveSimSection,
 } from "./results.ts";
 import {
   childCommand,
@@ -53,6 +56,8 @@ import {
 } from "./stats.ts";
 import { currentRuntime } from "./cases.ts";
 import type { MicroReport } from "../micro.bench.ts";
+import type { WaveBenchResult } from "../wavesim.ts";
+import type { ClusterBenchResult } from "../cluster.ts";
 
 /** Everything a suite run needs to know. */
 export interface SuiteConfig {
@@ -82,6 +87,10 @@ export interface SuiteConfig {
   cases: CaseName[];
   /** Run the mitata microbenchmarks. */
   micro: boolean;
+  /** Fresh processes per runtime of the WaveSim showcase benchmark (0: none). */
+  wavesimRuns: number;
+  /** Runs per runtime of the cluster benchmark through nats-server (0: none). */
+  clusterRuns: number;
   /** Run the GPU section when a GPU is present. */
   gpu: boolean;
   /** Explicit runtime binaries. */
@@ -115,6 +124,8 @@ export function defaultSuiteConfig(
     runtimes: ["deno", "bun"],
     cases: Object.keys(CASES) as CaseName[],
     micro: true,
+    wavesimRuns: quick ? 1 : 3,
+    clusterRuns: quick ? 1 : 5,
     gpu: true,
     runtimePaths: {},
     seed: 1,
@@ -578,6 +589,75 @@ async function runMicro(
   return { runtime: runtime.name, report: JSON.parse(line) as MicroReport };
 }
 
+/**
+ * Runs `bench/wavesim.ts` (tile actors and the single-threaded reference,
+ * timed in the same process; the backend it picks) in `config.wavesimRuns`
+ * fresh processes of `runtime`.
+ */
+async function runWaveSim(
+  runtime: RuntimeBinary,
+  config: SuiteConfig,
+): Promise<WaveSimSection> {
+  const runs: WaveBenchResult[] = [];
+  const failures: string[] = [];
+  for (let i = 0; i < config.wavesimRuns; i++) {
+    const { command, args } = childCommand(runtime, "bench/wavesim.ts", []);
+    const outcome = await runProcess(command, args, {
+      cwd: config.root,
+      timeoutMs: config.childTimeoutMs,
+    });
+    const line = outcome.stdout.trim().split("\n").reverse().find((l) =>
+      l.startsWith("{")
+    );
+    if (outcome.code !== 0 || line === undefined) {
+      const tail = outcome.stderr.trim().split("\n").slice(-3).join(" / ");
+      failures.push(`exit ${outcome.code ?? outcome.signal}: ${tail}`);
+      continue;
+    }
+    runs.push(JSON.parse(line) as WaveBenchResult);
+  }
+  return { runtime: runtime.name, runs, failures };
+}
+
+/** Runs `bench/cluster.ts --json` under `runtime` when `nats-server` is installed, or says why not. */
+async function runCluster(
+  runtime: RuntimeBinary,
+  config: SuiteConfig,
+): Promise<ClusterSection> {
+  const which = spawnSync("sh", ["-c", "command -v nats-server"], {
+    encoding: "utf8",
+  });
+  if (which.status !== 0) {
+    return {
+      runtime: runtime.name,
+      reason: "nats-server is not installed (apt-get install nats-server)",
+    };
+  }
+  const { command, args } = childCommand(runtime, "bench/cluster.ts", [
+    "--json",
+    "--runs",
+    String(config.clusterRuns),
+  ]);
+  const outcome = await runProcess(command, args, {
+    cwd: config.root,
+    timeoutMs: 600_000,
+  });
+  const line = outcome.stdout.trim().split("\n").reverse().find((l) =>
+    l.startsWith("{")
+  );
+  if (outcome.code !== 0 || line === undefined) {
+    const tail = outcome.stderr.trim().split("\n").slice(-3).join(" / ");
+    return {
+      runtime: runtime.name,
+      reason: `exit ${outcome.code ?? outcome.signal}: ${tail}`,
+    };
+  }
+  return {
+    runtime: runtime.name,
+    result: JSON.parse(line) as ClusterBenchResult,
+  };
+}
+
 /** Runs `bench/gpu_table.ts --out` under Deno when a GPU is present, or says why not. */
 export async function runGpuSection(
   config: SuiteConfig,
@@ -784,6 +864,22 @@ export async function runSuite(
     }
   }
 
+  const wavesim: WaveSimSection[] = [];
+  if (config.wavesimRuns > 0) {
+    for (const runtime of usable) {
+      hooks.log(`WaveSim ${runtime.name}: ${config.wavesimRuns} processes`);
+      wavesim.push(await runWaveSim(runtime, config));
+    }
+  }
+
+  const cluster: ClusterSection[] = [];
+  if (config.clusterRuns > 0) {
+    for (const runtime of usable) {
+      hooks.log(`cluster ${runtime.name}: ${config.clusterRuns} runs`);
+      cluster.push(await runCluster(runtime, config));
+    }
+  }
+
   const gpuSection = await runGpuSection(
     config,
     gpu.present,
@@ -826,6 +922,8 @@ export async function runSuite(
     floors: buildFloorComparisons(benchmarks),
     sustained,
     micro,
+    wavesim,
+    cluster,
     gpuSection,
   };
 }
