@@ -939,8 +939,11 @@ export const FLOOR_LIMITS: Readonly<Record<string, string>> = Object.freeze({
     "`call()` against a two-thread spin ping-pong: a call encodes an envelope and its payload, the actor " +
     "validates and decodes it into a JavaScript object (a BigInt field included), runs the handler, encodes " +
     "the reply and commits it through the kill-safe ownership word, and the host decodes the reply and " +
-    "settles the caller's promise; the floor moves one word each way. On 2 cores both threads of either side " +
-    "also compete with the harness and the operating system, which is what the p99 shows.",
+    "settles the caller's promise; the floor moves one word each way. The p99: the floor's threads never " +
+    "sleep, while an actor whose idle spin ran out before the next call (a pause of the calling thread " +
+    "longer than the spin: compiling, collecting garbage, being descheduled) sleeps, and that call pays a " +
+    "thread wake-up, which on a virtual machine takes hundreds of µs; early in a process, while the engine " +
+    "still compiles, such pauses are frequent enough to set the p99 of a few thousand calls.",
   "sendbatch-sink":
     "one-way `sendBatch` against a bare ring: the bare ring only moves bytes (its consumer never reads a " +
     "payload), while the actor decodes every message into an object and calls its handler, and commits in " +
