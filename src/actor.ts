@@ -124,6 +124,25 @@ export interface ActorContext<S = unknown> {
    * invalid filter.
    */
   subscribe(filter: string): TopicSubscription;
+  /**
+   * Replies to an earlier call of this actor by its correlation id (the
+   * `ctx.correlationId` kept while handling it): the handler of that earlier
+   * message returned `undefined` (no reply), and this answers it later, from
+   * any handler. The call resolves with `message` (encoded with
+   * `options.schema`, by default the actor's output schema, which the
+   * caller decodes replies with); after the call's deadline the reply is
+   * dead-lettered as `expired`. It travels by the host's message channel,
+   * not the reply queue, so it may arrive after replies returned later.
+   * Throws `InvalidMessageError` when the actor has no output schema and
+   * none is given or the message does not encode or fit, and
+   * {@linkcode InvalidOptionError} for a correlation id that is not a
+   * positive bigint below 2^64 or a bad option.
+   */
+  replyTo(
+    correlationId: bigint,
+    message: MessageValue<FieldsSpec>,
+    options?: Pick<ActorSendOptions, "schema">,
+  ): void;
 }
 
 /** A handler's result: a reply (sent to the host), nothing, or a promise of either. */

@@ -263,6 +263,15 @@ export interface KernelInternals {
   giveUp(detail: string): void;
   /** Records a message the host dead-lettered on this kernel's behalf. */
   countHostDeadLetter(): void;
+  /**
+   * A reply the actor sent later (`ctx.replyTo`), by the host's message
+   * channel: `slot` (envelope and payload) is routed as a reply read from
+   * the output ring (after the replies the ring already holds). It adds no
+   * message to the accounting: the call it answers was counted when its
+   * handler returned no reply. One the reply buffer has no room for (it
+   * cannot stay in a ring) is dead-lettered as `queue-full`.
+   */
+  deliverReply(slot: Uint8Array): void;
 }
 
 let construct: (init: KernelInit<FieldsSpec, FieldsSpec>) => Kernel;
@@ -461,6 +470,7 @@ export class Kernel<
       countHostDeadLetter: () => {
         this.#hostDeadLettered++;
       },
+      deliverReply: (slot) => this.#deliverReply(slot),
     };
   }
 
@@ -1151,11 +1161,36 @@ export class Kernel<
     }
   }
 
+  /** See {@linkcode KernelInternals.deliverReply}. */
+  #deliverReply(slot: Uint8Array): void {
+    if (this.outputSchema === undefined) {
+      this.#services.deadLetter(
+        this,
+        "invalid-message",
+        `reply to "${this.name}", which has no output schema`,
+        slot,
+      );
+      return;
+    }
+    // The replies already in the ring were sent before this one.
+    this.#dispatch();
+    const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+    if (!this.#route(view, 0, slot)) {
+      this.#services.deadLetter(
+        this,
+        "queue-full",
+        `deferred reply of "${this.name}" beyond its ${this.#replyBound} buffered replies`,
+        slot,
+      );
+    }
+  }
+
   /**
-   * Routes one reply (in the output ring at `offset`) to whoever waits for
-   * it; returns false, taking nothing, when it would go to a full buffer.
+   * Routes one reply (in the output ring at `offset`, or in `slot`, a
+   * deferred reply, at 0) to whoever waits for it; returns false, taking
+   * nothing, when it would go to a full buffer.
    */
-  #route(view: DataView, offset: number): boolean {
+  #route(view: DataView, offset: number, slot?: Uint8Array): boolean {
     const schema = this.outputSchema!;
     const ring = this.#host.outputRing;
     let correlation: number;
@@ -1195,7 +1230,7 @@ export class Kernel<
         this,
         "invalid-message",
         String(error),
-        ring.bytes.slice(offset, offset + ring.slotSize),
+        slot ?? ring.bytes.slice(offset, offset + ring.slotSize),
       );
       return true;
     }
@@ -1217,7 +1252,7 @@ export class Kernel<
           this,
           "expired",
           `reply to call ${correlation} after its deadline`,
-          ring.bytes.slice(offset, offset + ring.slotSize),
+          slot ?? ring.bytes.slice(offset, offset + ring.slotSize),
         );
         return true;
       }
@@ -1247,7 +1282,7 @@ export class Kernel<
         this,
         this.#overflowReason!,
         `unread reply of "${this.name}" beyond its ${this.#replyBound} buffered`,
-        ring.bytes.slice(offset, offset + ring.slotSize),
+        slot ?? ring.bytes.slice(offset, offset + ring.slotSize),
       );
       return true;
     }

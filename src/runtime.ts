@@ -1044,6 +1044,8 @@ export class RingKernel implements AsyncDisposable {
       onExit: (reason) =>
         bound.kernel && kernelInternals(bound.kernel).onExit(reason),
       onPublish: (topic, slot) => this.#publishSlot(topic, slot),
+      onReply: (slot) =>
+        bound.kernel && kernelInternals(bound.kernel).deliverReply(slot),
       onDeviceSend: (target, slot) =>
         this.#deliverDeviceSend(name, target, slot),
       onStuck: (thread) => {

@@ -1,5 +1,5 @@
 // The K2K sending side of a CPU actor's loop (ctx.send, ctx.trySend,
-// ctx.sendBatch), driven directly over rings in one thread.
+// ctx.sendBatch, ctx.replyTo), driven directly over rings in one thread.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ActorOutbox, type Route } from "../src/backend/cpu/actor_outbox.ts";
@@ -10,6 +10,8 @@ import {
 } from "../src/actor.ts";
 import { array, defineMessage } from "../src/message.ts";
 import { HybridClock } from "../src/hlc.ts";
+import { ENVELOPE_SIZE, readEnvelope } from "../src/envelope.ts";
+import type { WorkerToHost } from "../src/backend/cpu/protocol.ts";
 import { Ring, ringByteLength } from "../src/ring.ts";
 import {
   InvalidMessageError,
@@ -225,5 +227,83 @@ describe("K2K sends from an actor", () => {
     assert.equal(Atomics.load(sleeping, doorbell), before);
     box.flush();
     assert.equal(Atomics.load(sleeping, doorbell), before + 1);
+  });
+});
+
+describe("deferred replies from an actor (ctx.replyTo)", () => {
+  function replier(output: boolean) {
+    const posted: { message: WorkerToHost; transfer?: Transferable[] }[] = [];
+    const box = new ActorOutbox({
+      name: "replier",
+      id: SENDER_ID,
+      definition: defineActor({
+        input: Msg,
+        ...(output ? { output: Msg } : {}),
+        handle: () => {},
+      }) as unknown as ActorDefinition,
+      clock: new HybridClock({ nodeId: SENDER_ID }),
+      slotSize: 64,
+      routes: () => new Map(),
+      catchUp: () => undefined,
+      post: (message, transfer) => posted.push({ message, transfer }),
+    });
+    return { box, posted };
+  }
+
+  test("posts the reply to the host: the call's id, this actor, a stamp, the payload; the buffer transferred", () => {
+    const { box, posted } = replier(true);
+    box.replyTo(42n, { n: 7, x: 1.5 });
+    box.replyTo((1n << 64n) - 1n, { n: 8, x: 0 });
+    assert.equal(posted.length, 2);
+    const { message, transfer } = posted[0];
+    assert.equal(message.kind, "reply");
+    const slot = (message as { slot: Uint8Array }).slot;
+    assert.deepEqual(transfer, [slot.buffer]);
+    assert.equal(slot.byteLength, ENVELOPE_SIZE + Msg.size);
+    const view = new DataView(slot.buffer);
+    const envelope = readEnvelope(view, 0);
+    assert.equal(envelope.typeId, Msg.typeId);
+    assert.equal(envelope.correlationId, 42n);
+    assert.equal(envelope.sourceActor, SENDER_ID);
+    assert.ok(envelope.timestamp > 0n);
+    assert.deepEqual(Msg.decode(view, ENVELOPE_SIZE), { n: 7, x: 1.5 });
+    const last = (posted[1].message as { slot: Uint8Array }).slot;
+    assert.equal(
+      readEnvelope(new DataView(last.buffer), 0).correlationId,
+      (1n << 64n) - 1n,
+    );
+  });
+
+  test("refuses a bad id, a bad message or option, and an actor with no output schema unless given one", () => {
+    const { box, posted } = replier(true);
+    for (const id of [0n, -1n, 1n << 64n, 1, "1", undefined]) {
+      assert.throws(
+        () => box.replyTo(id as bigint, { n: 1, x: 1 }),
+        InvalidOptionError,
+        String(id),
+      );
+    }
+    assert.throws(
+      () => box.replyTo(1n, { n: "x" } as never),
+      InvalidMessageError,
+    );
+    assert.throws(
+      () => box.replyTo(1n, { n: 1, x: 1 }, { schema: {} as never }),
+      InvalidOptionError,
+    );
+    assert.throws(
+      () => box.replyTo(1n, { v: [] }, { schema: Big }),
+      InvalidMessageError,
+    );
+    assert.equal(posted.length, 0);
+    const none = replier(false);
+    assert.throws(
+      () => none.box.replyTo(1n, { n: 1, x: 1 }),
+      InvalidMessageError,
+    );
+    none.box.replyTo(1n, { a: 1, b: 2 }, { schema: Odd });
+    assert.equal(none.posted.length, 1);
+    const slot = (none.posted[0].message as { slot: Uint8Array }).slot;
+    assert.equal(readEnvelope(new DataView(slot.buffer), 0).typeId, Odd.typeId);
   });
 });

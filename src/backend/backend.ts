@@ -94,6 +94,11 @@ export interface ActorHostEvents {
   /** The actor published a message (envelope and payload). */
   onPublish(topic: string, slot: Uint8Array): void;
   /**
+   * The actor answered an earlier call later (`ctx.replyTo`; envelope and
+   * payload): routed as a reply from its output ring. Absent: dropped.
+   */
+  onReply?(slot: Uint8Array): void;
+  /**
    * The actor's device code sent (`rk_send`) to an actor the host serves
    * (see {@linkcode HostRoute}): `target` is the name's hash, `slot` the
    * message (envelope and payload). The runtime delivers it to that actor's

@@ -128,7 +128,10 @@ export interface OutboxInit {
   ) => Promise<void>;
 }
 
-/** The sending side of one actor loop: `ctx.send`, `ctx.publish`, `ctx.subscribe`. */
+/**
+ * The sending side of one actor loop: `ctx.send`, `ctx.publish`,
+ * `ctx.subscribe`, `ctx.replyTo`.
+ */
 export class ActorOutbox {
   readonly #init: OutboxInit;
   /** Where K2K messages are encoded before they take slots of the target's inbox. */
@@ -464,6 +467,46 @@ export class ActorOutbox {
     if (this.#toWake.size === 0) return;
     for (const route of this.#toWake) route.wakeRing.ringDoorbell();
     this.#toWake.clear();
+  }
+
+  /**
+   * `ctx.replyTo`: a reply to the earlier call `correlationId`, handed to
+   * the host (which routes it as a reply from the output ring): off the
+   * ring, so the loop's commit of replies is untouched.
+   */
+  replyTo(
+    correlationId: bigint,
+    message: MessageValue<FieldsSpec>,
+    options?: Pick<ActorSendOptions, "schema">,
+  ): void {
+    const given = checkSchema(
+      checkOptionsObject<ActorSendOptions>("options", options).schema,
+    );
+    if (
+      typeof correlationId !== "bigint" || correlationId <= 0n ||
+      correlationId >= 1n << 64n
+    ) {
+      throw new InvalidOptionError(
+        "correlationId",
+        correlationId,
+        "a positive bigint below 2^64 (a call's ctx.correlationId)",
+      );
+    }
+    const schema = this.#schemaOf(given);
+    if (schema.size > this.#init.slotSize - ENVELOPE_SIZE) {
+      throw new InvalidMessageError(
+        `${schema.name} (${schema.size} B) does not fit a ${this.#init.slotSize} B slot`,
+      );
+    }
+    const slot = new Uint8Array(ENVELOPE_SIZE + schema.size);
+    const view = new DataView(slot.buffer);
+    writeEnvelopeFor(view, 0, schema, {
+      correlationId,
+      sourceActor: this.#init.id,
+      timestamp: this.#init.clock.now(),
+    });
+    schema.encode(view, ENVELOPE_SIZE, message);
+    this.#init.post({ kind: "reply", slot }, [slot.buffer]);
   }
 
   /** `ctx.publish`: hands a publication to the host, which delivers it. */

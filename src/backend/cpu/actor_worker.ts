@@ -397,6 +397,7 @@ class ActorLoop {
       publish: (topic, message, options) =>
         outbox.publish(topic, message, options),
       subscribe: (filter) => outbox.subscribe(filter),
+      replyTo: (id, message, options) => outbox.replyTo(id, message, options),
     };
   }
 

@@ -314,6 +314,9 @@ export class CpuActorHost implements ActorHost {
       case "publish":
         this.#events.onPublish(message.topic, message.slot);
         break;
+      case "reply":
+        this.#events.onReply?.(message.slot);
+        break;
       case "subscribe":
       case "unsubscribe":
         this.#events.onSubscription(

@@ -146,6 +146,12 @@ export type WorkerToHost =
    */
   | { kind: "died"; error: SerializedError }
   | { kind: "publish"; topic: string; slot: Uint8Array }
+  /**
+   * A deferred reply (`ctx.replyTo`): envelope (the answered call's
+   * correlation id) and payload; the host routes it as a reply read from
+   * the output ring.
+   */
+  | { kind: "reply"; slot: Uint8Array }
   | { kind: "subscribe"; filter: string }
   | { kind: "unsubscribe"; filter: string }
   | { kind: "exited"; reason: "terminated" | "aborted" | "crashed" }
