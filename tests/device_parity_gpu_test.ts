@@ -5,12 +5,8 @@
 // and must give the same replies, in the same order where the order is
 // defined, and the same accounting (sent, processed, dead-lettered) on every
 // kernel: rk_send by name against ctx.send, rk_publish against ctx.publish,
-// and rk_defer / rk_reply_to against what a CPU actor can do. A CPU handler
-// answers only the message it handles (its return value): it can keep a
-// call's correlation id, but not answer that call from a later message. So
-// the deferred case compares the answers themselves (the kept call's on the
-// GPU, the later message's reply on the CPU, where the kept call times out)
-// and the accounting. Skipped without a GPU (gpu_gate.ts); with
+// and rk_defer / rk_reply_to against a kept ctx.correlationId and
+// ctx.replyTo. Skipped without a GPU (gpu_gate.ts); with
 // RINGKERNEL_REQUIRE_GPU=1 they run (on the emulator when RINGKERNEL_LIBCUDA
 // points at it).
 import assert from "node:assert/strict";
@@ -198,7 +194,7 @@ describe("device API parity with the CPU backend", () => {
   );
 
   gpuTest(
-    "deferred reply: the same answers and accounting (the GPU answers the kept call, the CPU the later message)",
+    "deferred reply: the kept call answered from the later message, the same answers and accounting",
     async () => {
       const rounds = 3;
       const { gpu, cpu } = await onBothSides(async (rt, side) => {
@@ -215,10 +211,7 @@ describe("device API parity with the CPU backend", () => {
         const callOutcomes: string[] = [];
         for (let round = 1; round <= rounds; round++) {
           let settled = false;
-          const call = d.call(echo(round, round, 1), {
-            // Answered on the GPU; on the CPU it can only time out.
-            timeoutMs: side === "gpu" ? 5_000 : 300,
-          })
+          const call = d.call(echo(round, round, 1), { timeoutMs: 5_000 })
             .then(
               (m) => ({ answer: reply(m) }),
               (error: Error) => ({ error: error.name }),
@@ -263,9 +256,8 @@ describe("device API parity with the CPU backend", () => {
           deadLettered: 1,
         },
       });
-      // Where they differ: who gets the answer.
+      assert.deepEqual(gpu.callOutcomes, cpu.callOutcomes);
       assert.deepEqual(gpu.callOutcomes, Array(rounds).fill("answered"));
-      assert.deepEqual(cpu.callOutcomes, Array(rounds).fill("TimeoutError"));
       assert.equal(gpu.unread, undefined);
       assert.equal(cpu.unread, undefined);
     },
