@@ -617,6 +617,31 @@ function checkFits(ring: Ring, schema: MessageSchema): void {
 }
 
 /**
+ * Sleeps (without blocking the thread) while `signals[index]` still holds
+ * `value`, at most `timeoutMs`. It races its own timer: some runtimes
+ * neither keep the event loop alive for a pending `Atomics.waitAsync` nor
+ * deliver its timeout when idle.
+ */
+async function sleepOnWord(
+  signals: Int32Array,
+  index: number,
+  value: number,
+  timeoutMs: number,
+): Promise<void> {
+  const result = Atomics.waitAsync(signals, index, value, timeoutMs);
+  if (!result.async) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.ceil(timeoutMs));
+  });
+  try {
+    await Promise.race([result.value, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * The writing side of a ring. Encode in place: `claim(n)` grants up to `n`
  * slots, `slotOffset(i)` locates the i-th, the caller writes the envelope and
  * payload there, and `publish(n)` makes the first `n` visible at once.
@@ -859,20 +884,7 @@ export abstract class RingProducer {
         Atomics.add(signals, ROOM_WAITING, 1);
         try {
           if (this.hasRoom()) return true;
-          const result = Atomics.waitAsync(signals, ROOM_BELL, bell, left);
-          if (result.async) {
-            // As in RingConsumer.readable: our own timer, for runtimes that
-            // do not deliver a pending waitAsync's timeout while idle.
-            let timer: ReturnType<typeof setTimeout> | undefined;
-            const timedOut = new Promise<void>((resolve) => {
-              timer = setTimeout(resolve, Math.ceil(left));
-            });
-            try {
-              await Promise.race([result.value, timedOut]);
-            } finally {
-              clearTimeout(timer);
-            }
-          }
+          await sleepOnWord(signals, ROOM_BELL, bell, left);
         } finally {
           Atomics.sub(signals, ROOM_WAITING, 1);
         }
@@ -1427,20 +1439,7 @@ export abstract class RingConsumer {
         const bell = Atomics.load(signals, DOORBELL);
         Atomics.store(signals, SLEEPING, 1);
         if (this.available() > 0) return true;
-        const result = Atomics.waitAsync(signals, DOORBELL, bell, left);
-        if (result.async) {
-          // Race our own timer: some runtimes neither keep the event loop
-          // alive for a pending waitAsync nor deliver its timeout when idle.
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          const timedOut = new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, Math.ceil(left));
-          });
-          try {
-            await Promise.race([result.value, timedOut]);
-          } finally {
-            clearTimeout(timer);
-          }
-        }
+        await sleepOnWord(signals, DOORBELL, bell, left);
         if (signal?.aborted) throw signal.reason;
         if (this.available() > 0) return true;
       }
