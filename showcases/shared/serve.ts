@@ -66,6 +66,9 @@ function resolveFile(publicDir: URL, pathname: string): URL | undefined {
   return new URL(name, publicDir);
 }
 
+/** Files both showcases use (the base stylesheet), served when a showcase has no file of that name. */
+const SHARED_PUBLIC = new URL("./public/", import.meta.url);
+
 async function staticResponse(
   publicDir: URL,
   pathname: string,
@@ -73,7 +76,11 @@ async function staticResponse(
   const file = resolveFile(publicDir, pathname);
   if (file === undefined) return new Response("not found", { status: 404 });
   try {
-    const body = new Uint8Array(await readFile(file));
+    const body = new Uint8Array(
+      await readFile(file).catch(() =>
+        readFile(resolveFile(SHARED_PUBLIC, pathname)!)
+      ),
+    );
     const ext = pathname === "/" ? "html" : pathname.split(".").pop()!;
     return new Response(body, {
       headers: {
