@@ -20,17 +20,9 @@ import {
 } from "../src/errors.ts";
 import type { Kernel } from "../src/kernel.ts";
 import type { EchoMessage } from "../src/actors/schemas.ts";
-import { echo, fixture } from "./helpers.ts";
+import { echo, fixture, tallyReport } from "./helpers.ts";
 
 type Counter = Kernel<typeof EchoMessage.spec, typeof EchoMessage.spec>;
-
-/** The checkpoint actor's report: messages counted, their sum, repeats. */
-async function report(
-  kernel: Counter,
-): Promise<{ count: number; sum: number; repeats: number }> {
-  const r = await kernel.call(echo(0, 0, 1), { timeoutMs: 5000 });
-  return { count: Number(r.seq), sum: r.value, repeats: r.tag };
-}
 
 /** Waits (polling, within `timeoutMs`) until `check` holds. */
 async function until(
@@ -79,7 +71,7 @@ describe("checkpoints: restart after a crash restores the latest", () => {
       checkpoint: { store, everyMessages: 10 },
     }) as unknown as Counter;
     for (let i = 0; i < 30; i++) await kernel.send(echo(i, i));
-    assert.deepEqual(await report(kernel), {
+    assert.deepEqual(await tallyReport(kernel), {
       count: 30,
       sum: (29 * 30) / 2,
       repeats: 0,
@@ -92,7 +84,7 @@ describe("checkpoints: restart after a crash restores the latest", () => {
     // Handled after the latest checkpoint: lost to the state at a restart.
     // (Fewer than everyMessages, so no checkpoint is taken of them.)
     for (let i = 30; i < 35; i++) await kernel.send(echo(i, i));
-    assert.equal((await report(kernel)).count, 35);
+    assert.equal((await tallyReport(kernel)).count, 35);
     await assert.rejects(
       kernel.call(echo(0, 0, 4), { timeoutMs: 5000 }),
       ActorCrashedError,
@@ -109,13 +101,13 @@ describe("checkpoints: restart after a crash restores the latest", () => {
     );
     // It counts on from the checkpointed count; the five lost sequences
     // come again without counting as repeats.
-    assert.deepEqual(await report(kernel), {
+    assert.deepEqual(await tallyReport(kernel), {
       count: 30,
       sum: (29 * 30) / 2,
       repeats: 0,
     });
     for (let i = 30; i < 35; i++) await kernel.send(echo(i, i));
-    assert.deepEqual(await report(kernel), {
+    assert.deepEqual(await tallyReport(kernel), {
       count: 35,
       sum: (34 * 35) / 2,
       repeats: 0,
@@ -142,7 +134,7 @@ describe("checkpoints: restart after a crash restores the latest", () => {
     await new Promise((resolve) => setTimeout(resolve, 150));
     assert.equal(await store.latest("timed"), undefined, "idle: none taken");
     for (let i = 0; i < 12; i++) await kernel.send(echo(i, 1));
-    assert.equal((await report(kernel)).count, 12);
+    assert.equal((await tallyReport(kernel)).count, 12);
     await until(
       "a checkpoint of the 13 messages",
       async () => await latestSequence(store, "timed") === 13n,
@@ -152,7 +144,11 @@ describe("checkpoints: restart after a crash restores the latest", () => {
       ActorCrashedError,
     );
     await until("the restart", () => events.some((e) => e.type === "restart"));
-    assert.deepEqual(await report(kernel), { count: 12, sum: 12, repeats: 0 });
+    assert.deepEqual(await tallyReport(kernel), {
+      count: 12,
+      sum: 12,
+      repeats: 0,
+    });
   });
 
   test("no checkpoint yet: the restart runs init; the launch's restoreFrom record where the store has none", async () => {
@@ -173,7 +169,7 @@ describe("checkpoints: restart after a crash restores the latest", () => {
       { type: "restart" }
     >;
     assert.equal(first.restored, undefined);
-    assert.equal((await report(fresh)).count, 0, "init ran");
+    assert.equal((await tallyReport(fresh)).count, 0, "init ran");
 
     // A record to launch from, in another store.
     const origin = new MemoryCheckpointStore();
@@ -181,7 +177,7 @@ describe("checkpoints: restart after a crash restores the latest", () => {
       actor: fixture("checkpoint_actor"),
     });
     for (let i = 0; i < 7; i++) await seed.send(echo(i, 2));
-    await report(seed as unknown as Counter);
+    await tallyReport(seed as unknown as Counter);
     await rt.checkpoint("seed", { store: origin });
     await seed.terminate();
     const kept = new MemoryCheckpointStore();
@@ -199,7 +195,11 @@ describe("checkpoints: restart after a crash restores the latest", () => {
       "the second restart",
       () => events.filter((e) => e.type === "restart").length === 2,
     );
-    assert.deepEqual(await report(seeded), { count: 7, sum: 14, repeats: 0 });
+    assert.deepEqual(await tallyReport(seeded), {
+      count: 7,
+      sum: 14,
+      repeats: 0,
+    });
   });
 
   test("refusals: an actor without snapshot/restore, a bad policy", async () => {

@@ -5,70 +5,21 @@
 // adoption: a target too slow to launch the actor before the source gives
 // up, or killed while it launches, never serves it beside the source, which
 // runs on with its state.
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { RingKernel } from "../src/runtime.ts";
 import type { EchoMessage } from "../src/actors/schemas.ts";
 import { RingKernelError, TimeoutError } from "../src/errors.ts";
 import type { RemoteActor } from "../cluster.ts";
 import { delay } from "../src/async.ts";
-import { echo, fixture, isDeno } from "./helpers.ts";
-import { NATS_SKIP, NatsServer } from "./fixtures/nats_server.ts";
+import { echo, type EchoCallable, fixture, tallyReport } from "./helpers.ts";
+import { NATS_SKIP } from "./fixtures/nats_server.ts";
+import { useJetStreamNodes } from "./fixtures/cluster_nodes.ts";
 
 type Echo = typeof EchoMessage.spec;
-type Target = {
-  call(
-    m: { seq: bigint; value: number; tag: number },
-    o?: { timeoutMs?: number },
-  ): Promise<unknown>;
-};
-
-const NODE_SCRIPT = fileURLToPath(
-  new URL("./fixtures/nats_migrate_node.ts", import.meta.url),
-);
-
-/** The checkpoint actor's report: messages counted, their sum, repeats. */
-async function report(
-  target: Target,
-): Promise<{ count: number; sum: number; repeats: number }> {
-  const r = await target.call(echo(0, 0, 1), { timeoutMs: 5000 }) as {
-    seq: bigint;
-    value: number;
-    tag: number;
-  };
-  return { count: Number(r.seq), sum: r.value, repeats: r.tag };
-}
-
 describe("cluster: plain requests during a migration, two-phase adoption", {
   skip: NATS_SKIP,
 }, () => {
-  let server: NatsServer;
-  const runtimes: RingKernel[] = [];
-  const children: ChildProcess[] = [];
-  const node = async (name: string) => {
-    const rt = await RingKernel.create({
-      backend: "cpu",
-      quiet: true,
-      cluster: { servers: server.url, name },
-    });
-    runtimes.push(rt);
-    return rt;
-  };
-
-  before(async () => {
-    server = await NatsServer.start({ jetstream: true });
-  });
-
-  after(async () => {
-    for (const child of children) child.kill("SIGKILL");
-    await Promise.allSettled(
-      runtimes.map((rt) => rt.shutdown({ timeoutMs: 2000 })),
-    );
-    await server?.dispose();
-  });
+  const { node, spawnNode } = useJetStreamNodes();
 
   test("plain sends and calls in flight while the actor migrates away and back: each answered once, none hang", async () => {
     const a = await node("load-a");
@@ -136,8 +87,8 @@ describe("cluster: plain requests during a migration, two-phase adoption", {
     assert.deepEqual(failures, [], "every request answered");
     assert.ok(sent.length > 50, `${sent.length} sends`);
     assert.ok(calls > 10, `${calls} calls`);
-    const kernel = a.getKernel("busy") as unknown as Target;
-    assert.deepEqual(await report(kernel), {
+    const kernel = a.getKernel("busy") as unknown as EchoCallable;
+    assert.deepEqual(await tallyReport(kernel), {
       count: sent.length,
       sum: sent.length,
       repeats: 0,
@@ -174,7 +125,7 @@ describe("cluster: plain requests during a migration, two-phase adoption", {
     assert.deepEqual(a.cluster!.served, ["slowpoke"]);
     const fromB = await b.cluster!.remote("slowpoke");
     assert.equal(fromB.node, "slow-a");
-    assert.deepEqual(await report(fromB as unknown as Target), {
+    assert.deepEqual(await tallyReport(fromB as unknown as EchoCallable), {
       count: 10,
       sum: 45,
       repeats: 0,
@@ -183,20 +134,7 @@ describe("cluster: plain requests during a migration, two-phase adoption", {
 
   test("a target killed while it adopts: the source aborts and runs on", async () => {
     const a = await node("kill-a");
-    const child = spawn(
-      process.execPath,
-      isDeno
-        ? ["run", "-A", NODE_SCRIPT, server.url, "kill-b"]
-        : [NODE_SCRIPT, server.url, "kill-b"],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    children.push(child);
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on("data", (d: Uint8Array) => {
-        if (String(d).includes("ready")) resolve();
-      });
-      child.on("exit", (code) => reject(new Error(`node exited ${code}`)));
-    });
+    const child = await spawnNode("kill-b");
     const kernel = await a.launch("doomed-move", {
       actor: fixture("checkpoint_actor"),
       config: { restoreDelayMs: 3000 },
@@ -216,7 +154,7 @@ describe("cluster: plain requests during a migration, two-phase adoption", {
     const c = await node("kill-c");
     const remote = await c.cluster!.remote("doomed-move") as RemoteActor;
     assert.equal(remote.node, "kill-a");
-    assert.deepEqual(await report(remote as unknown as Target), {
+    assert.deepEqual(await tallyReport(remote as unknown as EchoCallable), {
       count: 5,
       sum: 10,
       repeats: 0,

@@ -2,70 +2,21 @@
 // processes while durable, sequence-numbered messages stream to it (checked
 // from the actor's own state: every sequence handled exactly once, the
 // running sum), and K2K sends from an actor to a name another node serves.
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { RingKernel } from "../src/runtime.ts";
 import type { EchoMessage } from "../src/actors/schemas.ts";
 import { ActorCrashedError, InvalidStateError } from "../src/errors.ts";
 import type { RemoteActor } from "../cluster.ts";
 import { delay } from "../src/async.ts";
-import { echo, fixture, isDeno } from "./helpers.ts";
-import { NATS_SKIP, NatsServer } from "./fixtures/nats_server.ts";
+import { echo, type EchoCallable, fixture, tallyReport } from "./helpers.ts";
+import { NATS_SKIP } from "./fixtures/nats_server.ts";
+import { useJetStreamNodes } from "./fixtures/cluster_nodes.ts";
 
 type Echo = typeof EchoMessage.spec;
-type Target = {
-  call(
-    m: { seq: bigint; value: number; tag: number },
-    o?: { timeoutMs?: number },
-  ): Promise<unknown>;
-};
-
-const NODE_SCRIPT = fileURLToPath(
-  new URL("./fixtures/nats_migrate_node.ts", import.meta.url),
-);
-
-/** The checkpoint actor's report: messages counted, their sum, repeats. */
-async function report(
-  target: Target,
-): Promise<{ count: number; sum: number; repeats: number }> {
-  const r = await target.call(echo(0, 0, 1), { timeoutMs: 5000 }) as {
-    seq: bigint;
-    value: number;
-    tag: number;
-  };
-  return { count: Number(r.seq), sum: r.value, repeats: r.tag };
-}
-
 describe("cluster: checkpoints, migration, K2K to remote names", {
   skip: NATS_SKIP,
 }, () => {
-  let server: NatsServer;
-  const runtimes: RingKernel[] = [];
-  const children: ChildProcess[] = [];
-  const node = async (name: string) => {
-    const rt = await RingKernel.create({
-      backend: "cpu",
-      quiet: true,
-      cluster: { servers: server.url, name },
-    });
-    runtimes.push(rt);
-    return rt;
-  };
-
-  before(async () => {
-    server = await NatsServer.start({ jetstream: true });
-  });
-
-  after(async () => {
-    for (const child of children) child.kill("SIGKILL");
-    await Promise.allSettled(
-      runtimes.map((rt) => rt.shutdown({ timeoutMs: 2000 })),
-    );
-    await server?.dispose();
-  });
+  const { node, spawnNode } = useJetStreamNodes();
 
   test("ctx.send from an actor to a name another node serves", async () => {
     const a = await node("k2k-a");
@@ -83,7 +34,7 @@ describe("cluster: checkpoints, migration, K2K to remote names", {
       assert.equal(r.seq, 0n, "the receipt's targetId is -1: another node");
     }
     const sink = await a.cluster!.actor("sink");
-    assert.deepEqual(await report(sink as Target), {
+    assert.deepEqual(await tallyReport(sink as EchoCallable), {
       count: 20,
       sum: (20 * 21) / 2,
       repeats: 0,
@@ -112,7 +63,7 @@ describe("cluster: checkpoints, migration, K2K to remote names", {
       for (let i = 0; i < 50; i++) {
         await kernel.send(echo(round * 50 + i, round * 50 + i));
       }
-      await report(kernel as unknown as Target);
+      await tallyReport(kernel as unknown as EchoCallable);
       infos.push(await a.checkpoint("tally", { store }));
     }
     assert.deepEqual(infos.map((i) => i.kind), ["full", "delta", "delta"]);
@@ -123,7 +74,7 @@ describe("cluster: checkpoints, migration, K2K to remote names", {
       actor: fixture("checkpoint_actor"),
       restoreFrom: await b.cluster!.checkpointStore(),
     });
-    assert.deepEqual(await report(restored as unknown as Target), {
+    assert.deepEqual(await tallyReport(restored as unknown as EchoCallable), {
       count: 150,
       sum: (149 * 150) / 2,
       repeats: 0,
@@ -133,20 +84,7 @@ describe("cluster: checkpoints, migration, K2K to remote names", {
   test("migration between two processes while durable messages stream: each sequence handled once, the sum kept", async () => {
     const a = await node("mig-a");
     const sender = await node("mig-sender");
-    const child = spawn(
-      process.execPath,
-      isDeno
-        ? ["run", "-A", NODE_SCRIPT, server.url, "mig-b"]
-        : [NODE_SCRIPT, server.url, "mig-b"],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    children.push(child);
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on("data", (d: Uint8Array) => {
-        if (String(d).includes("ready")) resolve();
-      });
-      child.on("exit", (code) => reject(new Error(`node exited ${code}`)));
-    });
+    await spawnNode("mig-b");
     const kernel = await a.launch("acct", {
       actor: fixture("checkpoint_actor"),
       public: true,
@@ -191,14 +129,14 @@ describe("cluster: checkpoints, migration, K2K to remote names", {
         ? a.getKernel("acct")
         : undefined;
       if (local !== undefined) {
-        seen = await report(local as unknown as Target);
+        seen = await tallyReport(local as unknown as EchoCallable);
         if (seen.count >= N) break;
       }
       await delay(100);
     }
     // Nothing more arrives (no late repeats).
     await delay(1500);
-    seen = await report(a.getKernel("acct") as unknown as Target);
+    seen = await tallyReport(a.getKernel("acct") as unknown as EchoCallable);
     assert.deepEqual(seen, { count: N, sum: (N * (N - 1)) / 2, repeats: 0 });
     const distinct = await a.getKernel("acct").call(echo(N, 0, 3));
     assert.equal(distinct.seq, BigInt(N), "every sequence 0..N-1 handled");

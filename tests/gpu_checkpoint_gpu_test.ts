@@ -27,7 +27,12 @@ import type { EchoMessage } from "../src/actors/schemas.ts";
 import { Nvrtc } from "../src/backend/cuda/nvrtc.ts";
 import { delay, pollUntil } from "../src/async.ts";
 import { gpuTest } from "./gpu_gate.ts";
-import { echo, withRuntime } from "./helpers.ts";
+import {
+  echo,
+  type EchoCallable,
+  tallyReport,
+  withRuntime,
+} from "./helpers.ts";
 import { NATS_SKIP, NatsServer } from "./fixtures/nats_server.ts";
 import { TALLY_STATE_BYTES } from "./fixtures/gpu_checkpoint_actors.ts";
 
@@ -46,21 +51,8 @@ const needsNvrtc = {
     : `libnvrtc not installed: ${nvrtc.reason?.split("\n")[0]}`,
 };
 
-/** The tally's report: messages counted, their sum, repeats. */
-async function report(
-  target: {
-    call(m: ReturnType<typeof echo>, o?: { timeoutMs?: number }): Promise<
-      unknown
-    >;
-  },
-): Promise<{ count: number; sum: number; repeats: number }> {
-  const r = await target.call(echo(0, 0, 1), { timeoutMs: 10_000 }) as {
-    seq: bigint;
-    value: number;
-    tag: number;
-  };
-  return { count: Number(r.seq), sum: r.value, repeats: r.tag };
-}
+/** The tally's report (a GPU actor answers more slowly on the emulator). */
+const report = (target: EchoCallable) => tallyReport(target, 10_000);
 
 /** The sequence of the latest record of `actor` in `store` (-1n for none). */
 async function latestSequence(

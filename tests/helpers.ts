@@ -101,6 +101,32 @@ export function echo(
   return { seq: BigInt(seq), value, tag };
 }
 
+/** Anything with an echo `call()`: a kernel, or a remote actor. */
+export interface EchoCallable {
+  /** Sends an echo message and resolves with the reply. */
+  call(
+    message: { seq: bigint; value: number; tag: number },
+    options?: { timeoutMs?: number },
+  ): Promise<unknown>;
+}
+
+/**
+ * What a counting test actor (`fixtures/checkpoint_actor.ts`, the GPU tally)
+ * answers to a message tagged 1: the messages it counted, their sum, and how
+ * many it saw twice.
+ */
+export async function tallyReport(
+  target: EchoCallable,
+  timeoutMs = 5000,
+): Promise<{ count: number; sum: number; repeats: number }> {
+  const r = await target.call(echo(0, 0, 1), { timeoutMs }) as {
+    seq: bigint;
+    value: number;
+    tag: number;
+  };
+  return { count: Number(r.seq), sum: r.value, repeats: r.tag };
+}
+
 /** Sent = processed + dead-lettered, nothing left in flight. */
 export function assertAccounted(m: KernelMetrics): void {
   assert.equal(m.inFlight, 0, `${m.name}: ${m.inFlight} in flight`);
